@@ -1,0 +1,14 @@
+//! KalTalk's domain vocabulary: typed ids, values validated at the edge, roles and their
+//! permissions, event kinds, secret tokens and the clock every time-dependent rule reads.
+
+pub mod clock;
+pub mod event;
+pub mod ids;
+pub mod role;
+pub mod token;
+pub mod values;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use ids::{ApiKeyId, EmailId, EventId, InvitationId, JobId, OrgId, SessionId, UserId};
+pub use role::{Permission, Role};
+pub use values::{EmailAddress, OrgName, Password, PersonName, ValidationError};

@@ -1,0 +1,65 @@
+//! The store's error: what callers can act on (not found, a named conflict) apart from
+//! everything else, which stays opaque.
+
+/// A unique constraint that a caller can explain to a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// `users.email`
+    EmailTaken,
+    /// `memberships (org_id, user_id)`
+    AlreadyMember,
+    /// Any other unique constraint, by name.
+    Other(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("could not create the database folder")]
+    Io(#[source] std::io::Error),
+    #[error("stored value is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::RowNotFound = err {
+            return StoreError::NotFound;
+        }
+        match unique_violation(&err) {
+            Some(conflict) => StoreError::Conflict(conflict),
+            None => StoreError::Database(err),
+        }
+    }
+}
+
+/// PostgreSQL names the violated constraint; SQLite names the columns in its message
+/// ("UNIQUE constraint failed: users.email"). Both map to the same `Conflict`.
+fn unique_violation(err: &sqlx::Error) -> Option<Conflict> {
+    let db_err = err.as_database_error()?;
+    if !db_err.is_unique_violation() {
+        return None;
+    }
+    let key = match db_err.constraint() {
+        Some(name) => name.to_owned(),
+        None => db_err
+            .message()
+            .split_once(':')
+            .map(|(_, columns)| columns.trim().to_owned())
+            .unwrap_or_default(),
+    };
+    Some(match key.as_str() {
+        "users_email_key" | "users.email" => Conflict::EmailTaken,
+        "memberships_pkey" | "memberships.org_id, memberships.user_id" => Conflict::AlreadyMember,
+        _ => Conflict::Other(key),
+    })
+}

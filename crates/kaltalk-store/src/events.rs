@@ -1,0 +1,86 @@
+//! The event log: a row for every state change others must hear about, written in the
+//! same transaction as the change (transactional outbox), so no reaction is ever missed.
+
+use chrono::{DateTime, Utc};
+use kaltalk_core::{EventId, OrgId};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{Store, StoreError, on_db};
+
+pub struct NewEvent {
+    pub org_id: Option<OrgId>,
+    pub kind: &'static str,
+    pub subject_id: Option<Uuid>,
+    pub payload: Value,
+}
+
+impl NewEvent {
+    pub fn new(
+        org_id: Option<OrgId>,
+        kind: &'static str,
+        subject_id: impl Into<Option<Uuid>>,
+        payload: Value,
+    ) -> Self {
+        Self {
+            org_id,
+            kind,
+            subject_id: subject_id.into(),
+            payload,
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Event {
+    pub id: EventId,
+    pub org_id: Option<OrgId>,
+    pub kind: String,
+    pub subject_id: Option<Uuid>,
+    pub payload: Json<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Appends `$event` inside the open transaction `$tx`.
+macro_rules! append_event {
+    ($tx:expr, $event:expr, $now:expr) => {{
+        let event: $crate::events::NewEvent = $event;
+        sqlx::query(
+            "INSERT INTO events (id, org_id, kind, subject_id, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(kaltalk_core::EventId::new())
+        .bind(event.org_id)
+        .bind(event.kind)
+        .bind(event.subject_id)
+        .bind(sqlx::types::Json(event.payload))
+        .bind($now)
+        .execute(&mut *$tx)
+        .await
+    }};
+}
+pub(crate) use append_event;
+
+impl Store {
+    /// Events of an organization after `after` (exclusive), oldest first. Ids are UUIDv7,
+    /// so id order is commit order closely enough for a reader resuming where it stopped.
+    pub async fn events_since(
+        &self,
+        org_id: OrgId,
+        after: Option<EventId>,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let after = after.map(|id| id.as_uuid()).unwrap_or(Uuid::nil());
+        let events = on_db!(self, pool => sqlx::query_as::<_, Event>(
+            "SELECT id, org_id, kind, subject_id, payload, created_at FROM events \
+             WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(org_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        Ok(events)
+    }
+}

@@ -1,0 +1,133 @@
+//! KalTalk's storage: one `Store` over SQLite (the embedded default) or PostgreSQL, the
+//! same SQL on both, migrations per backend, and the event log and job queue that every
+//! background reaction reads.
+//!
+//! Why an enum of native pools instead of a trait with two implementations: nearly every
+//! query is the same text on both backends, so a trait would mean writing each method
+//! twice. `on_db!` type-checks one body against each pool; the few dialect differences
+//! (the job claim) are explicit branches inside this crate and nowhere else.
+
+mod accounts;
+mod error;
+mod events;
+mod jobs;
+mod outbox;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use accounts::{
+    Acceptor, ApiKey, Invitation, Member, NewApiKey, NewInvitation, NewSession, NewUser,
+    Organization, SessionRecord, TokenPurpose, User,
+};
+pub use error::{Conflict, StoreError};
+pub use events::{Event, NewEvent};
+pub use jobs::{Job, JobState, NewJob, backoff};
+pub use outbox::{Delivery, EmailState, NewEmail, OutboundEmail};
+
+/// Runs `$body` with `$pool` bound to whichever native pool this store has. The body is
+/// compiled once per backend, so the same SQL is type-checked against both drivers.
+macro_rules! on_db {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which database a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://path` or `postgres://…`), creating an SQLite
+    /// file and its folder if missing. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            return Ok(Self {
+                db: Db::Postgres(pool),
+            });
+        }
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::InvalidUrl(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            ));
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            if let Some(parent) = Path::new(options.get_filename()).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(StoreError::Io)?;
+                }
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database exists once per connection.
+            .max_connections(if in_memory { 1 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            db: Db::Sqlite(pool),
+        })
+    }
+
+    /// Applies the backend's pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, pool => pool.close().await);
+    }
+}

@@ -1,0 +1,84 @@
+use chrono::{DateTime, Utc};
+use kaltalk_core::UserId;
+use kaltalk_core::{Clock, EmailAddress, OrgName, PersonName, SystemClock};
+use kaltalk_store::{Delivery, NewEmail, NewUser, Organization, Store};
+use uuid::Uuid;
+
+/// A fresh store per backend under test, with the temp dir that holds the SQLite file.
+pub struct TestStores {
+    pub stores: Vec<(&'static str, Store)>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn test_stores() -> TestStores {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let mut stores = vec![("sqlite", open(&sqlite_url).await)];
+    if let Ok(admin_url) = std::env::var("KALTALK_TEST_DATABASE_URL") {
+        stores.push((
+            "postgres",
+            open(&fresh_postgres_database(&admin_url).await).await,
+        ));
+    }
+    TestStores { stores, _dir: dir }
+}
+
+async fn open(url: &str) -> Store {
+    let store = Store::connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// Creates a throwaway database next to the one `admin_url` names; returns its URL.
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("kaltalk_test_{}", Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to KALTALK_TEST_DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("database URL with a path");
+    format!("{base}/{name}")
+}
+
+pub fn now() -> DateTime<Utc> {
+    SystemClock.now()
+}
+
+pub fn new_user(email: &str) -> NewUser {
+    NewUser {
+        name: PersonName::parse("name", "Ada Lovelace").expect("name"),
+        email: EmailAddress::parse("email", email).expect("email"),
+        password_hash: "$2b$12$notarealhashbutlongenoughforthetestsxxxxxxxxxxxxxxxxxx".into(),
+        email_verified: false,
+    }
+}
+
+pub async fn sign_up(store: &Store, email: &str) -> (UserId, Organization) {
+    store
+        .sign_up(
+            &new_user(email),
+            &OrgName::parse("org", "Acme").expect("org"),
+            None,
+            now(),
+        )
+        .await
+        .expect("sign up")
+}
+
+pub fn kept_email(to: &str) -> NewEmail {
+    NewEmail {
+        org_id: None,
+        to: to.into(),
+        subject: "Hello".into(),
+        text_body: "text".into(),
+        html_body: "<p>html</p>".into(),
+        kind: "test",
+        delivery: Delivery::KeepInOutbox,
+    }
+}

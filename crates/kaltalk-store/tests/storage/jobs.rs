@@ -1,0 +1,212 @@
+use std::collections::HashSet;
+
+use chrono::Duration;
+use kaltalk_store::{JobState, NewJob, Store};
+use serde_json::json;
+
+use crate::helpers::{now, test_stores};
+
+fn job(n: usize) -> NewJob {
+    NewJob::new("test.job", json!({ "n": n }))
+}
+
+#[tokio::test]
+async fn claimed_job_completes_once() {
+    for (backend, store) in test_stores().await.stores {
+        let t0 = now();
+        let id = store.enqueue_job(job(1), t0).await.expect(backend);
+        let claimed = store
+            .claim_job("w1", Duration::seconds(30), t0)
+            .await
+            .expect(backend)
+            .expect("a job");
+        assert_eq!(claimed.id, id);
+        assert_eq!(claimed.attempts, 1);
+        assert!(
+            store
+                .claim_job("w2", Duration::seconds(30), t0)
+                .await
+                .expect(backend)
+                .is_none(),
+            "{backend}: leased"
+        );
+        assert!(
+            !store.complete_job(id, "w2", t0).await.expect(backend),
+            "{backend}: not w2's"
+        );
+        assert!(store.complete_job(id, "w1", t0).await.expect(backend));
+        assert_eq!(
+            store.get_job(id).await.expect(backend).state,
+            JobState::Done
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_is_claimed_again_after_the_lease() {
+    for (backend, store) in test_stores().await.stores {
+        let t0 = now();
+        let id = store.enqueue_job(job(1), t0).await.expect(backend);
+        // Worker A claims and then dies: it never completes or fails the job.
+        store
+            .claim_job("worker-a", Duration::seconds(60), t0)
+            .await
+            .expect(backend)
+            .expect("claimed");
+        assert!(
+            store
+                .claim_job(
+                    "worker-b",
+                    Duration::seconds(60),
+                    t0 + Duration::seconds(59)
+                )
+                .await
+                .expect(backend)
+                .is_none()
+        );
+
+        let reclaimed = store
+            .claim_job(
+                "worker-b",
+                Duration::seconds(60),
+                t0 + Duration::seconds(61),
+            )
+            .await
+            .expect(backend)
+            .expect("claimed again after the lease");
+        assert_eq!(reclaimed.id, id, "{backend}");
+        assert_eq!(reclaimed.attempts, 2);
+        assert_eq!(reclaimed.locked_by.as_deref(), Some("worker-b"));
+        // A's late answer no longer counts.
+        assert!(
+            !store
+                .complete_job(id, "worker-a", t0 + Duration::seconds(62))
+                .await
+                .expect(backend)
+        );
+        assert!(
+            store
+                .complete_job(id, "worker-b", t0 + Duration::seconds(62))
+                .await
+                .expect(backend)
+        );
+    }
+}
+
+#[tokio::test]
+async fn failures_back_off_then_dead_letter() {
+    for (backend, store) in test_stores().await.stores {
+        let mut t = now();
+        let mut new = job(1);
+        new.max_attempts = 3;
+        let id = store.enqueue_job(new, t).await.expect(backend);
+        for attempt in 1..=3 {
+            let claimed = store
+                .claim_job("w", Duration::seconds(30), t)
+                .await
+                .expect(backend)
+                .expect("due");
+            assert_eq!(claimed.attempts, attempt);
+            let state = store
+                .fail_job(&claimed, "w", "boom", t)
+                .await
+                .expect(backend);
+            if attempt < 3 {
+                assert_eq!(state, JobState::Queued, "{backend}");
+                // Not due before its backoff.
+                assert!(
+                    store
+                        .claim_job("w", Duration::seconds(30), t)
+                        .await
+                        .expect(backend)
+                        .is_none()
+                );
+                t += kaltalk_store_backoff(attempt);
+            } else {
+                assert_eq!(state, JobState::Dead, "{backend}");
+            }
+        }
+        let dead = store.get_job(id).await.expect(backend);
+        assert_eq!(dead.state, JobState::Dead);
+        assert_eq!(dead.last_error.as_deref(), Some("boom"));
+        assert!(
+            store
+                .claim_job("w", Duration::seconds(30), t + Duration::days(1))
+                .await
+                .expect(backend)
+                .is_none()
+        );
+    }
+}
+
+fn kaltalk_store_backoff(attempts: i32) -> Duration {
+    kaltalk_store::backoff(attempts)
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_on_the_last_attempt_dead_letters_the_job() {
+    for (backend, store) in test_stores().await.stores {
+        let t0 = now();
+        let mut new = job(1);
+        new.max_attempts = 1;
+        let id = store.enqueue_job(new, t0).await.expect(backend);
+        store
+            .claim_job("w", Duration::seconds(10), t0)
+            .await
+            .expect(backend)
+            .expect("claimed");
+        assert!(
+            store
+                .claim_job("w2", Duration::seconds(10), t0 + Duration::seconds(11))
+                .await
+                .expect(backend)
+                .is_none()
+        );
+        assert_eq!(
+            store.get_job(id).await.expect(backend).state,
+            JobState::Dead,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_workers_never_claim_the_same_job() {
+    for (backend, store) in test_stores().await.stores {
+        let t0 = now();
+        for n in 0..120 {
+            store.enqueue_job(job(n), t0).await.expect(backend);
+        }
+        let mut workers = Vec::new();
+        for w in 0..4 {
+            let store: Store = store.clone();
+            workers.push(tokio::spawn(async move {
+                let name = format!("w{w}");
+                let mut mine = Vec::new();
+                while let Some(job) = store
+                    .claim_job(&name, Duration::seconds(60), t0)
+                    .await
+                    .expect("claim")
+                {
+                    assert!(
+                        store
+                            .complete_job(job.id, &name, t0)
+                            .await
+                            .expect("complete")
+                    );
+                    mine.push(job.id);
+                }
+                mine
+            }));
+        }
+        let mut seen = HashSet::new();
+        let mut total = 0;
+        for worker in workers {
+            for id in worker.await.expect("worker") {
+                total += 1;
+                assert!(seen.insert(id), "{backend}: job {id} claimed twice");
+            }
+        }
+        assert_eq!(total, 120, "{backend}");
+    }
+}

@@ -1,0 +1,7 @@
+//! The storage test story. Every test runs on SQLite, and again on PostgreSQL when
+//! `KALTALK_TEST_DATABASE_URL` is set, each time on a fresh database.
+
+mod helpers;
+
+mod accounts;
+mod jobs;
