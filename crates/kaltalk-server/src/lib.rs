@@ -1,1 +1,190 @@
+//! The KalTalk server: the dashboard, the JSON API and the operations endpoints on one
+//! port, plus the background job workers, in one process.
 
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod dashboard;
+pub mod error;
+pub mod jobs;
+pub mod ops;
+pub mod state;
+pub mod tls;
+pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+use kaltalk_core::{Clock, SystemClock};
+use kaltalk_mail::Mailer;
+use kaltalk_store::Store;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::auth::limits::LoginLimiter;
+pub use crate::config::Config;
+pub use crate::state::AppState;
+
+/// bcrypt cost 12: what the privacy policy promises.
+pub const BCRYPT_COST: u32 = 12;
+/// Form and JSON bodies; uploads get their own limits where they are accepted.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Opens the store named by `config` and applies its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url())
+        .await
+        .context("opening the database (check database_url / KALTALK_DATABASE_URL)")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    Ok(store)
+}
+
+/// The process-wide Prometheus recorder (metrics macros write to a global one).
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(err) => {
+                tracing::warn!(error = %err, "metrics recorder not installed");
+                None
+            }
+        })
+        .clone()
+}
+
+/// A server ready to serve on a bound listener.
+pub struct Kaltalk {
+    pub state: AppState,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Kaltalk {
+    pub async fn new(
+        listener: TcpListener,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        let store = open_store(&config).await?;
+        let mailer = Mailer::new(
+            config.smtp.url.as_ref().map(|s| s.expose()),
+            &config.smtp.from,
+        )
+        .context("SMTP settings")?;
+        let public_base = AppState::public_base_for(&config, local_addr);
+        let secure = config.tls.is_some() || public_base.starts_with("https://");
+        let state = AppState {
+            store,
+            login_limiter: Arc::new(LoginLimiter::new(
+                config.login_limits.clone(),
+                clock.clone(),
+            )),
+            config: Arc::new(config),
+            clock,
+            mailer,
+            metrics: metrics_handle(),
+            assets: Arc::new(web::assets::Assets::load()),
+            public_base,
+            secure,
+            bcrypt_cost: BCRYPT_COST,
+        };
+        Ok(Self {
+            state,
+            listener,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking connections, lets in-flight
+    /// requests and jobs finish, and returns.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Kaltalk {
+            state,
+            listener,
+            local_addr,
+        } = self;
+        let (stop_workers, workers_stop) = watch::channel(false);
+        let workers: Vec<_> = (0..state.config.jobs.workers)
+            .map(|n| {
+                tokio::spawn(jobs::work(
+                    state.clone(),
+                    format!("{}-{n}", uuid::Uuid::now_v7()),
+                    workers_stop.clone(),
+                ))
+            })
+            .collect();
+
+        let app = router(state.clone())
+            .into_make_service_with_connect_info::<auth::session::ClientAddr>();
+        tracing::info!(backend = ?state.store.backend(), address = %local_addr, "listening on {}", state.public_base);
+        let served = match &state.config.tls {
+            Some(tls) => {
+                let config = tls::server_config(&tls.cert_path, &tls.key_path)?;
+                axum::serve(tls::TlsListener::new(listener, config)?, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
+        let _ = stop_workers.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+        served.context("serving HTTP")
+    }
+}
+
+/// Starts KalTalk on `listener` with the system clock until `shutdown` resolves.
+pub async fn launch(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Kaltalk::new(listener, config, Arc::new(SystemClock))
+        .await?
+        .serve(shutdown)
+        .await
+}
+
+/// Every route, with the middleware every response passes through.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::router())
+        .merge(web::assets::router())
+        .merge(dashboard::router())
+        .nest("/api/v1", api::router())
+        .fallback(|| async { web::PageError::from(error::AppError::NotFound) })
+        .layer(from_fn(auth::csrf::same_origin_only))
+        .layer(from_fn_with_state(
+            state.clone(),
+            web::headers::security_headers,
+        ))
+        .layer(from_fn(ops::observe))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .with_state(state)
+}

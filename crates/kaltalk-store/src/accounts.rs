@@ -243,7 +243,7 @@ impl Store {
         &self,
         user: &NewUser,
         org_name: &OrgName,
-        verification: Option<(&str, DateTime<Utc>, &dyn Fn(OrgId) -> NewEmail)>,
+        verification: Option<(&str, DateTime<Utc>, &(dyn Fn(OrgId) -> NewEmail + Sync))>,
         now: DateTime<Utc>,
     ) -> Result<(UserId, Organization), StoreError> {
         on_db!(self, pool => {

@@ -1,0 +1,89 @@
+//! Operator commands (`kaltalk admin …`): what an operator needs before anyone can sign in.
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use kaltalk_core::{EmailAddress, OrgId, OrgName, Password, PersonName, Role, UserId};
+use kaltalk_store::{NewUser, Store, StoreError};
+
+use crate::BCRYPT_COST;
+use crate::auth::password;
+
+/// Where `create-user` puts the new user.
+pub enum OrgChoice {
+    /// A new organization with this name, owned by the user.
+    New(String),
+    /// An existing organization, with this role.
+    Existing(OrgId, Role),
+}
+
+/// Creates a user; returns its id and its organization's. Operator-created accounts count
+/// as verified: the operator vouches for the address.
+pub async fn create_user(
+    store: &Store,
+    email: &str,
+    name: &str,
+    plain_password: &str,
+    org: OrgChoice,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(UserId, OrgId)> {
+    let email = EmailAddress::parse("email", email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let name = PersonName::parse("name", name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let password = Password::parse("password", plain_password)
+        .map_err(|e| anyhow::anyhow!("password: {e}"))?;
+    let user = NewUser {
+        name,
+        email,
+        password_hash: password::hash(&password, BCRYPT_COST).await?,
+        email_verified: true,
+    };
+    let created = match org {
+        OrgChoice::New(org_name) => {
+            let org_name =
+                OrgName::parse("org", &org_name).map_err(|e| anyhow::anyhow!("--org: {e}"))?;
+            store
+                .sign_up(&user, &org_name, None, now)
+                .await
+                .map(|(user, org)| (user, org.id))
+        }
+        OrgChoice::Existing(org_id, role) => {
+            if role == Role::Owner {
+                bail!(
+                    "--role owner: an organization has one owner; add the user as admin, then transfer ownership in the dashboard"
+                );
+            }
+            store
+                .create_member_user(&user, org_id, role, now)
+                .await
+                .map(|user| (user, org_id))
+        }
+    };
+    match created {
+        Ok(ids) => Ok(ids),
+        Err(StoreError::Conflict(kaltalk_store::Conflict::EmailTaken)) => {
+            bail!("a user with this email already exists")
+        }
+        Err(StoreError::NotFound) => bail!("no organization has this id"),
+        Err(err) => Err(err).context("creating the user"),
+    }
+}
+
+/// Creates an API key for an organization; returns the secret (shown once).
+pub async fn create_api_key(
+    store: &Store,
+    org: OrgId,
+    name: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("--name must not be empty");
+    }
+    match store.get_organization(org).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => bail!("no organization has this id"),
+        Err(err) => return Err(err).context("looking up the organization"),
+    }
+    crate::dashboard::api_keys::create_key(store, now, org, name, None)
+        .await
+        .context("creating the API key")
+}

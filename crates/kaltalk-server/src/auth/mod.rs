@@ -1,0 +1,10 @@
+//! Who is asking: the dashboard session (`AgentSession`), API callers (`ApiPrincipal`),
+//! password hashing, CSRF and login limits.
+
+pub mod csrf;
+pub mod limits;
+pub mod password;
+pub mod session;
+
+pub use csrf::SessionForm;
+pub use session::{AgentSession, ApiPrincipal, ClientIp};

@@ -1,0 +1,325 @@
+//! Typed, layered configuration: defaults, then an optional TOML file, then `KALTALK_*`
+//! environment variables (nested keys with `__`, e.g. `KALTALK_SMTP__URL`). Unknown keys
+//! are an error so a typo never silently falls back to a default.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+/// A secret string (database password, SMTP credentials). `Debug` never shows it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// Where KalTalk keeps its files (the SQLite database, uploads).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: `sqlite://<data_dir>/kaltalk.db`.
+    pub database_url: Option<Secret>,
+    /// The address people reach KalTalk at; used in emailed links and for the `Secure`
+    /// cookie flag. Default: `http://<listen>`.
+    pub public_url: Option<Url>,
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `kaltalk=debug,info`.
+    pub log_level: String,
+    pub tls: Option<TlsConfig>,
+    pub smtp: SmtpConfig,
+    pub sessions: SessionConfig,
+    pub login_limits: LoginLimits,
+    pub jobs: JobsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `smtp://user:pass@host:587?tls=required`; unset keeps every email in the outbox.
+    pub url: Option<Secret>,
+    pub from: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    pub lifetime_hours: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginLimits {
+    /// Login attempts per client IP per window.
+    pub per_ip: u32,
+    /// Failed attempts per account per window.
+    pub per_account: u32,
+    pub window_seconds: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Worker tasks in this process; 0 runs none (another instance does the work).
+    pub workers: usize,
+    pub lease_seconds: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:3000".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            tls: None,
+            smtp: SmtpConfig::default(),
+            sessions: SessionConfig::default(),
+            login_limits: LoginLimits::default(),
+            jobs: JobsConfig::default(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            from: "KalTalk <noreply@localhost>".into(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            lifetime_hours: 24 * 14,
+        }
+    }
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_ip: 30,
+            per_account: 5,
+            window_seconds: 15 * 60,
+        }
+    }
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            lease_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Environment variables that belong to the test harness, not to the server.
+const RESERVED_ENV_PREFIX: &str = "KALTALK_TEST_";
+
+impl Config {
+    /// Loads defaults < `file` < the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with("KALTALK_") && !key.starts_with(RESERVED_ENV_PREFIX))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("KALTALK")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "listen = {:?} is not host:port (e.g. 127.0.0.1:3000)",
+                self.listen
+            ))
+        })?;
+        if let Some(url) = &self.public_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid(
+                    "public_url must start with http:// or https://".into(),
+                ));
+            }
+        }
+        if self.sessions.lifetime_hours < 1 {
+            return Err(ConfigError::Invalid(
+                "sessions.lifetime_hours must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("kaltalk.db").display()),
+        }
+    }
+
+    /// The public base URL without a trailing slash, given the address actually bound.
+    pub fn public_base(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{bound}")
+            }
+        }
+    }
+
+    /// A documented example file (`kaltalk config example`).
+    pub fn example() -> &'static str {
+        include_str!("../config.example.toml")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = Config::load_from(None, env(&[])).expect("defaults");
+        assert_eq!(config.listen, "127.0.0.1:3000");
+        assert_eq!(config.database_url(), "sqlite://./data/kaltalk.db");
+        assert!(config.smtp.url.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:8080\"\ndata_dir = \"/srv/k\"\n[smtp]\nfrom = \"Help <help@acme.test>\"\n").expect("write");
+        let config = Config::load_from(
+            Some(&file),
+            env(&[
+                ("KALTALK_LISTEN", "127.0.0.1:9999"),
+                ("KALTALK_SMTP__URL", "smtp://u:p@mail:25"),
+                ("KALTALK_TEST_DATABASE_URL", "ignored"),
+            ]),
+        )
+        .expect("layered");
+        assert_eq!(config.listen, "127.0.0.1:9999");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/k"));
+        assert_eq!(config.smtp.from, "Help <help@acme.test>");
+        assert_eq!(
+            config.smtp.url.as_ref().map(Secret::expose),
+            Some("smtp://u:p@mail:25")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err =
+            Config::load_from(None, env(&[("KALTALK_LISTNE", "127.0.0.1:1")])).expect_err("typo");
+        assert!(err.to_string().contains("listne"), "{err}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "[smtp]\nhost = \"x\"\n").expect("write");
+        assert!(Config::load_from(Some(&file), env(&[])).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let config = Config::load_from(
+            None,
+            env(&[("KALTALK_DATABASE_URL", "postgres://u:hunter2@db/k")]),
+        )
+        .expect("ok");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("example.toml");
+        std::fs::write(&file, Config::example()).expect("write");
+        Config::load_from(Some(&file), env(&[])).expect("example parses");
+    }
+
+    #[test]
+    fn bad_listen_address_is_explained() {
+        let err =
+            Config::load_from(None, env(&[("KALTALK_LISTEN", "localhost")])).expect_err("bad");
+        assert!(err.to_string().contains("host:port"), "{err}");
+    }
+}

@@ -1,0 +1,569 @@
+//! Signing up, logging in and out, confirming an email address, resetting a password.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use axum_extra::extract::CookieJar;
+use chrono::Duration;
+use kaltalk_core::{EmailAddress, OrgId, OrgName, Password, PersonName, UserId, token};
+use kaltalk_mail::{PasswordReset, RenderedEmail, VerifyEmail};
+use kaltalk_store::{NewEmail, NewUser, TokenPurpose};
+use serde::Deserialize;
+
+use super::{see_other, ticked};
+use crate::auth::{AgentSession, ClientIp, SessionForm, password, session};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::{FieldErrors, Layout, PageResult};
+
+pub const VERIFY_LINK_HOURS: i64 = 24;
+pub const RESET_LINK_HOURS: i64 = 1;
+const AGE_REQUIRED: &str = "KalTalk is not for people under 16: confirm that you are 16 or older.";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/signup", get(signup_page).post(signup))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/verify-email", get(verify_email))
+        .route("/verify-email/resend", post(resend_verification))
+        .route("/forgot-password", get(forgot_page).post(forgot))
+        .route("/reset-password", get(reset_page).post(reset))
+}
+
+// ---- sign up ---------------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/signup.html")]
+struct SignupPage {
+    layout: Layout,
+    name: String,
+    email: String,
+    org_name: String,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize, Default)]
+struct SignupForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    org_name: String,
+    age_confirmed: Option<String>,
+}
+
+async fn signup_page(State(state): State<AppState>) -> SignupPage {
+    SignupPage {
+        layout: Layout::public(&state),
+        name: String::new(),
+        email: String::new(),
+        org_name: String::new(),
+        errors: FieldErrors::default(),
+    }
+}
+
+async fn signup(State(state): State<AppState>, Form(form): Form<SignupForm>) -> PageResult {
+    let mut errors = FieldErrors::default();
+    let name = errors.take(PersonName::parse("name", &form.name));
+    let email = errors.take(EmailAddress::parse("email", &form.email));
+    let password = errors.take(Password::parse("password", &form.password));
+    let org_name = errors.take(OrgName::parse("org_name", &form.org_name));
+    if !ticked(&form.age_confirmed) {
+        errors.add(kaltalk_core::ValidationError::new(
+            "age_confirmed",
+            AGE_REQUIRED,
+        ));
+    }
+    let rerender = |errors: FieldErrors| {
+        let page = SignupPage {
+            layout: Layout::public(&state),
+            name: form.name.clone(),
+            email: form.email.clone(),
+            org_name: form.org_name.clone(),
+            errors,
+        };
+        (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+    };
+    let (Some(name), Some(email), Some(password), Some(org_name), true) =
+        (name, email, password, org_name, errors.is_empty())
+    else {
+        return Ok(rerender(errors));
+    };
+    let user = NewUser {
+        name,
+        email: email.clone(),
+        password_hash: password::hash(&password, state.bcrypt_cost).await?,
+        email_verified: false,
+    };
+    let verify_token = token::generate("");
+    let message = verification_email(&state, user.name.as_str(), &verify_token)?;
+    let now = state.now();
+    let build = |org: OrgId| new_email(&state, Some(org), email.as_str(), &message, "verify_email");
+    let result = state
+        .store
+        .sign_up(
+            &user,
+            &org_name,
+            Some((
+                &token::hash(&verify_token),
+                now + Duration::hours(VERIFY_LINK_HOURS),
+                &build,
+            )),
+            now,
+        )
+        .await;
+    let (user_id, org) = match result {
+        Ok(created) => created,
+        Err(err) => match AppError::from(err) {
+            AppError::Validation(list) => return Ok(rerender(list.into())),
+            other => return Err(other.into()),
+        },
+    };
+    let cookie = session::start(&state, user_id, org.id).await?;
+    Ok((CookieJar::new().add(cookie), Redirect::to("/")).into_response())
+}
+
+fn verification_email(
+    state: &AppState,
+    name: &str,
+    token: &str,
+) -> Result<RenderedEmail, AppError> {
+    let link = state.link(&format!("/verify-email?token={token}"));
+    VerifyEmail { name, link: &link }
+        .email()
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+pub(crate) fn new_email(
+    state: &AppState,
+    org: Option<OrgId>,
+    to: &str,
+    message: &RenderedEmail,
+    kind: &'static str,
+) -> NewEmail {
+    NewEmail {
+        org_id: org,
+        to: to.to_owned(),
+        subject: message.subject.clone(),
+        text_body: message.text.clone(),
+        html_body: message.html.clone(),
+        kind,
+        delivery: state.delivery(),
+    }
+}
+
+/// The organization whose owners may read a person's account emails in the outbox: their
+/// oldest membership.
+async fn home_org(state: &AppState, user: UserId) -> Result<Option<OrgId>, AppError> {
+    Ok(state
+        .store
+        .memberships_of(user)
+        .await?
+        .first()
+        .map(|m| m.org_id))
+}
+
+// ---- log in / out ----------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    layout: Layout,
+    email: String,
+    next: String,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct LoginQuery {
+    next: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Only same-site paths, so the login page cannot be used to bounce people elsewhere.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn login_notice(code: Option<&str>) -> Option<&'static str> {
+    match code {
+        Some("password-reset") => Some("Your password was changed. Log in with the new one."),
+        Some("password-changed") => {
+            Some("Your password was changed and every session was signed out. Log in again.")
+        }
+        Some("logged-out") => Some("You are logged out."),
+        _ => None,
+    }
+}
+
+async fn login_page(State(state): State<AppState>, Query(query): Query<LoginQuery>) -> LoginPage {
+    LoginPage {
+        layout: Layout::public(&state),
+        email: String::new(),
+        next: safe_next(query.next.as_deref().unwrap_or("/")).to_owned(),
+        notice: login_notice(query.notice.as_deref()),
+        error: None,
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<LoginForm>,
+) -> PageResult {
+    let page = |status: StatusCode, error: String| {
+        let page = LoginPage {
+            layout: Layout::public(&state),
+            email: form.email.clone(),
+            next: safe_next(&form.next).to_owned(),
+            notice: None,
+            error: Some(error),
+        };
+        (status, page).into_response()
+    };
+    let limited = |retry_after_secs: u64| {
+        let error = AppError::RateLimited { retry_after_secs };
+        let mut response = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many login attempts. Try again in {} minute(s).",
+                retry_after_secs.div_ceil(60)
+            ),
+        );
+        error.decorate(&mut response);
+        response
+    };
+    if let Err(retry) = state.login_limiter.attempt_from(ip).await {
+        return Ok(limited(retry));
+    }
+    let account = form.email.trim().to_lowercase();
+    if let Err(retry) = state.login_limiter.account_blocked(&account).await {
+        return Ok(limited(retry));
+    }
+    let user = match EmailAddress::parse("email", &form.email) {
+        Ok(email) => state.store.find_user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let ok = password::verify(
+        &form.password,
+        user.as_ref().map(|u| u.password_hash.as_str()),
+        state.bcrypt_cost,
+    )
+    .await?;
+    let Some(user) = user.filter(|_| ok) else {
+        state.login_limiter.record_failure(&account).await;
+        return Ok(page(
+            StatusCode::UNAUTHORIZED,
+            "That email and password do not match an account.".into(),
+        ));
+    };
+    let Some(org) = home_org(&state, user.id).await? else {
+        return Err(AppError::NoOrganization.into());
+    };
+    let cookie = session::start(&state, user.id, org).await?;
+    Ok((
+        CookieJar::new().add(cookie),
+        Redirect::to(safe_next(&form.next)),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn logout(
+    State(state): State<AppState>,
+    SessionForm { session, .. }: SessionForm<Empty>,
+) -> PageResult {
+    state.store.delete_session(session.session_id).await?;
+    Ok((
+        CookieJar::new().add(session::removal_cookie(&state)),
+        Redirect::to("/login?notice=logged-out"),
+    )
+        .into_response())
+}
+
+// ---- email verification ----------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/message.html")]
+pub(crate) struct MessagePage {
+    pub layout: Layout,
+    pub title: &'static str,
+    pub message: &'static str,
+    pub link_href: &'static str,
+    pub link_text: &'static str,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+async fn verify_email(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+) -> PageResult {
+    let verified = state
+        .store
+        .verify_email(&token::hash(&query.token), state.now())
+        .await;
+    let (status, title, message) = match verified {
+        Ok(_) => (
+            StatusCode::OK,
+            "Email confirmed",
+            "Thank you: your email address is confirmed.",
+        ),
+        Err(kaltalk_store::StoreError::NotFound) => (
+            StatusCode::BAD_REQUEST,
+            "Link expired",
+            "This confirmation link has expired, was already used, or was for an address you have since changed. Log in and ask for a new one.",
+        ),
+        Err(err) => return Err(AppError::from(err).into()),
+    };
+    let page = MessagePage {
+        layout: Layout::public(&state),
+        title,
+        message,
+        link_href: "/",
+        link_text: "Go to KalTalk",
+    };
+    Ok((status, page).into_response())
+}
+
+async fn resend_verification(
+    State(state): State<AppState>,
+    SessionForm { session, .. }: SessionForm<Empty>,
+) -> PageResult {
+    send_verification(&state, &session).await?;
+    Ok(see_other("/?notice=verification-sent"))
+}
+
+pub(crate) async fn send_verification(
+    state: &AppState,
+    session: &AgentSession,
+) -> Result<(), AppError> {
+    let verify_token = token::generate("");
+    let message = verification_email(state, &session.user.name, &verify_token)?;
+    let email = new_email(
+        state,
+        Some(session.org_id()),
+        &session.user.email,
+        &message,
+        "verify_email",
+    );
+    let now = state.now();
+    state
+        .store
+        .issue_user_token(
+            session.user.id,
+            TokenPurpose::VerifyEmail,
+            &session.user.email,
+            &token::hash(&verify_token),
+            now + Duration::hours(VERIFY_LINK_HOURS),
+            &email,
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn verification_for(
+    state: &AppState,
+    name: &str,
+    org: OrgId,
+    address: &str,
+) -> Result<(String, NewEmail), AppError> {
+    let verify_token = token::generate("");
+    let message = verification_email(state, name, &verify_token)?;
+    Ok((
+        token::hash(&verify_token),
+        new_email(state, Some(org), address, &message, "verify_email"),
+    ))
+}
+
+// ---- password reset --------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/forgot.html")]
+struct ForgotPage {
+    layout: Layout,
+    email: String,
+    notice: Option<String>,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize)]
+struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+async fn forgot_page(State(state): State<AppState>) -> ForgotPage {
+    ForgotPage {
+        layout: Layout::public(&state),
+        email: String::new(),
+        notice: None,
+        errors: FieldErrors::default(),
+    }
+}
+
+/// Answers the same whether or not the address has an account, so the form cannot be used
+/// to find out who uses KalTalk.
+async fn forgot(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<ForgotForm>,
+) -> PageResult {
+    let email = match EmailAddress::parse("email", &form.email) {
+        Ok(email) => email,
+        Err(error) => {
+            let page = ForgotPage {
+                layout: Layout::public(&state),
+                email: form.email,
+                notice: None,
+                errors: vec![error].into(),
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    // Shares the login limit per IP: the form sends email, so it must not be a cannon.
+    if let Err(retry_after_secs) = state.login_limiter.attempt_from(ip).await {
+        return Err(AppError::RateLimited { retry_after_secs }.into());
+    }
+    if let Some(user) = state.store.find_user_by_email(&email).await? {
+        let reset_token = token::generate("");
+        let link = state.link(&format!("/reset-password?token={reset_token}"));
+        let message = PasswordReset {
+            name: &user.name,
+            link: &link,
+        }
+        .email()
+        .map_err(|e| AppError::Internal(e.into()))?;
+        let org = home_org(&state, user.id).await?;
+        let outgoing = new_email(&state, org, &user.email, &message, "password_reset");
+        let now = state.now();
+        state
+            .store
+            .issue_user_token(
+                user.id,
+                TokenPurpose::ResetPassword,
+                &user.email,
+                &token::hash(&reset_token),
+                now + Duration::hours(RESET_LINK_HOURS),
+                &outgoing,
+                now,
+            )
+            .await?;
+    }
+    let notice = format!(
+        "If an account exists for {email}, we emailed it a link to choose a new password. The link works once, for one hour."
+    );
+    Ok(ForgotPage {
+        layout: Layout::public(&state),
+        email: String::new(),
+        notice: Some(notice),
+        errors: FieldErrors::default(),
+    }
+    .into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/reset.html")]
+struct ResetPage {
+    layout: Layout,
+    token: String,
+    valid: bool,
+    errors: FieldErrors,
+}
+
+async fn reset_page(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> PageResult {
+    let valid = state
+        .store
+        .user_token_is_valid(
+            &token::hash(&query.token),
+            TokenPurpose::ResetPassword,
+            state.now(),
+        )
+        .await?;
+    let status = if valid {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok((
+        status,
+        ResetPage {
+            layout: Layout::public(&state),
+            token: query.token,
+            valid,
+            errors: FieldErrors::default(),
+        },
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn reset(State(state): State<AppState>, Form(form): Form<ResetForm>) -> PageResult {
+    let password = match Password::parse("password", &form.password) {
+        Ok(password) => password,
+        Err(error) => {
+            let page = ResetPage {
+                layout: Layout::public(&state),
+                token: form.token,
+                valid: true,
+                errors: vec![error].into(),
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    let hash = password::hash(&password, state.bcrypt_cost).await?;
+    match state
+        .store
+        .reset_password(&token::hash(&form.token), &hash, state.now())
+        .await
+    {
+        Ok(_) => Ok(see_other("/login?notice=password-reset")),
+        Err(kaltalk_store::StoreError::NotFound) => {
+            let page = ResetPage {
+                layout: Layout::public(&state),
+                token: String::new(),
+                valid: false,
+                errors: FieldErrors::default(),
+            };
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
+        }
+        Err(err) => Err(AppError::from(err).into()),
+    }
+}

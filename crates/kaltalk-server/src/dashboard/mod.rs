@@ -1,0 +1,36 @@
+//! The dashboard: server-rendered pages, grouped by what they are about.
+
+mod account;
+pub(crate) mod api_keys;
+mod home;
+mod invitations;
+mod organization;
+mod outbox;
+mod profile;
+mod team;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(account::router())
+        .merge(home::router())
+        .merge(invitations::router())
+        .merge(profile::router())
+        .merge(organization::router())
+        .merge(team::router())
+        .merge(api_keys::router())
+        .merge(outbox::router())
+}
+
+/// A redirect after a successful POST, with a short notice code the next page explains.
+fn see_other(path: &str) -> axum::response::Response {
+    axum::response::IntoResponse::into_response(axum::response::Redirect::to(path))
+}
+
+/// A checkbox is present in the form only when ticked.
+fn ticked(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.is_empty())
+}

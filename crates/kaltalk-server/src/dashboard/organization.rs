@@ -1,0 +1,146 @@
+//! The organization's settings, creating another organization, switching between them.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use kaltalk_core::{OrgId, OrgName, Permission};
+use serde::Deserialize;
+
+use super::see_other;
+use crate::auth::{AgentSession, SessionForm};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::{FieldErrors, Layout, PageResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/organization", get(show).post(rename))
+        .route("/orgs", post(create))
+        .route("/orgs/switch", post(switch))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "app/organization.html")]
+struct OrganizationPage {
+    layout: Layout,
+    notice: Option<&'static str>,
+    csrf: String,
+    can_manage: bool,
+    org_name: String,
+    new_org_name: String,
+    errors: FieldErrors,
+}
+
+async fn page(
+    state: &AppState,
+    session: &AgentSession,
+    errors: FieldErrors,
+    notice: Option<&'static str>,
+) -> Result<OrganizationPage, AppError> {
+    Ok(OrganizationPage {
+        layout: Layout::signed_in(state, session, "organization").await?,
+        notice,
+        csrf: session.csrf_token.clone(),
+        can_manage: session.role().can(Permission::ManageOrganization),
+        org_name: session.org.name.clone(),
+        new_org_name: String::new(),
+        errors,
+    })
+}
+
+#[derive(Deserialize)]
+struct NoticeQuery {
+    notice: Option<String>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Query(query): Query<NoticeQuery>,
+) -> PageResult {
+    let notice = match query.notice.as_deref() {
+        Some("renamed") => Some("The organization was renamed."),
+        Some("created") => Some("Organization created. You are its owner."),
+        _ => None,
+    };
+    Ok(page(&state, &session, FieldErrors::default(), notice)
+        .await?
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<RenameForm>,
+) -> PageResult {
+    session.require(Permission::ManageOrganization)?;
+    let name = match OrgName::parse("name", &form.name) {
+        Ok(name) => name,
+        Err(error) => {
+            let page = page(&state, &session, vec![error].into(), None).await?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    state
+        .store
+        .rename_organization(session.org_id(), &name, state.now())
+        .await?;
+    Ok(see_other("/settings/organization?notice=renamed"))
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    #[serde(default)]
+    new_org_name: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<CreateForm>,
+) -> PageResult {
+    let name = match OrgName::parse("new_org_name", &form.new_org_name) {
+        Ok(name) => name,
+        Err(error) => {
+            let mut page = page(&state, &session, vec![error].into(), None).await?;
+            page.new_org_name = form.new_org_name;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    let org = state
+        .store
+        .create_organization(session.user.id, &name, state.now())
+        .await?;
+    state
+        .store
+        .switch_session_org(session.session_id, org.id)
+        .await?;
+    Ok(see_other("/settings/organization?notice=created"))
+}
+
+#[derive(Deserialize)]
+struct SwitchForm {
+    org_id: String,
+}
+
+async fn switch(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<SwitchForm>,
+) -> PageResult {
+    let org_id: OrgId = form.org_id.parse().map_err(|_| AppError::NotFound)?;
+    // Only to an organization the person belongs to; any other id is simply not found.
+    state.store.get_member(org_id, session.user.id).await?;
+    state
+        .store
+        .switch_session_org(session.session_id, org_id)
+        .await?;
+    Ok(see_other("/?notice=switched"))
+}

@@ -1,0 +1,195 @@
+//! A person's own account: name, sign-in address, password.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use chrono::Duration;
+use kaltalk_core::{EmailAddress, Password, PersonName, ValidationError};
+use serde::Deserialize;
+
+use super::account::{VERIFY_LINK_HOURS, verification_for};
+use super::see_other;
+use crate::auth::{AgentSession, SessionForm, password, session};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::{FieldErrors, Layout, PageResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/profile", get(show))
+        .route("/settings/profile/name", post(rename))
+        .route("/settings/profile/email", post(change_email))
+        .route("/settings/profile/password", post(change_password))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "app/profile.html")]
+struct ProfilePage {
+    layout: Layout,
+    notice: Option<&'static str>,
+    csrf: String,
+    name: String,
+    email: String,
+    verified: bool,
+    errors: FieldErrors,
+}
+
+async fn page(
+    state: &AppState,
+    session: &AgentSession,
+    errors: FieldErrors,
+    notice: Option<&'static str>,
+) -> Result<ProfilePage, AppError> {
+    Ok(ProfilePage {
+        layout: Layout::signed_in(state, session, "profile").await?,
+        notice,
+        csrf: session.csrf_token.clone(),
+        name: session.user.name.clone(),
+        email: session.user.email.clone(),
+        verified: session.user.email_verified_at.is_some(),
+        errors,
+    })
+}
+
+async fn invalid(state: &AppState, session: &AgentSession, error: ValidationError) -> PageResult {
+    let page = page(state, session, vec![error].into(), None).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+#[derive(Deserialize)]
+struct NoticeQuery {
+    notice: Option<String>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Query(query): Query<NoticeQuery>,
+) -> PageResult {
+    let notice = match query.notice.as_deref() {
+        Some("name") => Some("Your name was saved."),
+        Some("email") => Some(
+            "Your email address was changed. Follow the link we sent to the new address to confirm it.",
+        ),
+        Some("password") => Some("Your password was changed. Every other session was signed out."),
+        _ => None,
+    };
+    Ok(page(&state, &session, FieldErrors::default(), notice)
+        .await?
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct NameForm {
+    #[serde(default)]
+    name: String,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<NameForm>,
+) -> PageResult {
+    let name = match PersonName::parse("name", &form.name) {
+        Ok(name) => name,
+        Err(error) => return invalid(&state, &session, error).await,
+    };
+    state
+        .store
+        .rename_user(session.user.id, &name, state.now())
+        .await?;
+    Ok(see_other("/settings/profile?notice=name"))
+}
+
+#[derive(Deserialize)]
+struct EmailForm {
+    #[serde(default)]
+    email: String,
+}
+
+async fn change_email(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<EmailForm>,
+) -> PageResult {
+    let email = match EmailAddress::parse("email", &form.email) {
+        Ok(email) => email,
+        Err(error) => return invalid(&state, &session, error).await,
+    };
+    if email.as_str() == session.user.email {
+        return Ok(see_other("/settings/profile"));
+    }
+    let (token_hash, message) =
+        verification_for(&state, &session.user.name, session.org_id(), email.as_str())?;
+    let now = state.now();
+    match state
+        .store
+        .change_user_email(
+            session.user.id,
+            &email,
+            (
+                &token_hash,
+                now + Duration::hours(VERIFY_LINK_HOURS),
+                &message,
+            ),
+            now,
+        )
+        .await
+    {
+        Ok(()) => Ok(see_other("/settings/profile?notice=email")),
+        Err(err) => match AppError::from(err) {
+            AppError::Validation(mut list) if !list.is_empty() => {
+                invalid(&state, &session, list.remove(0)).await
+            }
+            other => Err(other.into()),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+/// Ends every session of the person, this one included, then signs this browser in again
+/// with a fresh token: a stolen cookie stops working the moment the password changes.
+async fn change_password(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<PasswordForm>,
+) -> PageResult {
+    if !password::verify(
+        &form.current_password,
+        Some(&session.user.password_hash),
+        state.bcrypt_cost,
+    )
+    .await?
+    {
+        return invalid(
+            &state,
+            &session,
+            ValidationError::new("current_password", "That is not your current password."),
+        )
+        .await;
+    }
+    let new_password = match Password::parse("new_password", &form.new_password) {
+        Ok(password) => password,
+        Err(error) => return invalid(&state, &session, error).await,
+    };
+    let hash = password::hash(&new_password, state.bcrypt_cost).await?;
+    state
+        .store
+        .change_password(session.user.id, &hash, state.now())
+        .await?;
+    let cookie = session::start(&state, session.user.id, session.org_id()).await?;
+    Ok((
+        CookieJar::new().add(cookie),
+        Redirect::to("/settings/profile?notice=password"),
+    )
+        .into_response())
+}

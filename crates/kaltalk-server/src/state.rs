@@ -1,0 +1,52 @@
+//! The state every handler shares.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kaltalk_core::Clock;
+use kaltalk_mail::Mailer;
+use kaltalk_store::{Delivery, Store};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::limits::LoginLimiter;
+use crate::config::Config;
+use crate::web::assets::Assets;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub mailer: Mailer,
+    pub login_limiter: Arc<LoginLimiter>,
+    pub metrics: Option<PrometheusHandle>,
+    pub assets: Arc<Assets>,
+    /// Base of every link we email, e.g. `https://support.example.com`.
+    pub public_base: Arc<str>,
+    /// Whether browsers reach us over https (cookies get `Secure`, responses HSTS).
+    pub secure: bool,
+    /// bcrypt cost: 12, as the privacy policy promises.
+    pub bcrypt_cost: u32,
+}
+
+impl AppState {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    pub fn delivery(&self) -> Delivery {
+        if self.mailer.delivers() {
+            Delivery::Smtp
+        } else {
+            Delivery::KeepInOutbox
+        }
+    }
+
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_base)
+    }
+
+    pub(crate) fn public_base_for(config: &Config, bound: SocketAddr) -> Arc<str> {
+        config.public_base(bound).into()
+    }
+}
