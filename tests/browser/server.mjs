@@ -41,6 +41,9 @@ export async function startServer(options = {}) {
   };
   delete env.KALTALK_DATABASE_URL;
   delete env.KALTALK_PUBLIC_URL;
+  // KALTALK_BIN is this harness's variable, not the server's: the server reads
+  // every KALTALK_* variable as configuration and rejects unknown ones.
+  delete env.KALTALK_BIN;
 
   const child = spawn(kaltalkBin(), ['serve'], {
     cwd: dataDir,

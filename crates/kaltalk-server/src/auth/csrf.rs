@@ -4,7 +4,7 @@
 //! (a hidden form field, or the `X-CSRF-Token` header that htmx sends).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -36,7 +36,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SessionForm<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
-        let session = AgentSession::from_request_parts(&mut parts, state).await?;
+        let session = AgentSession::from_parts(&mut parts, state).await?;
         let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(|_| AppError::BadRequest("The form could not be read.".into()))?;

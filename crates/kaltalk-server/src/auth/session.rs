@@ -14,6 +14,7 @@ use kaltalk_store::{Member, NewSession, Organization, StoreError, User};
 
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::PageError;
 
 pub const SESSION_COOKIE: &str = "kaltalk_session";
 
@@ -47,13 +48,21 @@ impl AgentSession {
     }
 }
 
+/// Pages answer a missing session with the login page; the API with a 401 document.
 impl FromRequestParts<AppState> for AgentSession {
-    type Rejection = AppError;
+    type Rejection = PageError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        Ok(AgentSession::from_parts(parts, state).await?)
+    }
+}
+
+impl AgentSession {
+    /// The session of the request's cookie, looked up once per request.
+    pub async fn from_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         if let Some(session) = parts.extensions.get::<AgentSession>() {
             return Ok(session.clone());
         }
@@ -197,7 +206,7 @@ impl FromRequestParts<AppState> for ApiPrincipal {
                 name: found.name,
             });
         }
-        let session = AgentSession::from_request_parts(parts, state).await?;
+        let session = AgentSession::from_parts(parts, state).await?;
         Ok(ApiPrincipal::Session(Box::new(session)))
     }
 }

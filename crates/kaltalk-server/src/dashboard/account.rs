@@ -44,6 +44,7 @@ struct SignupPage {
     name: String,
     email: String,
     org_name: String,
+    age_ticked: bool,
     errors: FieldErrors,
 }
 
@@ -66,6 +67,7 @@ async fn signup_page(State(state): State<AppState>) -> SignupPage {
         name: String::new(),
         email: String::new(),
         org_name: String::new(),
+        age_ticked: false,
         errors: FieldErrors::default(),
     }
 }
@@ -88,6 +90,7 @@ async fn signup(State(state): State<AppState>, Form(form): Form<SignupForm>) -> 
             name: form.name.clone(),
             email: form.email.clone(),
             org_name: form.org_name.clone(),
+            age_ticked: ticked(&form.age_confirmed),
             errors,
         };
         (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()

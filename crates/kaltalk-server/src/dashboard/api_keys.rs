@@ -3,7 +3,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use super::see_other;
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::{FieldErrors, Layout, PageResult};
+use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 /// Every key starts with this, so secret scanners and people can recognise one.
 pub const KEY_PREFIX: &str = "kt_";
@@ -114,7 +114,7 @@ struct Empty {}
 
 async fn revoke(
     State(state): State<AppState>,
-    Path(id): Path<ApiKeyId>,
+    IdPath(id): IdPath<ApiKeyId>,
     SessionForm { session, .. }: SessionForm<Empty>,
 ) -> PageResult {
     session.require(Permission::ManageApiKeys)?;

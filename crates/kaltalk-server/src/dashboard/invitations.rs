@@ -3,7 +3,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
@@ -41,6 +41,7 @@ struct InvitationPage {
     email: String,
     mode: InvitationMode,
     name: String,
+    age_ticked: bool,
     errors: FieldErrors,
     error: Option<String>,
 }
@@ -102,6 +103,7 @@ fn page(
         email: invitation.email.clone(),
         mode,
         name: String::new(),
+        age_ticked: false,
         errors: FieldErrors::default(),
         error: None,
     }
@@ -109,9 +111,7 @@ fn page(
 
 async fn optional_session(state: &AppState, request: Request) -> (Option<AgentSession>, Request) {
     let (mut parts, body) = request.into_parts();
-    let session = AgentSession::from_request_parts(&mut parts, state)
-        .await
-        .ok();
+    let session = AgentSession::from_parts(&mut parts, state).await.ok();
     (session, Request::from_parts(parts, body))
 }
 
@@ -185,6 +185,7 @@ async fn accept(
     let (Some(name), Some(password), true) = (name, password, errors.is_empty()) else {
         let mut page = page(&state, link_token, &invitation, InvitationMode::SignUp);
         page.name = form.name;
+        page.age_ticked = ticked(&form.age_confirmed);
         page.errors = errors;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };

@@ -4,14 +4,14 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use kaltalk_core::{EmailId, Permission};
 use kaltalk_store::OutboundEmail;
 
 use crate::auth::AgentSession;
 use crate::state::AppState;
-use crate::web::{Layout, PageResult};
+use crate::web::{IdPath, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,7 +46,7 @@ struct EmailPage {
 async fn show(
     State(state): State<AppState>,
     session: AgentSession,
-    Path(id): Path<EmailId>,
+    IdPath(id): IdPath<EmailId>,
 ) -> PageResult<EmailPage> {
     session.require(Permission::ReadOutbox)?;
     Ok(EmailPage {

@@ -3,7 +3,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use super::see_other;
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::{FieldErrors, Layout, PageResult};
+use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 pub const INVITATION_DAYS: i64 = 7;
 
@@ -186,7 +186,7 @@ struct Empty {}
 
 async fn revoke_invitation(
     State(state): State<AppState>,
-    Path(id): Path<InvitationId>,
+    IdPath(id): IdPath<InvitationId>,
     SessionForm { session, .. }: SessionForm<Empty>,
 ) -> PageResult {
     session.require(Permission::ManageTeam)?;
@@ -221,7 +221,7 @@ async fn target(
 
 async fn change_role(
     State(state): State<AppState>,
-    Path(user): Path<UserId>,
+    IdPath(user): IdPath<UserId>,
     SessionForm { session, form }: SessionForm<RoleForm>,
 ) -> PageResult {
     session.require(Permission::ManageTeam)?;
@@ -242,7 +242,7 @@ async fn change_role(
 
 async fn remove_member(
     State(state): State<AppState>,
-    Path(user): Path<UserId>,
+    IdPath(user): IdPath<UserId>,
     SessionForm { session, .. }: SessionForm<Empty>,
 ) -> PageResult {
     session.require(Permission::ManageTeam)?;

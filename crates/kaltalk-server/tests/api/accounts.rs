@@ -1,0 +1,596 @@
+use chrono::Duration;
+use kaltalk_core::EmailAddress;
+use reqwest::StatusCode;
+
+use crate::helpers::{PASSWORD, link_in, location, path_of, spawn_app};
+
+#[tokio::test]
+async fn sign_up_creates_a_bcrypt_cost_12_account_owner_session_and_org() {
+    let app = spawn_app().await;
+    let browser = app
+        .sign_up("Ada Lovelace", "Ada@Example.com", "Analytical Engines")
+        .await;
+
+    let home = browser.get_html("/").await;
+    assert!(home.contains("Welcome, Ada Lovelace"), "{home}");
+    let me = browser.me().await;
+    assert_eq!(me["organization"]["name"], "Analytical Engines");
+    assert_eq!(me["actor"]["role"], "owner");
+    assert_eq!(
+        me["actor"]["email"], "ada@example.com",
+        "address is normalized"
+    );
+
+    let email = EmailAddress::parse("e", "ada@example.com").expect("email");
+    let user = app
+        .state
+        .store
+        .find_user_by_email(&email)
+        .await
+        .expect("query")
+        .expect("user");
+    assert!(
+        user.password_hash.starts_with("$2b$12$"),
+        "{}",
+        user.password_hash
+    );
+    assert!(user.email_verified_at.is_none());
+}
+
+#[tokio::test]
+async fn sign_up_explains_each_invalid_field_and_keeps_what_was_typed() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let long = "a".repeat(73);
+    let response = browser
+        .post_form(
+            "/signup",
+            &[
+                ("name", "Ada"),
+                ("email", "not-an-email"),
+                ("password", &long),
+                ("org_name", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.expect("body");
+    assert!(
+        html.contains("Use at most 72 bytes (this one has 73)"),
+        "{html}"
+    );
+    assert!(html.contains("Enter an email address like name@example.com."));
+    assert!(
+        html.contains("Enter the organization&#39;s name.")
+            || html.contains("Enter the organization's name.")
+    );
+    assert!(html.contains("confirm that you are 16 or older"));
+    assert!(html.contains("value=\"Ada\""), "the typed name is kept");
+    assert!(html.contains("aria-invalid=\"true\""));
+
+    let short = browser
+        .post_form(
+            "/signup",
+            &[
+                ("name", "Ada"),
+                ("email", "ada@example.com"),
+                ("password", "123456789"),
+                ("org_name", "Acme"),
+                ("age_confirmed", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        short
+            .text()
+            .await
+            .expect("body")
+            .contains("Use at least 10 characters.")
+    );
+    assert!(
+        app.state
+            .store
+            .find_user_by_email(&EmailAddress::parse("e", "ada@example.com").expect("e"))
+            .await
+            .expect("q")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn sign_up_with_a_taken_address_says_so() {
+    let app = spawn_app().await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let response = app
+        .browser()
+        .post_form(
+            "/signup",
+            &[
+                ("name", "Eve"),
+                ("email", "ADA@example.com"),
+                ("password", PASSWORD),
+                ("org_name", "Evil"),
+                ("age_confirmed", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("already exists")
+    );
+}
+
+#[tokio::test]
+async fn log_in_and_log_out() {
+    let app = spawn_app().await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+
+    let browser = app.browser();
+    let wrong = browser
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.expect("body").contains("do not match"));
+    assert_eq!(location(&browser.get("/").await), "/login");
+
+    let ok = browser
+        .post_form(
+            "/login",
+            &[
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("next", "/settings/team"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&ok), "/settings/team");
+    let cookie = ok
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http without an https public URL"
+    );
+    assert_eq!(browser.get("/").await.status(), StatusCode::OK);
+
+    // An outside `next` is ignored.
+    let other = app.browser();
+    let bounced = other
+        .post_form(
+            "/login",
+            &[
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("next", "//evil.test/"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&bounced), "/");
+
+    let out = browser.submit("/", "/logout", &[]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&browser.get("/").await), "/login", "logged out");
+    // The other browser's session is untouched.
+    assert_eq!(other.get("/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_copied_session_cookie_stops_working_after_logout() {
+    let app = spawn_app().await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let login = app
+        .api()
+        .post(app.url("/login"))
+        .form(&[("email", "ada@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    let set_cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_owned();
+    let pair = set_cookie.split(';').next().expect("name=value").to_owned();
+    let client = app.api();
+    let me = || {
+        client
+            .get(app.url("/api/v1/me"))
+            .header("cookie", pair.clone())
+            .send()
+    };
+    assert_eq!(me().await.expect("me").status(), StatusCode::OK);
+
+    let html = client
+        .get(app.url("/"))
+        .header("cookie", pair.clone())
+        .send()
+        .await
+        .expect("home")
+        .text()
+        .await
+        .expect("body");
+    let token = crate::helpers::csrf_token(&html);
+    let logout = client
+        .post(app.url("/logout"))
+        .header("cookie", pair.clone())
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        me().await.expect("me").status(),
+        StatusCode::UNAUTHORIZED,
+        "the stored session is gone, not just the cookie"
+    );
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    assert_eq!(browser.get("/").await.status(), StatusCode::OK);
+    app.clock
+        .advance(Duration::hours(app.state.config.sessions.lifetime_hours) + Duration::seconds(1));
+    assert_eq!(location(&browser.get("/").await), "/login");
+}
+
+#[tokio::test]
+async fn password_change_revokes_every_session_and_keeps_this_browser_signed_in() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let laptop = app.browser();
+    laptop
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(laptop.get("/").await.status(), StatusCode::OK);
+
+    let wrong = browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/password",
+            &[
+                ("current_password", "nope nope nope"),
+                ("new_password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong
+            .text()
+            .await
+            .expect("body")
+            .contains("not your current password")
+    );
+
+    let changed = browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&laptop.get("/").await),
+        "/login",
+        "other sessions are revoked"
+    );
+    assert_eq!(
+        browser.get("/").await.status(),
+        StatusCode::OK,
+        "this browser got a fresh session"
+    );
+
+    let old = app
+        .browser()
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let new = app
+        .browser()
+        .post_form(
+            "/login",
+            &[
+                ("email", "ada@example.com"),
+                ("password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(new.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_account_with_retry_after() {
+    let app = spawn_app().await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let browser = app.browser();
+    for _ in 0..app.state.config.login_limits.per_account {
+        let response = browser
+            .post_form(
+                "/login",
+                &[("email", "ada@example.com"), ("password", "wrong password")],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Locked now, even with the right password.
+    let locked = browser
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(retry_after > 0 && retry_after <= 900, "{retry_after}");
+    assert!(
+        locked
+            .text()
+            .await
+            .expect("body")
+            .contains("Too many login attempts")
+    );
+
+    app.clock.advance(Duration::seconds(
+        app.state.config.login_limits.window_seconds,
+    ));
+    let after = browser
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        after.status(),
+        StatusCode::SEE_OTHER,
+        "the lock lifts after the window"
+    );
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_ip() {
+    let app = crate::helpers::spawn_app_with(|config| config.login_limits.per_ip = 3).await;
+    let browser = app.browser();
+    for n in 0..3 {
+        let response = browser
+            .post_form(
+                "/login",
+                &[
+                    ("email", &format!("user{n}@example.com")),
+                    ("password", "whatever123"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = browser
+        .post_form(
+            "/login",
+            &[("email", "user9@example.com"), ("password", "whatever123")],
+        )
+        .await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn email_verification_link_confirms_the_address_and_expires() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let org = browser.org_id().await;
+    let email = app.last_email_to(org, "ada@example.com").await;
+    assert_eq!(email.subject, "Confirm your email address");
+    let link = link_in(&email.text_body, "/verify-email?token=");
+    assert!(email.html_body.contains(&link), "both parts carry the link");
+
+    let visitor = app.browser();
+    let ok = visitor.get(&path_of(&link)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(ok.text().await.expect("body").contains("Email confirmed"));
+    let user = app
+        .state
+        .store
+        .find_user_by_email(&EmailAddress::parse("e", "ada@example.com").expect("e"))
+        .await
+        .expect("q")
+        .expect("user");
+    assert!(user.email_verified_at.is_some());
+    assert_eq!(
+        visitor.get(&path_of(&link)).await.status(),
+        StatusCode::BAD_REQUEST,
+        "single use"
+    );
+
+    // A new link, left for more than a day, is refused.
+    browser.submit("/", "/verify-email/resend", &[]).await;
+    let resent = app.last_email_to(org, "ada@example.com").await;
+    let late = link_in(&resent.text_body, "/verify-email?token=");
+    app.clock
+        .advance(Duration::hours(24) + Duration::seconds(1));
+    assert_eq!(
+        visitor.get(&path_of(&late)).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn password_reset_answers_the_same_for_unknown_addresses_and_works_once_within_an_hour() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let org = owner.org_id().await;
+    let visitor = app.browser();
+
+    let unknown = visitor
+        .post_form("/forgot-password", &[("email", "nobody@example.com")])
+        .await;
+    let known = visitor
+        .post_form("/forgot-password", &[("email", "ada@example.com")])
+        .await;
+    assert_eq!(unknown.status(), known.status());
+    let unknown_text = unknown
+        .text()
+        .await
+        .expect("body")
+        .replace("nobody@example.com", "X");
+    let known_text = known
+        .text()
+        .await
+        .expect("body")
+        .replace("ada@example.com", "X");
+    assert_eq!(
+        unknown_text, known_text,
+        "the answer does not reveal who has an account"
+    );
+    assert!(
+        app.state
+            .store
+            .list_emails(org, 100)
+            .await
+            .expect("outbox")
+            .iter()
+            .all(|e| e.to_address != "nobody@example.com")
+    );
+
+    let email = app.last_email_to(org, "ada@example.com").await;
+    assert_eq!(email.subject, "Reset your KalTalk password");
+    let link = link_in(&email.text_body, "/reset-password?token=");
+    let page = visitor.get(&path_of(&link)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let token = link.split("token=").nth(1).expect("token");
+
+    let weak = visitor
+        .post_form(
+            "/reset-password",
+            &[("token", token), ("password", "short")],
+        )
+        .await;
+    assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let reset = visitor
+        .post_form(
+            "/reset-password",
+            &[("token", token), ("password", "a fresh new password")],
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&owner.get("/").await),
+        "/login",
+        "the reset ends existing sessions"
+    );
+    let again = visitor
+        .post_form(
+            "/reset-password",
+            &[("token", token), ("password", "another new password")],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "single use");
+    let login = app
+        .browser()
+        .post_form(
+            "/login",
+            &[
+                ("email", "ada@example.com"),
+                ("password", "a fresh new password"),
+            ],
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+
+    // A second link, used after an hour, is refused.
+    visitor
+        .post_form("/forgot-password", &[("email", "ada@example.com")])
+        .await;
+    let second = link_in(
+        &app.last_email_to(org, "ada@example.com").await.text_body,
+        "/reset-password?token=",
+    );
+    app.clock.advance(Duration::minutes(61));
+    assert_eq!(
+        visitor.get(&path_of(&second)).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let late_token = second.split("token=").nth(1).expect("token");
+    let late = visitor
+        .post_form(
+            "/reset-password",
+            &[("token", late_token), ("password", "too late password")],
+        )
+        .await;
+    assert_eq!(late.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn profile_name_and_email_changes() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let org = browser.org_id().await;
+    app.sign_up("Bob", "bob@example.com", "Bobs").await;
+
+    let renamed = browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/name",
+            &[("name", "Ada King")],
+        )
+        .await;
+    assert_eq!(renamed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.me().await["actor"]["name"], "Ada King");
+
+    let taken = browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/email",
+            &[("email", "bob@example.com")],
+        )
+        .await;
+    assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(taken.text().await.expect("body").contains("already exists"));
+
+    let changed = browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/email",
+            &[("email", "ada.king@example.com")],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.me().await["actor"]["email"], "ada.king@example.com");
+    let email = app.last_email_to(org, "ada.king@example.com").await;
+    let link = link_in(&email.text_body, "/verify-email?token=");
+    assert_eq!(
+        app.browser().get(&path_of(&link)).await.status(),
+        StatusCode::OK
+    );
+}

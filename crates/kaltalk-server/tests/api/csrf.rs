@@ -1,0 +1,87 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{csrf_token, spawn_app};
+
+#[tokio::test]
+async fn a_session_form_without_the_csrf_token_is_refused() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let response = browser
+        .post_form("/settings/profile/name", &[("name", "Mallory")])
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("reload the page")
+    );
+    let wrong = browser
+        .post_form(
+            "/settings/profile/name",
+            &[("csrf_token", "guess"), ("name", "Mallory")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        browser.me().await["actor"]["name"],
+        "Ada",
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn another_origin_is_refused_even_with_the_token() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let token = csrf_token(&browser.get_html("/settings/profile").await);
+    let response = browser
+        .client
+        .post(app.url("/settings/profile/name"))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf_token", token.as_str()), ("name", "Mallory")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let cross_site = browser
+        .client
+        .post(app.url("/settings/profile/name"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf_token", token.as_str()), ("name", "Mallory")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    // A cross-site sign-up or login is refused too (login CSRF).
+    let login = app
+        .api()
+        .post(app.url("/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("email", "ada@example.com"), ("password", "x")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(login.status(), StatusCode::FORBIDDEN);
+    assert_eq!(browser.me().await["actor"]["name"], "Ada");
+}
+
+#[tokio::test]
+async fn htmx_requests_may_send_the_token_as_a_header() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let token = csrf_token(&browser.get_html("/settings/profile").await);
+    let response = browser
+        .client
+        .post(app.url("/settings/profile/name"))
+        .header("origin", &app.base)
+        .header("x-csrf-token", token)
+        .header("hx-request", "true")
+        .form(&[("name", "Ada King")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.me().await["actor"]["name"], "Ada King");
+}

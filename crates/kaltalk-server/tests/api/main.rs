@@ -1,0 +1,12 @@
+//! Integration tests: the real server on port 0, a fresh database per test (SQLite, or
+//! PostgreSQL when `KALTALK_TEST_DATABASE_URL` is set), a clock the test controls.
+
+mod helpers;
+
+mod accounts;
+mod api;
+mod cross_org;
+mod csrf;
+mod email;
+mod operations;
+mod teams;
