@@ -205,12 +205,14 @@ impl Config {
                 self.listen
             ))
         })?;
-        if let Some(url) = &self.public_url {
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(ConfigError::Invalid(
-                    "public_url must start with http:// or https://".into(),
-                ));
-            }
+        if let Some(url) = self
+            .public_url
+            .as_ref()
+            .filter(|u| !matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "public_url {url} must start with http:// or https://"
+            )));
         }
         if self.sessions.lifetime_hours < 1 {
             return Err(ConfigError::Invalid(

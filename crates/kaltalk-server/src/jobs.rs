@@ -89,12 +89,13 @@ async fn deliver_email(state: &AppState, job: &Job) -> anyhow::Result<()> {
 }
 
 async fn on_dead(state: &AppState, job: &Job) {
-    if job.kind == kaltalk_store::DELIVER_EMAIL_JOB {
-        if let Ok(id) = email_id(job) {
-            if let Err(err) = state.store.mark_email_failed(id).await {
-                tracing::error!(error = %err, "could not mark email failed");
-            }
-        }
+    let email = (job.kind == kaltalk_store::DELIVER_EMAIL_JOB)
+        .then(|| email_id(job))
+        .and_then(Result::ok);
+    if let Some(id) = email
+        && let Err(err) = state.store.mark_email_failed(id).await
+    {
+        tracing::error!(error = %err, "could not mark email failed");
     }
 }
 

@@ -120,6 +120,16 @@ pub struct NewUser {
     pub email_verified: bool,
 }
 
+/// A single-use link's token, as stored (hashed), and when it stops working.
+#[derive(Clone, Copy)]
+pub struct LinkToken<'a> {
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Builds an email once the organization it belongs to exists.
+pub type EmailFor<'a> = &'a (dyn Fn(OrgId) -> NewEmail + Sync);
+
 pub struct NewSession {
     pub token_hash: String,
     pub user_id: UserId,
@@ -243,15 +253,15 @@ impl Store {
         &self,
         user: &NewUser,
         org_name: &OrgName,
-        verification: Option<(&str, DateTime<Utc>, &(dyn Fn(OrgId) -> NewEmail + Sync))>,
+        verification: Option<(LinkToken<'_>, EmailFor<'_>)>,
         now: DateTime<Utc>,
     ) -> Result<(UserId, Organization), StoreError> {
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let user_id = insert_user!(tx, user, now);
             let org = insert_organization!(tx, org_name, user_id, now);
-            if let Some((token_hash, expires_at, email)) = verification {
-                insert_user_token!(tx, user_id, TokenPurpose::VerifyEmail, user.email.as_str(), token_hash, expires_at, now);
+            if let Some((token, email)) = verification {
+                insert_user_token!(tx, user_id, TokenPurpose::VerifyEmail, user.email.as_str(), token.token_hash, token.expires_at, now);
                 insert_email!(tx, &email(org.id), now);
             }
             tx.commit().await?;
@@ -329,7 +339,7 @@ impl Store {
         &self,
         id: UserId,
         email: &EmailAddress,
-        verification: (&str, DateTime<Utc>, &NewEmail),
+        verification: (LinkToken<'_>, &NewEmail),
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
@@ -340,8 +350,8 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let (token_hash, expires_at, message) = verification;
-            insert_user_token!(tx, id, TokenPurpose::VerifyEmail, email.as_str(), token_hash, expires_at, now);
+            let (token, message) = verification;
+            insert_user_token!(tx, id, TokenPurpose::VerifyEmail, email.as_str(), token.token_hash, token.expires_at, now);
             insert_email!(tx, message, now);
             append_event!(tx, NewEvent::new(None, USER_UPDATED, id.as_uuid(), json!({ "field": "email" })), now)?;
             tx.commit().await?;
@@ -379,14 +389,13 @@ impl Store {
         user_id: UserId,
         purpose: TokenPurpose,
         address: &str,
-        token_hash: &str,
-        expires_at: DateTime<Utc>,
+        token: LinkToken<'_>,
         email: &NewEmail,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            insert_user_token!(tx, user_id, purpose, address, token_hash, expires_at, now);
+            insert_user_token!(tx, user_id, purpose, address, token.token_hash, token.expires_at, now);
             insert_email!(tx, email, now);
             tx.commit().await?;
             Ok(())

@@ -22,8 +22,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use accounts::{
-    Acceptor, ApiKey, Invitation, Member, NewApiKey, NewInvitation, NewSession, NewUser,
-    Organization, SessionRecord, TokenPurpose, User,
+    Acceptor, ApiKey, EmailFor, Invitation, LinkToken, Member, NewApiKey, NewInvitation,
+    NewSession, NewUser, Organization, SessionRecord, TokenPurpose, User,
 };
 pub use error::{Conflict, StoreError};
 pub use events::{Event, NewEvent};
@@ -87,12 +87,9 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if !in_memory {
-            if let Some(parent) = Path::new(options.get_filename()).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(StoreError::Io)?;
-                }
-            }
+        let folder = Path::new(options.get_filename()).parent();
+        if let Some(parent) = folder.filter(|p| !in_memory && !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(StoreError::Io)?;
         }
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection.

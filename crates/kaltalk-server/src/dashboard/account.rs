@@ -11,7 +11,7 @@ use axum_extra::extract::CookieJar;
 use chrono::Duration;
 use kaltalk_core::{EmailAddress, OrgId, OrgName, Password, PersonName, UserId, token};
 use kaltalk_mail::{PasswordReset, RenderedEmail, VerifyEmail};
-use kaltalk_store::{NewEmail, NewUser, TokenPurpose};
+use kaltalk_store::{LinkToken, NewEmail, NewUser, TokenPurpose};
 use serde::Deserialize;
 
 use super::{see_other, ticked};
@@ -116,8 +116,10 @@ async fn signup(State(state): State<AppState>, Form(form): Form<SignupForm>) -> 
             &user,
             &org_name,
             Some((
-                &token::hash(&verify_token),
-                now + Duration::hours(VERIFY_LINK_HOURS),
+                LinkToken {
+                    token_hash: &token::hash(&verify_token),
+                    expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
+                },
                 &build,
             )),
             now,
@@ -386,8 +388,10 @@ pub(crate) async fn send_verification(
             session.user.id,
             TokenPurpose::VerifyEmail,
             &session.user.email,
-            &token::hash(&verify_token),
-            now + Duration::hours(VERIFY_LINK_HOURS),
+            LinkToken {
+                token_hash: &token::hash(&verify_token),
+                expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
+            },
             &email,
             now,
         )
@@ -476,8 +480,10 @@ async fn forgot(
                 user.id,
                 TokenPurpose::ResetPassword,
                 &user.email,
-                &token::hash(&reset_token),
-                now + Duration::hours(RESET_LINK_HOURS),
+                LinkToken {
+                    token_hash: &token::hash(&reset_token),
+                    expires_at: now + Duration::hours(RESET_LINK_HOURS),
+                },
                 &outgoing,
                 now,
             )

@@ -131,8 +131,10 @@ async fn change_email(
             session.user.id,
             &email,
             (
-                &token_hash,
-                now + Duration::hours(VERIFY_LINK_HOURS),
+                kaltalk_store::LinkToken {
+                    token_hash: &token_hash,
+                    expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
+                },
                 &message,
             ),
             now,

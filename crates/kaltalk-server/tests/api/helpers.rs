@@ -28,8 +28,10 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a server whose configuration `tweak` may change first.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
     config.jobs.workers = 0; // tests run jobs one at a time with `run_jobs`
     if let Ok(admin_url) = std::env::var("KALTALK_TEST_DATABASE_URL") {
         config.database_url = Some(Secret::new(fresh_postgres_database(&admin_url).await));

@@ -128,8 +128,10 @@ async fn reset_token_works_once_within_the_hour_and_ends_sessions() {
                     user,
                     TokenPurpose::ResetPassword,
                     "ada@example.com",
-                    hash,
-                    t0 + Duration::hours(1),
+                    kaltalk_store::LinkToken {
+                        token_hash: hash,
+                        expires_at: t0 + Duration::hours(1),
+                    },
                     &kept_email("ada@example.com"),
                     t0,
                 )

@@ -1,0 +1,260 @@
+//! The `kaltalk` binary as an operator uses it: `config example`, `migrate`,
+//! `admin create-user`, `admin create-api-key`, then `serve` and a request with the key.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kaltalk");
+
+/// A command with a clean KALTALK_* environment and its own data dir.
+fn kaltalk(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KALTALK_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("KALTALK_DATA_DIR", data_dir)
+        .env("KALTALK_LOG_LEVEL", "warn");
+    command
+}
+
+fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn value_of(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in output:\n{text}"))
+        .to_owned()
+}
+
+#[test]
+fn config_example_prints_a_documented_file_with_the_defaults() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let output = kaltalk(dir.path())
+        .args(["config", "example"])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.contains("listen = \"127.0.0.1:3000\""), "{text}");
+    assert!(text.contains("data_dir = \"./data\""));
+    assert!(text.contains("KALTALK_DATABASE_URL"));
+}
+
+#[test]
+fn unknown_configuration_keys_are_refused_with_their_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let output = kaltalk(dir.path())
+        .env("KALTALK_LISTN", "127.0.0.1:1")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("listn"), "{stderr}");
+}
+
+#[test]
+fn create_user_refuses_a_short_password_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut command = kaltalk(dir.path());
+    command.args([
+        "admin",
+        "create-user",
+        "--email",
+        "ada@example.com",
+        "--name",
+        "Ada",
+        "--password-stdin",
+        "--org",
+        "Acme",
+    ]);
+    let output = run_with_stdin(command, "short\n");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 10 characters"));
+}
+
+/// Waits for the "listening on URL" log line of a starting server.
+fn wait_for_url(child: &mut Child) -> String {
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let url = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the server logs its address")
+}
+
+#[test]
+fn an_operator_creates_a_user_and_a_key_then_calls_the_api() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let migrated = kaltalk(dir.path())
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(
+        dir.path().join("kaltalk.db").exists(),
+        "SQLite file in the data dir"
+    );
+
+    let mut command = kaltalk(dir.path());
+    command.args([
+        "admin",
+        "create-user",
+        "--email",
+        "ada@example.com",
+        "--name",
+        "Ada",
+        "--password-stdin",
+        "--org",
+        "Acme",
+    ]);
+    let created = run_with_stdin(command, "correct horse battery\n");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let org_id = value_of(&stdout(&created), "org_id");
+    value_of(&stdout(&created), "user_id");
+
+    let mut member = kaltalk(dir.path());
+    member.args([
+        "admin",
+        "create-user",
+        "--email",
+        "bob@example.com",
+        "--name",
+        "Bob",
+        "--password-stdin",
+        "--org-id",
+        &org_id,
+        "--role",
+        "admin",
+    ]);
+    let joined = run_with_stdin(member, "another long password");
+    assert!(
+        joined.status.success(),
+        "{}",
+        String::from_utf8_lossy(&joined.stderr)
+    );
+    assert_eq!(value_of(&stdout(&joined), "org_id"), org_id);
+
+    let key_output = kaltalk(dir.path())
+        .args([
+            "admin",
+            "create-api-key",
+            "--org-id",
+            &org_id,
+            "--name",
+            "ci",
+        ])
+        .output()
+        .expect("key");
+    assert!(
+        key_output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key_output.stderr)
+    );
+    let key = stdout(&key_output).trim().to_owned();
+    assert!(key.starts_with("kt_"), "{key}");
+
+    let mut server = kaltalk(dir.path())
+        .env("KALTALK_LISTEN", "127.0.0.1:0")
+        .env("KALTALK_LOG_LEVEL", "info")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve");
+    let url = wait_for_url(&mut server);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (me, team) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let me: serde_json::Value = client
+            .get(format!("{url}/api/v1/me"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("me")
+            .json()
+            .await
+            .expect("json");
+        let team: serde_json::Value = client
+            .get(format!("{url}/api/v1/team"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("team")
+            .json()
+            .await
+            .expect("json");
+        (me, team)
+    });
+    assert_eq!(me["organization"]["id"], org_id.as_str());
+    assert_eq!(me["organization"]["name"], "Acme");
+    assert_eq!(team["data"].as_array().map(Vec::len), Some(2));
+
+    // SIGTERM: a graceful stop with a zero exit.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = server.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+
+    let bad_org = kaltalk(dir.path())
+        .args([
+            "admin",
+            "create-api-key",
+            "--org-id",
+            "01900000-0000-7000-8000-000000000000",
+            "--name",
+            "x",
+        ])
+        .output()
+        .expect("run");
+    assert!(!bad_org.status.success());
+    assert!(String::from_utf8_lossy(&bad_org.stderr).contains("no organization has this id"));
+}
