@@ -133,6 +133,7 @@ impl Kaltalk {
             })
             .collect();
 
+        let housekeeping = tokio::spawn(housekeeping(state.clone(), workers_stop.clone()));
         let app = router(state.clone())
             .into_make_service_with_connect_info::<auth::session::ClientAddr>();
         tracing::info!(backend = ?state.store.backend(), address = %local_addr, "listening on {}", state.public_base);
@@ -150,12 +151,27 @@ impl Kaltalk {
             }
         };
         let _ = stop_workers.send(true);
-        for worker in workers {
-            let _ = worker.await;
+        for task in workers.into_iter().chain([housekeeping]) {
+            let _ = task.await;
         }
         state.store.close().await;
         tracing::info!("stopped");
         served.context("serving HTTP")
+    }
+}
+
+/// Purges expired sessions, link tokens and old finished jobs hourly until `stop`.
+async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every_hour.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match state.store.purge_expired(state.now()).await {
+            Ok(purged) => tracing::debug!(?purged, "housekeeping"),
+            Err(err) => tracing::warn!(error = %err, "housekeeping failed"),
+        }
     }
 }
 

@@ -814,12 +814,6 @@ impl Store {
         Ok(())
     }
 
-    /// Drops sessions past their expiry; returns how many.
-    pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let done = on_db!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(done)
-    }
-
     // ---- API keys ------------------------------------------------------------------------
 
     pub async fn create_api_key(

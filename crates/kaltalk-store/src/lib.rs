@@ -10,8 +10,10 @@
 mod accounts;
 mod error;
 mod events;
+mod housekeeping;
 mod jobs;
 mod outbox;
+pub mod testing;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,6 +29,7 @@ pub use accounts::{
 };
 pub use error::{Conflict, StoreError};
 pub use events::{Event, NewEvent};
+pub use housekeeping::Purged;
 pub use jobs::{Job, JobState, NewJob, backoff};
 pub use outbox::{DELIVER_EMAIL_JOB, Delivery, EmailState, NewEmail, OutboundEmail};
 

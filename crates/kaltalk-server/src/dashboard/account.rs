@@ -14,7 +14,7 @@ use kaltalk_mail::{PasswordReset, RenderedEmail, VerifyEmail};
 use kaltalk_store::{LinkToken, NewEmail, NewUser, TokenPurpose};
 use serde::Deserialize;
 
-use super::{see_other, ticked};
+use super::{NoFields, see_other, ticked};
 use crate::auth::{AgentSession, ClientIp, SessionForm, password, session};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -296,12 +296,9 @@ async fn login(
         .into_response())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn logout(
     State(state): State<AppState>,
-    SessionForm { session, .. }: SessionForm<Empty>,
+    SessionForm { session, .. }: SessionForm<NoFields>,
 ) -> PageResult {
     state.store.delete_session(session.session_id).await?;
     Ok((
@@ -362,7 +359,7 @@ async fn verify_email(
 
 async fn resend_verification(
     State(state): State<AppState>,
-    SessionForm { session, .. }: SessionForm<Empty>,
+    SessionForm { session, .. }: SessionForm<NoFields>,
 ) -> PageResult {
     send_verification(&state, &session).await?;
     Ok(see_other("/?notice=verification-sent"))

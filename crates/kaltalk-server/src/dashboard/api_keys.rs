@@ -11,7 +11,7 @@ use kaltalk_core::{ApiKeyId, Permission, token};
 use kaltalk_store::ApiKey;
 use serde::Deserialize;
 
-use super::see_other;
+use super::{NoFields, see_other};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -109,13 +109,10 @@ pub async fn create_key(
     Ok(secret)
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn revoke(
     State(state): State<AppState>,
     IdPath(id): IdPath<ApiKeyId>,
-    SessionForm { session, .. }: SessionForm<Empty>,
+    SessionForm { session, .. }: SessionForm<NoFields>,
 ) -> PageResult {
     session.require(Permission::ManageApiKeys)?;
     state

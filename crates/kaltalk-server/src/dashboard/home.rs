@@ -6,8 +6,8 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use kaltalk_core::Permission;
-use serde::Deserialize;
 
+use super::NoticeQuery;
 use crate::auth::AgentSession;
 use crate::state::AppState;
 use crate::web::{Layout, PageResult};
@@ -30,15 +30,10 @@ struct HomePage {
     can_api_keys: bool,
 }
 
-#[derive(Deserialize)]
-struct Notice {
-    notice: Option<String>,
-}
-
 async fn home(
     State(state): State<AppState>,
     session: AgentSession,
-    Query(query): Query<Notice>,
+    Query(query): Query<NoticeQuery>,
 ) -> PageResult<HomePage> {
     let notice = match query.notice.as_deref() {
         Some("verification-sent") => Some("We sent a new confirmation link."),

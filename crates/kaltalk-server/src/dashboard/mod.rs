@@ -25,6 +25,16 @@ pub fn router() -> Router<AppState> {
         .merge(outbox::router())
 }
 
+/// The `?notice=` code a page shows a confirmation for after a redirect.
+#[derive(serde::Deserialize)]
+struct NoticeQuery {
+    notice: Option<String>,
+}
+
+/// A form whose only field is its CSRF token.
+#[derive(serde::Deserialize)]
+struct NoFields {}
+
 /// A redirect after a successful POST, with a short notice code the next page explains.
 fn see_other(path: &str) -> axum::response::Response {
     axum::response::IntoResponse::into_response(axum::response::Redirect::to(path))

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use kaltalk_core::{OrgId, OrgName, Permission};
 use serde::Deserialize;
 
-use super::see_other;
+use super::{NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -50,11 +50,6 @@ async fn page(
         new_org_name: String::new(),
         errors,
     })
-}
-
-#[derive(Deserialize)]
-struct NoticeQuery {
-    notice: Option<String>,
 }
 
 async fn show(

@@ -13,7 +13,7 @@ use kaltalk_core::{EmailAddress, Password, PersonName, ValidationError};
 use serde::Deserialize;
 
 use super::account::{VERIFY_LINK_HOURS, verification_for};
-use super::see_other;
+use super::{NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm, password, session};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -59,11 +59,6 @@ async fn page(
 async fn invalid(state: &AppState, session: &AgentSession, error: ValidationError) -> PageResult {
     let page = page(state, session, vec![error].into(), None).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-}
-
-#[derive(Deserialize)]
-struct NoticeQuery {
-    notice: Option<String>,
 }
 
 async fn show(

@@ -14,7 +14,7 @@ use kaltalk_store::{Invitation, Member, NewInvitation};
 use serde::Deserialize;
 
 use super::account::new_email;
-use super::see_other;
+use super::{NoFields, NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -79,11 +79,6 @@ async fn page(state: &AppState, session: &AgentSession) -> Result<TeamPage, AppE
         invite_email: String::new(),
         errors: FieldErrors::default(),
     })
-}
-
-#[derive(Deserialize)]
-struct NoticeQuery {
-    notice: Option<String>,
 }
 
 async fn show(
@@ -181,13 +176,10 @@ async fn invite(
     Ok(see_other("/settings/team?notice=invited"))
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn revoke_invitation(
     State(state): State<AppState>,
     IdPath(id): IdPath<InvitationId>,
-    SessionForm { session, .. }: SessionForm<Empty>,
+    SessionForm { session, .. }: SessionForm<NoFields>,
 ) -> PageResult {
     session.require(Permission::ManageTeam)?;
     state
@@ -243,7 +235,7 @@ async fn change_role(
 async fn remove_member(
     State(state): State<AppState>,
     IdPath(user): IdPath<UserId>,
-    SessionForm { session, .. }: SessionForm<Empty>,
+    SessionForm { session, .. }: SessionForm<NoFields>,
 ) -> PageResult {
     session.require(Permission::ManageTeam)?;
     let member = target(&state, &session, user).await?;

@@ -34,7 +34,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     };
     config.jobs.workers = 0; // tests run jobs one at a time with `run_jobs`
     if let Ok(admin_url) = std::env::var("KALTALK_TEST_DATABASE_URL") {
-        config.database_url = Some(Secret::new(fresh_postgres_database(&admin_url).await));
+        config.database_url = Some(Secret::new(
+            kaltalk_store::testing::fresh_postgres_database(&admin_url)
+                .await
+                .expect("a fresh PostgreSQL database"),
+        ));
     }
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -64,22 +68,6 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         server: Some(handle),
         _dir: dir,
     }
-}
-
-async fn fresh_postgres_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("kaltalk_test_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to KALTALK_TEST_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("database URL with a path");
-    format!("{base}/{name}")
 }
 
 impl TestApp {

@@ -2,7 +2,6 @@ use chrono::{DateTime, Utc};
 use kaltalk_core::UserId;
 use kaltalk_core::{Clock, EmailAddress, OrgName, PersonName, SystemClock};
 use kaltalk_store::{Delivery, NewEmail, NewUser, Organization, Store};
-use uuid::Uuid;
 
 /// A fresh store per backend under test, with the temp dir that holds the SQLite file.
 pub struct TestStores {
@@ -17,7 +16,12 @@ pub async fn test_stores() -> TestStores {
     if let Ok(admin_url) = std::env::var("KALTALK_TEST_DATABASE_URL") {
         stores.push((
             "postgres",
-            open(&fresh_postgres_database(&admin_url).await).await,
+            open(
+                &kaltalk_store::testing::fresh_postgres_database(&admin_url)
+                    .await
+                    .expect("a fresh PostgreSQL database"),
+            )
+            .await,
         ));
     }
     TestStores { stores, _dir: dir }
@@ -27,23 +31,6 @@ async fn open(url: &str) -> Store {
     let store = Store::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     store
-}
-
-/// Creates a throwaway database next to the one `admin_url` names; returns its URL.
-pub async fn fresh_postgres_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("kaltalk_test_{}", Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to KALTALK_TEST_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("database URL with a path");
-    format!("{base}/{name}")
 }
 
 pub fn now() -> DateTime<Utc> {

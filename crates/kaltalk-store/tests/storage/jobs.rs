@@ -210,3 +210,87 @@ async fn concurrent_workers_never_claim_the_same_job() {
         assert_eq!(total, 120, "{backend}");
     }
 }
+
+#[tokio::test]
+async fn housekeeping_drops_expired_sessions_tokens_and_old_finished_jobs() {
+    use kaltalk_store::{NewSession, Purged, TokenPurpose};
+    for (backend, store) in test_stores().await.stores {
+        let (user, org) = crate::helpers::sign_up(&store, "ada@example.com").await;
+        let t0 = now();
+        for (hash, hours) in [("short", 1), ("long", 48)] {
+            let session = NewSession {
+                token_hash: hash.into(),
+                user_id: user,
+                org_id: org.id,
+                csrf_token: "c".into(),
+                expires_at: t0 + Duration::hours(hours),
+            };
+            store.create_session(&session, t0).await.expect(backend);
+        }
+        let token = kaltalk_store::LinkToken {
+            token_hash: "reset",
+            expires_at: t0 + Duration::hours(1),
+        };
+        store
+            .issue_user_token(
+                user,
+                TokenPurpose::ResetPassword,
+                "ada@example.com",
+                token,
+                &crate::helpers::kept_email("ada@example.com"),
+                t0,
+            )
+            .await
+            .expect(backend);
+        let done = store.enqueue_job(job(1), t0).await.expect(backend);
+        let claimed = store
+            .claim_job("w", Duration::seconds(30), t0)
+            .await
+            .expect(backend)
+            .expect("job");
+        store
+            .complete_job(claimed.id, "w", t0)
+            .await
+            .expect(backend);
+        let mut failing = job(2);
+        failing.max_attempts = 1;
+        let dead = store.enqueue_job(failing, t0).await.expect(backend);
+        let claimed = store
+            .claim_job("w", Duration::seconds(30), t0)
+            .await
+            .expect(backend)
+            .expect("job");
+        store
+            .fail_job(&claimed, "w", "boom", t0)
+            .await
+            .expect(backend);
+
+        assert_eq!(
+            store.purge_expired(t0).await.expect(backend),
+            Purged::default(),
+            "{backend}: nothing is due yet"
+        );
+        let purged = store
+            .purge_expired(t0 + Duration::days(8))
+            .await
+            .expect(backend);
+        assert_eq!(
+            purged,
+            Purged {
+                sessions: 2,
+                tokens: 1,
+                jobs: 1
+            },
+            "{backend}"
+        );
+        assert!(
+            store.get_job(done).await.is_err(),
+            "{backend}: the old finished job is gone"
+        );
+        assert_eq!(
+            store.get_job(dead).await.expect(backend).state,
+            JobState::Dead,
+            "{backend}: dead jobs stay"
+        );
+    }
+}
