@@ -62,4 +62,11 @@ id_type!(
     JobId,
     /// An outbound email kept in the outbox.
     EmailId,
+    InboxId,
+    /// A customer or website visitor who wrote to us.
+    ContactId,
+    ConversationId,
+    MessageId,
+    /// A widget visitor's browser session.
+    VisitorSessionId,
 );

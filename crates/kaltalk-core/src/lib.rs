@@ -1,6 +1,7 @@
 //! KalTalk's domain vocabulary: typed ids, values validated at the edge, roles and their
 //! permissions, event kinds, secret tokens and the clock every time-dependent rule reads.
 
+pub mod chat;
 pub mod clock;
 pub mod event;
 pub mod ids;
@@ -9,6 +10,9 @@ pub mod token;
 pub mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ids::{ApiKeyId, EmailId, EventId, InvitationId, JobId, OrgId, SessionId, UserId};
+pub use ids::{
+    ApiKeyId, ContactId, ConversationId, EmailId, EventId, InboxId, InvitationId, JobId, MessageId,
+    OrgId, SessionId, UserId, VisitorSessionId,
+};
 pub use role::{Permission, Role};
 pub use values::{EmailAddress, OrgName, Password, PersonName, ValidationError};

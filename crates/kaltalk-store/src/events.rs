@@ -2,7 +2,7 @@
 //! same transaction as the change (transactional outbox), so no reaction is ever missed.
 
 use chrono::{DateTime, Utc};
-use kaltalk_core::{EventId, OrgId};
+use kaltalk_core::{ConversationId, EventId, OrgId};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -13,6 +13,7 @@ pub struct NewEvent {
     pub org_id: Option<OrgId>,
     pub kind: &'static str,
     pub subject_id: Option<Uuid>,
+    pub conversation_id: Option<ConversationId>,
     pub payload: Value,
 }
 
@@ -27,8 +28,16 @@ impl NewEvent {
             org_id,
             kind,
             subject_id: subject_id.into(),
+            conversation_id: None,
             payload,
         }
+    }
+
+    /// Marks the event as being about a conversation, so that conversation's widget
+    /// receives it.
+    pub fn in_conversation(mut self, conversation: ConversationId) -> Self {
+        self.conversation_id = Some(conversation);
+        self
     }
 }
 
@@ -38,26 +47,39 @@ pub struct Event {
     pub org_id: Option<OrgId>,
     pub kind: String,
     pub subject_id: Option<Uuid>,
+    pub conversation_id: Option<ConversationId>,
     pub payload: Json<Value>,
     pub created_at: DateTime<Utc>,
 }
 
-/// Appends `$event` inside the open transaction `$tx`.
+/// Appends `$event` inside the open transaction `$tx`; evaluates to a `Result` with the
+/// stored `Event`, for the caller to publish once the transaction commits.
 macro_rules! append_event {
     ($tx:expr, $event:expr, $now:expr) => {{
         let event: $crate::events::NewEvent = $event;
+        let stored = $crate::events::Event {
+            id: kaltalk_core::EventId::new(),
+            org_id: event.org_id,
+            kind: event.kind.to_owned(),
+            subject_id: event.subject_id,
+            conversation_id: event.conversation_id,
+            payload: sqlx::types::Json(event.payload),
+            created_at: $now,
+        };
         sqlx::query(
-            "INSERT INTO events (id, org_id, kind, subject_id, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO events (id, org_id, kind, subject_id, conversation_id, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(kaltalk_core::EventId::new())
-        .bind(event.org_id)
-        .bind(event.kind)
-        .bind(event.subject_id)
-        .bind(sqlx::types::Json(event.payload))
+        .bind(stored.id)
+        .bind(stored.org_id)
+        .bind(&stored.kind)
+        .bind(stored.subject_id)
+        .bind(stored.conversation_id)
+        .bind(&stored.payload)
         .bind($now)
         .execute(&mut *$tx)
         .await
+        .map(|_| stored)
     }};
 }
 pub(crate) use append_event;
@@ -73,10 +95,30 @@ impl Store {
     ) -> Result<Vec<Event>, StoreError> {
         let after = after.map(|id| id.as_uuid()).unwrap_or(Uuid::nil());
         let events = on_db!(self, pool => sqlx::query_as::<_, Event>(
-            "SELECT id, org_id, kind, subject_id, payload, created_at FROM events \
+            "SELECT id, org_id, kind, subject_id, conversation_id, payload, created_at FROM events \
              WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
         .bind(org_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        Ok(events)
+    }
+
+    /// Events of one conversation after `after` (exclusive), oldest first.
+    pub async fn conversation_events_since(
+        &self,
+        conversation: ConversationId,
+        after: Option<EventId>,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let after = after.map(|id| id.as_uuid()).unwrap_or(Uuid::nil());
+        let events = on_db!(self, pool => sqlx::query_as::<_, Event>(
+            "SELECT id, org_id, kind, subject_id, conversation_id, payload, created_at FROM events \
+             WHERE conversation_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(conversation)
         .bind(after)
         .bind(limit)
         .fetch_all(pool)

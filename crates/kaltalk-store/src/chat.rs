@@ -1,0 +1,881 @@
+//! Live chat: inboxes, contacts, widget visitor sessions, conversations and messages.
+//! Every change writes its event in the same transaction and returns the events, for the
+//! caller to publish to connected sockets once committed.
+
+use chrono::{DateTime, Duration, Utc};
+use kaltalk_core::chat::{
+    ConversationStatus, InboxKind, MessageKind, SenderKind, VisitorDetails, WidgetSettings,
+};
+use kaltalk_core::{
+    ContactId, ConversationId, InboxId, MessageId, OrgId, UserId, VisitorSessionId,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::types::Json;
+
+use crate::events::{Event, NewEvent, append_event};
+use crate::{Store, StoreError, on_db};
+
+pub const INBOX_CREATED: &str = "inbox.created";
+pub const INBOX_UPDATED: &str = "inbox.updated";
+pub const CONTACT_CREATED: &str = "contact.created";
+pub const CONVERSATION_CREATED: &str = "conversation.created";
+pub const CONVERSATION_UPDATED: &str = "conversation.updated";
+pub const CONVERSATION_SEEN: &str = "conversation.seen";
+pub const MESSAGE_CREATED: &str = "message.created";
+
+/// A widget visitor token stops working after this long without activity (privacy
+/// policy, section 7).
+pub const VISITOR_IDLE_LIMIT: Duration = Duration::days(30);
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Inbox {
+    pub id: InboxId,
+    pub org_id: OrgId,
+    #[sqlx(try_from = "String")]
+    pub kind: InboxKind,
+    pub name: String,
+    pub public_token: String,
+    pub identity_secret: String,
+    pub settings: Json<WidgetSettings>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewInbox {
+    pub org_id: OrgId,
+    pub kind: InboxKind,
+    pub name: String,
+    pub public_token: String,
+    pub identity_secret: String,
+    pub settings: WidgetSettings,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Contact {
+    pub id: ContactId,
+    #[serde(skip)]
+    pub org_id: OrgId,
+    pub external_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub details: Json<VisitorDetails>,
+    pub attributes: Json<Value>,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VisitorSession {
+    pub id: VisitorSessionId,
+    pub org_id: OrgId,
+    pub inbox_id: InboxId,
+    pub contact_id: Option<ContactId>,
+    pub conversation_id: Option<ConversationId>,
+    pub context: Json<VisitorDetails>,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    #[serde(skip)]
+    pub org_id: OrgId,
+    pub inbox_id: InboxId,
+    pub contact_id: ContactId,
+    #[sqlx(try_from = "String")]
+    pub status: ConversationStatus,
+    pub snoozed_until: Option<DateTime<Utc>>,
+    pub assignee_id: Option<UserId>,
+    pub last_message_at: DateTime<Utc>,
+    pub agent_last_seen_at: Option<DateTime<Utc>>,
+    pub contact_last_seen_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A conversation as a list shows it.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct ConversationSummary {
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub last_message: Option<String>,
+    /// Customer messages since an agent last looked.
+    pub unread: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Message {
+    pub id: MessageId,
+    #[serde(skip)]
+    pub org_id: OrgId,
+    pub conversation_id: ConversationId,
+    #[sqlx(try_from = "String")]
+    #[serde(rename = "sender")]
+    pub sender_kind: SenderKind,
+    #[serde(skip)]
+    pub sender_id: Option<uuid::Uuid>,
+    pub sender_name: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub kind: MessageKind,
+    pub text: String,
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Message {
+    /// Whether the customer may see it (notes are for the team only).
+    pub fn is_public(&self) -> bool {
+        self.kind != MessageKind::Note
+    }
+
+    /// The `message.created` payload: the message as both the widget and the inbox show it.
+    pub fn to_json(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        value["attachments"] = json!([]);
+        value
+    }
+}
+
+/// Who the visitor says they are, after the server checked it (identity verification).
+#[derive(Debug, Clone, Default)]
+pub struct ContactFields {
+    pub external_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub attributes: Option<Value>,
+}
+
+/// The session a visitor's message arrives on.
+pub enum SessionChoice<'a> {
+    Existing(&'a VisitorSession),
+    New { token_hash: &'a str },
+}
+
+pub struct VisitorWrite<'a> {
+    pub inbox: &'a Inbox,
+    pub session: SessionChoice<'a>,
+    pub details: &'a VisitorDetails,
+    pub contact: &'a ContactFields,
+    pub text: &'a str,
+    pub client_id: Option<&'a str>,
+}
+
+/// A team member's message.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentWrite<'a> {
+    pub agent: UserId,
+    pub kind: MessageKind,
+    pub text: &'a str,
+    pub client_id: Option<&'a str>,
+}
+
+/// What a change wrote, and the events to publish.
+#[derive(Debug)]
+pub struct Written<T> {
+    pub value: T,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug)]
+pub struct VisitorWritten {
+    pub session_id: VisitorSessionId,
+    pub conversation: Conversation,
+    pub message: Message,
+}
+
+/// Filters for the conversation list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub status: Option<ConversationStatus>,
+    pub inbox: Option<InboxId>,
+    pub assignee: AssigneeFilter,
+    /// Only conversations whose last message is older than this (the next page).
+    pub before: Option<(DateTime<Utc>, ConversationId)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    #[default]
+    Anyone,
+    Unassigned,
+    User(UserId),
+}
+
+const INBOX_COLUMNS: &str =
+    "id, org_id, kind, name, public_token, identity_secret, settings, created_at";
+const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at";
+const SESSION_COLUMNS: &str =
+    "id, org_id, inbox_id, contact_id, conversation_id, context, first_seen_at, last_seen_at";
+const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
+     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at";
+const MESSAGE_SELECT: &str = "SELECT m.id, m.org_id, m.conversation_id, m.sender_kind, m.sender_id, \
+     COALESCE(u.name, ct.name) AS sender_name, m.kind, m.text, m.client_id, m.created_at \
+     FROM messages m \
+     LEFT JOIN users u ON m.sender_kind = 'agent' AND u.id = m.sender_id \
+     LEFT JOIN contacts ct ON m.sender_kind = 'contact' AND ct.id = m.sender_id";
+
+/// Loads one message (with its sender's name) inside a transaction.
+macro_rules! fetch_message {
+    ($tx:expr, $id:expr) => {{
+        let sql = format!("{MESSAGE_SELECT} WHERE m.id = $1");
+        sqlx::query_as::<_, Message>(sqlx::AssertSqlSafe(sql))
+            .bind($id)
+            .fetch_one(&mut *$tx)
+            .await
+    }};
+}
+
+macro_rules! fetch_conversation {
+    ($tx:expr, $org:expr, $id:expr) => {{
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.org_id = $1 AND c.id = $2"
+        );
+        sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql))
+            .bind($org)
+            .bind($id)
+            .fetch_optional(&mut *$tx)
+            .await
+    }};
+}
+
+/// Inserts a message and its `message.created` event, bumps the conversation; evaluates to
+/// `(Message, Event)`.
+macro_rules! insert_message {
+    ($tx:expr, $org:expr, $conversation:expr, $sender_kind:expr, $sender_id:expr, $kind:expr, $text:expr, $client_id:expr, $now:expr) => {{
+        let id = MessageId::new();
+        let sender_kind: SenderKind = $sender_kind;
+        let kind: MessageKind = $kind;
+        sqlx::query(
+            "INSERT INTO messages (id, org_id, conversation_id, sender_kind, sender_id, kind, text, client_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id)
+        .bind($org)
+        .bind($conversation)
+        .bind(sender_kind.as_str())
+        .bind($sender_id)
+        .bind(kind.as_str())
+        .bind($text)
+        .bind($client_id)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        if kind != MessageKind::Note {
+            sqlx::query("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
+                .bind($conversation)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let message = fetch_message!($tx, id)?;
+        let event = append_event!(
+            $tx,
+            NewEvent::new(Some($org), MESSAGE_CREATED, id.as_uuid(), json!({ "message": message.to_json() }))
+                .in_conversation($conversation),
+            $now
+        )?;
+        (message, event)
+    }};
+}
+
+impl Store {
+    // ---- inboxes ---------------------------------------------------------------------------
+
+    pub async fn create_inbox(
+        &self,
+        inbox: &NewInbox,
+        now: DateTime<Utc>,
+    ) -> Result<Inbox, StoreError> {
+        let id = InboxId::new();
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO inboxes (id, org_id, kind, name, public_token, identity_secret, settings, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            )
+            .bind(id)
+            .bind(inbox.org_id)
+            .bind(inbox.kind.as_str())
+            .bind(&inbox.name)
+            .bind(&inbox.public_token)
+            .bind(&inbox.identity_secret)
+            .bind(Json(&inbox.settings))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            append_event!(tx, NewEvent::new(Some(inbox.org_id), INBOX_CREATED, id.as_uuid(), json!({ "kind": inbox.kind })), now)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        })?;
+        self.get_inbox(inbox.org_id, id).await
+    }
+
+    pub async fn list_inboxes(&self, org: OrgId) -> Result<Vec<Inbox>, StoreError> {
+        let sql =
+            format!("SELECT {INBOX_COLUMNS} FROM inboxes WHERE org_id = $1 ORDER BY name, id");
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Inbox>(sqlx::AssertSqlSafe(sql)).bind(org).fetch_all(pool).await)?,
+        )
+    }
+
+    pub async fn get_inbox(&self, org: OrgId, id: InboxId) -> Result<Inbox, StoreError> {
+        let sql = format!("SELECT {INBOX_COLUMNS} FROM inboxes WHERE org_id = $1 AND id = $2");
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Inbox>(sqlx::AssertSqlSafe(sql)).bind(org).bind(id).fetch_one(pool).await)?,
+        )
+    }
+
+    /// The web inbox behind a widget embed token.
+    pub async fn find_inbox_by_token(
+        &self,
+        public_token: &str,
+    ) -> Result<Option<Inbox>, StoreError> {
+        let sql = format!("SELECT {INBOX_COLUMNS} FROM inboxes WHERE public_token = $1");
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Inbox>(sqlx::AssertSqlSafe(sql)).bind(public_token).fetch_optional(pool).await)?,
+        )
+    }
+
+    pub async fn update_inbox(
+        &self,
+        org: OrgId,
+        id: InboxId,
+        name: &str,
+        settings: &WidgetSettings,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query("UPDATE inboxes SET name = $3, settings = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(id)
+                .bind(name)
+                .bind(Json(settings))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            append_event!(tx, NewEvent::new(Some(org), INBOX_UPDATED, id.as_uuid(), json!({})), now)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    // ---- visitors ----------------------------------------------------------------------------
+
+    /// The visitor session with this token, unless it has been idle for 30 days.
+    pub async fn find_visitor_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VisitorSession>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM visitor_sessions WHERE token_hash = $1 AND last_seen_at > $2"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, VisitorSession>(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash)
+            .bind(now - VISITOR_IDLE_LIMIT)
+            .fetch_optional(pool)
+            .await)?,
+        )
+    }
+
+    /// Records activity (and the page the visitor is on) on a session.
+    pub async fn touch_visitor_session(
+        &self,
+        id: VisitorSessionId,
+        details: &VisitorDetails,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => sqlx::query("UPDATE visitor_sessions SET context = $2, last_seen_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(Json(details))
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Applies verified identity fields to the session's contact.
+    pub async fn identify_contact(
+        &self,
+        session: &VisitorSession,
+        fields: &ContactFields,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(contact) = session.contact_id else {
+            return Ok(()); // no contact yet: the fields are applied with the first message
+        };
+        on_db!(self, pool => sqlx::query(
+            "UPDATE contacts SET external_id = COALESCE($2, external_id), name = COALESCE($3, name), \
+             email = COALESCE($4, email), attributes = COALESCE($5, attributes), updated_at = $6 WHERE id = $1",
+        )
+        .bind(contact)
+        .bind(&fields.external_id)
+        .bind(&fields.name)
+        .bind(&fields.email)
+        .bind(fields.attributes.as_ref().map(Json))
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// A visitor's message: creates what does not exist yet (session, contact,
+    /// conversation), reopens a resolved conversation, and is idempotent per `client_id`.
+    pub async fn visitor_writes(
+        &self,
+        write: VisitorWrite<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Written<VisitorWritten>, StoreError> {
+        let inbox = write.inbox;
+        let org = inbox.org_id;
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut events = Vec::new();
+
+            let (session_id, mut contact_id, mut conversation_id) = match write.session {
+                SessionChoice::Existing(session) => {
+                    sqlx::query("UPDATE visitor_sessions SET context = $2, last_seen_at = $3 WHERE id = $1")
+                        .bind(session.id)
+                        .bind(Json(write.details))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    (session.id, session.contact_id, session.conversation_id)
+                }
+                SessionChoice::New { token_hash } => {
+                    let id = VisitorSessionId::new();
+                    sqlx::query(
+                        "INSERT INTO visitor_sessions (id, org_id, inbox_id, token_hash, context, first_seen_at, last_seen_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                    )
+                    .bind(id)
+                    .bind(org)
+                    .bind(inbox.id)
+                    .bind(token_hash)
+                    .bind(Json(write.details))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    (id, None, None)
+                }
+            };
+
+            // An identified visitor is the same contact in every browser.
+            if let Some(external_id) = &write.contact.external_id {
+                let known: Option<(ContactId,)> = sqlx::query_as("SELECT id FROM contacts WHERE org_id = $1 AND external_id = $2")
+                    .bind(org)
+                    .bind(external_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some((id,)) = known {
+                    if contact_id != Some(id) {
+                        conversation_id = None;
+                    }
+                    contact_id = Some(id);
+                }
+            }
+            let contact = match contact_id {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE contacts SET details = $2, last_seen_at = $3, updated_at = $3, \
+                         external_id = COALESCE($4, external_id), name = COALESCE($5, name), email = COALESCE($6, email), \
+                         attributes = COALESCE($7, attributes) WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(Json(write.details))
+                    .bind(now)
+                    .bind(&write.contact.external_id)
+                    .bind(&write.contact.name)
+                    .bind(&write.contact.email)
+                    .bind(write.contact.attributes.as_ref().map(Json))
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
+                None => {
+                    let id = ContactId::new();
+                    sqlx::query(
+                        "INSERT INTO contacts (id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8)",
+                    )
+                    .bind(id)
+                    .bind(org)
+                    .bind(&write.contact.external_id)
+                    .bind(&write.contact.name)
+                    .bind(&write.contact.email)
+                    .bind(Json(write.details))
+                    .bind(Json(write.contact.attributes.clone().unwrap_or_else(|| json!({}))))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
+                    id
+                }
+            };
+
+            // The session's conversation, else the contact's latest unresolved one here.
+            let existing = match conversation_id {
+                Some(id) => fetch_conversation!(tx, org, id)?.filter(|c| c.contact_id == contact),
+                None => None,
+            };
+            let existing = match existing {
+                Some(conversation) => Some(conversation),
+                None => {
+                    let sql = format!(
+                        "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.org_id = $1 AND c.inbox_id = $2 \
+                         AND c.contact_id = $3 AND c.status <> 'resolved' ORDER BY c.last_message_at DESC LIMIT 1"
+                    );
+                    sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql))
+                        .bind(org)
+                        .bind(inbox.id)
+                        .bind(contact)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                }
+            };
+            let conversation = match existing {
+                Some(conversation) if conversation.status == ConversationStatus::Resolved || conversation.status == ConversationStatus::Snoozed => {
+                    sqlx::query("UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $2 WHERE id = $1")
+                        .bind(conversation.id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    events.push(append_event!(
+                        tx,
+                        NewEvent::new(Some(org), CONVERSATION_UPDATED, conversation.id.as_uuid(), json!({ "status": "open", "reopened": true }))
+                            .in_conversation(conversation.id),
+                        now
+                    )?);
+                    conversation.id
+                }
+                Some(conversation) => conversation.id,
+                None => {
+                    let id = ConversationId::new();
+                    sqlx::query(
+                        "INSERT INTO conversations (id, org_id, inbox_id, contact_id, status, last_message_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, 'open', $5, $5, $5)",
+                    )
+                    .bind(id)
+                    .bind(org)
+                    .bind(inbox.id)
+                    .bind(contact)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    events.push(append_event!(
+                        tx,
+                        NewEvent::new(Some(org), CONVERSATION_CREATED, id.as_uuid(), json!({ "inbox_id": inbox.id, "contact_id": contact }))
+                            .in_conversation(id),
+                        now
+                    )?);
+                    id
+                }
+            };
+            sqlx::query("UPDATE visitor_sessions SET contact_id = $2, conversation_id = $3 WHERE id = $1")
+                .bind(session_id)
+                .bind(contact)
+                .bind(conversation)
+                .execute(&mut *tx)
+                .await?;
+
+            // A retried send (same client_id) returns the message already stored.
+            let repeated: Option<(MessageId,)> = match write.client_id {
+                Some(client_id) => sqlx::query_as("SELECT id FROM messages WHERE conversation_id = $1 AND client_id = $2")
+                    .bind(conversation)
+                    .bind(client_id)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                None => None,
+            };
+            let message = match repeated {
+                Some((id,)) => fetch_message!(tx, id)?,
+                None => {
+                    let (message, event) = insert_message!(tx, org, conversation, SenderKind::Contact, Some(contact.as_uuid()), MessageKind::Text, write.text, write.client_id, now);
+                    sqlx::query("UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1")
+                        .bind(conversation)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    events.push(event);
+                    message
+                }
+            };
+            let conversation = fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
+            Ok(Written { value: VisitorWritten { session_id, conversation, message }, events })
+        })
+    }
+
+    // ---- the team's side ---------------------------------------------------------------------
+
+    /// An agent's reply (`Text`) or private note (`Note`). A reply to an unassigned
+    /// conversation assigns it to the agent, as a team moving from Chatwoot expects.
+    pub async fn agent_writes(
+        &self,
+        org: OrgId,
+        conversation: ConversationId,
+        write: AgentWrite<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Written<Message>, StoreError> {
+        let AgentWrite {
+            agent,
+            kind,
+            text,
+            client_id,
+        } = write;
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let current = fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
+            if let Some(client_id) = client_id {
+                let repeated: Option<(MessageId,)> = sqlx::query_as("SELECT id FROM messages WHERE conversation_id = $1 AND client_id = $2")
+                    .bind(conversation)
+                    .bind(client_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some((id,)) = repeated {
+                    let message = fetch_message!(tx, id)?;
+                    return Ok(Written { value: message, events: Vec::new() });
+                }
+            }
+            let mut events = Vec::new();
+            let (message, event) = insert_message!(tx, org, conversation, SenderKind::Agent, Some(agent.as_uuid()), kind, text, client_id, now);
+            events.push(event);
+            sqlx::query("UPDATE conversations SET agent_last_seen_at = $2 WHERE id = $1")
+                .bind(conversation)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if kind == MessageKind::Text && current.assignee_id.is_none() {
+                sqlx::query("UPDATE conversations SET assignee_id = $2, updated_at = $3 WHERE id = $1")
+                    .bind(conversation)
+                    .bind(agent)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                events.push(append_event!(
+                    tx,
+                    NewEvent::new(Some(org), CONVERSATION_UPDATED, conversation.as_uuid(), json!({ "assignee_id": agent }))
+                        .in_conversation(conversation),
+                    now
+                )?);
+            }
+            tx.commit().await?;
+            Ok(Written { value: message, events })
+        })
+    }
+
+    pub async fn get_conversation(
+        &self,
+        org: OrgId,
+        id: ConversationId,
+    ) -> Result<Conversation, StoreError> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.org_id = $1 AND c.id = $2"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql)).bind(org).bind(id).fetch_one(pool).await)?,
+        )
+    }
+
+    pub async fn get_contact(&self, org: OrgId, id: ContactId) -> Result<Contact, StoreError> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND id = $2");
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Contact>(sqlx::AssertSqlSafe(sql)).bind(org).bind(id).fetch_one(pool).await)?,
+        )
+    }
+
+    /// Conversations, most recently active first.
+    pub async fn list_conversations(
+        &self,
+        org: OrgId,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let mut sql = format!(
+            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
+             (SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.kind <> 'note' ORDER BY m.id DESC LIMIT 1) AS last_message, \
+             (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.sender_kind = 'contact' \
+                AND (c.agent_last_seen_at IS NULL OR m.created_at > c.agent_last_seen_at)) AS unread \
+             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.org_id = $1"
+        );
+        // Placeholders are fixed; a filter that is off binds NULL and matches everything.
+        sql.push_str(" AND ($2 IS NULL OR c.status = $2) AND ($3 IS NULL OR c.inbox_id = $3)");
+        sql.push_str(match filter.assignee {
+            AssigneeFilter::Anyone => " AND ($4 IS NULL OR $4 IS NULL)",
+            AssigneeFilter::Unassigned => " AND ($4 IS NULL AND c.assignee_id IS NULL)",
+            AssigneeFilter::User(_) => " AND c.assignee_id = $4",
+        });
+        sql.push_str(
+            " AND ($5 IS NULL OR c.last_message_at < $5 OR (c.last_message_at = $5 AND c.id < $6))",
+        );
+        sql.push_str(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT $7");
+        let assignee = match filter.assignee {
+            AssigneeFilter::User(id) => Some(id),
+            _ => None,
+        };
+        let (before_at, before_id) = match filter.before {
+            Some((at, id)) => (Some(at), Some(id)),
+            None => (None, None),
+        };
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, ConversationSummary>(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.inbox)
+            .bind(assignee)
+            .bind(before_at)
+            .bind(before_id)
+            .bind(filter.limit.clamp(1, 200))
+            .fetch_all(pool)
+            .await)?,
+        )
+    }
+
+    /// A conversation's messages, oldest first; notes only for the team.
+    pub async fn list_messages(
+        &self,
+        org: OrgId,
+        conversation: ConversationId,
+        include_notes: bool,
+    ) -> Result<Vec<Message>, StoreError> {
+        let notes = if include_notes {
+            ""
+        } else {
+            " AND m.kind <> 'note'"
+        };
+        let sql = format!(
+            "{MESSAGE_SELECT} WHERE m.org_id = $1 AND m.conversation_id = $2{notes} ORDER BY m.id"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Message>(sqlx::AssertSqlSafe(sql)).bind(org).bind(conversation).fetch_all(pool).await)?,
+        )
+    }
+
+    /// Sets the status; `snoozed_until` only with `Snoozed`.
+    pub async fn set_conversation_status(
+        &self,
+        org: OrgId,
+        id: ConversationId,
+        status: ConversationStatus,
+        snoozed_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Written<()>, StoreError> {
+        let snoozed_until = snoozed_until.filter(|_| status == ConversationStatus::Snoozed);
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query("UPDATE conversations SET status = $3, snoozed_until = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(id)
+                .bind(status.as_str())
+                .bind(snoozed_until)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let event = append_event!(
+                tx,
+                NewEvent::new(Some(org), CONVERSATION_UPDATED, id.as_uuid(), json!({ "status": status, "snoozed_until": snoozed_until }))
+                    .in_conversation(id),
+                now
+            )?;
+            tx.commit().await?;
+            Ok(Written { value: (), events: vec![event] })
+        })
+    }
+
+    /// Assigns to a member of the organization (checked by the caller), or unassigns.
+    pub async fn assign_conversation(
+        &self,
+        org: OrgId,
+        id: ConversationId,
+        assignee: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> Result<Written<()>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query("UPDATE conversations SET assignee_id = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(id)
+                .bind(assignee)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let event = append_event!(
+                tx,
+                NewEvent::new(Some(org), CONVERSATION_UPDATED, id.as_uuid(), json!({ "assignee_id": assignee })).in_conversation(id),
+                now
+            )?;
+            tx.commit().await?;
+            Ok(Written { value: (), events: vec![event] })
+        })
+    }
+
+    /// An agent opened the conversation: its customer messages count as read, and the
+    /// widget learns which of its messages were seen.
+    pub async fn agent_saw(
+        &self,
+        org: OrgId,
+        id: ConversationId,
+        now: DateTime<Utc>,
+    ) -> Result<Written<()>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let last: Option<(MessageId,)> = sqlx::query_as(
+                "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE c.org_id = $1 AND c.id = $2 AND m.sender_kind = 'contact' \
+                 AND (c.agent_last_seen_at IS NULL OR m.created_at > c.agent_last_seen_at) ORDER BY m.id DESC LIMIT 1",
+            )
+            .bind(org)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((message_id,)) = last else {
+                return Ok(Written { value: (), events: Vec::new() }); // nothing new to mark
+            };
+            sqlx::query("UPDATE conversations SET agent_last_seen_at = $3 WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let event = append_event!(
+                tx,
+                NewEvent::new(Some(org), CONVERSATION_SEEN, id.as_uuid(), json!({ "by": "agent", "message_id": message_id })).in_conversation(id),
+                now
+            )?;
+            tx.commit().await?;
+            Ok(Written { value: (), events: vec![event] })
+        })
+    }
+
+    /// The visitor read up to now (the widget was open).
+    pub async fn contact_saw(
+        &self,
+        id: ConversationId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => sqlx::query("UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

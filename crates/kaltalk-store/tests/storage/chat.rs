@@ -1,0 +1,542 @@
+use chrono::Duration;
+use kaltalk_core::OrgId;
+use kaltalk_core::chat::{
+    ConversationStatus, InboxKind, MessageKind, SenderKind, VisitorDetails, WidgetSettings,
+};
+use kaltalk_store::chat::{
+    AgentWrite, AssigneeFilter, ContactFields, ConversationFilter, Inbox, NewInbox, SessionChoice,
+    VisitorWrite,
+};
+use kaltalk_store::{Store, StoreError};
+
+use crate::helpers::{now, sign_up, test_stores};
+
+async fn web_inbox(store: &Store, org: OrgId, token: &str) -> Inbox {
+    let inbox = NewInbox {
+        org_id: org,
+        kind: InboxKind::Web,
+        name: "Website".into(),
+        public_token: token.into(),
+        identity_secret: "secret".into(),
+        settings: WidgetSettings::default(),
+    };
+    store.create_inbox(&inbox, now()).await.expect("inbox")
+}
+
+fn details(page: &str) -> VisitorDetails {
+    VisitorDetails {
+        page_url: Some(page.into()),
+        timezone: Some("Europe/Paris".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_first_message_creates_session_contact_and_conversation_and_later_ones_reuse_them() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_a").await;
+        let page = details("https://shop.test/pricing");
+        let none = ContactFields::default();
+        let t0 = now();
+        let first = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New { token_hash: "vt1" },
+                    details: &page,
+                    contact: &none,
+                    text: "Hello",
+                    client_id: Some("c1"),
+                },
+                t0,
+            )
+            .await
+            .expect(backend);
+        let kinds: Vec<&str> = first.events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["contact.created", "conversation.created", "message.created"],
+            "{backend}"
+        );
+        assert!(
+            first.events[1..]
+                .iter()
+                .all(|e| e.conversation_id == Some(first.value.conversation.id))
+        );
+        assert_eq!(first.value.message.sender_kind, SenderKind::Contact);
+
+        let session = store
+            .find_visitor_session("vt1", t0)
+            .await
+            .expect(backend)
+            .expect("session");
+        assert_eq!(session.conversation_id, Some(first.value.conversation.id));
+        let contact = store
+            .get_contact(org.id, session.contact_id.expect("contact"))
+            .await
+            .expect(backend);
+        assert_eq!(
+            contact.details.0.page_url.as_deref(),
+            Some("https://shop.test/pricing")
+        );
+
+        let second = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::Existing(&session),
+                    details: &page,
+                    contact: &none,
+                    text: "Anyone?",
+                    client_id: Some("c2"),
+                },
+                t0,
+            )
+            .await
+            .expect(backend);
+        assert_eq!(second.value.conversation.id, first.value.conversation.id);
+        assert_eq!(second.events.len(), 1);
+
+        // A retry with the same client_id stores nothing new.
+        let retry = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::Existing(&session),
+                    details: &page,
+                    contact: &none,
+                    text: "Anyone?",
+                    client_id: Some("c2"),
+                },
+                t0,
+            )
+            .await
+            .expect(backend);
+        assert_eq!(retry.value.message.id, second.value.message.id, "{backend}");
+        assert!(retry.events.is_empty());
+        assert_eq!(
+            store
+                .list_messages(org.id, first.value.conversation.id, true)
+                .await
+                .expect(backend)
+                .len(),
+            2
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_session_expires_after_thirty_idle_days() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_b").await;
+        let t0 = now();
+        store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New { token_hash: "vt" },
+                    details: &details("/"),
+                    contact: &ContactFields::default(),
+                    text: "Hi",
+                    client_id: None,
+                },
+                t0,
+            )
+            .await
+            .expect(backend);
+        assert!(
+            store
+                .find_visitor_session("vt", t0 + Duration::days(29))
+                .await
+                .expect(backend)
+                .is_some()
+        );
+        let session = store
+            .find_visitor_session("vt", t0 + Duration::days(29))
+            .await
+            .expect(backend)
+            .expect("s");
+        store
+            .touch_visitor_session(session.id, &details("/again"), t0 + Duration::days(29))
+            .await
+            .expect(backend);
+        assert!(
+            store
+                .find_visitor_session("vt", t0 + Duration::days(58))
+                .await
+                .expect(backend)
+                .is_some(),
+            "{backend}: activity extends it"
+        );
+        assert!(
+            store
+                .find_visitor_session("vt", t0 + Duration::days(59) + Duration::seconds(1))
+                .await
+                .expect(backend)
+                .is_none(),
+            "{backend}: 30 idle days"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_resolved_conversation_reopens_when_the_customer_writes() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_c").await;
+        let none = ContactFields::default();
+        let first = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New { token_hash: "vt" },
+                    details: &details("/"),
+                    contact: &none,
+                    text: "Hi",
+                    client_id: None,
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        let id = first.value.conversation.id;
+        store
+            .set_conversation_status(org.id, id, ConversationStatus::Resolved, None, now())
+            .await
+            .expect(backend);
+        let session = store
+            .find_visitor_session("vt", now())
+            .await
+            .expect(backend)
+            .expect("s");
+        let again = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::Existing(&session),
+                    details: &details("/"),
+                    contact: &none,
+                    text: "One more thing",
+                    client_id: None,
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        assert_eq!(again.value.conversation.id, id, "{backend}");
+        assert_eq!(again.value.conversation.status, ConversationStatus::Open);
+        assert!(
+            again
+                .events
+                .iter()
+                .any(|e| e.kind == "conversation.updated" && e.payload.0["reopened"] == true)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_identified_visitor_is_one_contact_across_browsers() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_d").await;
+        let ada = ContactFields {
+            external_id: Some("user-42".into()),
+            name: Some("Ada".into()),
+            email: Some("ada@example.com".into()),
+            attributes: None,
+        };
+        let laptop = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New {
+                        token_hash: "laptop",
+                    },
+                    details: &details("/"),
+                    contact: &ada,
+                    text: "From my laptop",
+                    client_id: None,
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        let phone = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New {
+                        token_hash: "phone",
+                    },
+                    details: &details("/m"),
+                    contact: &ada,
+                    text: "From my phone",
+                    client_id: None,
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        assert_eq!(
+            phone.value.conversation.contact_id, laptop.value.conversation.contact_id,
+            "{backend}"
+        );
+        assert_eq!(
+            phone.value.conversation.id, laptop.value.conversation.id,
+            "the open conversation continues"
+        );
+        assert!(!phone.events.iter().any(|e| e.kind == "contact.created"));
+    }
+}
+
+#[tokio::test]
+async fn agent_replies_notes_assignment_unread_and_filters() {
+    for (backend, store) in test_stores().await.stores {
+        let (agent, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_e").await;
+        let write = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New { token_hash: "vt" },
+                    details: &details("/"),
+                    contact: &ContactFields::default(),
+                    text: "Help",
+                    client_id: None,
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        let id = write.value.conversation.id;
+        let unread = |list: Vec<kaltalk_store::chat::ConversationSummary>| {
+            list.into_iter()
+                .find(|c| c.conversation.id == id)
+                .map(|c| c.unread)
+        };
+        let all = ConversationFilter {
+            limit: 50,
+            ..Default::default()
+        };
+        assert_eq!(
+            unread(store.list_conversations(org.id, &all).await.expect(backend)),
+            Some(1),
+            "{backend}"
+        );
+        let unassigned = ConversationFilter {
+            assignee: AssigneeFilter::Unassigned,
+            limit: 50,
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .list_conversations(org.id, &unassigned)
+                .await
+                .expect(backend)
+                .len(),
+            1
+        );
+
+        let note = store
+            .agent_writes(
+                org.id,
+                id,
+                AgentWrite {
+                    agent,
+                    kind: MessageKind::Note,
+                    text: "VIP customer",
+                    client_id: None,
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        assert_eq!(note.events.len(), 1, "a note does not assign");
+        let reply = store
+            .agent_writes(
+                org.id,
+                id,
+                AgentWrite {
+                    agent,
+                    kind: MessageKind::Text,
+                    text: "Hi! How can I help?",
+                    client_id: Some("a1"),
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        assert_eq!(reply.value.sender_name.as_deref(), Some("Ada Lovelace"));
+        assert!(
+            reply
+                .events
+                .iter()
+                .any(|e| e.kind == "conversation.updated"),
+            "{backend}: first reply assigns"
+        );
+        let mine = ConversationFilter {
+            assignee: AssigneeFilter::User(agent),
+            limit: 50,
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .list_conversations(org.id, &mine)
+                .await
+                .expect(backend)
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .list_conversations(org.id, &unassigned)
+                .await
+                .expect(backend)
+                .len(),
+            0
+        );
+        assert_eq!(
+            unread(store.list_conversations(org.id, &all).await.expect(backend)),
+            Some(0),
+            "replying reads"
+        );
+
+        let public = store.list_messages(org.id, id, false).await.expect(backend);
+        assert_eq!(
+            public.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            ["Help", "Hi! How can I help?"],
+            "{backend}: no notes"
+        );
+        assert_eq!(
+            store
+                .list_messages(org.id, id, true)
+                .await
+                .expect(backend)
+                .len(),
+            3
+        );
+
+        let resolved = ConversationFilter {
+            status: Some(ConversationStatus::Resolved),
+            limit: 50,
+            ..Default::default()
+        };
+        assert!(
+            store
+                .list_conversations(org.id, &resolved)
+                .await
+                .expect(backend)
+                .is_empty()
+        );
+        store
+            .set_conversation_status(org.id, id, ConversationStatus::Resolved, None, now())
+            .await
+            .expect(backend);
+        assert_eq!(
+            store
+                .list_conversations(org.id, &resolved)
+                .await
+                .expect(backend)
+                .len(),
+            1
+        );
+
+        let replay = store
+            .conversation_events_since(id, None, 100)
+            .await
+            .expect(backend);
+        assert!(replay.iter().all(|e| e.conversation_id == Some(id)));
+        assert_eq!(
+            replay
+                .iter()
+                .filter(|e| e.kind == "message.created")
+                .count(),
+            3
+        );
+    }
+}
+
+#[tokio::test]
+async fn conversations_of_another_organization_are_not_found() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let (other_agent, other) = sign_up(&store, "other@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_f").await;
+        let write = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New { token_hash: "vt" },
+                    details: &details("/"),
+                    contact: &ContactFields::default(),
+                    text: "Hi",
+                    client_id: None,
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        let id = write.value.conversation.id;
+        assert!(
+            matches!(
+                store.get_conversation(other.id, id).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}"
+        );
+        assert!(matches!(
+            store
+                .agent_writes(
+                    other.id,
+                    id,
+                    AgentWrite {
+                        agent: other_agent,
+                        kind: MessageKind::Text,
+                        text: "x",
+                        client_id: None
+                    },
+                    now()
+                )
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store
+                .set_conversation_status(other.id, id, ConversationStatus::Resolved, None, now())
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store
+                .assign_conversation(other.id, id, Some(other_agent), now())
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(
+            store
+                .list_messages(other.id, id, true)
+                .await
+                .expect(backend)
+                .is_empty()
+        );
+        assert!(matches!(
+            store.get_inbox(other.id, inbox.id).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(
+            store
+                .list_conversations(
+                    other.id,
+                    &ConversationFilter {
+                        limit: 10,
+                        ..Default::default()
+                    }
+                )
+                .await
+                .expect(backend)
+                .is_empty()
+        );
+    }
+}
