@@ -4,13 +4,23 @@
 //   ... use server.baseUrl ...
 //   await server.stop();
 //
+// To prepare data with the CLI first (SQLite WAL also allows it while the
+// server runs), make the data directory yourself and pass it on:
+//
+//   const dataDir = await makeDataDir();
+//   const { values } = await runCli(['admin', 'create-user', ...], { dataDir, stdin: 'password\n' });
+//   const server = await startServer({ dataDir });
+//   ...
+//   await server.stop();          // leaves a caller-provided dataDir alone
+//   await removeDataDir(dataDir);
+//
 // The binary comes from KALTALK_BIN (default target/debug/kaltalk, relative to
 // the repository root). The server listens on an ephemeral port on 127.0.0.1
 // and keeps its data in a fresh temporary directory that stop() removes.
 // Readiness is taken from the server's own log line
 // "listening on http://127.0.0.1:PORT"; nothing sleeps or probes ports.
 
-import { spawn } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,18 +30,75 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const LISTENING = /listening on (https?:\/\/[^\s]+)/;
 const STARTUP_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
+const CLI_TIMEOUT_MS = 60_000;
 
 export function kaltalkBin() {
   const bin = process.env.KALTALK_BIN || 'target/debug/kaltalk';
   return path.isAbsolute(bin) ? bin : path.join(repoRoot, bin);
 }
 
+/** A fresh, empty temporary data directory. */
+export function makeDataDir() {
+  return mkdtemp(path.join(tmpdir(), 'kaltalk-browser-'));
+}
+
+export function removeDataDir(dataDir) {
+  return rm(dataDir, { recursive: true, force: true });
+}
+
+/** The `key=value` lines of a CLI's output (other lines, e.g. logs, are skipped). */
+export function parseKeyValues(stdout) {
+  const values = {};
+  for (const line of stdout.split('\n')) {
+    const m = /^([a-z_]+)=(.*)$/.exec(line.trimEnd());
+    if (m) values[m[1]] = m[2];
+  }
+  return values;
+}
+
 /**
- * @param {{ env?: Record<string, string> }} [options] extra environment for the server
+ * Run `kaltalk ARGS...` against a data directory and wait for it to finish.
+ * The child gets none of this process's KALTALK_* variables (the binary
+ * rejects unknown ones, and KALTALK_BIN is this harness's), only
+ * KALTALK_DATA_DIR and `options.env`. Rejects, with the output, when the
+ * command exits non-zero.
+ *
+ * @param {string[]} args
+ * @param {{ dataDir: string, stdin?: string, env?: Record<string, string> }} options
+ * @returns {Promise<{ stdout: string, stderr: string, values: Record<string, string> }>}
+ */
+export function runCli(args, options) {
+  if (!options?.dataDir) throw new Error('runCli: options.dataDir is required');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KALTALK_')));
+  Object.assign(env, { KALTALK_DATA_DIR: options.dataDir }, options.env);
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      kaltalkBin(),
+      args,
+      { cwd: options.dataDir, env, timeout: CLI_TIMEOUT_MS, maxBuffer: 4 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) {
+          reject(new Error(`kaltalk ${args.join(' ')} failed (${err.code ?? err.signal ?? err.message}):\n` +
+            `--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`));
+        } else {
+          resolve({ stdout, stderr, values: parseKeyValues(stdout) });
+        }
+      },
+    );
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/**
+ * @param {{ env?: Record<string, string>, dataDir?: string }} [options]
+ *   env: extra environment for the server;
+ *   dataDir: use this data directory (the caller removes it) instead of a
+ *   fresh one that stop() removes.
  * @returns {Promise<{ baseUrl: string, dataDir: string, output: () => string, stop: () => Promise<void> }>}
  */
 export async function startServer(options = {}) {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'kaltalk-browser-'));
+  const ownDataDir = !options.dataDir;
+  const dataDir = options.dataDir ?? (await makeDataDir());
   const env = {
     ...process.env,
     KALTALK_LISTEN: '127.0.0.1:0',
@@ -88,7 +155,7 @@ export async function startServer(options = {}) {
       child.kill('SIGKILL');
       await exited;
     }
-    await rm(dataDir, { recursive: true, force: true });
+    if (ownDataDir) await removeDataDir(dataDir);
     throw err;
   }
 
@@ -103,7 +170,7 @@ export async function startServer(options = {}) {
       await exited;
       clearTimeout(timer);
     }
-    await rm(dataDir, { recursive: true, force: true });
+    if (ownDataDir) await removeDataDir(dataDir);
   }
 
   return { baseUrl, dataDir, output: () => output, stop };

@@ -27,6 +27,8 @@ pub enum Permission {
     ManageApiKeys,
     /// Rename the organization and change its settings.
     ManageOrganization,
+    /// Create inboxes and change their settings (widget look, allowed sites, identity).
+    ManageInboxes,
     /// Read the local email outbox (it holds sign-in links, so owners only).
     ReadOutbox,
     /// Hand the organization to another member; appoint or remove admins.
@@ -43,7 +45,12 @@ impl Role {
             Role::Owner => true,
             Role::Admin => matches!(
                 permission,
-                UseInbox | ViewTeam | ManageTeam | ManageApiKeys | ManageOrganization
+                UseInbox
+                    | ViewTeam
+                    | ManageTeam
+                    | ManageApiKeys
+                    | ManageOrganization
+                    | ManageInboxes
             ),
             Role::Agent => matches!(permission, UseInbox | ViewTeam),
         }

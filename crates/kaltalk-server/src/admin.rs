@@ -87,3 +87,43 @@ pub async fn create_api_key(
         .await
         .context("creating the API key")
 }
+
+/// What `create-inbox` prints.
+pub struct CreatedInbox {
+    pub inbox_id: kaltalk_core::InboxId,
+    pub embed_token: String,
+    pub snippet: String,
+}
+
+/// Creates a web inbox for an organization, allowing the given website domains.
+pub async fn create_web_inbox(
+    store: &Store,
+    config: &crate::Config,
+    org: OrgId,
+    name: &str,
+    domains: &[String],
+    now: DateTime<Utc>,
+) -> anyhow::Result<CreatedInbox> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        bail!("--name must be 1 to 100 characters");
+    }
+    let domains = crate::dashboard::inboxes::parse_domains(&domains.join("\n"))
+        .map_err(|e| anyhow::anyhow!("--domain: {}", e.message))?;
+    match store.get_organization(org).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => bail!("no organization has this id"),
+        Err(err) => return Err(err).context("looking up the organization"),
+    }
+    let inbox = crate::dashboard::inboxes::create_web_inbox(store, org, name, domains, now)
+        .await
+        .context("creating the inbox")?;
+    let listen = config.listen.parse().context("listen address")?;
+    let snippet =
+        crate::dashboard::inboxes::embed_snippet(&config.public_base(listen), &inbox.public_token);
+    Ok(CreatedInbox {
+        inbox_id: inbox.id,
+        embed_token: inbox.public_token,
+        snippet,
+    })
+}

@@ -58,6 +58,18 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub login_limits: LoginLimits,
     pub jobs: JobsConfig,
+    pub visitors: VisitorsConfig,
+}
+
+/// How the server learns where widget visitors are.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisitorsConfig {
+    /// Proxies whose `X-Forwarded-For` (and country header) we believe, as addresses or
+    /// CIDR ranges. Empty: the socket's peer address is the visitor's.
+    pub trusted_proxies: Vec<crate::visitors::Cidr>,
+    /// A header a trusted proxy sets to the visitor's country (e.g. `CF-IPCountry`).
+    pub country_header: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -113,6 +125,7 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             login_limits: LoginLimits::default(),
             jobs: JobsConfig::default(),
+            visitors: VisitorsConfig::default(),
         }
     }
 }

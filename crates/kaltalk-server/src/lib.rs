@@ -7,11 +7,15 @@ pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod inbox;
 pub mod jobs;
 pub mod ops;
+pub mod realtime;
 pub mod state;
 pub mod tls;
+pub mod visitors;
 pub mod web;
+pub mod widget;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -96,6 +100,7 @@ impl Kaltalk {
             mailer,
             metrics: metrics_handle(),
             assets: Arc::new(web::assets::Assets::load()),
+            hub: realtime::Hub::new(4096),
             public_base,
             secure,
             bcrypt_cost: BCRYPT_COST,
@@ -189,13 +194,20 @@ pub async fn launch(
 
 /// Every route, with the middleware every response passes through.
 pub fn router(state: AppState) -> Router {
+    // Routes that a signed-in browser uses carry ambient credentials (the cookie), so
+    // they refuse cross-site requests. The widget's API uses bearer tokens and is meant to
+    // be called from customers' sites.
+    let same_site = Router::new()
+        .merge(dashboard::router())
+        .merge(inbox::router())
+        .nest("/api/v1", api::router())
+        .layer(from_fn(auth::csrf::same_origin_only));
     Router::new()
         .merge(ops::router())
         .merge(web::assets::router())
-        .merge(dashboard::router())
-        .nest("/api/v1", api::router())
+        .merge(widget::router())
+        .merge(same_site)
         .fallback(|| async { web::PageError::from(error::AppError::NotFound) })
-        .layer(from_fn(auth::csrf::same_origin_only))
         .layer(from_fn_with_state(
             state.clone(),
             web::headers::security_headers,

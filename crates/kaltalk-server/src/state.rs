@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::limits::LoginLimiter;
 use crate::config::Config;
+use crate::realtime::Hub;
 use crate::web::assets::Assets;
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     pub metrics: Option<PrometheusHandle>,
     pub assets: Arc<Assets>,
+    /// Fan-out of committed events to connected sockets.
+    pub hub: Hub,
     /// Base of every link we email, e.g. `https://support.example.com`.
     pub public_base: Arc<str>,
     /// Whether browsers reach us over https (cookies get `Secure`, responses HSTS).

@@ -405,6 +405,35 @@ impl Store {
         Ok(())
     }
 
+    /// Marks the session active without changing its page context.
+    pub async fn touch_visitor_session_seen(
+        &self,
+        id: VisitorSessionId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => sqlx::query("UPDATE visitor_sessions SET last_seen_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The newest event of a conversation, where a widget's live stream starts.
+    pub async fn last_conversation_event(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Option<kaltalk_core::EventId>, StoreError> {
+        let row: Option<(kaltalk_core::EventId,)> = on_db!(self, pool => sqlx::query_as(
+            "SELECT id FROM events WHERE conversation_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(conversation)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(|(id,)| id))
+    }
+
     /// Applies verified identity fields to the session's contact.
     pub async fn identify_contact(
         &self,
@@ -416,8 +445,11 @@ impl Store {
             return Ok(()); // no contact yet: the fields are applied with the first message
         };
         on_db!(self, pool => sqlx::query(
-            "UPDATE contacts SET external_id = COALESCE($2, external_id), name = COALESCE($3, name), \
-             email = COALESCE($4, email), attributes = COALESCE($5, attributes), updated_at = $6 WHERE id = $1",
+            "UPDATE contacts SET name = COALESCE($3, name), email = COALESCE($4, email), \
+             attributes = COALESCE($5, attributes), updated_at = $6, \
+             external_id = CASE WHEN EXISTS (SELECT 1 FROM contacts o WHERE o.org_id = contacts.org_id \
+                 AND o.external_id = $2 AND o.id <> contacts.id) THEN external_id ELSE COALESCE($2, external_id) END \
+             WHERE id = $1",
         )
         .bind(contact)
         .bind(&fields.external_id)

@@ -51,6 +51,7 @@ enum ConfigCommand {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::enum_variant_names)] // they are the CLI verbs: create-user, create-inbox, create-api-key
 enum AdminCommand {
     /// Create a user: owner of a new organization (--org) or member of one (--org-id).
     CreateUser {
@@ -70,6 +71,19 @@ enum AdminCommand {
         /// Role in the existing organization: admin or agent.
         #[arg(long, default_value = "agent", requires = "org_id")]
         role: Role,
+    },
+    /// Create an inbox; prints its id, its embed token and the embed snippet.
+    CreateInbox {
+        #[arg(long)]
+        org_id: OrgId,
+        /// Only `web` (the website widget) for now.
+        #[arg(long, default_value = "web")]
+        kind: String,
+        #[arg(long)]
+        name: String,
+        /// A website allowed to embed the widget (repeatable; subdomains included).
+        #[arg(long = "domain")]
+        domains: Vec<String>,
     },
     /// Create an API key for an organization and print it (shown only this once).
     CreateApiKey {
@@ -169,6 +183,22 @@ async fn main() -> anyhow::Result<()> {
                         admin::create_user(&store, &email, &name, password, choice, now).await?;
                     println!("user_id={user}");
                     println!("org_id={org}");
+                }
+                AdminCommand::CreateInbox {
+                    org_id,
+                    kind,
+                    name,
+                    domains,
+                } => {
+                    if kind != "web" {
+                        anyhow::bail!("--kind {kind}: only web inboxes can be created here so far");
+                    }
+                    let created =
+                        admin::create_web_inbox(&store, &config, org_id, &name, &domains, now)
+                            .await?;
+                    println!("inbox_id={}", created.inbox_id);
+                    println!("embed_token={}", created.embed_token);
+                    println!("snippet={}", created.snippet);
                 }
                 AdminCommand::CreateApiKey { org_id, name } => {
                     let key = admin::create_api_key(&store, org_id, &name, now).await?;

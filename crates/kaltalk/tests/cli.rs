@@ -176,6 +176,39 @@ fn an_operator_creates_a_user_and_a_key_then_calls_the_api() {
     );
     assert_eq!(value_of(&stdout(&joined), "org_id"), org_id);
 
+    let inbox_output = kaltalk(dir.path())
+        .args([
+            "admin",
+            "create-inbox",
+            "--org-id",
+            &org_id,
+            "--kind",
+            "web",
+            "--name",
+            "Website",
+            "--domain",
+            "shop.example.com",
+        ])
+        .output()
+        .expect("inbox");
+    assert!(
+        inbox_output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inbox_output.stderr)
+    );
+    let inbox_text = stdout(&inbox_output);
+    let embed_token = value_of(&inbox_text, "embed_token");
+    value_of(&inbox_text, "inbox_id");
+    let snippet = value_of(&inbox_text, "snippet");
+    assert!(
+        snippet.starts_with("<script src=\"http://127.0.0.1:3000/widget.js\""),
+        "{snippet}"
+    );
+    assert!(
+        snippet.contains(&format!("data-kaltalk-inbox=\"{embed_token}\"")),
+        "{snippet}"
+    );
+
     let key_output = kaltalk(dir.path())
         .args([
             "admin",
@@ -234,6 +267,17 @@ fn an_operator_creates_a_user_and_a_key_then_calls_the_api() {
     assert_eq!(me["organization"]["id"], org_id.as_str());
     assert_eq!(me["organization"]["name"], "Acme");
     assert_eq!(team["data"].as_array().map(Vec::len), Some(2));
+    let config_status = runtime.block_on(async {
+        reqwest::get(format!("{url}/widget/v1/inboxes/{embed_token}/config"))
+            .await
+            .expect("config")
+            .status()
+    });
+    assert_eq!(
+        config_status,
+        reqwest::StatusCode::OK,
+        "the new inbox's widget answers"
+    );
 
     // SIGTERM: a graceful stop with a zero exit.
     let killed = Command::new("kill")

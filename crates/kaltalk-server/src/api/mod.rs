@@ -1,6 +1,8 @@
 //! The JSON API under `/api/v1`, authenticated by an organization's API key (Bearer) or a
 //! dashboard session. Errors are RFC 9457 problem documents with a stable `code`.
 
+mod conversations;
+
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/me", get(me))
         .route("/team", get(team))
+        .merge(conversations::router())
         .fallback(|| async { AppError::NotFound })
 }
 

@@ -3,6 +3,7 @@
 mod account;
 pub(crate) mod api_keys;
 mod home;
+pub(crate) mod inboxes;
 mod invitations;
 mod organization;
 mod outbox;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(team::router())
         .merge(api_keys::router())
         .merge(outbox::router())
+        .merge(inboxes::router())
 }
 
 /// The `?notice=` code a page shows a confirmation for after a redirect.

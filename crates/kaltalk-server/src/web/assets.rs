@@ -42,7 +42,16 @@ impl Assets {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/assets/{hash}/{name}", get(serve))
+    Router::new()
+        .route("/assets/{hash}/{name}", get(serve))
+        .route(
+            "/favicon.svg",
+            get(|state: State<AppState>| serve(state, Path(("0".into(), "favicon.svg".into())))),
+        )
+        .route(
+            "/favicon.ico",
+            get(|state: State<AppState>| serve(state, Path(("0".into(), "favicon.svg".into())))),
+        )
 }
 
 async fn serve(

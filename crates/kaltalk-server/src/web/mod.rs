@@ -28,6 +28,7 @@ pub struct Nav {
     pub can_manage_api_keys: bool,
     pub can_manage_org: bool,
     pub can_read_outbox: bool,
+    pub can_manage_inboxes: bool,
 }
 
 /// Fields of the base layout.
@@ -74,6 +75,7 @@ impl Layout {
                 can_manage_api_keys: role.can(Permission::ManageApiKeys),
                 can_manage_org: role.can(Permission::ManageOrganization),
                 can_read_outbox: role.can(Permission::ReadOutbox),
+                can_manage_inboxes: role.can(Permission::ManageInboxes),
             }),
             ..Self::public(state)
         })

@@ -71,6 +71,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use kaltalk_core::Clock;
+        self.clock.now()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0, a fresh database per test (SQLite, or
 //! PostgreSQL when `KALTALK_TEST_DATABASE_URL` is set), a clock the test controls.
 
+mod chat_helpers;
 mod helpers;
 
 mod accounts;
@@ -8,5 +9,7 @@ mod api;
 mod cross_org;
 mod csrf;
 mod email;
+mod inbox;
 mod operations;
 mod teams;
+mod widget;

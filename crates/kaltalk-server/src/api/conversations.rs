@@ -1,0 +1,119 @@
+//! Conversations and their messages over the API (read side for now; the API issue adds
+//! writes).
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kaltalk_core::chat::ConversationStatus;
+use kaltalk_core::{ConversationId, InboxId, UserId};
+use kaltalk_store::chat::{AssigneeFilter, ConversationFilter};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::ApiPrincipal;
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/conversations", get(list))
+        .route("/conversations/{id}/messages", get(messages))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListQuery {
+    status: Option<String>,
+    inbox_id: Option<String>,
+    /// A user id, or `unassigned`.
+    assignee_id: Option<String>,
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn cursor_of(at: DateTime<Utc>, id: ConversationId) -> String {
+    format!("{}_{}", at.timestamp_micros(), id)
+}
+
+fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, ConversationId)> {
+    let (micros, id) = cursor.split_once('_')?;
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id.parse().ok()?,
+    ))
+}
+
+/// Newest activity first; `next_cursor` continues after the last item.
+async fn list(
+    State(state): State<AppState>,
+    principal: ApiPrincipal,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    let status = match query.status.as_deref() {
+        Some(s) => Some(
+            s.parse::<ConversationStatus>()
+                .map_err(|e| AppError::invalid("status", e))?,
+        ),
+        None => None,
+    };
+    let inbox = match query.inbox_id.as_deref() {
+        Some(id) => Some(
+            id.parse::<InboxId>()
+                .map_err(|_| AppError::invalid("inbox_id", "Not an inbox id."))?,
+        ),
+        None => None,
+    };
+    let assignee =
+        match query.assignee_id.as_deref() {
+            None => AssigneeFilter::Anyone,
+            Some("unassigned") => AssigneeFilter::Unassigned,
+            Some(id) => AssigneeFilter::User(id.parse::<UserId>().map_err(|_| {
+                AppError::invalid("assignee_id", "Not a user id (or `unassigned`).")
+            })?),
+        };
+    let before = match query.cursor.as_deref() {
+        Some(c) => Some(
+            parse_cursor(c)
+                .ok_or_else(|| AppError::invalid("cursor", "Not a cursor from a previous page."))?,
+        ),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::invalid("limit", "Between 1 and 100."));
+    }
+    let filter = ConversationFilter {
+        status,
+        inbox,
+        assignee,
+        before,
+        limit,
+    };
+    let page = state
+        .store
+        .list_conversations(principal.org_id(), &filter)
+        .await?;
+    let next_cursor = (page.len() as i64 == limit)
+        .then(|| {
+            page.last()
+                .map(|c| cursor_of(c.conversation.last_message_at, c.conversation.id))
+        })
+        .flatten();
+    Ok(Json(json!({ "data": page, "next_cursor": next_cursor })))
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    principal: ApiPrincipal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id: ConversationId = id.parse().map_err(|_| AppError::NotFound)?;
+    let org = principal.org_id();
+    state.store.get_conversation(org, id).await?;
+    let messages = state.store.list_messages(org, id, true).await?;
+    Ok(Json(
+        json!({ "data": messages.iter().map(|m| m.to_json()).collect::<Vec<_>>() }),
+    ))
+}

@@ -1,0 +1,438 @@
+//! The shared inbox: conversation views, the conversation with its visitor-context
+//! sidebar, replies and private notes, status and assignment, all updating live over the
+//! dashboard's WebSocket.
+
+mod socket;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use chrono::{DateTime, Duration, Utc};
+use kaltalk_core::chat::{ConversationStatus, MessageKind};
+use kaltalk_core::{ConversationId, Permission, UserId};
+use kaltalk_store::Member;
+use kaltalk_store::chat::{
+    AgentWrite, AssigneeFilter, Contact, Conversation, ConversationFilter, ConversationSummary,
+    Inbox, Message,
+};
+use serde::Deserialize;
+
+use crate::auth::{AgentSession, SessionForm};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::{IdPath, Layout, PageResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/inbox", get(page))
+        .route("/inbox/list", get(list_partial))
+        .route("/inbox/conversations/{id}", get(conversation_page))
+        .route(
+            "/inbox/conversations/{id}/messages",
+            get(messages_partial).post(reply),
+        )
+        .route("/inbox/conversations/{id}/status", post(set_status))
+        .route("/inbox/conversations/{id}/assign", post(assign))
+        .route("/inbox/ws", get(socket::upgrade))
+}
+
+/// Which conversations the list shows.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct View {
+    /// `mine`, `unassigned` or `all`.
+    #[serde(default)]
+    view: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    /// The open conversation.
+    #[serde(default)]
+    c: Option<String>,
+}
+
+impl View {
+    fn name(&self) -> &str {
+        match self.view.as_deref() {
+            Some("unassigned") => "unassigned",
+            Some("all") => "all",
+            _ => "mine",
+        }
+    }
+
+    fn status(&self) -> ConversationStatus {
+        self.status
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(ConversationStatus::Open)
+    }
+
+    fn filter(&self, me: UserId) -> ConversationFilter {
+        ConversationFilter {
+            status: Some(self.status()),
+            assignee: match self.name() {
+                "unassigned" => AssigneeFilter::Unassigned,
+                "all" => AssigneeFilter::Anyone,
+                _ => AssigneeFilter::User(me),
+            },
+            limit: 100,
+            ..ConversationFilter::default()
+        }
+    }
+
+    /// The query string that keeps this view (for links and refreshes).
+    fn query(&self) -> String {
+        format!("view={}&status={}", self.name(), self.status())
+    }
+}
+
+/// One conversation as the middle and right panes show it.
+pub struct Open {
+    conversation: Conversation,
+    contact: Contact,
+    inbox: Inbox,
+    messages: Vec<Message>,
+    members: Vec<Member>,
+}
+
+impl Open {
+    fn is_assignee(&self, user: &UserId) -> bool {
+        self.conversation.assignee_id.as_ref() == Some(user)
+    }
+
+    fn details(&self) -> &kaltalk_core::chat::VisitorDetails {
+        &self.contact.details.0
+    }
+
+    fn contact_label(&self) -> String {
+        contact_label(
+            self.contact.name.as_deref(),
+            self.contact.email.as_deref(),
+            &self.conversation.contact_id.to_string(),
+        )
+    }
+}
+
+fn contact_label(name: Option<&str>, email: Option<&str>, id: &str) -> String {
+    name.or(email)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("Visitor {}", &id[id.len().saturating_sub(6)..]))
+}
+
+pub(crate) fn summary_label(summary: &ConversationSummary) -> String {
+    contact_label(
+        summary.contact_name.as_deref(),
+        summary.contact_email.as_deref(),
+        &summary.conversation.contact_id.to_string(),
+    )
+}
+
+pub(crate) fn short_time(t: &DateTime<Utc>, now: &DateTime<Utc>) -> String {
+    if now.date_naive() == t.date_naive() {
+        t.format("%H:%M").to_string()
+    } else {
+        t.format("%b %d").to_string()
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inbox/page.html")]
+struct InboxPage {
+    layout: Layout,
+    view: View,
+    list: ListPartial,
+    open: Option<Open>,
+    csrf: String,
+    me: UserId,
+    inbox_js: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inbox/list.html")]
+struct ListPartial {
+    view: View,
+    query: String,
+    conversations: Vec<ConversationSummary>,
+    selected: Option<ConversationId>,
+    now: DateTime<Utc>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inbox/conversation.html")]
+struct ConversationPartial {
+    open: Open,
+    csrf: String,
+    me: UserId,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inbox/messages.html")]
+struct MessagesPartial {
+    messages: Vec<Message>,
+}
+
+impl ListPartial {
+    fn is_selected(&self, id: &ConversationId) -> bool {
+        self.selected.as_ref() == Some(id)
+    }
+}
+
+async fn list(
+    state: &AppState,
+    session: &AgentSession,
+    view: &View,
+) -> Result<ListPartial, AppError> {
+    let conversations = state
+        .store
+        .list_conversations(session.org_id(), &view.filter(session.user.id))
+        .await?;
+    Ok(ListPartial {
+        query: view.query(),
+        view: view.clone(),
+        conversations,
+        selected: view.c.as_deref().and_then(|c| c.parse().ok()),
+        now: state.now(),
+    })
+}
+
+/// Loads a conversation of the session's organization and marks it seen.
+async fn open(
+    state: &AppState,
+    session: &AgentSession,
+    id: ConversationId,
+) -> Result<Open, AppError> {
+    let org = session.org_id();
+    let conversation = state.store.get_conversation(org, id).await?;
+    let contact = state
+        .store
+        .get_contact(org, conversation.contact_id)
+        .await?;
+    let inbox = state.store.get_inbox(org, conversation.inbox_id).await?;
+    let messages = state.store.list_messages(org, id, true).await?;
+    let members = state.store.list_members(org).await?;
+    let seen = state.store.agent_saw(org, id, state.now()).await?;
+    state.hub.publish_events(seen.events);
+    Ok(Open {
+        conversation,
+        contact,
+        inbox,
+        messages,
+        members,
+    })
+}
+
+async fn page(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Query(view): Query<View>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let open = match view.c.as_deref().map(|c| c.parse::<ConversationId>()) {
+        Some(Ok(id)) => Some(open(&state, &session, id).await?),
+        Some(Err(_)) => return Err(AppError::NotFound.into()),
+        None => None,
+    };
+    let list = list(&state, &session, &view).await?;
+    Ok(InboxPage {
+        layout: Layout::signed_in(&state, &session, "inbox").await?,
+        view,
+        list,
+        open,
+        csrf: session.csrf_token.clone(),
+        me: session.user.id,
+        inbox_js: state.assets.url("inbox.js"),
+    }
+    .into_response())
+}
+
+async fn list_partial(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Query(view): Query<View>,
+) -> PageResult<ListPartial> {
+    session.require(Permission::UseInbox)?;
+    Ok(list(&state, &session, &view).await?)
+}
+
+fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}
+
+/// The conversation: its panes for htmx, the whole inbox page otherwise.
+async fn conversation_page(
+    State(state): State<AppState>,
+    session: AgentSession,
+    IdPath(id): IdPath<ConversationId>,
+    Query(view): Query<View>,
+    headers: HeaderMap,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    if !is_htmx(&headers) {
+        let view = View {
+            c: Some(id.to_string()),
+            ..view
+        };
+        return Ok(Redirect::to(&format!("/inbox?{}&c={id}", view.query())).into_response());
+    }
+    let open = open(&state, &session, id).await?;
+    Ok(ConversationPartial {
+        open,
+        csrf: session.csrf_token.clone(),
+        me: session.user.id,
+    }
+    .into_response())
+}
+
+async fn messages_partial(
+    State(state): State<AppState>,
+    session: AgentSession,
+    IdPath(id): IdPath<ConversationId>,
+) -> PageResult<MessagesPartial> {
+    session.require(Permission::UseInbox)?;
+    let open = open(&state, &session, id).await?;
+    Ok(MessagesPartial {
+        messages: open.messages,
+    })
+}
+
+#[derive(Deserialize)]
+struct ReplyForm {
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    kind: String,
+    client_id: Option<String>,
+}
+
+async fn reply(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<ConversationId>,
+    headers: HeaderMap,
+    SessionForm { session, form }: SessionForm<ReplyForm>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let text = form.text.trim();
+    if text.is_empty() {
+        return Err(AppError::invalid("text", "Write a reply first.").into());
+    }
+    if text.chars().count() > 10_000 {
+        return Err(
+            AppError::invalid("text", "A message can have at most 10000 characters.").into(),
+        );
+    }
+    let kind = if form.kind == "note" {
+        MessageKind::Note
+    } else {
+        MessageKind::Text
+    };
+    let client_id = form.client_id.filter(|c| !c.is_empty() && c.len() <= 64);
+    let written = state
+        .store
+        .agent_writes(
+            session.org_id(),
+            id,
+            AgentWrite {
+                agent: session.user.id,
+                kind,
+                text,
+                client_id: client_id.as_deref(),
+            },
+            state.now(),
+        )
+        .await?;
+    state.hub.publish_events(written.events);
+    if is_htmx(&headers) {
+        let messages = state
+            .store
+            .list_messages(session.org_id(), id, true)
+            .await?;
+        return Ok(MessagesPartial { messages }.into_response());
+    }
+    Ok(Redirect::to(&format!("/inbox?view=all&c={id}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    status: String,
+    /// Hours to snooze for, with `snoozed`.
+    #[serde(default)]
+    snooze_hours: Option<i64>,
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<ConversationId>,
+    headers: HeaderMap,
+    SessionForm { session, form }: SessionForm<StatusForm>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let status: ConversationStatus = form
+        .status
+        .parse()
+        .map_err(|e: String| AppError::invalid("status", e))?;
+    let until = (status == ConversationStatus::Snoozed)
+        .then(|| state.now() + Duration::hours(form.snooze_hours.unwrap_or(24).clamp(1, 24 * 30)));
+    let written = state
+        .store
+        .set_conversation_status(session.org_id(), id, status, until, state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    after_change(&state, &session, id, &headers).await
+}
+
+#[derive(Deserialize)]
+struct AssignForm {
+    #[serde(default)]
+    assignee: String,
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<ConversationId>,
+    headers: HeaderMap,
+    SessionForm { session, form }: SessionForm<AssignForm>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let assignee = match form.assignee.as_str() {
+        "" => None,
+        other => {
+            let user: UserId = other
+                .parse()
+                .map_err(|_| AppError::invalid("assignee", "Choose a member of the team."))?;
+            // Only a member of this organization can be assigned.
+            state
+                .store
+                .get_member(session.org_id(), user)
+                .await
+                .map_err(|_| AppError::invalid("assignee", "Choose a member of the team."))?;
+            Some(user)
+        }
+    };
+    let written = state
+        .store
+        .assign_conversation(session.org_id(), id, assignee, state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    after_change(&state, &session, id, &headers).await
+}
+
+/// After a change: the refreshed conversation pane for htmx, a redirect otherwise.
+async fn after_change(
+    state: &AppState,
+    session: &AgentSession,
+    id: ConversationId,
+    headers: &HeaderMap,
+) -> PageResult {
+    if is_htmx(headers) {
+        let open = open(state, session, id).await?;
+        return Ok(ConversationPartial {
+            open,
+            csrf: session.csrf_token.clone(),
+            me: session.user.id,
+        }
+        .into_response());
+    }
+    Ok(Redirect::to(&format!("/inbox?view=all&c={id}")).into_response())
+}

@@ -1,0 +1,137 @@
+//! The dashboard's WebSocket: every event of the agent's organization, and visitors'
+//! typing; the agent's typing goes back to the visitor.
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use kaltalk_core::{ConversationId, EventId, OrgId};
+use kaltalk_store::Event;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::AgentSession;
+use crate::error::AppError;
+use crate::realtime::{Feed, Live, REPLAY_BATCH, Typist, pump};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct SocketQuery {
+    after: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    session: AgentSession,
+    axum::extract::Query(query): axum::extract::Query<SocketQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    // The cookie rides along on any site's WebSocket: only our own pages may open one.
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, h)| h);
+    if origin_host.is_some() && origin_host != host {
+        return Err(AppError::CsrfRejected);
+    }
+    let after = query
+        .after
+        .as_deref()
+        .and_then(|a| a.parse::<EventId>().ok());
+    let org = session.org_id();
+    let feed = AgentFeed {
+        state: state.clone(),
+        org,
+        name: session.user.name.clone(),
+    };
+    Ok(ws
+        .max_message_size(16 * 1024)
+        .on_upgrade(move |socket| async move {
+            state.hub.agent_connected(org).await;
+            pump(socket, &state.hub, feed, after).await;
+            state.hub.agent_disconnected(org).await;
+        })
+        .into_response())
+}
+
+struct AgentFeed {
+    state: AppState,
+    org: OrgId,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Typing {
+        conversation_id: ConversationId,
+        typing: bool,
+    },
+}
+
+fn agent_frame(event: &Event) -> Value {
+    json!({
+        "type": event.kind,
+        "event_id": event.id,
+        "conversation_id": event.conversation_id,
+        "payload": event.payload.0,
+    })
+}
+
+impl Feed for AgentFeed {
+    async fn replay(&self, after: Option<EventId>) -> anyhow::Result<Vec<Event>> {
+        // A dashboard that never connected starts live; one that reconnects catches up.
+        match after {
+            Some(after) => Ok(self
+                .state
+                .store
+                .events_since(self.org, Some(after), REPLAY_BATCH)
+                .await?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn render(&self, live: &Live) -> Option<Value> {
+        match live {
+            Live::Event(event) if event.org_id == Some(self.org) => Some(agent_frame(event)),
+            Live::Typing {
+                org,
+                conversation,
+                by: Typist::Contact,
+                typing,
+            } if *org == self.org => {
+                Some(json!({ "type": "typing", "conversation_id": conversation, "typing": typing }))
+            }
+            _ => None,
+        }
+    }
+
+    async fn on_client(&mut self, frame: &str) {
+        if let Ok(ClientFrame::Typing {
+            conversation_id,
+            typing,
+        }) = serde_json::from_str(frame)
+        {
+            // Only for a conversation of this organization.
+            if self
+                .state
+                .store
+                .get_conversation(self.org, conversation_id)
+                .await
+                .is_ok()
+            {
+                self.state.hub.publish(Live::Typing {
+                    org: self.org,
+                    conversation: conversation_id,
+                    by: Typist::Agent {
+                        name: self.name.clone(),
+                    },
+                    typing,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Identity verification: the customer's server signs its user id with the inbox's secret
+//! (HMAC-SHA256, hex), so a visitor cannot claim to be someone else.
+
+use hmac::{Hmac, Mac};
+use kaltalk_core::chat::IdentityMode;
+use kaltalk_store::chat::ContactFields;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::WidgetError;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Identity {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub hash: Option<String>,
+    pub attributes: Option<serde_json::Value>,
+}
+
+/// The signature the customer's server computes: hex(HMAC-SHA256(secret, user id)).
+pub fn sign(secret: &str, user_id: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(user_id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn signature_matches(secret: &str, user_id: &str, hash: &str) -> bool {
+    let Ok(given) = hex::decode(hash.trim()) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(user_id.as_bytes());
+    mac.verify_slice(&given).is_ok() // constant time
+}
+
+fn clean(value: Option<&String>, max: usize) -> Option<String> {
+    value
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| v.chars().take(max).collect())
+}
+
+/// What of `identity` the inbox's mode lets us trust. Only a verified id links the visitor
+/// to an existing contact (and that contact's conversations); an unverified name or email
+/// is kept as what the visitor typed.
+pub fn verify(
+    mode: IdentityMode,
+    secret: &str,
+    identity: Option<&Identity>,
+) -> Result<ContactFields, WidgetError> {
+    let Some(identity) = identity else {
+        return match mode {
+            IdentityMode::Required => Err(WidgetError::IdentityRequired),
+            _ => Ok(ContactFields::default()),
+        };
+    };
+    let email = clean(identity.email.as_ref(), 254)
+        .filter(|e| kaltalk_core::EmailAddress::parse("email", e).is_ok());
+    let mut fields = ContactFields {
+        external_id: None,
+        name: clean(identity.name.as_ref(), 100),
+        email,
+        attributes: identity
+            .attributes
+            .clone()
+            .filter(|a| a.is_object() && a.to_string().len() <= 16 * 1024),
+    };
+    let id = clean(identity.id.as_ref(), 200);
+    match (mode, id, identity.hash.as_deref()) {
+        (IdentityMode::Off, _, _) => {}
+        (_, Some(id), Some(hash)) => {
+            if !signature_matches(secret, &id, hash) {
+                return Err(WidgetError::IdentityInvalid);
+            }
+            fields.external_id = Some(id);
+        }
+        (IdentityMode::Required, _, _) => return Err(WidgetError::IdentityRequired),
+        (IdentityMode::Optional, _, _) => {}
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(id: &str, hash: Option<String>) -> Identity {
+        Identity {
+            id: Some(id.into()),
+            name: Some("Ada".into()),
+            email: Some("ada@example.com".into()),
+            hash,
+            attributes: None,
+        }
+    }
+
+    #[test]
+    fn a_valid_signature_links_the_user_id() {
+        let signed = identity("user-42", Some(sign("s3cret", "user-42")));
+        let fields = verify(IdentityMode::Optional, "s3cret", Some(&signed)).expect("valid");
+        assert_eq!(fields.external_id.as_deref(), Some("user-42"));
+        assert_eq!(fields.email.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn a_wrong_signature_is_refused_in_every_checking_mode() {
+        let forged = identity("user-42", Some(sign("other", "user-42")));
+        assert!(matches!(
+            verify(IdentityMode::Optional, "s3cret", Some(&forged)),
+            Err(WidgetError::IdentityInvalid)
+        ));
+        assert!(matches!(
+            verify(IdentityMode::Required, "s3cret", Some(&forged)),
+            Err(WidgetError::IdentityInvalid)
+        ));
+        assert!(matches!(
+            verify(
+                IdentityMode::Required,
+                "s3cret",
+                Some(&identity("user-42", Some("zz".into())))
+            ),
+            Err(WidgetError::IdentityInvalid)
+        ));
+    }
+
+    #[test]
+    fn required_mode_refuses_anonymous_and_unsigned_visitors() {
+        assert!(matches!(
+            verify(IdentityMode::Required, "s", None),
+            Err(WidgetError::IdentityRequired)
+        ));
+        assert!(matches!(
+            verify(IdentityMode::Required, "s", Some(&identity("u", None))),
+            Err(WidgetError::IdentityRequired)
+        ));
+    }
+
+    #[test]
+    fn without_verification_an_id_is_never_trusted() {
+        let claimed = identity("user-42", None);
+        let fields = verify(IdentityMode::Optional, "s", Some(&claimed)).expect("ok");
+        assert_eq!(fields.external_id, None);
+        let off = verify(
+            IdentityMode::Off,
+            "s",
+            Some(&identity("user-42", Some(sign("s", "user-42")))),
+        )
+        .expect("ok");
+        assert_eq!(off.external_id, None, "off means off");
+        assert_eq!(off.name.as_deref(), Some("Ada"));
+    }
+}

@@ -1,0 +1,491 @@
+//! The website widget's server side: its two scripts, the JSON API it calls, and its
+//! WebSocket. See `docs/widget-protocol.md`. No cookie is read or set here: a visitor is
+//! known by the bearer token the widget keeps in localStorage.
+
+mod identity;
+mod socket;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kaltalk_core::chat::{IdentityMode, InboxKind, VisitorDetails};
+use kaltalk_core::token;
+use kaltalk_store::chat::{ContactFields, Inbox, SessionChoice, VisitorSession, VisitorWrite};
+use rust_embed::RustEmbed;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use identity::{Identity, sign};
+
+use crate::auth::ClientIp;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The widget's scripts, from the repository's `widget/` folder.
+#[derive(RustEmbed)]
+#[folder = "../../widget/"]
+struct Scripts;
+
+/// Visitor tokens start with this.
+pub const VISITOR_TOKEN_PREFIX: &str = "vt_";
+const MAX_TEXT_CHARS: usize = 10_000;
+
+pub fn router() -> Router<AppState> {
+    let api = Router::new()
+        .route("/inboxes/{token}/config", get(config))
+        .route("/inboxes/{token}/messages", post(post_message))
+        .route("/conversation", get(conversation))
+        .route("/context", post(context))
+        .route("/identify", post(identify))
+        .route("/ws", get(socket::upgrade))
+        .layer(from_fn(cors));
+    Router::new()
+        .route("/widget.js", get(|| script("loader.js")))
+        .route("/widget/chat.js", get(|| script("chat.js")))
+        .nest("/widget/v1", api)
+}
+
+async fn script(name: &'static str) -> Response {
+    let Some(file) = Scripts::get(name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            // The URL is fixed (it is pasted into customers' pages): cache briefly.
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (
+                header::HeaderName::from_static("cross-origin-resource-policy"),
+                "cross-origin",
+            ),
+        ],
+        file.data.into_owned(),
+    )
+        .into_response()
+}
+
+/// Errors the widget shows or acts on, each with a stable code.
+#[derive(Debug)]
+pub enum WidgetError {
+    InboxNotFound,
+    DomainNotAllowed,
+    InvalidVisitorToken,
+    IdentityRequired,
+    IdentityInvalid,
+    Invalid(&'static str, String),
+    App(AppError),
+}
+
+impl From<AppError> for WidgetError {
+    fn from(err: AppError) -> Self {
+        WidgetError::App(err)
+    }
+}
+
+impl From<kaltalk_store::StoreError> for WidgetError {
+    fn from(err: kaltalk_store::StoreError) -> Self {
+        WidgetError::App(err.into())
+    }
+}
+
+impl IntoResponse for WidgetError {
+    fn into_response(self) -> Response {
+        let (status, code, detail) = match self {
+            WidgetError::InboxNotFound => (
+                StatusCode::NOT_FOUND,
+                "inbox_not_found",
+                "This chat is not available: the inbox does not exist.".to_owned(),
+            ),
+            WidgetError::DomainNotAllowed => (
+                StatusCode::FORBIDDEN,
+                "domain_not_allowed",
+                "This chat is not enabled on this website.".to_owned(),
+            ),
+            WidgetError::InvalidVisitorToken => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_visitor_token",
+                "The chat session has expired. Write again to start a new one.".to_owned(),
+            ),
+            WidgetError::IdentityRequired => (
+                StatusCode::FORBIDDEN,
+                "identity_required",
+                "Sign in on this website to chat with us.".to_owned(),
+            ),
+            WidgetError::IdentityInvalid => (
+                StatusCode::FORBIDDEN,
+                "identity_invalid",
+                "Your identity could not be verified. Reload the page and try again.".to_owned(),
+            ),
+            WidgetError::Invalid(field, message) => {
+                return AppError::invalid(field, message).into_response();
+            }
+            WidgetError::App(err) => return err.into_response(),
+        };
+        let body = json!({ "type": "about:blank", "title": status.canonical_reason(), "status": status.as_u16(), "code": code, "detail": detail });
+        let mut response = (status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+/// CORS for the widget API: any site may ask (preflight), and each handler then checks
+/// the site against its inbox's allowed domains. No credentials are ever allowed.
+async fn cors(request: axum::extract::Request, next: Next) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut response = if request.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// Refuses pages on sites the inbox does not allow. Requests without an `Origin` (not
+/// from a browser page) pass: the check protects customers' visitors, not the API.
+fn check_origin(inbox: &Inbox, headers: &HeaderMap) -> Result<(), WidgetError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = url::Url::parse(origin)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    match host {
+        Some(host) if inbox.settings.0.allows_host(&host) => Ok(()),
+        _ => Err(WidgetError::DomainNotAllowed),
+    }
+}
+
+async fn web_inbox(state: &AppState, token: &str) -> Result<Inbox, WidgetError> {
+    match state.store.find_inbox_by_token(token).await? {
+        Some(inbox) if inbox.kind == InboxKind::Web => Ok(inbox),
+        _ => Err(WidgetError::InboxNotFound),
+    }
+}
+
+async fn config(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, WidgetError> {
+    let inbox = web_inbox(&state, &token).await?;
+    check_origin(&inbox, &headers)?;
+    let settings = &inbox.settings.0;
+    Ok(Json(json!({
+        "name": inbox.name,
+        "color": settings.color,
+        "greeting": settings.greeting,
+        "position": settings.position,
+        "prechat": { "name": settings.prechat_name, "email": settings.prechat_email },
+        "offline_message": settings.offline_message,
+        "identity": settings.identity,
+        "agents_online": state.hub.agents_online(inbox.org_id).await,
+    })))
+}
+
+/// What the widget reports about the page; every field is optional and capped.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Context {
+    timezone: Option<String>,
+    language: Option<String>,
+    page_url: Option<String>,
+    page_title: Option<String>,
+    referrer: Option<String>,
+}
+
+fn cap(value: Option<String>, max: usize) -> Option<String> {
+    value
+        .map(|v| {
+            v.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(max)
+                .collect::<String>()
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// The request's own facts (address, browser) with the page facts the widget sent.
+fn details(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    context: Context,
+) -> VisitorDetails {
+    VisitorDetails {
+        timezone: cap(context.timezone, 64),
+        language: cap(context.language, 35),
+        page_url: cap(context.page_url, 2048),
+        page_title: cap(context.page_title, 300),
+        referrer: cap(context.referrer, 2048),
+        ..crate::visitors::from_request(ip, headers, &state.config.visitors)
+    }
+}
+
+/// A widget visitor, from `Authorization: Bearer vt_…`.
+pub struct WidgetVisitor {
+    pub session: VisitorSession,
+    pub inbox: Inbox,
+}
+
+impl FromRequestParts<AppState> for WidgetVisitor {
+    type Rejection = WidgetError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or(WidgetError::InvalidVisitorToken)?;
+        let visitor = visitor_by_token(state, token)
+            .await?
+            .ok_or(WidgetError::InvalidVisitorToken)?;
+        check_origin(&visitor.inbox, &parts.headers)?;
+        Ok(visitor)
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+async fn visitor_by_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<WidgetVisitor>, WidgetError> {
+    let Some(session) = state
+        .store
+        .find_visitor_session(&token::hash(token), state.now())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let inbox = state
+        .store
+        .get_inbox(session.org_id, session.inbox_id)
+        .await?;
+    Ok(Some(WidgetVisitor { session, inbox }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PostMessage {
+    text: String,
+    client_id: Option<String>,
+    context: Context,
+    identity: Option<Identity>,
+    prechat: Option<Prechat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Prechat {
+    name: Option<String>,
+    email: Option<String>,
+}
+
+/// A visitor's message. Creates the session, contact and conversation as needed; an
+/// unknown or expired token starts a new session rather than failing the message.
+async fn post_message(
+    State(state): State<AppState>,
+    Path(inbox_token): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, WidgetError> {
+    let inbox = web_inbox(&state, &inbox_token).await?;
+    check_origin(&inbox, &headers)?;
+    let body: PostMessage = serde_json::from_slice(&body)
+        .map_err(|e| WidgetError::Invalid("body", format!("The message could not be read: {e}")))?;
+    let text = body.text.trim();
+    if text.is_empty() {
+        return Err(WidgetError::Invalid(
+            "text",
+            "Write a message first.".into(),
+        ));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(WidgetError::Invalid(
+            "text",
+            format!("A message can have at most {MAX_TEXT_CHARS} characters."),
+        ));
+    }
+    let client_id = cap(body.client_id, 64);
+
+    let settings = &inbox.settings.0;
+    let mut contact = identity::verify(
+        settings.identity,
+        &inbox.identity_secret,
+        body.identity.as_ref(),
+    )?;
+    apply_prechat(&mut contact, body.prechat, settings)?;
+
+    let existing = match bearer(&headers) {
+        Some(token) => visitor_by_token(&state, token)
+            .await?
+            .filter(|v| v.inbox.id == inbox.id)
+            .map(|v| (token.to_owned(), v.session)),
+        None => None,
+    };
+    let new_token = existing
+        .is_none()
+        .then(|| token::generate(VISITOR_TOKEN_PREFIX));
+    let new_hash = new_token.as_deref().map(token::hash);
+    let session = match (&existing, &new_hash) {
+        (Some((_, session)), _) => SessionChoice::Existing(session),
+        (None, Some(hash)) => SessionChoice::New { token_hash: hash },
+        (None, None) => unreachable!("a new token is made when there is no session"),
+    };
+    let details = details(&state, ip, &headers, body.context);
+    let written = state
+        .store
+        .visitor_writes(
+            VisitorWrite {
+                inbox: &inbox,
+                session,
+                details: &details,
+                contact: &contact,
+                text,
+                client_id: client_id.as_deref(),
+            },
+            state.now(),
+        )
+        .await?;
+    state.hub.publish_events(written.events);
+    let visitor_token = new_token.or(existing.map(|(token, _)| token));
+    let body = json!({
+        "visitor_token": visitor_token,
+        "conversation_id": written.value.conversation.id,
+        "message": written.value.message.to_json(),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Pre-chat answers fill what identity did not; asked-for fields must be there.
+fn apply_prechat(
+    contact: &mut ContactFields,
+    prechat: Option<Prechat>,
+    settings: &kaltalk_core::chat::WidgetSettings,
+) -> Result<(), WidgetError> {
+    let prechat = prechat.unwrap_or_default();
+    let name = cap(prechat.name, 100);
+    let email = match cap(prechat.email, 254) {
+        Some(email) => Some(
+            kaltalk_core::EmailAddress::parse("email", &email)
+                .map_err(|e| WidgetError::Invalid("email", e.message))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    if contact.external_id.is_none() && settings.identity != IdentityMode::Required {
+        if settings.prechat_name && name.is_none() && contact.name.is_none() {
+            return Err(WidgetError::Invalid("name", "Tell us your name.".into()));
+        }
+        if settings.prechat_email && email.is_none() && contact.email.is_none() {
+            return Err(WidgetError::Invalid(
+                "email",
+                "Tell us your email address so we can reply.".into(),
+            ));
+        }
+    }
+    contact.name = contact.name.take().or(name);
+    contact.email = contact.email.take().or(email);
+    Ok(())
+}
+
+async fn conversation(
+    State(state): State<AppState>,
+    visitor: WidgetVisitor,
+) -> Result<Json<Value>, WidgetError> {
+    let Some(conversation_id) = visitor.session.conversation_id else {
+        return Ok(Json(
+            json!({ "conversation": null, "messages": [], "last_event_id": null }),
+        ));
+    };
+    let conversation = state
+        .store
+        .get_conversation(visitor.session.org_id, conversation_id)
+        .await?;
+    let messages = state
+        .store
+        .list_messages(visitor.session.org_id, conversation_id, false)
+        .await?;
+    let last_event = state.store.last_conversation_event(conversation_id).await?;
+    Ok(Json(json!({
+        "conversation": { "id": conversation.id, "status": conversation.status },
+        "messages": messages.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
+        "last_event_id": last_event,
+    })))
+}
+
+async fn context(
+    State(state): State<AppState>,
+    visitor: WidgetVisitor,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, WidgetError> {
+    let context: Context = serde_json::from_slice(&body).map_err(|e| {
+        WidgetError::Invalid(
+            "context",
+            format!("The page details could not be read: {e}"),
+        )
+    })?;
+    let details = details(&state, ip, &headers, context);
+    state
+        .store
+        .touch_visitor_session(visitor.session.id, &details, state.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn identify(
+    State(state): State<AppState>,
+    visitor: WidgetVisitor,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, WidgetError> {
+    let identity: Identity = serde_json::from_slice(&body).map_err(|e| {
+        WidgetError::Invalid("identity", format!("The identity could not be read: {e}"))
+    })?;
+    let settings = &visitor.inbox.settings.0;
+    let fields = identity::verify(
+        settings.identity,
+        &visitor.inbox.identity_secret,
+        Some(&identity),
+    )?;
+    state
+        .store
+        .identify_contact(&visitor.session, &fields, state.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,142 @@
+//! The widget's WebSocket: the visitor's conversation, live, resumable from the last event
+//! the widget saw; typing and seen markers back.
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use kaltalk_core::{ConversationId, EventId, OrgId};
+use kaltalk_store::Event;
+use kaltalk_store::chat::{CONVERSATION_SEEN, CONVERSATION_UPDATED, MESSAGE_CREATED};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{WidgetError, check_origin, visitor_by_token};
+use crate::realtime::{Feed, Live, REPLAY_BATCH, Typist, pump};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct SocketQuery {
+    token: String,
+    after: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(query): Query<SocketQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, WidgetError> {
+    let visitor = visitor_by_token(&state, &query.token)
+        .await?
+        .ok_or(WidgetError::InvalidVisitorToken)?;
+    // Browsers send Origin on WebSocket handshakes; CORS does not apply, so check here.
+    check_origin(&visitor.inbox, &headers)?;
+    let after = query
+        .after
+        .as_deref()
+        .and_then(|a| a.parse::<EventId>().ok());
+    let feed = WidgetFeed {
+        state: state.clone(),
+        org: visitor.session.org_id,
+        session: visitor.session.id,
+        conversation: visitor.session.conversation_id,
+    };
+    Ok(ws
+        .max_message_size(16 * 1024)
+        .on_upgrade(move |socket| async move {
+            pump(socket, &state.hub, feed, after).await;
+        }))
+}
+
+struct WidgetFeed {
+    state: AppState,
+    org: OrgId,
+    session: kaltalk_core::VisitorSessionId,
+    /// Fixed for the socket's life: a visitor with no conversation yet reconnects after
+    /// writing (the widget opens the socket after its first message).
+    conversation: Option<ConversationId>,
+}
+
+/// How an event looks to the visitor, if they may see it at all (notes never).
+fn widget_frame(event: &Event) -> Option<Value> {
+    let payload = &event.payload.0;
+    match event.kind.as_str() {
+        MESSAGE_CREATED if payload["message"]["kind"] != "note" => Some(
+            json!({ "type": "message.created", "event_id": event.id, "message": payload["message"] }),
+        ),
+        CONVERSATION_UPDATED if payload.get("status").is_some() => Some(
+            json!({ "type": "conversation.updated", "event_id": event.id, "status": payload["status"] }),
+        ),
+        CONVERSATION_SEEN => Some(
+            json!({ "type": "seen", "event_id": event.id, "message_id": payload["message_id"] }),
+        ),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Typing { typing: bool },
+    Seen {},
+}
+
+impl Feed for WidgetFeed {
+    async fn replay(&self, after: Option<EventId>) -> anyhow::Result<Vec<Event>> {
+        match self.conversation {
+            Some(conversation) => Ok(self
+                .state
+                .store
+                .conversation_events_since(conversation, after, REPLAY_BATCH)
+                .await?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn render(&self, live: &Live) -> Option<Value> {
+        let conversation = self.conversation?;
+        match live {
+            Live::Event(event) if event.conversation_id == Some(conversation) => {
+                widget_frame(event)
+            }
+            Live::Typing {
+                conversation: c,
+                by: Typist::Agent { name },
+                typing,
+                ..
+            } if *c == conversation => {
+                Some(json!({ "type": "typing", "typing": typing, "name": name }))
+            }
+            _ => None,
+        }
+    }
+
+    async fn on_client(&mut self, frame: &str) {
+        let Some(conversation) = self.conversation else {
+            return;
+        };
+        match serde_json::from_str::<ClientFrame>(frame) {
+            Ok(ClientFrame::Typing { typing }) => {
+                self.state.hub.publish(Live::Typing {
+                    org: self.org,
+                    conversation,
+                    by: Typist::Contact,
+                    typing,
+                });
+            }
+            Ok(ClientFrame::Seen {}) => {
+                let now = self.state.now();
+                if let Err(err) = self.state.store.contact_saw(conversation, now).await {
+                    tracing::warn!(error = %err, "could not record seen");
+                }
+                let _ = self
+                    .state
+                    .store
+                    .touch_visitor_session_seen(self.session, now)
+                    .await;
+            }
+            Err(_) => {} // unknown frames are ignored: newer widgets may send more
+        }
+    }
+}

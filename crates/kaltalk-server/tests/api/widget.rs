@@ -1,0 +1,498 @@
+//! The widget API and WebSocket, as the widget in a visitor's browser uses them.
+
+use chrono::Duration;
+use kaltalk_core::chat::IdentityMode;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::chat_helpers::{SITE, Socket, Visitor, create_inbox, page_context, session_cookie};
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn config_answers_allowed_sites_only() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "example.com").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+
+    let ok = visitor
+        .get(&format!("/widget/v1/inboxes/{}/config", inbox.public_token))
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["access-control-allow-origin"], SITE);
+    assert!(!ok.headers().contains_key("set-cookie"));
+    let config: Value = ok.json().await.expect("json");
+    assert_eq!(config["name"], "Website");
+    assert_eq!(config["identity"], "off");
+    assert_eq!(config["agents_online"], false);
+
+    visitor.origin = "https://evil.test".into();
+    let refused = visitor
+        .get(&format!("/widget/v1/inboxes/{}/config", inbox.public_token))
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["code"], "domain_not_allowed");
+    let message = visitor.send(json!({ "text": "hi" })).await;
+    assert_eq!(
+        message.status(),
+        StatusCode::FORBIDDEN,
+        "messages from other sites are refused too"
+    );
+
+    let unknown = visitor.get("/widget/v1/inboxes/wi_nope/config").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let preflight = app
+        .api()
+        .request(reqwest::Method::OPTIONS, app.url("/widget/v1/conversation"))
+        .header("origin", SITE)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    assert!(
+        preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .expect("ascii")
+            .contains("authorization")
+    );
+}
+
+#[tokio::test]
+async fn nothing_exists_until_the_visitor_writes_then_the_conversation_continues() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    visitor
+        .get(&format!("/widget/v1/inboxes/{}/config", inbox.public_token))
+        .await;
+    let filter = kaltalk_store::chat::ConversationFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(
+        app.state
+            .store
+            .list_conversations(org, &filter)
+            .await
+            .expect("list")
+            .is_empty(),
+        "loading the widget creates nothing"
+    );
+
+    let first = visitor.say("Hello").await;
+    let token = visitor.token.clone().expect("token");
+    assert!(token.starts_with("vt_"));
+    let second = visitor.say("Anyone there?").await;
+    assert_eq!(second["visitor_token"], token.as_str(), "the same session");
+    assert_eq!(second["conversation_id"], first["conversation_id"]);
+
+    let history: Value = visitor
+        .get("/widget/v1/conversation")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["Hello", "Anyone there?"]);
+    assert!(history["last_event_id"].is_string());
+
+    // The contact carries what the server saw and what the widget reported.
+    let conversations = app
+        .state
+        .store
+        .list_conversations(org, &filter)
+        .await
+        .expect("list");
+    assert_eq!(conversations.len(), 1);
+    let contact = app
+        .state
+        .store
+        .get_contact(org, conversations[0].conversation.contact_id)
+        .await
+        .expect("contact");
+    let details = &contact.details.0;
+    assert_eq!(details.browser.as_deref(), Some("Chrome"));
+    assert_eq!(details.os.as_deref(), Some("Linux"));
+    assert_eq!(details.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(details.page_title.as_deref(), Some("Pricing"));
+    assert_eq!(details.ip.as_deref(), Some("127.0.0.1"));
+
+    // A retried send with the same client_id is one message.
+    let retry = visitor
+        .send(json!({ "text": "Hello", "client_id": "c-Hello", "context": page_context() }))
+        .await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    let history: Value = visitor
+        .get("/widget/v1/conversation")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(history["messages"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn an_idle_visitor_session_expires_after_thirty_days_and_a_new_one_starts() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let first = visitor.say("Hello").await;
+    let old_token = visitor.token.clone().expect("token");
+
+    app.clock.advance(Duration::days(29));
+    assert_eq!(
+        visitor.get("/widget/v1/conversation").await.status(),
+        StatusCode::OK,
+        "still alive after 29 days"
+    );
+    // The GET above was not activity that moves the expiry (only writes and context do):
+    app.clock.advance(Duration::days(1) + Duration::seconds(1));
+    let expired = visitor.get("/widget/v1/conversation").await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = expired.json().await.expect("json");
+    assert_eq!(body["code"], "invalid_visitor_token");
+
+    let fresh = visitor.say("I am back").await;
+    assert_ne!(fresh["visitor_token"], old_token.as_str(), "a new session");
+    assert_ne!(
+        fresh["conversation_id"], first["conversation_id"],
+        "an anonymous new session is a new conversation"
+    );
+}
+
+#[tokio::test]
+async fn context_updates_keep_a_session_alive() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    visitor.say("Hello").await;
+    app.clock.advance(Duration::days(20));
+    let moved = visitor
+        .post(
+            "/widget/v1/context",
+            json!({ "page_url": "https://shop.example.com/cart", "page_title": "Cart" }),
+        )
+        .await;
+    assert_eq!(moved.status(), StatusCode::NO_CONTENT);
+    app.clock.advance(Duration::days(20));
+    assert_eq!(
+        visitor.get("/widget/v1/conversation").await.status(),
+        StatusCode::OK,
+        "40 days old, 20 idle"
+    );
+}
+
+#[tokio::test]
+async fn identity_verification_refuses_wrong_hashes_and_anonymous_chats_when_required() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut settings = inbox.settings.0.clone();
+    settings.identity = IdentityMode::Required;
+    app.state
+        .store
+        .update_inbox(org, inbox.id, "Website", &settings, app.clock_now())
+        .await
+        .expect("update");
+    let mut visitor = Visitor::new(&app, &inbox);
+
+    let anonymous = visitor.send(json!({ "text": "hi" })).await;
+    assert_eq!(anonymous.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        anonymous.json::<Value>().await.expect("json")["code"],
+        "identity_required"
+    );
+
+    let forged = json!({ "id": "user-42", "name": "Ada", "hash": kaltalk_server::widget::sign("wrong secret", "user-42") });
+    let wrong = visitor
+        .send(json!({ "text": "hi", "identity": forged }))
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        wrong.json::<Value>().await.expect("json")["code"],
+        "identity_invalid"
+    );
+
+    let signed = json!({ "id": "user-42", "name": "Ada", "email": "ada@example.com", "hash": kaltalk_server::widget::sign(&inbox.identity_secret, "user-42") });
+    let ok = visitor
+        .send(json!({ "text": "hi", "identity": signed }))
+        .await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let body: Value = ok.json().await.expect("json");
+    visitor.token = body["visitor_token"].as_str().map(str::to_owned);
+    let filter = kaltalk_store::chat::ConversationFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let conversation = app
+        .state
+        .store
+        .list_conversations(org, &filter)
+        .await
+        .expect("list")
+        .remove(0);
+    let contact = app
+        .state
+        .store
+        .get_contact(org, conversation.conversation.contact_id)
+        .await
+        .expect("contact");
+    assert_eq!(contact.external_id.as_deref(), Some("user-42"));
+    assert_eq!(contact.name.as_deref(), Some("Ada"));
+
+    let identify = visitor
+        .post(
+            "/widget/v1/identify",
+            json!({ "id": "user-42", "hash": "00ff" }),
+        )
+        .await;
+    assert_eq!(identify.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn prechat_fields_are_required_when_configured() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut settings = inbox.settings.0.clone();
+    settings.prechat_email = true;
+    app.state
+        .store
+        .update_inbox(org, inbox.id, "Website", &settings, app.clock_now())
+        .await
+        .expect("update");
+    let visitor = Visitor::new(&app, &inbox);
+    let missing = visitor.send(json!({ "text": "hi" })).await;
+    assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = missing.json().await.expect("json");
+    assert_eq!(body["errors"][0]["field"], "email");
+    let bad = visitor
+        .send(json!({ "text": "hi", "prechat": { "email": "nope" } }))
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let ok = visitor
+        .send(json!({ "text": "hi", "prechat": { "email": "ada@example.com", "name": "Ada" } }))
+        .await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let empty = visitor
+        .send(json!({ "text": "   ", "prechat": { "email": "ada@example.com" } }))
+        .await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn the_visitor_hears_replies_live_never_notes_and_resumes_after_a_disconnect() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let first = visitor.say("Hello").await;
+    let conversation = first["conversation_id"].as_str().expect("id").to_owned();
+    let history: Value = visitor
+        .get("/widget/v1/conversation")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let last_event = history["last_event_id"].as_str().expect("event").to_owned();
+
+    let mut socket = visitor.socket(Some(&last_event)).await;
+    let reply = |text: &'static str, kind: &'static str| {
+        let owner = owner.clone();
+        let path = format!("/inbox/conversations/{conversation}/messages");
+        async move {
+            owner
+                .submit("/inbox?view=all", &path, &[("text", text), ("kind", kind)])
+                .await
+        }
+    };
+    assert_eq!(
+        reply("A private note", "note").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        reply("Hi! How can I help?", "text").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // The resume overlap may first repeat the visitor's own message (the widget dedupes).
+    let mut frame = socket.next_of("message.created").await;
+    if frame["message"]["text"] == "Hello" {
+        frame = socket.next_of("message.created").await;
+    }
+    assert_eq!(
+        frame["message"]["text"], "Hi! How can I help?",
+        "the note never reaches the visitor"
+    );
+    assert_eq!(frame["message"]["sender"], "agent");
+    assert_eq!(frame["message"]["sender_name"], "Olivia");
+    let seen_up_to = frame["event_id"].as_str().expect("event id").to_owned();
+    socket.close().await;
+
+    // While the widget is away, two replies and a resolve.
+    reply("Are you still there?", "text").await;
+    reply("Closing this for now.", "text").await;
+    owner
+        .submit(
+            "/inbox?view=all",
+            &format!("/inbox/conversations/{conversation}/status"),
+            &[("status", "resolved")],
+        )
+        .await;
+
+    let mut resumed = visitor.socket(Some(&seen_up_to)).await;
+    let mut texts = Vec::new();
+    let mut status = None;
+    while status.is_none() {
+        let frame = resumed.next().await;
+        match frame["type"].as_str() {
+            Some("message.created") => texts.push(
+                frame["message"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            Some("conversation.updated") => status = frame["status"].as_str().map(str::to_owned),
+            _ => {}
+        }
+    }
+    // The overlap window may repeat the last event the widget saw; it dedupes by id.
+    texts.retain(|t| t != "Hi! How can I help?" && t != "Hello");
+    assert_eq!(texts, ["Are you still there?", "Closing this for now."]);
+    assert_eq!(status.as_deref(), Some("resolved"));
+
+    // The customer writes again: the conversation reopens, live on the socket.
+    visitor.say("One more question").await;
+    let reopened = resumed.next_of("conversation.updated").await;
+    assert_eq!(reopened["status"], "open");
+}
+
+#[tokio::test]
+async fn typing_and_seen_markers_travel_both_ways() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let first = visitor.say("Hello").await;
+    let conversation = first["conversation_id"].as_str().expect("id").to_owned();
+    let cookie = session_cookie(&app, "olivia@acme.test").await;
+    let mut agent = Socket::agent(&app, &cookie, None).await;
+    let mut widget = visitor.socket(None).await;
+    // Drain the widget's replay of its own message.
+    widget.next_of("message.created").await;
+
+    widget
+        .send(json!({ "type": "typing", "typing": true }))
+        .await;
+    let typing = agent.next_of("typing").await;
+    assert_eq!(typing["conversation_id"], conversation.as_str());
+    assert_eq!(typing["typing"], true);
+
+    agent
+        .send(json!({ "type": "typing", "conversation_id": conversation, "typing": true }))
+        .await;
+    let typing = widget.next_of("typing").await;
+    assert_eq!(typing["name"], "Olivia");
+
+    // The agent opens the conversation: the widget learns its message was seen.
+    let html = owner
+        .get_html(&format!("/inbox?view=all&c={conversation}"))
+        .await;
+    assert!(html.contains("Hello"));
+    let seen = widget.next_of("seen").await;
+    assert_eq!(seen["message_id"], first["message"]["id"]);
+}
+
+#[tokio::test]
+async fn agents_online_follows_dashboard_sockets() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let visitor = Visitor::new(&app, &inbox);
+    let config_path = format!("/widget/v1/inboxes/{}/config", inbox.public_token);
+    let cookie = session_cookie(&app, "olivia@acme.test").await;
+    let mut agent = Socket::agent(&app, &cookie, None).await;
+    // A round trip on the socket proves the server registered it.
+    agent.send(json!({ "type": "typing", "conversation_id": kaltalk_core::ConversationId::new(), "typing": false })).await;
+    let online: Value = visitor.get(&config_path).await.json().await.expect("json");
+    assert_eq!(online["agents_online"], true);
+    agent.close().await;
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = spawn_app_with(|config| {
+        config.visitors.trusted_proxies = vec!["127.0.0.1".parse().expect("cidr")];
+        config.visitors.country_header = Some("cf-ipcountry".into());
+    })
+    .await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let response = app
+        .api()
+        .post(app.url(&format!(
+            "/widget/v1/inboxes/{}/messages",
+            inbox.public_token
+        )))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("cf-ipcountry", "fr")
+        .json(&json!({ "text": "Bonjour" }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let filter = kaltalk_store::chat::ConversationFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let conversation = app
+        .state
+        .store
+        .list_conversations(org, &filter)
+        .await
+        .expect("list")
+        .remove(0);
+    let contact = app
+        .state
+        .store
+        .get_contact(org, conversation.conversation.contact_id)
+        .await
+        .expect("contact");
+    assert_eq!(contact.details.0.ip.as_deref(), Some("203.0.113.9"));
+    assert_eq!(contact.details.0.country.as_deref(), Some("FR"));
+}
+
+#[tokio::test]
+async fn the_widget_scripts_are_served_without_cookies() {
+    let app = spawn_app().await;
+    for path in ["/widget.js", "/widget/chat.js"] {
+        let response = app.api().get(app.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("text/javascript")
+        );
+        assert!(!response.headers().contains_key("set-cookie"));
+        let body = response.text().await.expect("body");
+        assert!(
+            !body.contains("document.cookie"),
+            "{path} never touches cookies"
+        );
+    }
+}
