@@ -400,14 +400,23 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
       `#conversation-list: ${await outerHtml(pageA, '#conversation-list')}`);
   });
 
-  // ------------------------------------------------------------------
-  // TODO(attachments): the server has no /widget/v1/inboxes/{token}/attachments
-  // yet. Fill this in when it lands: the visitor attaches a PNG with the
-  // widget's "Attach a file" input (setInputFiles), the image shows in the
-  // widget and in the agent's #messages; keep it BEFORE the privacy step so
-  // the upload's requests are checked too.
-  it.todo('visitor sends an image … (TODO: attachments are not implemented on the server yet)');
-  // ------------------------------------------------------------------
+  step('5b. the visitor sends an image and the agent sees it inline, live', async () => {
+    // A 1×1 PNG, attached through the widget's own file input.
+    const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
+      '1f15c4890000000d49444154789c63f8ffff3f0005fe02fea7358184000000004945' + '4e44ae426082', 'hex');
+    await pageB.locator('#kaltalk-widget input[type=file]').setInputFiles({ name: 'receipt.png', mimeType: 'image/png', buffer: png });
+    const log = pageB.locator('#kaltalk-widget [role=log]');
+    await expectVisible(log.locator('img[alt="receipt.png"]'), 'expected the image inline in the widget', async () =>
+      `widget: ${await widgetHtml(pageB)}`);
+    const agentImage = pageA.locator('#messages img[alt="receipt.png"]');
+    await expectVisible(agentImage, "expected the image inline in the agent's #messages without a reload", async () =>
+      `#messages: ${await outerHtml(pageA, '#messages')}`);
+    // It really loaded (not a broken image) in both pages.
+    await pageA.waitForFunction(() => { const img = document.querySelector('#messages img[alt="receipt.png"]'); return img && img.complete && img.naturalWidth === 1; });
+    const widgetLoaded = await log.locator('img[alt="receipt.png"]').evaluate((img) => img.complete && img.naturalWidth === 1);
+    assert.equal(widgetLoaded, true, 'the image loads in the widget from its signed URL');
+  });
+
 
   step('6. neither page reloaded: every update above arrived live', async () => {
     for (const [who, page] of [['agent', pageA], ['visitor', pageB]]) {

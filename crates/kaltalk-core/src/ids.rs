@@ -69,4 +69,6 @@ id_type!(
     MessageId,
     /// A widget visitor's browser session.
     VisitorSessionId,
+    /// A file attached to a message.
+    AttachmentId,
 );

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
@@ -30,7 +31,6 @@ use kaltalk_store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::limits::LoginLimiter;
 pub use crate::config::Config;
@@ -89,6 +89,7 @@ impl Kaltalk {
         .context("SMTP settings")?;
         let public_base = AppState::public_base_for(&config, local_addr);
         let secure = config.tls.is_some() || public_base.starts_with("https://");
+        let blobs = attachments::Blobs::new(config.data_dir.join("blobs"));
         let state = AppState {
             store,
             login_limiter: Arc::new(LoginLimiter::new(
@@ -101,6 +102,7 @@ impl Kaltalk {
             metrics: metrics_handle(),
             assets: Arc::new(web::assets::Assets::load()),
             hub: realtime::Hub::new(4096),
+            blobs,
             public_base,
             secure,
             bcrypt_cost: BCRYPT_COST,
@@ -213,6 +215,6 @@ pub fn router(state: AppState) -> Router {
             web::headers::security_headers,
         ))
         .layer(from_fn(ops::observe))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     pub metrics: Option<PrometheusHandle>,
     pub assets: Arc<Assets>,
+    /// Attachment bytes.
+    pub blobs: crate::attachments::Blobs,
     /// Fan-out of committed events to connected sockets.
     pub hub: Hub,
     /// Base of every link we email, e.g. `https://support.example.com`.

@@ -7,7 +7,7 @@ use kaltalk_core::chat::{
     ConversationStatus, InboxKind, MessageKind, SenderKind, VisitorDetails, WidgetSettings,
 };
 use kaltalk_core::{
-    ContactId, ConversationId, InboxId, MessageId, OrgId, UserId, VisitorSessionId,
+    AttachmentId, ContactId, ConversationId, InboxId, MessageId, OrgId, UserId, VisitorSessionId,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -124,6 +124,47 @@ pub struct Message {
     pub text: String,
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[sqlx(skip)]
+    #[serde(skip)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file on a message. Its bytes are in blob storage under `storage_key`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Attachment {
+    pub id: AttachmentId,
+    pub org_id: OrgId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub storage_key: String,
+    pub access_token: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Attachment {
+    /// The widget's URL for the file: the token makes it unguessable, so an `<img>` on the
+    /// customer's page can load it without a header.
+    pub fn widget_url(&self) -> String {
+        format!("/widget/v1/attachments/{}?t={}", self.id, self.access_token)
+    }
+
+    pub fn is_image(&self) -> bool {
+        self.content_type.starts_with("image/")
+    }
+}
+
+/// A file to attach, already stored under `storage_key`.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub id: AttachmentId,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub storage_key: String,
+    pub access_token: String,
 }
 
 impl Message {
@@ -135,7 +176,11 @@ impl Message {
     /// The `message.created` payload: the message as both the widget and the inbox show it.
     pub fn to_json(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
-        value["attachments"] = json!([]);
+        value["attachments"] = self
+            .attachments
+            .iter()
+            .map(|a| json!({ "id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size, "url": a.widget_url() }))
+            .collect();
         value
     }
 }
@@ -162,6 +207,7 @@ pub struct VisitorWrite<'a> {
     pub contact: &'a ContactFields,
     pub text: &'a str,
     pub client_id: Option<&'a str>,
+    pub attachments: &'a [NewAttachment],
 }
 
 /// A team member's message.
@@ -171,6 +217,7 @@ pub struct AgentWrite<'a> {
     pub kind: MessageKind,
     pub text: &'a str,
     pub client_id: Option<&'a str>,
+    pub attachments: &'a [NewAttachment],
 }
 
 /// What a change wrote, and the events to publish.
@@ -213,6 +260,7 @@ const SESSION_COLUMNS: &str =
     "id, org_id, inbox_id, contact_id, conversation_id, context, first_seen_at, last_seen_at";
 const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
      c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at";
+const ATTACHMENT_COLUMNS: &str = "id, org_id, conversation_id, message_id, filename, content_type, size, storage_key, access_token, created_at";
 const MESSAGE_SELECT: &str = "SELECT m.id, m.org_id, m.conversation_id, m.sender_kind, m.sender_id, \
      COALESCE(u.name, ct.name) AS sender_name, m.kind, m.text, m.client_id, m.created_at \
      FROM messages m \
@@ -223,10 +271,26 @@ const MESSAGE_SELECT: &str = "SELECT m.id, m.org_id, m.conversation_id, m.sender
 macro_rules! fetch_message {
     ($tx:expr, $id:expr) => {{
         let sql = format!("{MESSAGE_SELECT} WHERE m.id = $1");
-        sqlx::query_as::<_, Message>(sqlx::AssertSqlSafe(sql))
+        let message = sqlx::query_as::<_, Message>(sqlx::AssertSqlSafe(sql))
             .bind($id)
             .fetch_one(&mut *$tx)
-            .await
+            .await;
+        match message {
+            Ok(mut message) => {
+                let sql = format!(
+                    "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message_id = $1 ORDER BY id"
+                );
+                sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(sql))
+                    .bind(message.id)
+                    .fetch_all(&mut *$tx)
+                    .await
+                    .map(|attachments| {
+                        message.attachments = attachments;
+                        message
+                    })
+            }
+            Err(err) => Err(err),
+        }
     }};
 }
 
@@ -243,13 +307,22 @@ macro_rules! fetch_conversation {
     }};
 }
 
-/// Inserts a message and its `message.created` event, bumps the conversation; evaluates to
-/// `(Message, Event)`.
+/// A message about to be written.
+struct MessageDraft<'a> {
+    sender_kind: SenderKind,
+    sender_id: Option<uuid::Uuid>,
+    kind: MessageKind,
+    text: &'a str,
+    client_id: Option<&'a str>,
+    attachments: &'a [NewAttachment],
+}
+
+/// Inserts a message (with its attachments) and its `message.created` event, bumps the
+/// conversation; evaluates to `(Message, Event)`.
 macro_rules! insert_message {
-    ($tx:expr, $org:expr, $conversation:expr, $sender_kind:expr, $sender_id:expr, $kind:expr, $text:expr, $client_id:expr, $now:expr) => {{
+    ($tx:expr, $org:expr, $conversation:expr, $draft:expr, $now:expr) => {{
+        let draft: MessageDraft<'_> = $draft;
         let id = MessageId::new();
-        let sender_kind: SenderKind = $sender_kind;
-        let kind: MessageKind = $kind;
         sqlx::query(
             "INSERT INTO messages (id, org_id, conversation_id, sender_kind, sender_id, kind, text, client_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -257,15 +330,33 @@ macro_rules! insert_message {
         .bind(id)
         .bind($org)
         .bind($conversation)
-        .bind(sender_kind.as_str())
-        .bind($sender_id)
-        .bind(kind.as_str())
-        .bind($text)
-        .bind($client_id)
+        .bind(draft.sender_kind.as_str())
+        .bind(draft.sender_id)
+        .bind(draft.kind.as_str())
+        .bind(draft.text)
+        .bind(draft.client_id)
         .bind($now)
         .execute(&mut *$tx)
         .await?;
-        if kind != MessageKind::Note {
+        for attachment in draft.attachments {
+            sqlx::query(
+                "INSERT INTO attachments (id, org_id, conversation_id, message_id, filename, content_type, size, storage_key, access_token, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(attachment.id)
+            .bind($org)
+            .bind($conversation)
+            .bind(id)
+            .bind(&attachment.filename)
+            .bind(&attachment.content_type)
+            .bind(attachment.size)
+            .bind(&attachment.storage_key)
+            .bind(&attachment.access_token)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        if draft.kind != MessageKind::Note {
             sqlx::query("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
                 .bind($conversation)
                 .bind($now)
@@ -634,7 +725,15 @@ impl Store {
             let message = match repeated {
                 Some((id,)) => fetch_message!(tx, id)?,
                 None => {
-                    let (message, event) = insert_message!(tx, org, conversation, SenderKind::Contact, Some(contact.as_uuid()), MessageKind::Text, write.text, write.client_id, now);
+                    let draft = MessageDraft {
+                        sender_kind: SenderKind::Contact,
+                        sender_id: Some(contact.as_uuid()),
+                        kind: MessageKind::Text,
+                        text: write.text,
+                        client_id: write.client_id,
+                        attachments: write.attachments,
+                    };
+                    let (message, event) = insert_message!(tx, org, conversation, draft, now);
                     sqlx::query("UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1")
                         .bind(conversation)
                         .bind(now)
@@ -666,6 +765,7 @@ impl Store {
             kind,
             text,
             client_id,
+            attachments,
         } = write;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -682,7 +782,8 @@ impl Store {
                 }
             }
             let mut events = Vec::new();
-            let (message, event) = insert_message!(tx, org, conversation, SenderKind::Agent, Some(agent.as_uuid()), kind, text, client_id, now);
+            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text, client_id, attachments };
+            let (message, event) = insert_message!(tx, org, conversation, draft, now);
             events.push(event);
             sqlx::query("UPDATE conversations SET agent_last_seen_at = $2 WHERE id = $1")
                 .bind(conversation)
@@ -789,8 +890,43 @@ impl Store {
         let sql = format!(
             "{MESSAGE_SELECT} WHERE m.org_id = $1 AND m.conversation_id = $2{notes} ORDER BY m.id"
         );
+        let mut messages = on_db!(self, pool => sqlx::query_as::<_, Message>(sqlx::AssertSqlSafe(sql)).bind(org).bind(conversation).fetch_all(pool).await)?;
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE org_id = $1 AND conversation_id = $2 ORDER BY id"
+        );
+        let attachments = on_db!(self, pool => sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(sql)).bind(org).bind(conversation).fetch_all(pool).await)?;
+        for attachment in attachments {
+            if let Some(message) = messages.iter_mut().find(|m| m.id == attachment.message_id) {
+                message.attachments.push(attachment);
+            }
+        }
+        Ok(messages)
+    }
+
+    /// An attachment, for a team member of its organization.
+    pub async fn get_attachment(
+        &self,
+        org: OrgId,
+        id: AttachmentId,
+    ) -> Result<Attachment, StoreError> {
+        let sql =
+            format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE org_id = $1 AND id = $2");
         Ok(
-            on_db!(self, pool => sqlx::query_as::<_, Message>(sqlx::AssertSqlSafe(sql)).bind(org).bind(conversation).fetch_all(pool).await)?,
+            on_db!(self, pool => sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(sql)).bind(org).bind(id).fetch_one(pool).await)?,
+        )
+    }
+
+    /// An attachment, for whoever holds its widget URL (id and access token).
+    pub async fn get_attachment_by_token(
+        &self,
+        id: AttachmentId,
+        access_token: &str,
+    ) -> Result<Attachment, StoreError> {
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = $1 AND access_token = $2"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(sql)).bind(id).bind(access_token).fetch_one(pool).await)?,
         )
     }
 

@@ -38,6 +38,10 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/conversations/{id}/status", post(set_status))
         .route("/inbox/conversations/{id}/assign", post(assign))
         .route("/inbox/ws", get(socket::upgrade))
+        .route(
+            "/inbox/attachments/{id}",
+            get(crate::attachments::serve_to_agent),
+        )
 }
 
 /// Which conversations the list shows.
@@ -338,6 +342,7 @@ async fn reply(
                 kind,
                 text,
                 client_id: client_id.as_deref(),
+                attachments: &[],
             },
             state.now(),
         )

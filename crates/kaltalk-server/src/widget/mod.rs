@@ -7,7 +7,7 @@ mod socket;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn};
@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 pub use identity::{Identity, sign};
 
+use crate::attachments::{Refused, Upload};
 use crate::auth::ClientIp;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -39,6 +40,17 @@ pub fn router() -> Router<AppState> {
     let api = Router::new()
         .route("/inboxes/{token}/config", get(config))
         .route("/inboxes/{token}/messages", post(post_message))
+        .route(
+            "/inboxes/{token}/attachments",
+            // A little over the file cap, for the multipart framing and fields.
+            post(post_attachment).layer(DefaultBodyLimit::max(
+                crate::attachments::MAX_BYTES + 64 * 1024,
+            )),
+        )
+        .route(
+            "/attachments/{id}",
+            get(crate::attachments::serve_to_visitor),
+        )
         .route("/conversation", get(conversation))
         .route("/context", post(context))
         .route("/identify", post(identify))
@@ -77,6 +89,8 @@ pub enum WidgetError {
     InvalidVisitorToken,
     IdentityRequired,
     IdentityInvalid,
+    FileTooLarge,
+    UnsupportedFileType,
     Invalid(&'static str, String),
     App(AppError),
 }
@@ -120,6 +134,19 @@ impl IntoResponse for WidgetError {
                 StatusCode::FORBIDDEN,
                 "identity_invalid",
                 "Your identity could not be verified. Reload the page and try again.".to_owned(),
+            ),
+            WidgetError::FileTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!(
+                    "Files can be at most {} MB.",
+                    crate::attachments::MAX_BYTES / (1024 * 1024)
+                ),
+            ),
+            WidgetError::UnsupportedFileType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_file_type",
+                "Send an image (PNG, JPEG, GIF, WebP) or a PDF.".to_owned(),
             ),
             WidgetError::Invalid(field, message) => {
                 return AppError::invalid(field, message).into_response();
@@ -327,8 +354,82 @@ async fn post_message(
     check_origin(&inbox, &headers)?;
     let body: PostMessage = serde_json::from_slice(&body)
         .map_err(|e| WidgetError::Invalid("body", format!("The message could not be read: {e}")))?;
+    deliver(&state, &inbox, ip, &headers, body, None).await
+}
+
+/// A visitor's file (multipart: `file`, and `client_id`, `text`, `context`, `identity`,
+/// `prechat` as in a message, the objects as JSON strings).
+async fn post_attachment(
+    State(state): State<AppState>,
+    Path(inbox_token): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Result<Response, WidgetError> {
+    let inbox = web_inbox(&state, &inbox_token).await?;
+    check_origin(&inbox, &headers)?;
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        WidgetError::Invalid(
+            "file",
+            format!("The upload could not be read: {}", e.body_text()),
+        )
+    };
+    let mut body = PostMessage::default();
+    let mut upload = None;
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let filename = field.file_name().unwrap_or("file").to_owned();
+            let bytes = field.bytes().await.map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    WidgetError::FileTooLarge
+                } else {
+                    unreadable(e)
+                }
+            })?;
+            upload = Some(Upload::accept(&filename, bytes.to_vec()).map_err(
+                |refused| match refused {
+                    Refused::TooLarge => WidgetError::FileTooLarge,
+                    Refused::UnsupportedType => WidgetError::UnsupportedFileType,
+                    Refused::Empty => WidgetError::Invalid("file", "The file is empty.".into()),
+                },
+            )?);
+            continue;
+        }
+        let text = field.text().await.map_err(unreadable)?;
+        match name.as_str() {
+            "client_id" => body.client_id = Some(text),
+            "text" => body.text = text,
+            "context" => body.context = json_field("context", &text)?,
+            "identity" => body.identity = json_field("identity", &text)?,
+            "prechat" => body.prechat = json_field("prechat", &text)?,
+            _ => {}
+        }
+    }
+    let upload =
+        upload.ok_or_else(|| WidgetError::Invalid("file", "Choose a file to send.".into()))?;
+    deliver(&state, &inbox, ip, &headers, body, Some(upload)).await
+}
+
+fn json_field<T: serde::de::DeserializeOwned>(
+    field: &'static str,
+    text: &str,
+) -> Result<T, WidgetError> {
+    serde_json::from_str(text)
+        .map_err(|e| WidgetError::Invalid(field, format!("{field} is not valid JSON: {e}")))
+}
+
+/// What a message and an upload share: identity, pre-chat, session, storage.
+async fn deliver(
+    state: &AppState,
+    inbox: &Inbox,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    body: PostMessage,
+    upload: Option<Upload>,
+) -> Result<Response, WidgetError> {
     let text = body.text.trim();
-    if text.is_empty() {
+    if text.is_empty() && upload.is_none() {
         return Err(WidgetError::Invalid(
             "text",
             "Write a message first.".into(),
@@ -350,8 +451,8 @@ async fn post_message(
     )?;
     apply_prechat(&mut contact, body.prechat, settings)?;
 
-    let existing = match bearer(&headers) {
-        Some(token) => visitor_by_token(&state, token)
+    let existing = match bearer(headers) {
+        Some(token) => visitor_by_token(state, token)
             .await?
             .filter(|v| v.inbox.id == inbox.id)
             .map(|v| (token.to_owned(), v.session)),
@@ -366,21 +467,29 @@ async fn post_message(
         (None, Some(hash)) => SessionChoice::New { token_hash: hash },
         (None, None) => unreachable!("a new token is made when there is no session"),
     };
-    let details = details(&state, ip, &headers, body.context);
-    let written = state
-        .store
-        .visitor_writes(
-            VisitorWrite {
-                inbox: &inbox,
-                session,
-                details: &details,
-                contact: &contact,
-                text,
-                client_id: client_id.as_deref(),
-            },
-            state.now(),
-        )
-        .await?;
+    let details = details(state, ip, headers, body.context);
+    let attachments = match &upload {
+        Some(upload) => vec![crate::attachments::store(state, inbox.org_id, upload).await?],
+        None => Vec::new(),
+    };
+    let write = VisitorWrite {
+        inbox,
+        session,
+        details: &details,
+        contact: &contact,
+        text,
+        client_id: client_id.as_deref(),
+        attachments: &attachments,
+    };
+    let written = match state.store.visitor_writes(write, state.now()).await {
+        Ok(written) => written,
+        Err(err) => {
+            for attachment in &attachments {
+                state.blobs.delete(&attachment.storage_key).await;
+            }
+            return Err(err.into());
+        }
+    };
     state.hub.publish_events(written.events);
     let visitor_token = new_token.or(existing.map(|(token, _)| token));
     let body = json!({

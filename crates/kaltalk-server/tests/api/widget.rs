@@ -496,3 +496,152 @@ async fn the_widget_scripts_are_served_without_cookies() {
         );
     }
 }
+
+/// A 1×1 PNG.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
+
+fn upload_form(filename: &str, bytes: Vec<u8>) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("client_id", "img-1")
+        .text("context", page_context().to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()),
+        )
+}
+
+#[tokio::test]
+async fn a_visitor_sends_an_image_that_only_the_conversation_can_see() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let other = app.sign_up("Hank", "hank@globex.test", "Globex").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let first = visitor.say("Here is a screenshot").await;
+    let upload_url = app.url(&format!(
+        "/widget/v1/inboxes/{}/attachments",
+        inbox.public_token
+    ));
+    let post = |form: reqwest::multipart::Form, token: Option<String>| {
+        let mut request = app
+            .api()
+            .post(upload_url.clone())
+            .header("origin", SITE)
+            .multipart(form);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    let sent = post(
+        upload_form("../screen shot.png", PNG.to_vec()),
+        visitor.token.clone(),
+    )
+    .await
+    .expect("upload");
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let body: Value = sent.json().await.expect("json");
+    assert_eq!(
+        body["conversation_id"], first["conversation_id"],
+        "into the same conversation"
+    );
+    let file = &body["message"]["attachments"][0];
+    assert_eq!(file["filename"], "screen shot.png");
+    assert_eq!(file["content_type"], "image/png");
+    assert_eq!(file["size"], PNG.len());
+    let url = file["url"].as_str().expect("url").to_owned();
+
+    let image = app.api().get(app.url(&url)).send().await.expect("image");
+    assert_eq!(image.status(), StatusCode::OK);
+    assert_eq!(image.headers()["content-type"], "image/png");
+    assert_eq!(image.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        image.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("inline")
+    );
+    assert_eq!(image.bytes().await.expect("bytes").as_ref(), PNG);
+    let (path, _) = url.split_once("?t=").expect("token in url");
+    assert_eq!(
+        app.api()
+            .get(app.url(path))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::NOT_FOUND,
+        "no token, no file"
+    );
+    assert_eq!(
+        app.api()
+            .get(app.url(&format!("{path}?t=guess")))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The team sees it inline in the inbox; another organization does not.
+    let id = file["id"].as_str().expect("id");
+    let conversation = first["conversation_id"].as_str().expect("id");
+    let page = owner
+        .get_html(&format!("/inbox?view=all&c={conversation}"))
+        .await;
+    assert!(
+        page.contains(&format!("src=\"/inbox/attachments/{id}\"")),
+        "shown inline"
+    );
+    assert_eq!(
+        owner
+            .get(&format!("/inbox/attachments/{id}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        other
+            .get(&format!("/inbox/attachments/{id}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Refused: script-carrying types, whatever the name says, and oversize files.
+    let svg = post(
+        upload_form(
+            "logo.png",
+            b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>".to_vec(),
+        ),
+        visitor.token.clone(),
+    )
+    .await
+    .expect("upload");
+    assert_eq!(svg.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        svg.json::<Value>().await.expect("json")["code"],
+        "unsupported_file_type"
+    );
+    let mut big = PNG.to_vec();
+    big.resize(kaltalk_server::attachments::MAX_BYTES + 1, 0);
+    let too_big = post(upload_form("big.png", big), visitor.token.clone())
+        .await
+        .expect("upload");
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        too_big.json::<Value>().await.expect("json")["code"],
+        "file_too_large"
+    );
+
+    // Nothing refused was kept; the accepted message and image are.
+    let history: Value = visitor
+        .get("/widget/v1/conversation")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(history["messages"].as_array().map(Vec::len), Some(2));
+    let _ = &mut visitor;
+}

@@ -48,6 +48,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     contact: &none,
                     text: "Hello",
                     client_id: Some("c1"),
+                    attachments: &[],
                 },
                 t0,
             )
@@ -90,6 +91,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     contact: &none,
                     text: "Anyone?",
                     client_id: Some("c2"),
+                    attachments: &[],
                 },
                 t0,
             )
@@ -108,6 +110,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     contact: &none,
                     text: "Anyone?",
                     client_id: Some("c2"),
+                    attachments: &[],
                 },
                 t0,
             )
@@ -141,6 +144,7 @@ async fn a_visitor_session_expires_after_thirty_idle_days() {
                     contact: &ContactFields::default(),
                     text: "Hi",
                     client_id: None,
+                    attachments: &[],
                 },
                 t0,
             )
@@ -196,6 +200,7 @@ async fn a_resolved_conversation_reopens_when_the_customer_writes() {
                     contact: &none,
                     text: "Hi",
                     client_id: None,
+                    attachments: &[],
                 },
                 now(),
             )
@@ -220,6 +225,7 @@ async fn a_resolved_conversation_reopens_when_the_customer_writes() {
                     contact: &none,
                     text: "One more thing",
                     client_id: None,
+                    attachments: &[],
                 },
                 now(),
             )
@@ -258,6 +264,7 @@ async fn an_identified_visitor_is_one_contact_across_browsers() {
                     contact: &ada,
                     text: "From my laptop",
                     client_id: None,
+                    attachments: &[],
                 },
                 now(),
             )
@@ -274,6 +281,7 @@ async fn an_identified_visitor_is_one_contact_across_browsers() {
                     contact: &ada,
                     text: "From my phone",
                     client_id: None,
+                    attachments: &[],
                 },
                 now(),
             )
@@ -305,6 +313,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     contact: &ContactFields::default(),
                     text: "Help",
                     client_id: None,
+                    attachments: &[],
                 },
                 now(),
             )
@@ -348,6 +357,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     kind: MessageKind::Note,
                     text: "VIP customer",
                     client_id: None,
+                    attachments: &[],
                 },
                 now(),
             )
@@ -363,6 +373,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     kind: MessageKind::Text,
                     text: "Hi! How can I help?",
                     client_id: Some("a1"),
+                    attachments: &[],
                 },
                 now(),
             )
@@ -473,6 +484,7 @@ async fn conversations_of_another_organization_are_not_found() {
                     contact: &ContactFields::default(),
                     text: "Hi",
                     client_id: None,
+                    attachments: &[],
                 },
                 now(),
             )
@@ -495,7 +507,8 @@ async fn conversations_of_another_organization_are_not_found() {
                         agent: other_agent,
                         kind: MessageKind::Text,
                         text: "x",
-                        client_id: None
+                        client_id: None,
+                        attachments: &[]
                     },
                     now()
                 )
