@@ -130,6 +130,64 @@
     event.preventDefault();
   });
 
+  // Canned responses: "/" then a shortcut shows matches; Enter or Tab inserts one.
+  var canned = [];
+  try { canned = JSON.parse(document.getElementById("canned-responses").textContent) || []; } catch (e) { canned = []; }
+  var picked = 0;
+
+  function suggestions() { return document.getElementById("canned-suggestions"); }
+
+  function matches(value) {
+    var m = /^\/([\w-]*)$/.exec(value);
+    if (!m) return [];
+    return canned.filter(function (c) { return c.shortcut.indexOf(m[1].toLowerCase()) === 0; }).slice(0, 8);
+  }
+
+  function render(list) {
+    var box = suggestions();
+    if (!box) return;
+    box.innerHTML = "";
+    list.forEach(function (c, i) {
+      var item = document.createElement("li");
+      item.setAttribute("role", "option");
+      item.setAttribute("aria-selected", i === picked ? "true" : "false");
+      item.textContent = "/" + c.shortcut + " — " + c.text;
+      item.addEventListener("mousedown", function (event) { event.preventDefault(); insert(c); });
+      box.appendChild(item);
+    });
+    box.hidden = list.length === 0;
+  }
+
+  function insert(c) {
+    var textarea = document.getElementById("reply-text");
+    if (!textarea) return;
+    textarea.value = c.text;
+    render([]);
+    textarea.focus();
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.id !== "reply-text") return;
+    picked = 0;
+    render(matches(event.target.value));
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.target.id !== "reply-text") return;
+    var list = matches(event.target.value);
+    var box = suggestions();
+    if (!list.length || !box || box.hidden) return;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      picked = (picked + (event.key === "ArrowDown" ? 1 : list.length - 1)) % list.length;
+      render(list);
+    } else if (event.key === "Enter" || event.key === "Tab") {
+      insert(list[picked]);
+    } else if (event.key === "Escape") {
+      render([]);
+    } else return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }, true);
+
   scrollMessages();
   connect();
 })();

@@ -167,17 +167,29 @@ impl Kaltalk {
     }
 }
 
+/// Reopens snoozed conversations when their time comes (checked every 30 s).
+pub async fn wake_snoozed(state: &AppState) -> anyhow::Result<usize> {
+    let woken = state.store.wake_snoozed(state.now()).await?;
+    state.hub.publish_events(woken.events);
+    Ok(woken.value)
+}
+
 /// Purges expired sessions, link tokens and old finished jobs hourly until `stop`.
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let mut every_half_minute = tokio::time::interval(std::time::Duration::from_secs(30));
     loop {
         tokio::select! {
-            _ = every_hour.tick() => {}
+            _ = every_hour.tick() => match state.store.purge_expired(state.now()).await {
+                Ok(purged) => tracing::debug!(?purged, "housekeeping"),
+                Err(err) => tracing::warn!(error = %err, "housekeeping failed"),
+            },
+            _ = every_half_minute.tick() => {
+                if let Err(err) = wake_snoozed(&state).await {
+                    tracing::warn!(error = format!("{err:#}"), "waking snoozed conversations failed");
+                }
+            }
             _ = stop.changed() => return,
-        }
-        match state.store.purge_expired(state.now()).await {
-            Ok(purged) => tracing::debug!(?purged, "housekeeping"),
-            Err(err) => tracing::warn!(error = %err, "housekeeping failed"),
         }
     }
 }

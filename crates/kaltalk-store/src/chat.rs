@@ -240,6 +240,8 @@ pub struct ConversationFilter {
     pub status: Option<ConversationStatus>,
     pub inbox: Option<InboxId>,
     pub assignee: AssigneeFilter,
+    /// Only conversations with this label.
+    pub label: Option<String>,
     /// Only conversations whose last message is older than this (the next page).
     pub before: Option<(DateTime<Utc>, ConversationId)>,
     pub limit: i64,
@@ -260,6 +262,14 @@ const SESSION_COLUMNS: &str =
     "id, org_id, inbox_id, contact_id, conversation_id, context, first_seen_at, last_seen_at";
 const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
      c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at";
+/// A conversation with what its list entry shows (contact, last message, unread count).
+pub(crate) const SUMMARY_SELECT: &str = "SELECT c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
+     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, \
+     ct.name AS contact_name, ct.email AS contact_email, \
+     (SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.kind <> 'note' ORDER BY m.id DESC LIMIT 1) AS last_message, \
+     (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.sender_kind = 'contact' \
+        AND (c.agent_last_seen_at IS NULL OR m.created_at > c.agent_last_seen_at)) AS unread \
+     FROM conversations c JOIN contacts ct ON ct.id = c.contact_id";
 const ATTACHMENT_COLUMNS: &str = "id, org_id, conversation_id, message_id, filename, content_type, size, storage_key, access_token, created_at";
 const MESSAGE_SELECT: &str = "SELECT m.id, m.org_id, m.conversation_id, m.sender_kind, m.sender_id, \
      COALESCE(u.name, ct.name) AS sender_name, m.kind, m.text, m.client_id, m.created_at \
@@ -835,13 +845,7 @@ impl Store {
         org: OrgId,
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        let mut sql = format!(
-            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, \
-             (SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.kind <> 'note' ORDER BY m.id DESC LIMIT 1) AS last_message, \
-             (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.sender_kind = 'contact' \
-                AND (c.agent_last_seen_at IS NULL OR m.created_at > c.agent_last_seen_at)) AS unread \
-             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.org_id = $1"
-        );
+        let mut sql = format!("{SUMMARY_SELECT} WHERE c.org_id = $1");
         // Placeholders are fixed; a filter that is off binds NULL and matches everything.
         sql.push_str(" AND ($2 IS NULL OR c.status = $2) AND ($3 IS NULL OR c.inbox_id = $3)");
         sql.push_str(match filter.assignee {
@@ -852,6 +856,7 @@ impl Store {
         sql.push_str(
             " AND ($5 IS NULL OR c.last_message_at < $5 OR (c.last_message_at = $5 AND c.id < $6))",
         );
+        sql.push_str(" AND ($8 IS NULL OR EXISTS (SELECT 1 FROM conversation_labels l WHERE l.conversation_id = c.id AND l.label = $8))");
         sql.push_str(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT $7");
         let assignee = match filter.assignee {
             AssigneeFilter::User(id) => Some(id),
@@ -870,6 +875,7 @@ impl Store {
             .bind(before_at)
             .bind(before_id)
             .bind(filter.limit.clamp(1, 200))
+            .bind(filter.label.as_deref())
             .fetch_all(pool)
             .await)?,
         )

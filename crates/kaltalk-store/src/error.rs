@@ -8,6 +8,8 @@ pub enum Conflict {
     EmailTaken,
     /// `memberships (org_id, user_id)`
     AlreadyMember,
+    /// `canned_responses (org_id, shortcut)`
+    ShortcutTaken,
     /// Any other unique constraint, by name.
     Other(String),
 }
@@ -60,6 +62,9 @@ fn unique_violation(err: &sqlx::Error) -> Option<Conflict> {
     Some(match key.as_str() {
         "users_email_key" | "users.email" => Conflict::EmailTaken,
         "memberships_pkey" | "memberships.org_id, memberships.user_id" => Conflict::AlreadyMember,
+        "canned_responses_shortcut_key" | "canned_responses.org_id, canned_responses.shortcut" => {
+            Conflict::ShortcutTaken
+        }
         _ => Conflict::Other(key),
     })
 }

@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod housekeeping;
 mod jobs;
+pub mod labels;
 mod outbox;
 pub mod testing;
 

@@ -31,6 +31,9 @@ struct ListQuery {
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    label: Option<String>,
+    /// Search words (message text, contact name or email); other filters do not apply.
+    q: Option<String>,
 }
 
 fn cursor_of(at: DateTime<Utc>, id: ConversationId) -> String {
@@ -84,7 +87,20 @@ async fn list(
     if !(1..=100).contains(&limit) {
         return Err(AppError::invalid("limit", "Between 1 and 100."));
     }
+    if let Some(words) = query.q.as_deref().filter(|q| !q.trim().is_empty()) {
+        let found = state
+            .store
+            .search_conversations(principal.org_id(), words, limit)
+            .await?;
+        return Ok(Json(json!({ "data": found, "next_cursor": null })));
+    }
+    let label = query
+        .label
+        .as_deref()
+        .map(crate::inbox::normalize_label)
+        .transpose()?;
     let filter = ConversationFilter {
+        label,
         status,
         inbox,
         assignee,

@@ -2,6 +2,7 @@
 
 mod account;
 pub(crate) mod api_keys;
+mod canned;
 mod home;
 pub(crate) mod inboxes;
 mod invitations;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(api_keys::router())
         .merge(outbox::router())
         .merge(inboxes::router())
+        .merge(canned::router())
 }
 
 /// The `?notice=` code a page shows a confirmation for after a redirect.

@@ -37,6 +37,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/inbox/conversations/{id}/status", post(set_status))
         .route("/inbox/conversations/{id}/assign", post(assign))
+        .route("/inbox/conversations/{id}/labels", post(add_label))
+        .route(
+            "/inbox/conversations/{id}/labels/remove",
+            post(remove_label),
+        )
         .route("/inbox/ws", get(socket::upgrade))
         .route(
             "/inbox/attachments/{id}",
@@ -52,6 +57,12 @@ pub struct View {
     view: Option<String>,
     #[serde(default)]
     status: Option<String>,
+    /// Only conversations with this label.
+    #[serde(default)]
+    label: Option<String>,
+    /// Search words: matches message text and contact name or email, any status.
+    #[serde(default)]
+    q: Option<String>,
     /// The open conversation.
     #[serde(default)]
     c: Option<String>,
@@ -81,14 +92,38 @@ impl View {
                 "all" => AssigneeFilter::Anyone,
                 _ => AssigneeFilter::User(me),
             },
+            label: self.label(),
             limit: 100,
             ..ConversationFilter::default()
         }
     }
 
+    fn label(&self) -> Option<String> {
+        self.label
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+    }
+
+    fn search(&self) -> Option<&str> {
+        self.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
+    }
+
     /// The query string that keeps this view (for links and refreshes).
     fn query(&self) -> String {
-        format!("view={}&status={}", self.name(), self.status())
+        let mut query = format!("view={}&status={}", self.name(), self.status());
+        for (key, value) in [
+            ("label", self.label()),
+            ("q", self.search().map(str::to_owned)),
+        ] {
+            if let Some(value) = value {
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                query.push_str(&format!("&{key}={encoded}"));
+            }
+        }
+        query
     }
 }
 
@@ -99,6 +134,8 @@ pub struct Open {
     inbox: Inbox,
     messages: Vec<Message>,
     members: Vec<Member>,
+    labels: Vec<String>,
+    known_labels: Vec<String>,
 }
 
 impl Open {
@@ -151,6 +188,9 @@ struct InboxPage {
     csrf: String,
     me: UserId,
     inbox_js: String,
+    /// Canned responses as JSON, for the composer's `/shortcut` suggestions.
+    canned_json: String,
+    labels: Vec<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -188,10 +228,20 @@ async fn list(
     session: &AgentSession,
     view: &View,
 ) -> Result<ListPartial, AppError> {
-    let conversations = state
-        .store
-        .list_conversations(session.org_id(), &view.filter(session.user.id))
-        .await?;
+    let conversations = match view.search() {
+        Some(words) => {
+            state
+                .store
+                .search_conversations(session.org_id(), words, 100)
+                .await?
+        }
+        None => {
+            state
+                .store
+                .list_conversations(session.org_id(), &view.filter(session.user.id))
+                .await?
+        }
+    };
     Ok(ListPartial {
         query: view.query(),
         view: view.clone(),
@@ -216,6 +266,8 @@ async fn open(
     let inbox = state.store.get_inbox(org, conversation.inbox_id).await?;
     let messages = state.store.list_messages(org, id, true).await?;
     let members = state.store.list_members(org).await?;
+    let labels = state.store.labels_of(org, id).await?;
+    let known_labels = state.store.organization_labels(org).await?;
     let seen = state.store.agent_saw(org, id, state.now()).await?;
     state.hub.publish_events(seen.events);
     Ok(Open {
@@ -224,6 +276,8 @@ async fn open(
         inbox,
         messages,
         members,
+        labels,
+        known_labels,
     })
 }
 
@@ -247,6 +301,11 @@ async fn page(
         csrf: session.csrf_token.clone(),
         me: session.user.id,
         inbox_js: state.assets.url("inbox.js"),
+        canned_json: serde_json::to_string(
+            &state.store.list_canned_responses(session.org_id()).await?,
+        )
+        .unwrap_or_else(|_| "[]".into()),
+        labels: state.store.organization_labels(session.org_id()).await?,
     }
     .into_response())
 }
@@ -326,6 +385,17 @@ async fn reply(
             AppError::invalid("text", "A message can have at most 10000 characters.").into(),
         );
     }
+    // `/shortcut` alone sends the canned response (the page also expands it as you type).
+    let canned = match text.strip_prefix('/') {
+        Some(shortcut) if !shortcut.contains(char::is_whitespace) => {
+            state
+                .store
+                .find_canned_response(session.org_id(), shortcut)
+                .await?
+        }
+        _ => None,
+    };
+    let text = canned.as_ref().map_or(text, |c| c.text.as_str());
     let kind = if form.kind == "note" {
         MessageKind::Note
     } else {
@@ -440,4 +510,64 @@ async fn after_change(
         .into_response());
     }
     Ok(Redirect::to(&format!("/inbox?view=all&c={id}")).into_response())
+}
+
+/// A label as stored: lower case, words joined by dashes.
+pub fn normalize_label(input: &str) -> Result<String, AppError> {
+    let label = input
+        .trim()
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("-");
+    let valid = !label.is_empty()
+        && label.chars().count() <= 40
+        && label
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(label)
+    } else {
+        Err(AppError::invalid(
+            "label",
+            "Use 1 to 40 letters, digits, dashes or underscores.",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct LabelForm {
+    #[serde(default)]
+    label: String,
+}
+
+async fn add_label(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<ConversationId>,
+    headers: HeaderMap,
+    SessionForm { session, form }: SessionForm<LabelForm>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let label = normalize_label(&form.label)?;
+    let written = state
+        .store
+        .add_label(session.org_id(), id, &label, state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    after_change(&state, &session, id, &headers).await
+}
+
+async fn remove_label(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<ConversationId>,
+    headers: HeaderMap,
+    SessionForm { session, form }: SessionForm<LabelForm>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let written = state
+        .store
+        .remove_label(session.org_id(), id, form.label.trim(), state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    after_change(&state, &session, id, &headers).await
 }

@@ -506,3 +506,188 @@ async fn channels_are_managed_by_admins_with_clear_errors() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn labels_views_search_canned_responses_and_snoozes() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut refund = Visitor::new(&app, &inbox);
+    let refund_id = refund.say("I want a refund for order 77").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut shipping = Visitor::new(&app, &inbox);
+    shipping.say("When do you ship to Lisbon?").await;
+
+    // Labels: normalized, shown, filterable.
+    let path = format!("/inbox/conversations/{refund_id}/labels");
+    assert_eq!(
+        owner
+            .submit("/inbox", &path, &[("label", "  Billing Issue ")])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        owner
+            .submit("/inbox", &path, &[("label", "no/slashes")])
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let labelled = owner.get_html("/inbox?view=all&label=billing-issue").await;
+    assert!(
+        labelled.contains("refund for order 77") && !labelled.contains("Lisbon"),
+        "the label view"
+    );
+    assert!(
+        owner
+            .get_html(&format!("/inbox?view=all&c={refund_id}"))
+            .await
+            .contains("#billing-issue")
+    );
+    owner
+        .submit(
+            "/inbox",
+            &format!("{path}/remove"),
+            &[("label", "billing-issue")],
+        )
+        .await;
+    assert!(
+        !owner
+            .get_html("/inbox?view=all&label=billing-issue")
+            .await
+            .contains("refund for order 77")
+    );
+
+    // Search: message words and contact details, any status.
+    owner
+        .submit(
+            "/inbox",
+            &format!("/inbox/conversations/{refund_id}/status"),
+            &[("status", "resolved")],
+        )
+        .await;
+    let found = owner.get_html("/inbox?view=mine&q=refund").await;
+    assert!(
+        found.contains("refund for order 77") && !found.contains("Lisbon"),
+        "resolved conversations are found too:\n{found}"
+    );
+    let key = crate::api::create_key(&app, &owner, "Search").await;
+    let api: Value = app
+        .api()
+        .get(app.url("/api/v1/conversations?q=lisb"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(api["data"].as_array().map(Vec::len), Some(1));
+
+    // Canned responses: managed in settings, expanded from /shortcut.
+    let created = owner
+        .submit(
+            "/settings/canned-responses",
+            "/settings/canned-responses",
+            &[
+                ("shortcut", "/Refund"),
+                ("text", "Refunds take 5 to 7 days."),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let duplicate = owner
+        .submit(
+            "/settings/canned-responses",
+            "/settings/canned-responses",
+            &[("shortcut", "refund"), ("text", "Again")],
+        )
+        .await;
+    assert_eq!(duplicate.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        duplicate
+            .text()
+            .await
+            .expect("body")
+            .contains("/refund already exists.")
+    );
+    let inbox_page = owner.get_html("/inbox").await;
+    assert!(
+        inbox_page.contains(r#""shortcut":"refund""#),
+        "the page carries the shortcuts for the composer"
+    );
+    owner
+        .submit(
+            "/inbox",
+            &format!("/inbox/conversations/{refund_id}/messages"),
+            &[("text", "/refund"), ("kind", "text")],
+        )
+        .await;
+    let history: Value = refund
+        .get("/widget/v1/conversation")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        history["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .map(|m| m["text"].clone()),
+        Some("Refunds take 5 to 7 days.".into())
+    );
+    let agent = crate::teams::join(&app, &owner, "alex@acme.test", "agent").await;
+    assert!(
+        agent
+            .get_html("/settings/canned-responses")
+            .await
+            .contains("/refund"),
+        "agents can read them"
+    );
+    let token = crate::helpers::csrf_token(&agent.get_html("/settings/canned-responses").await);
+    let refused = agent
+        .post_form(
+            "/settings/canned-responses",
+            &[("csrf_token", &token), ("shortcut", "x"), ("text", "y")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // Snooze until a time: the conversation comes back by itself.
+    let snooze = owner
+        .submit(
+            "/inbox",
+            &format!("/inbox/conversations/{refund_id}/status"),
+            &[("status", "snoozed"), ("snooze_hours", "3")],
+        )
+        .await;
+    assert_eq!(snooze.status(), StatusCode::SEE_OTHER);
+    assert!(
+        owner
+            .get_html("/inbox?view=all&status=snoozed")
+            .await
+            .contains("Refunds take")
+    );
+    assert_eq!(
+        kaltalk_server::wake_snoozed(&app.state)
+            .await
+            .expect("wake"),
+        0
+    );
+    app.clock.advance(chrono::Duration::hours(3));
+    assert_eq!(
+        kaltalk_server::wake_snoozed(&app.state)
+            .await
+            .expect("wake"),
+        1
+    );
+    assert!(
+        owner
+            .get_html("/inbox?view=all&status=open")
+            .await
+            .contains("Refunds take")
+    );
+}

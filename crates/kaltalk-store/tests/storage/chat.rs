@@ -553,3 +553,212 @@ async fn conversations_of_another_organization_are_not_found() {
         );
     }
 }
+
+#[tokio::test]
+async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let (_, other) = sign_up(&store, "other@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_s").await;
+        let other_inbox = web_inbox(&store, other.id, "wi_s2").await;
+        let ada = ContactFields {
+            email: Some("ada.lovelace@example.com".into()),
+            name: Some("Ada Lovelace".into()),
+            ..Default::default()
+        };
+        let long_ago = now() - Duration::days(3650);
+        let old = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New { token_hash: "a" },
+                    details: &details("/"),
+                    contact: &ada,
+                    text: "My invoice from last year is wrong",
+                    client_id: None,
+                    attachments: &[],
+                },
+                long_ago,
+            )
+            .await
+            .expect(backend);
+        let recent = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New { token_hash: "b" },
+                    details: &details("/"),
+                    contact: &ContactFields::default(),
+                    text: "Shipping to Zürich?",
+                    client_id: None,
+                    attachments: &[],
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &other_inbox,
+                    session: SessionChoice::New { token_hash: "c" },
+                    details: &details("/"),
+                    contact: &ContactFields::default(),
+                    text: "invoice for globex",
+                    client_id: None,
+                    attachments: &[],
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        let ids = |found: Vec<kaltalk_store::chat::ConversationSummary>| {
+            found
+                .into_iter()
+                .map(|c| c.conversation.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(store
+                .search_conversations(org.id, "invoice", 10)
+                .await
+                .expect(backend)),
+            [old.value.conversation.id],
+            "{backend}: ten years old, other org excluded"
+        );
+        assert_eq!(
+            ids(store
+                .search_conversations(org.id, "invo wrong", 10)
+                .await
+                .expect(backend)),
+            [old.value.conversation.id],
+            "{backend}: prefixes, all words"
+        );
+        assert_eq!(
+            ids(store
+                .search_conversations(org.id, "lovelace", 10)
+                .await
+                .expect(backend)),
+            [old.value.conversation.id],
+            "{backend}: contact name"
+        );
+        assert_eq!(
+            ids(store
+                .search_conversations(org.id, "zürich", 10)
+                .await
+                .expect(backend)),
+            [recent.value.conversation.id],
+            "{backend}: unicode"
+        );
+        assert!(
+            store
+                .search_conversations(org.id, "refund", 10)
+                .await
+                .expect(backend)
+                .is_empty()
+        );
+        assert!(
+            store
+                .search_conversations(org.id, "\" OR 1=1 --", 10)
+                .await
+                .expect(backend)
+                .is_empty(),
+            "{backend}: input is never syntax"
+        );
+    }
+}
+
+#[tokio::test]
+async fn labels_and_snoozes() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_l").await;
+        let write = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New { token_hash: "a" },
+                    details: &details("/"),
+                    contact: &ContactFields::default(),
+                    text: "Hi",
+                    client_id: None,
+                    attachments: &[],
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        let id = write.value.conversation.id;
+        store
+            .add_label(org.id, id, "billing", now())
+            .await
+            .expect(backend);
+        let again = store
+            .add_label(org.id, id, "billing", now())
+            .await
+            .expect(backend);
+        assert_eq!(
+            again.events[0].payload.0["labels"],
+            serde_json::json!(["billing"]),
+            "{backend}: no duplicate"
+        );
+        let by_label = ConversationFilter {
+            label: Some("billing".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .list_conversations(org.id, &by_label)
+                .await
+                .expect(backend)
+                .len(),
+            1
+        );
+        store
+            .remove_label(org.id, id, "billing", now())
+            .await
+            .expect(backend);
+        assert!(
+            store
+                .list_conversations(org.id, &by_label)
+                .await
+                .expect(backend)
+                .is_empty()
+        );
+
+        let t0 = now();
+        store
+            .set_conversation_status(
+                org.id,
+                id,
+                ConversationStatus::Snoozed,
+                Some(t0 + Duration::hours(2)),
+                t0,
+            )
+            .await
+            .expect(backend);
+        assert_eq!(
+            store
+                .wake_snoozed(t0 + Duration::hours(1))
+                .await
+                .expect(backend)
+                .value,
+            0
+        );
+        let woken = store
+            .wake_snoozed(t0 + Duration::hours(2))
+            .await
+            .expect(backend);
+        assert_eq!(woken.value, 1, "{backend}");
+        assert_eq!(woken.events[0].conversation_id, Some(id));
+        assert_eq!(
+            store
+                .get_conversation(org.id, id)
+                .await
+                .expect(backend)
+                .status,
+            ConversationStatus::Open
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! Labels on conversations, canned responses, conversation search, and waking snoozed
+//! conversations.
+
+use chrono::{DateTime, Utc};
+use kaltalk_core::{ConversationId, OrgId};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::chat::{CONVERSATION_UPDATED, ConversationSummary, Written};
+use crate::events::{NewEvent, append_event};
+use crate::{Db, Store, StoreError, on_db};
+
+/// A saved reply, typed as `/shortcut`.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct CannedResponse {
+    pub id: uuid::Uuid,
+    #[serde(skip)]
+    pub org_id: OrgId,
+    pub shortcut: String,
+    pub text: String,
+}
+
+/// Turns what someone typed into FTS5 / tsquery terms: words only (no operators, so
+/// input can never be query syntax), each matching as a prefix.
+pub fn search_terms(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric() && c != '@' && c != '.' && c != '-' && c != '_')
+        .map(|t| {
+            t.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|t| !t.is_empty())
+        .take(8)
+        .collect()
+}
+
+macro_rules! labels_event {
+    ($tx:expr, $org:expr, $conversation:expr, $now:expr) => {{
+        let labels: Vec<(String,)> = sqlx::query_as("SELECT label FROM conversation_labels WHERE conversation_id = $1 ORDER BY label")
+            .bind($conversation)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let labels: Vec<String> = labels.into_iter().map(|(l,)| l).collect();
+        append_event!(
+            $tx,
+            NewEvent::new(Some($org), CONVERSATION_UPDATED, $conversation.as_uuid(), json!({ "labels": labels })).in_conversation($conversation),
+            $now
+        )?
+    }};
+}
+
+impl Store {
+    pub async fn add_label(
+        &self,
+        org: OrgId,
+        conversation: ConversationId,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Written<()>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let found: Option<(ConversationId,)> = sqlx::query_as("SELECT id FROM conversations WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(conversation)
+                .fetch_optional(&mut *tx)
+                .await?;
+            found.ok_or(StoreError::NotFound)?;
+            sqlx::query(
+                "INSERT INTO conversation_labels (conversation_id, org_id, label, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (conversation_id, label) DO NOTHING",
+            )
+            .bind(conversation)
+            .bind(org)
+            .bind(label)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let event = labels_event!(tx, org, conversation, now);
+            tx.commit().await?;
+            Ok(Written { value: (), events: vec![event] })
+        })
+    }
+
+    pub async fn remove_label(
+        &self,
+        org: OrgId,
+        conversation: ConversationId,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Written<()>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let removed = sqlx::query("DELETE FROM conversation_labels WHERE org_id = $1 AND conversation_id = $2 AND label = $3")
+                .bind(org)
+                .bind(conversation)
+                .bind(label)
+                .execute(&mut *tx)
+                .await?;
+            if removed.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let event = labels_event!(tx, org, conversation, now);
+            tx.commit().await?;
+            Ok(Written { value: (), events: vec![event] })
+        })
+    }
+
+    pub async fn labels_of(
+        &self,
+        org: OrgId,
+        conversation: ConversationId,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_db!(self, pool => sqlx::query_as(
+            "SELECT label FROM conversation_labels WHERE org_id = $1 AND conversation_id = $2 ORDER BY label",
+        )
+        .bind(org)
+        .bind(conversation)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().map(|(l,)| l).collect())
+    }
+
+    /// Every label the organization uses, for suggestions and the label views.
+    pub async fn organization_labels(&self, org: OrgId) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_db!(self, pool => sqlx::query_as(
+            "SELECT DISTINCT label FROM conversation_labels WHERE org_id = $1 ORDER BY label",
+        )
+        .bind(org)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().map(|(l,)| l).collect())
+    }
+
+    // ---- canned responses ----------------------------------------------------------------
+
+    pub async fn list_canned_responses(
+        &self,
+        org: OrgId,
+    ) -> Result<Vec<CannedResponse>, StoreError> {
+        Ok(on_db!(self, pool => sqlx::query_as::<_, CannedResponse>(
+            "SELECT id, org_id, shortcut, text FROM canned_responses WHERE org_id = $1 ORDER BY shortcut",
+        )
+        .bind(org)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    pub async fn create_canned_response(
+        &self,
+        org: OrgId,
+        shortcut: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => sqlx::query(
+            "INSERT INTO canned_responses (id, org_id, shortcut, text, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(org)
+        .bind(shortcut)
+        .bind(text)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn delete_canned_response(
+        &self,
+        org: OrgId,
+        id: uuid::Uuid,
+    ) -> Result<(), StoreError> {
+        let deleted = on_db!(self, pool => sqlx::query("DELETE FROM canned_responses WHERE org_id = $1 AND id = $2")
+            .bind(org)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn find_canned_response(
+        &self,
+        org: OrgId,
+        shortcut: &str,
+    ) -> Result<Option<CannedResponse>, StoreError> {
+        Ok(on_db!(self, pool => sqlx::query_as::<_, CannedResponse>(
+            "SELECT id, org_id, shortcut, text FROM canned_responses WHERE org_id = $1 AND shortcut = $2",
+        )
+        .bind(org)
+        .bind(shortcut)
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    // ---- search -------------------------------------------------------------------------
+
+    /// Conversations whose messages (notes included) or contact name or email match every
+    /// word of `query` (as prefixes), newest activity first, across all history.
+    pub async fn search_conversations(
+        &self,
+        org: OrgId,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let terms = search_terms(query);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The dialects differ only in how a document is matched.
+        let (matches_messages, matches_contacts, pattern) = match self.db {
+            Db::Sqlite(_) => (
+                "SELECT m.conversation_id FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
+                 WHERE messages_fts MATCH $2 AND m.org_id = $1",
+                "SELECT c2.id FROM contacts_fts JOIN contacts ct2 ON ct2.rowid = contacts_fts.rowid \
+                 JOIN conversations c2 ON c2.contact_id = ct2.id WHERE contacts_fts MATCH $2 AND ct2.org_id = $1",
+                terms
+                    .iter()
+                    .map(|t| format!("\"{t}\"*"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            Db::Postgres(_) => (
+                "SELECT m.conversation_id FROM messages m WHERE m.org_id = $1 \
+                 AND to_tsvector('simple', m.text) @@ to_tsquery('simple', $2)",
+                "SELECT c2.id FROM contacts ct2 JOIN conversations c2 ON c2.contact_id = ct2.id WHERE ct2.org_id = $1 \
+                 AND to_tsvector('simple', coalesce(ct2.name, '') || ' ' || coalesce(ct2.email, '')) @@ to_tsquery('simple', $2)",
+                terms
+                    .iter()
+                    .map(|t| format!("'{}':*", t.replace('\'', "")))
+                    .collect::<Vec<_>>()
+                    .join(" & "),
+            ),
+        };
+        let sql = format!(
+            "{} WHERE c.org_id = $1 AND (c.id IN ({matches_messages}) OR c.id IN ({matches_contacts})) \
+             ORDER BY c.last_message_at DESC, c.id DESC LIMIT $3",
+            crate::chat::SUMMARY_SELECT
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, ConversationSummary>(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(&pattern)
+            .bind(limit.clamp(1, 200))
+            .fetch_all(pool)
+            .await)?,
+        )
+    }
+
+    // ---- snoozes --------------------------------------------------------------------------
+
+    /// Reopens snoozed conversations whose time has come.
+    pub async fn wake_snoozed(&self, now: DateTime<Utc>) -> Result<Written<usize>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let woken: Vec<(ConversationId, OrgId)> = sqlx::query_as(
+                "UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $1 \
+                 WHERE status = 'snoozed' AND snoozed_until <= $1 RETURNING id, org_id",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut events = Vec::new();
+            for (id, org) in &woken {
+                events.push(append_event!(
+                    tx,
+                    NewEvent::new(Some(*org), CONVERSATION_UPDATED, id.as_uuid(), json!({ "status": "open", "woke": true })).in_conversation(*id),
+                    now
+                )?);
+            }
+            tx.commit().await?;
+            Ok(Written { value: woken.len(), events })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_terms_are_words_without_syntax() {
+        assert_eq!(search_terms("Order #1234"), ["order", "1234"]);
+        assert_eq!(search_terms("ada@example.com"), ["ada@example.com"]);
+        assert_eq!(search_terms("\"; DROP TABLE x; --"), ["drop", "table", "x"]);
+        assert!(search_terms("  *:& ").is_empty());
+    }
+}
