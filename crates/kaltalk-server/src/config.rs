@@ -70,6 +70,10 @@ pub struct VisitorsConfig {
     pub trusted_proxies: Vec<crate::visitors::Cidr>,
     /// A header a trusted proxy sets to the visitor's country (e.g. `CF-IPCountry`).
     pub country_header: Option<String>,
+    /// A country database in MaxMind DB format (GeoLite2-Country, GeoIP2-Country, DB-IP's
+    /// country file), read into memory at start; used when no trusted header names the
+    /// country. Unset: no lookups and no memory spent.
+    pub geoip_database: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -329,6 +333,23 @@ mod tests {
         let file = dir.path().join("example.toml");
         std::fs::write(&file, Config::example()).expect("write");
         Config::load_from(Some(&file), env(&[])).expect("example parses");
+    }
+
+    #[test]
+    fn the_country_database_can_come_from_the_environment() {
+        let config = Config::load_from(
+            None,
+            env(&[(
+                "KALTALK_VISITORS__GEOIP_DATABASE",
+                "/var/lib/geoip/GeoLite2-Country.mmdb",
+            )]),
+        )
+        .expect("ok");
+        assert_eq!(
+            config.visitors.geoip_database,
+            Some(PathBuf::from("/var/lib/geoip/GeoLite2-Country.mmdb"))
+        );
+        assert!(Config::default().visitors.geoip_database.is_none());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod ops;
 pub mod realtime;
 pub mod state;
+pub mod testing;
 pub mod tls;
 pub mod visitors;
 pub mod web;
@@ -53,6 +54,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Reads the country database into memory (a GeoLite2-Country file is about 9 MB).
+fn load_geoip(path: &std::path::Path) -> anyhow::Result<Arc<visitors::GeoIp>> {
+    let geoip = visitors::GeoIp::open(path).with_context(|| {
+        format!(
+            "loading the country database {} (visitors.geoip_database / \
+             KALTALK_VISITORS__GEOIP_DATABASE)",
+            path.display()
+        )
+    })?;
+    tracing::info!(path = %path.display(), database_type = geoip.database_type(), "country database loaded");
+    Ok(Arc::new(geoip))
+}
+
 /// The process-wide Prometheus recorder (metrics macros write to a global one).
 fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -81,6 +95,12 @@ impl Kaltalk {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr()?;
+        let geoip = config
+            .visitors
+            .geoip_database
+            .as_deref()
+            .map(load_geoip)
+            .transpose()?;
         let store = open_store(&config).await?;
         let mailer = Mailer::new(
             config.smtp.url.as_ref().map(|s| s.expose()),
@@ -103,6 +123,7 @@ impl Kaltalk {
             assets: Arc::new(web::assets::Assets::load()),
             hub: realtime::Hub::new(4096),
             blobs,
+            geoip,
             public_base,
             secure,
             bcrypt_cost: BCRYPT_COST,

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::limits::LoginLimiter;
 use crate::config::Config;
 use crate::realtime::Hub;
+use crate::visitors::GeoIp;
 use crate::web::assets::Assets;
 
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct AppState {
     pub blobs: crate::attachments::Blobs,
     /// Fan-out of committed events to connected sockets.
     pub hub: Hub,
+    /// The country database, loaded once when `visitors.geoip_database` names one.
+    pub geoip: Option<Arc<GeoIp>>,
     /// Base of every link we email, e.g. `https://support.example.com`.
     pub public_base: Arc<str>,
     /// Whether browsers reach us over https (cookies get `Secure`, responses HSTS).

@@ -1,8 +1,10 @@
 //! Who a widget visitor is, without asking any third party: browser and OS from the user
 //! agent (uap-core rules, compiled once on first use), the client address (forwarded
-//! headers honoured only from configured proxies) and the country a trusted proxy reports.
+//! headers honoured only from configured proxies) and the country a trusted proxy reports
+//! or a local MaxMind DB file gives.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use axum::http::HeaderMap;
@@ -167,11 +169,91 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr 
         .unwrap_or(peer)
 }
 
+/// A two-letter country code, upper-cased; `XX` (a proxy's "unknown") is none.
+fn country_code(code: &str) -> Option<String> {
+    let code = code.trim().to_ascii_uppercase();
+    (code.len() == 2 && code.chars().all(|ch| ch.is_ascii_alphabetic()) && code != "XX")
+        .then_some(code)
+}
+
+/// A country database in MaxMind DB format (GeoLite2-Country, GeoIP2-Country, DB-IP's
+/// country file), held in memory: lookups never leave the process.
+pub struct GeoIp {
+    reader: maxminddb::Reader<Vec<u8>>,
+}
+
+impl std::fmt::Debug for GeoIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoIp")
+            .field("database_type", &self.database_type())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GeoIp {
+    /// Reads the whole file; fails if it is missing or not a MaxMind DB.
+    pub fn open(path: &Path) -> Result<Self, maxminddb::MaxMindDbError> {
+        Ok(Self {
+            reader: maxminddb::Reader::open_readfile(path)?,
+        })
+    }
+
+    /// A database already in memory (tests build one with `testing::country_mmdb`).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, maxminddb::MaxMindDbError> {
+        Ok(Self {
+            reader: maxminddb::Reader::from_source(bytes)?,
+        })
+    }
+
+    /// What the file says it is, e.g. `GeoLite2-Country`.
+    pub fn database_type(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    /// The ISO 3166-1 alpha-2 code of the country `ip` is in, when the database knows.
+    pub fn country(&self, ip: IpAddr) -> Option<String> {
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; the database files
+        // them under the IPv4 address.
+        let ip = ip.to_canonical();
+        if !is_public(ip) {
+            return None;
+        }
+        let code = self
+            .reader
+            .lookup(ip)
+            .and_then(|found| found.decode_path::<&str>(&maxminddb::path!["country", "iso_code"]));
+        match code {
+            Ok(code) => code.and_then(country_code),
+            Err(err) => {
+                tracing::warn!(error = %err, "country database lookup failed");
+                None
+            }
+        }
+    }
+}
+
+/// Whether `ip` can be on the internet: loopback, private and link-local addresses have
+/// no country.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified())
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local())
+        }
+    }
+}
+
 /// Everything the server can tell about a visitor from the request alone.
 pub fn from_request(
     peer: IpAddr,
     headers: &HeaderMap,
     settings: &crate::config::VisitorsConfig,
+    geoip: Option<&GeoIp>,
 ) -> VisitorDetails {
     let ip = client_ip(peer, headers, &settings.trusted_proxies);
     let from_trusted_proxy = settings.trusted_proxies.iter().any(|c| c.contains(peer));
@@ -181,8 +263,8 @@ pub fn from_request(
         .filter(|_| from_trusted_proxy)
         .and_then(|name| headers.get(name))
         .and_then(|v| v.to_str().ok())
-        .map(|c| c.trim().to_ascii_uppercase())
-        .filter(|c| c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()) && c != "XX");
+        .and_then(country_code)
+        .or_else(|| geoip.and_then(|db| db.country(ip)));
     let software = headers
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -247,6 +329,73 @@ mod tests {
             stranger,
             "a spoofed header is ignored"
         );
+    }
+
+    fn fixture() -> GeoIp {
+        let file = crate::testing::country_mmdb(&[
+            ("192.0.2.0/24", "FR"),
+            ("198.51.100.0/24", "DE"),
+            ("10.0.0.0/8", "JP"),
+        ])
+        .expect("fixture");
+        GeoIp::from_bytes(file).expect("a valid database")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn the_country_database_gives_public_addresses_a_country() {
+        let geoip = fixture();
+        assert_eq!(geoip.country(ip("192.0.2.8")).as_deref(), Some("FR"));
+        assert_eq!(geoip.country(ip("198.51.100.8")).as_deref(), Some("DE"));
+        assert_eq!(
+            geoip.country(ip("::ffff:192.0.2.8")).as_deref(),
+            Some("FR"),
+            "an IPv4 peer seen through a dual-stack socket"
+        );
+        assert_eq!(geoip.country(ip("203.0.113.8")), None, "in no network");
+        assert_eq!(geoip.country(ip("2001:db8::8")), None);
+        assert_eq!(
+            geoip.country(ip("10.1.2.3")),
+            None,
+            "private addresses are not looked up, whatever the file says"
+        );
+        assert_eq!(geoip.country(ip("127.0.0.1")), None);
+    }
+
+    #[test]
+    fn a_trusted_country_header_wins_over_the_database() {
+        let geoip = fixture();
+        let settings = crate::config::VisitorsConfig {
+            trusted_proxies: vec!["10.0.0.0/8".parse().expect("cidr")],
+            country_header: Some("cf-ipcountry".into()),
+            geoip_database: None,
+        };
+        let proxy = ip("10.9.9.9");
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.8"));
+        let looked_up = from_request(proxy, &headers, &settings, Some(&geoip));
+        assert_eq!(looked_up.ip.as_deref(), Some("192.0.2.8"));
+        assert_eq!(looked_up.country.as_deref(), Some("FR"));
+
+        headers.insert("cf-ipcountry", HeaderValue::from_static("be"));
+        let from_header = from_request(proxy, &headers, &settings, Some(&geoip));
+        assert_eq!(from_header.country.as_deref(), Some("BE"));
+
+        headers.insert("cf-ipcountry", HeaderValue::from_static("XX"));
+        let unknown_to_proxy = from_request(proxy, &headers, &settings, Some(&geoip));
+        assert_eq!(unknown_to_proxy.country.as_deref(), Some("FR"));
+
+        let stranger = from_request(ip("198.51.100.1"), &headers, &settings, Some(&geoip));
+        assert_eq!(
+            stranger.country.as_deref(),
+            Some("DE"),
+            "an untrusted peer's headers are ignored; its own address is looked up"
+        );
+        let without_database = from_request(ip("198.51.100.1"), &headers, &settings, None);
+        assert_eq!(without_database.country, None);
     }
 
     #[test]

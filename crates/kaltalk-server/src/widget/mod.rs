@@ -270,7 +270,7 @@ fn details(
         page_url: cap(context.page_url, 2048),
         page_title: cap(context.page_title, 300),
         referrer: cap(context.referrer, 2048),
-        ..crate::visitors::from_request(ip, headers, &state.config.visitors)
+        ..crate::visitors::from_request(ip, headers, &state.config.visitors, state.geoip.as_deref())
     }
 }
 

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use kaltalk_core::OrgId;
+use kaltalk_core::chat::VisitorDetails;
 use kaltalk_store::chat::Inbox;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -41,6 +43,8 @@ pub struct Visitor<'a> {
     pub inbox_token: String,
     pub token: Option<String>,
     pub origin: String,
+    /// Sent with every request, e.g. what a proxy in front of KalTalk adds.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl<'a> Visitor<'a> {
@@ -50,6 +54,7 @@ impl<'a> Visitor<'a> {
             inbox_token: inbox.public_token.clone(),
             token: None,
             origin: SITE.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -61,6 +66,9 @@ impl<'a> Visitor<'a> {
             .header("origin", &self.origin)
             .header("user-agent", CHROME)
             .json(&body);
+        for (name, value) in &self.headers {
+            request = request.header(*name, value);
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -73,6 +81,9 @@ impl<'a> Visitor<'a> {
             .api()
             .get(self.app.url(path))
             .header("origin", &self.origin);
+        for (name, value) in &self.headers {
+            request = request.header(*name, value);
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -109,6 +120,28 @@ impl<'a> Visitor<'a> {
             .insert("origin", self.origin.parse().expect("header"));
         Socket::connect(request).await
     }
+}
+
+/// What the server recorded about the contact behind a widget message's response.
+pub async fn contact_details(app: &TestApp, org: OrgId, said: &Value) -> VisitorDetails {
+    let conversation = said["conversation_id"]
+        .as_str()
+        .expect("conversation_id")
+        .parse()
+        .expect("an id");
+    let conversation = app
+        .state
+        .store
+        .get_conversation(org, conversation)
+        .await
+        .expect("conversation");
+    app.state
+        .store
+        .get_contact(org, conversation.contact_id)
+        .await
+        .expect("contact")
+        .details
+        .0
 }
 
 pub fn page_context() -> Value {

@@ -1,12 +1,20 @@
 //! The widget API and WebSocket, as the widget in a visitor's browser uses them.
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use kaltalk_core::chat::IdentityMode;
+use kaltalk_core::{ManualClock, OrgId};
+use kaltalk_server::testing::country_mmdb;
+use kaltalk_server::{Config, Kaltalk};
+use kaltalk_store::chat::Inbox;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::chat_helpers::{SITE, Socket, Visitor, create_inbox, page_context, session_cookie};
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::chat_helpers::{
+    SITE, Socket, Visitor, contact_details, create_inbox, page_context, session_cookie,
+};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn config_answers_allowed_sites_only() {
@@ -474,6 +482,93 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         .expect("contact");
     assert_eq!(contact.details.0.ip.as_deref(), Some("203.0.113.9"));
     assert_eq!(contact.details.0.country.as_deref(), Some("FR"));
+}
+
+/// A new visitor's first message, sent with `headers`; the country its contact got.
+async fn country_seen(
+    app: &TestApp,
+    inbox: &Inbox,
+    org: OrgId,
+    headers: &[(&'static str, &str)],
+) -> Option<String> {
+    let mut visitor = Visitor::new(app, inbox);
+    visitor.headers = headers.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let said = visitor.say("Bonjour").await;
+    contact_details(app, org, &said).await.country
+}
+
+#[tokio::test]
+async fn the_country_comes_from_the_database_unless_a_trusted_proxy_names_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("countries.mmdb");
+    let fixture = country_mmdb(&[("192.0.2.0/24", "FR"), ("198.51.100.0/24", "DE")]);
+    std::fs::write(&database, fixture.expect("fixture")).expect("write");
+    let app = spawn_app_with(|config| {
+        config.visitors.trusted_proxies = vec!["127.0.0.1".parse().expect("cidr")];
+        config.visitors.country_header = Some("cf-ipcountry".into());
+        config.visitors.geoip_database = Some(database.clone());
+    })
+    .await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+
+    let from = |ip| [("x-forwarded-for", ip)];
+    assert_eq!(
+        country_seen(&app, &inbox, org, &from("192.0.2.10")).await,
+        Some("FR".into())
+    );
+    assert_eq!(
+        country_seen(&app, &inbox, org, &from("198.51.100.7")).await,
+        Some("DE".into())
+    );
+    assert_eq!(
+        country_seen(
+            &app,
+            &inbox,
+            org,
+            &[("x-forwarded-for", "192.0.2.10"), ("cf-ipcountry", "BE")]
+        )
+        .await,
+        Some("BE".into()),
+        "the trusted proxy's header wins"
+    );
+    assert_eq!(
+        country_seen(&app, &inbox, org, &from("203.0.113.9")).await,
+        None,
+        "an address in no network has no country"
+    );
+    assert_eq!(
+        country_seen(&app, &inbox, org, &[]).await,
+        None,
+        "nor has the loopback peer"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_or_corrupt_country_database_stops_start_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let corrupt = dir.path().join("corrupt.mmdb");
+    std::fs::write(&corrupt, b"not a MaxMind DB").expect("write");
+    for path in [dir.path().join("missing.mmdb"), corrupt] {
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.visitors.geoip_database = Some(path.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let started = Kaltalk::new(listener, config, Arc::new(ManualClock::starting_now())).await;
+        let Err(err) = started else {
+            panic!("{} should stop start-up", path.display());
+        };
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&path.display().to_string()),
+            "names the file: {message}"
+        );
+    }
 }
 
 #[tokio::test]
