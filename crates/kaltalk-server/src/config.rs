@@ -208,6 +208,9 @@ impl Config {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                // List-valued keys take comma-separated values from the environment.
+                .list_separator(",")
+                .with_list_parse_key("visitors.trusted_proxies")
                 .source(Some(env)),
         );
         let config: Config = builder.build()?.try_deserialize()?;
@@ -303,6 +306,13 @@ mod tests {
             config.smtp.url.as_ref().map(Secret::expose),
             Some("smtp://u:p@mail:25")
         );
+    }
+
+    #[test]
+    fn lists_come_from_comma_separated_environment_values() {
+        let config = Config::load_from(None, env(&[("KALTALK_VISITORS__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")])).expect("list");
+        assert_eq!(config.visitors.trusted_proxies.len(), 2);
+        assert!(config.visitors.trusted_proxies[0].contains("10.1.2.3".parse().expect("ip")));
     }
 
     #[test]
