@@ -310,7 +310,11 @@ mod tests {
 
     #[test]
     fn lists_come_from_comma_separated_environment_values() {
-        let config = Config::load_from(None, env(&[("KALTALK_VISITORS__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")])).expect("list");
+        let config = Config::load_from(
+            None,
+            env(&[("KALTALK_VISITORS__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]),
+        )
+        .expect("list");
         assert_eq!(config.visitors.trusted_proxies.len(), 2);
         assert!(config.visitors.trusted_proxies[0].contains("10.1.2.3".parse().expect("ip")));
     }

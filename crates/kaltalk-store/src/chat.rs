@@ -1039,17 +1039,38 @@ impl Store {
     }
 
     /// The visitor read up to now (the widget was open).
+    /// The visitor read up to now (the widget was open). When that covers a team reply
+    /// they had not seen yet, the team hears of it (`conversation.seen` by the contact).
     pub async fn contact_saw(
         &self,
         id: ConversationId,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        on_db!(self, pool => sqlx::query("UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1")
+    ) -> Result<Written<()>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let newest: Option<(MessageId, OrgId)> = sqlx::query_as(
+                "SELECT m.id, c.org_id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE c.id = $1 AND m.sender_kind IN ('agent', 'bot') AND m.kind = 'text' \
+                 AND (c.contact_last_seen_at IS NULL OR m.created_at > c.contact_last_seen_at) ORDER BY m.id DESC LIMIT 1",
+            )
             .bind(id)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+            .fetch_optional(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let mut events = Vec::new();
+            if let Some((message_id, org)) = newest {
+                events.push(append_event!(
+                    tx,
+                    NewEvent::new(Some(org), CONVERSATION_SEEN, id.as_uuid(), json!({ "by": "contact", "message_id": message_id })).in_conversation(id),
+                    now
+                )?);
+            }
+            tx.commit().await?;
+            Ok(Written { value: (), events })
+        })
     }
 }

@@ -136,6 +136,7 @@ pub struct Open {
     members: Vec<Member>,
     labels: Vec<String>,
     known_labels: Vec<String>,
+    seen_by_contact: Option<kaltalk_core::MessageId>,
 }
 
 impl Open {
@@ -215,6 +216,50 @@ struct ConversationPartial {
 #[template(path = "inbox/messages.html")]
 struct MessagesPartial {
     messages: Vec<Message>,
+    /// The team's last reply the visitor has seen, marked "Seen".
+    seen_by_contact: Option<kaltalk_core::MessageId>,
+}
+
+/// The newest team reply sent before the visitor last had the chat open.
+fn seen_by_contact(
+    messages: &[Message],
+    seen_at: Option<DateTime<Utc>>,
+) -> Option<kaltalk_core::MessageId> {
+    let seen_at = seen_at?;
+    messages
+        .iter()
+        .rev()
+        .find(|m| {
+            m.kind == MessageKind::Text
+                && matches!(
+                    m.sender_kind,
+                    kaltalk_core::chat::SenderKind::Agent | kaltalk_core::chat::SenderKind::Bot
+                )
+                && m.created_at <= seen_at
+        })
+        .map(|m| m.id)
+}
+
+/// Whether `message` carries the "Seen" mark.
+pub(crate) fn is_seen_mark(seen: &Option<kaltalk_core::MessageId>, message: &Message) -> bool {
+    seen.as_ref() == Some(&message.id)
+}
+
+/// The messages pane of a conversation of the session's organization.
+async fn messages_of(
+    state: &AppState,
+    session: &AgentSession,
+    id: ConversationId,
+) -> Result<MessagesPartial, AppError> {
+    let conversation = state.store.get_conversation(session.org_id(), id).await?;
+    let messages = state
+        .store
+        .list_messages(session.org_id(), id, true)
+        .await?;
+    Ok(MessagesPartial {
+        seen_by_contact: seen_by_contact(&messages, conversation.contact_last_seen_at),
+        messages,
+    })
 }
 
 impl ListPartial {
@@ -270,6 +315,7 @@ async fn open(
     let known_labels = state.store.organization_labels(org).await?;
     let seen = state.store.agent_saw(org, id, state.now()).await?;
     state.hub.publish_events(seen.events);
+    let seen_by_contact = seen_by_contact(&messages, conversation.contact_last_seen_at);
     Ok(Open {
         conversation,
         contact,
@@ -278,6 +324,7 @@ async fn open(
         members,
         labels,
         known_labels,
+        seen_by_contact,
     })
 }
 
@@ -354,10 +401,13 @@ async fn messages_partial(
     IdPath(id): IdPath<ConversationId>,
 ) -> PageResult<MessagesPartial> {
     session.require(Permission::UseInbox)?;
-    let open = open(&state, &session, id).await?;
-    Ok(MessagesPartial {
-        messages: open.messages,
-    })
+    // Opening the messages marks them seen by the team.
+    let seen = state
+        .store
+        .agent_saw(session.org_id(), id, state.now())
+        .await?;
+    state.hub.publish_events(seen.events);
+    Ok(messages_of(&state, &session, id).await?)
 }
 
 #[derive(Deserialize)]
@@ -419,11 +469,7 @@ async fn reply(
         .await?;
     state.hub.publish_events(written.events);
     if is_htmx(&headers) {
-        let messages = state
-            .store
-            .list_messages(session.org_id(), id, true)
-            .await?;
-        return Ok(MessagesPartial { messages }.into_response());
+        return Ok(messages_of(&state, &session, id).await?.into_response());
     }
     Ok(Redirect::to(&format!("/inbox?view=all&c={id}")).into_response())
 }

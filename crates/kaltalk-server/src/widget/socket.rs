@@ -68,7 +68,7 @@ fn widget_frame(event: &Event) -> Option<Value> {
         CONVERSATION_UPDATED if payload.get("status").is_some() => Some(
             json!({ "type": "conversation.updated", "event_id": event.id, "status": payload["status"] }),
         ),
-        CONVERSATION_SEEN => Some(
+        CONVERSATION_SEEN if payload["by"] == "agent" => Some(
             json!({ "type": "seen", "event_id": event.id, "message_id": payload["message_id"] }),
         ),
         _ => None,
@@ -127,8 +127,9 @@ impl Feed for WidgetFeed {
             }
             Ok(ClientFrame::Seen {}) => {
                 let now = self.state.now();
-                if let Err(err) = self.state.store.contact_saw(conversation, now).await {
-                    tracing::warn!(error = %err, "could not record seen");
+                match self.state.store.contact_saw(conversation, now).await {
+                    Ok(seen) => self.state.hub.publish_events(seen.events),
+                    Err(err) => tracing::warn!(error = %err, "could not record seen"),
                 }
                 let _ = self
                     .state

@@ -740,3 +740,39 @@ async fn a_visitor_sends_an_image_that_only_the_conversation_can_see() {
     assert_eq!(history["messages"].as_array().map(Vec::len), Some(2));
     let _ = &mut visitor;
 }
+
+#[tokio::test]
+async fn the_team_sees_when_the_visitor_read_its_reply() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let id = visitor.say("Hello").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.clock.advance(chrono::Duration::seconds(5));
+    owner
+        .submit(
+            "/inbox",
+            &format!("/inbox/conversations/{id}/messages"),
+            &[("text", "Hi there"), ("kind", "text")],
+        )
+        .await;
+    app.clock.advance(chrono::Duration::seconds(5));
+    let before = owner
+        .get_html(&format!("/inbox/conversations/{id}/messages"))
+        .await;
+    assert!(!before.contains("Seen by the visitor"));
+
+    let cookie = session_cookie(&app, "olivia@acme.test").await;
+    let mut agent = Socket::agent(&app, &cookie, None).await;
+    let mut widget = visitor.socket(None).await;
+    widget.send(json!({ "type": "seen" })).await;
+    let seen = agent.next_of("conversation.seen").await;
+    assert_eq!(seen["payload"]["by"], "contact");
+    let after = owner
+        .get_html(&format!("/inbox/conversations/{id}/messages"))
+        .await;
+    assert!(after.contains("Seen by the visitor"), "{after}");
+}
