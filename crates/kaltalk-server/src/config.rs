@@ -59,6 +59,26 @@ pub struct Config {
     pub login_limits: LoginLimits,
     pub jobs: JobsConfig,
     pub visitors: VisitorsConfig,
+    pub realtime: RealtimeConfig,
+}
+
+/// The WebSocket fan-out.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealtimeConfig {
+    /// Events a socket may fall behind before it catches up from the database instead.
+    pub buffer: usize,
+    /// Seconds between pings; a socket that misses a pong is closed.
+    pub ping_seconds: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            buffer: 4096,
+            ping_seconds: 20,
+        }
+    }
 }
 
 /// How the server learns where widget visitors are.
@@ -130,6 +150,7 @@ impl Default for Config {
             login_limits: LoginLimits::default(),
             jobs: JobsConfig::default(),
             visitors: VisitorsConfig::default(),
+            realtime: RealtimeConfig::default(),
         }
     }
 }

@@ -110,6 +110,10 @@ impl Kaltalk {
         let public_base = AppState::public_base_for(&config, local_addr);
         let secure = config.tls.is_some() || public_base.starts_with("https://");
         let blobs = attachments::Blobs::new(config.data_dir.join("blobs"));
+        let hub = realtime::Hub::new(
+            config.realtime.buffer,
+            std::time::Duration::from_secs(config.realtime.ping_seconds.max(1)),
+        );
         let state = AppState {
             store,
             login_limiter: Arc::new(LoginLimiter::new(
@@ -121,7 +125,7 @@ impl Kaltalk {
             mailer,
             metrics: metrics_handle(),
             assets: Arc::new(web::assets::Assets::load()),
-            hub: realtime::Hub::new(4096),
+            hub,
             blobs,
             geoip,
             public_base,

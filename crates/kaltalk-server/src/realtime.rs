@@ -38,14 +38,19 @@ pub enum Typist {
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<Live>,
+    /// How often sockets are pinged; a socket that misses a pong is closed.
+    ping_every: Duration,
     /// Dashboard sockets open per organization: the widget says whether anyone is there.
     agents_online: Arc<Mutex<HashMap<OrgId, usize>>>,
 }
 
 impl Hub {
-    pub fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity);
+    /// `capacity` is how many items a socket may fall behind before it catches up from
+    /// the event log instead.
+    pub fn new(capacity: usize, ping_every: Duration) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
         Self {
+            ping_every,
             tx,
             agents_online: Arc::default(),
         }
@@ -94,7 +99,6 @@ impl Hub {
 const RESUME_OVERLAP_MS: u64 = 2_000;
 /// The most events replayed in one go.
 pub const REPLAY_BATCH: i64 = 500;
-const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that cannot take a frame for this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -142,7 +146,7 @@ pub async fn pump<F: Feed>(mut socket: WebSocket, hub: &Hub, mut feed: F, after:
     {
         return;
     }
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(hub.ping_every);
     ping.tick().await;
     let mut awaiting_pong = false;
     loop {

@@ -211,6 +211,17 @@ impl Socket {
             .expect("send");
     }
 
+    /// Reads until the server's ping arrives (the client library answers it).
+    pub async fn next_ping(mut self) -> bool {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.stream.next()).await {
+                Ok(Some(Ok(WsMessage::Ping(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+                _ => return false,
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }

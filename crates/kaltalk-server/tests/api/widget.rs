@@ -776,3 +776,68 @@ async fn the_team_sees_when_the_visitor_read_its_reply() {
         .await;
     assert!(after.contains("Seen by the visitor"), "{after}");
 }
+
+#[tokio::test]
+async fn a_socket_that_falls_behind_catches_up_from_the_log_in_order() {
+    // A broadcast buffer of 2: any burst leaves the socket behind.
+    let app = spawn_app_with(|config| config.realtime.buffer = 2).await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let agent = owner.user_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let id: kaltalk_core::ConversationId = visitor.say("Hello").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let mut socket = visitor.socket(None).await;
+    socket.next_of("message.created").await; // the replay of "Hello"
+
+    // Fifty replies committed, then published in one burst.
+    let mut events = Vec::new();
+    for n in 0..50 {
+        let text = format!("reply {n}");
+        let write = kaltalk_store::chat::AgentWrite {
+            agent,
+            kind: kaltalk_core::chat::MessageKind::Text,
+            text: &text,
+            client_id: None,
+            attachments: &[],
+        };
+        events.extend(
+            app.state
+                .store
+                .agent_writes(org, id, write, app.clock_now())
+                .await
+                .expect("write")
+                .events,
+        );
+    }
+    app.state.hub.publish_events(events);
+
+    let mut texts = Vec::new();
+    while texts.len() < 50 {
+        let frame = socket.next_of("message.created").await;
+        let text = frame["message"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if text != "Hello" && !texts.contains(&text) {
+            texts.push(text);
+        }
+    }
+    let expected: Vec<String> = (0..50).map(|n| format!("reply {n}")).collect();
+    assert_eq!(texts, expected, "every reply, in order, despite the lag");
+}
+
+#[tokio::test]
+async fn the_server_pings_its_sockets() {
+    let app = spawn_app_with(|config| config.realtime.ping_seconds = 1).await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    visitor.say("Hello").await;
+    let socket = visitor.socket(None).await;
+    assert!(socket.next_ping().await, "a ping within a few seconds");
+}
