@@ -63,6 +63,11 @@ text_enum!(
     MessageKind { Text => "text", Note => "note", Event => "event" }
 );
 text_enum!(
+    /// Who answers a conversation now: the AI agent, nobody yet (handed over, waiting for
+    /// the team), or a person. The server moves it; the model never decides by itself.
+    Handling { Bot => "bot", WaitingHuman => "waiting_human", Human => "human" }
+);
+text_enum!(
     /// The channel an inbox receives from.
     InboxKind { Web => "web", Email => "email", Api => "api" }
 );
@@ -123,6 +128,40 @@ impl WidgetSettings {
         color.len() == 7
             && color.starts_with('#')
             && color[1..].chars().all(|c| c.is_ascii_hexdigit())
+    }
+}
+
+/// An organization's AI agent settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AiSettings {
+    /// Whether the bot answers new website conversations first.
+    pub enabled: bool,
+    pub bot_name: String,
+    /// Extra instructions for the model (what to say, what not to).
+    pub instructions: String,
+    pub tone: String,
+    /// The chat model, when an OpenAI-compatible provider is configured.
+    pub model: Option<String>,
+    pub temperature: f32,
+    /// Bot answers in one conversation before it hands over to a person.
+    pub max_bot_turns: i32,
+    /// Below this retrieval score the bot does not answer; it hands over.
+    pub confidence_threshold: f32,
+}
+
+impl Default for AiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bot_name: "Assistant".into(),
+            instructions: String::new(),
+            tone: "friendly and concise".into(),
+            model: None,
+            temperature: 0.2,
+            max_bot_turns: 5,
+            confidence_threshold: 0.3,
+        }
     }
 }
 

@@ -56,6 +56,7 @@ pub async fn run_one(state: &AppState, worker: &str) -> anyhow::Result<Ran> {
 async fn handle(state: &AppState, job: &Job) -> anyhow::Result<()> {
     match job.kind.as_str() {
         kaltalk_store::DELIVER_EMAIL_JOB => deliver_email(state, job).await,
+        kaltalk_store::chat::AI_TURN_JOB => crate::agent::take_turn(state, job).await,
         other => Err(anyhow!("no handler for job kind {other:?}")),
     }
 }

@@ -2,6 +2,7 @@
 //! port, plus the background job workers, in one process.
 
 pub mod admin;
+pub mod agent;
 pub mod api;
 pub mod attachments;
 pub mod auth;

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{
-    ConversationStatus, InboxKind, MessageKind, SenderKind, VisitorDetails, WidgetSettings,
+    ConversationStatus, Handling, InboxKind, MessageKind, SenderKind, VisitorDetails,
+    WidgetSettings,
 };
 use kaltalk_core::{
     AttachmentId, ContactId, ConversationId, InboxId, MessageId, OrgId, UserId, VisitorSessionId,
@@ -23,6 +24,9 @@ pub const CONVERSATION_CREATED: &str = "conversation.created";
 pub const CONVERSATION_UPDATED: &str = "conversation.updated";
 pub const CONVERSATION_SEEN: &str = "conversation.seen";
 pub const MESSAGE_CREATED: &str = "message.created";
+pub const CONVERSATION_ESCALATED: &str = "conversation.escalated";
+/// The job that lets the AI agent answer a visitor's message.
+pub const AI_TURN_JOB: &str = "ai.turn";
 
 /// A widget visitor token stops working after this long without activity (privacy
 /// policy, section 7).
@@ -92,6 +96,9 @@ pub struct Conversation {
     pub agent_last_seen_at: Option<DateTime<Utc>>,
     pub contact_last_seen_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    #[sqlx(try_from = "String")]
+    pub handling: Handling,
+    pub bot_turns: i32,
 }
 
 /// A conversation as a list shows it.
@@ -124,6 +131,8 @@ pub struct Message {
     pub text: String,
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Extra facts (a bot answer's citations), or null.
+    pub metadata: Option<Json<Value>>,
     #[sqlx(skip)]
     #[serde(skip)]
     pub attachments: Vec<Attachment>,
@@ -208,6 +217,8 @@ pub struct VisitorWrite<'a> {
     pub text: &'a str,
     pub client_id: Option<&'a str>,
     pub attachments: &'a [NewAttachment],
+    /// Whether a new conversation starts with the AI agent (the org has it on).
+    pub bot_first: bool,
 }
 
 /// A team member's message.
@@ -261,36 +272,37 @@ const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, details, at
 const SESSION_COLUMNS: &str =
     "id, org_id, inbox_id, contact_id, conversation_id, context, first_seen_at, last_seen_at";
 const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
-     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at";
+     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns";
 /// A conversation with what its list entry shows (contact, last message, unread count).
 pub(crate) const SUMMARY_SELECT: &str = "SELECT c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
-     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, \
+     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, \
      ct.name AS contact_name, ct.email AS contact_email, \
      (SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.kind <> 'note' ORDER BY m.id DESC LIMIT 1) AS last_message, \
      (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.sender_kind = 'contact' \
         AND (c.agent_last_seen_at IS NULL OR m.created_at > c.agent_last_seen_at)) AS unread \
      FROM conversations c JOIN contacts ct ON ct.id = c.contact_id";
-const ATTACHMENT_COLUMNS: &str = "id, org_id, conversation_id, message_id, filename, content_type, size, storage_key, access_token, created_at";
-const MESSAGE_SELECT: &str = "SELECT m.id, m.org_id, m.conversation_id, m.sender_kind, m.sender_id, \
-     COALESCE(u.name, ct.name) AS sender_name, m.kind, m.text, m.client_id, m.created_at \
+pub(crate) const ATTACHMENT_COLUMNS: &str = "id, org_id, conversation_id, message_id, filename, content_type, size, storage_key, access_token, created_at";
+pub(crate) const MESSAGE_SELECT: &str = "SELECT m.id, m.org_id, m.conversation_id, m.sender_kind, m.sender_id, \
+     COALESCE(u.name, ct.name) AS sender_name, m.kind, m.text, m.client_id, m.created_at, m.metadata \
      FROM messages m \
      LEFT JOIN users u ON m.sender_kind = 'agent' AND u.id = m.sender_id \
      LEFT JOIN contacts ct ON m.sender_kind = 'contact' AND ct.id = m.sender_id";
 
-/// Loads one message (with its sender's name) inside a transaction.
+/// Loads one message (with its sender's name and files) inside a transaction.
 macro_rules! fetch_message {
     ($tx:expr, $id:expr) => {{
-        let sql = format!("{MESSAGE_SELECT} WHERE m.id = $1");
-        let message = sqlx::query_as::<_, Message>(sqlx::AssertSqlSafe(sql))
+        let sql = format!("{} WHERE m.id = $1", $crate::chat::MESSAGE_SELECT);
+        let message = sqlx::query_as::<_, $crate::chat::Message>(sqlx::AssertSqlSafe(sql))
             .bind($id)
             .fetch_one(&mut *$tx)
             .await;
         match message {
             Ok(mut message) => {
                 let sql = format!(
-                    "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message_id = $1 ORDER BY id"
+                    "SELECT {} FROM attachments WHERE message_id = $1 ORDER BY id",
+                    $crate::chat::ATTACHMENT_COLUMNS
                 );
-                sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(sql))
+                sqlx::query_as::<_, $crate::chat::Attachment>(sqlx::AssertSqlSafe(sql))
                     .bind(message.id)
                     .fetch_all(&mut *$tx)
                     .await
@@ -318,24 +330,27 @@ macro_rules! fetch_conversation {
 }
 
 /// A message about to be written.
-struct MessageDraft<'a> {
-    sender_kind: SenderKind,
-    sender_id: Option<uuid::Uuid>,
-    kind: MessageKind,
-    text: &'a str,
-    client_id: Option<&'a str>,
-    attachments: &'a [NewAttachment],
+pub(crate) struct MessageDraft<'a> {
+    pub(crate) sender_kind: SenderKind,
+    pub(crate) sender_id: Option<uuid::Uuid>,
+    pub(crate) kind: MessageKind,
+    pub(crate) text: &'a str,
+    pub(crate) client_id: Option<&'a str>,
+    pub(crate) attachments: &'a [NewAttachment],
+    pub(crate) metadata: Option<Value>,
 }
 
 /// Inserts a message (with its attachments) and its `message.created` event, bumps the
 /// conversation; evaluates to `(Message, Event)`.
+pub(crate) use fetch_message;
+
 macro_rules! insert_message {
     ($tx:expr, $org:expr, $conversation:expr, $draft:expr, $now:expr) => {{
-        let draft: MessageDraft<'_> = $draft;
-        let id = MessageId::new();
+        let draft: $crate::chat::MessageDraft<'_> = $draft;
+        let id = kaltalk_core::MessageId::new();
         sqlx::query(
-            "INSERT INTO messages (id, org_id, conversation_id, sender_kind, sender_id, kind, text, client_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO messages (id, org_id, conversation_id, sender_kind, sender_id, kind, text, client_id, created_at, metadata) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id)
         .bind($org)
@@ -346,6 +361,7 @@ macro_rules! insert_message {
         .bind(draft.text)
         .bind(draft.client_id)
         .bind($now)
+        .bind(draft.metadata.map(sqlx::types::Json))
         .execute(&mut *$tx)
         .await?;
         for attachment in draft.attachments {
@@ -366,23 +382,24 @@ macro_rules! insert_message {
             .execute(&mut *$tx)
             .await?;
         }
-        if draft.kind != MessageKind::Note {
+        if draft.kind != kaltalk_core::chat::MessageKind::Note {
             sqlx::query("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
                 .bind($conversation)
                 .bind($now)
                 .execute(&mut *$tx)
                 .await?;
         }
-        let message = fetch_message!($tx, id)?;
-        let event = append_event!(
+        let message = $crate::chat::fetch_message!($tx, id)?;
+        let event = $crate::events::append_event!(
             $tx,
-            NewEvent::new(Some($org), MESSAGE_CREATED, id.as_uuid(), json!({ "message": message.to_json() }))
+            $crate::events::NewEvent::new(Some($org), $crate::chat::MESSAGE_CREATED, id.as_uuid(), serde_json::json!({ "message": message.to_json() }))
                 .in_conversation($conversation),
             $now
         )?;
         (message, event)
     }};
 }
+pub(crate) use insert_message;
 
 impl Store {
     // ---- inboxes ---------------------------------------------------------------------------
@@ -658,6 +675,12 @@ impl Store {
                 }
             };
 
+            // A contact who asked not to be processed by AI never meets the bot.
+            let (opted_out,): (bool,) = sqlx::query_as("SELECT ai_opt_out FROM contacts WHERE id = $1")
+                .bind(contact)
+                .fetch_one(&mut *tx)
+                .await?;
+
             // The session's conversation, else the contact's latest unresolved one here.
             let existing = match conversation_id {
                 Some(id) => fetch_conversation!(tx, org, id)?.filter(|c| c.contact_id == contact),
@@ -697,14 +720,15 @@ impl Store {
                 None => {
                     let id = ConversationId::new();
                     sqlx::query(
-                        "INSERT INTO conversations (id, org_id, inbox_id, contact_id, status, last_message_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, 'open', $5, $5, $5)",
+                        "INSERT INTO conversations (id, org_id, inbox_id, contact_id, status, last_message_at, created_at, updated_at, handling) \
+                         VALUES ($1, $2, $3, $4, 'open', $5, $5, $5, $6)",
                     )
                     .bind(id)
                     .bind(org)
                     .bind(inbox.id)
                     .bind(contact)
                     .bind(now)
+                    .bind(if write.bot_first && !opted_out { Handling::Bot.as_str() } else { Handling::Human.as_str() })
                     .execute(&mut *tx)
                     .await?;
                     events.push(append_event!(
@@ -742,6 +766,7 @@ impl Store {
                         text: write.text,
                         client_id: write.client_id,
                         attachments: write.attachments,
+                        metadata: None,
                     };
                     let (message, event) = insert_message!(tx, org, conversation, draft, now);
                     sqlx::query("UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1")
@@ -750,6 +775,16 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     events.push(event);
+                    // While the bot handles the conversation, the message is a bot turn to
+                    // take: a durable job, committed with the message.
+                    let (handling,): (String,) = sqlx::query_as("SELECT handling FROM conversations WHERE id = $1")
+                        .bind(conversation)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if handling == Handling::Bot.as_str() {
+                        let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation, "message_id": message.id }));
+                        crate::jobs::insert_job!(tx, job, now)?;
+                    }
                     message
                 }
             };
@@ -792,9 +827,23 @@ impl Store {
                 }
             }
             let mut events = Vec::new();
-            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text, client_id, attachments };
+            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text, client_id, attachments, metadata: None };
             let (message, event) = insert_message!(tx, org, conversation, draft, now);
             events.push(event);
+            // Once a person replies, the bot is silent here until an agent hands it back.
+            if kind == MessageKind::Text && current.handling != Handling::Human {
+                sqlx::query("UPDATE conversations SET handling = 'human', updated_at = $2 WHERE id = $1")
+                    .bind(conversation)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                events.push(append_event!(
+                    tx,
+                    NewEvent::new(Some(org), CONVERSATION_UPDATED, conversation.as_uuid(), json!({ "handling": Handling::Human }))
+                        .in_conversation(conversation),
+                    now
+                )?);
+            }
             sqlx::query("UPDATE conversations SET agent_last_seen_at = $2 WHERE id = $1")
                 .bind(conversation)
                 .bind(now)

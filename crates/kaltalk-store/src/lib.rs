@@ -8,6 +8,7 @@
 //! (the job claim) are explicit branches inside this crate and nowhere else.
 
 mod accounts;
+pub mod ai;
 pub mod chat;
 mod error;
 mod events;

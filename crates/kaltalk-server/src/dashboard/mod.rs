@@ -1,6 +1,7 @@
 //! The dashboard: server-rendered pages, grouped by what they are about.
 
 mod account;
+mod ai;
 pub(crate) mod api_keys;
 mod canned;
 mod home;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(outbox::router())
         .merge(inboxes::router())
         .merge(canned::router())
+        .merge(ai::router())
 }
 
 /// The `?notice=` code a page shows a confirmation for after a redirect.
@@ -37,7 +39,7 @@ struct NoticeQuery {
 
 /// A form whose only field is its CSRF token.
 #[derive(serde::Deserialize)]
-struct NoFields {}
+pub(crate) struct NoFields {}
 
 /// A redirect after a successful POST, with a short notice code the next page explains.
 fn see_other(path: &str) -> axum::response::Response {

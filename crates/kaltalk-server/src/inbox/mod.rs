@@ -38,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/conversations/{id}/status", post(set_status))
         .route("/inbox/conversations/{id}/assign", post(assign))
         .route("/inbox/conversations/{id}/labels", post(add_label))
+        .route("/inbox/conversations/{id}/hand-back", post(hand_back))
+        .route("/inbox/contacts/{id}/ai", post(set_ai_opt_out))
         .route(
             "/inbox/conversations/{id}/labels/remove",
             post(remove_label),
@@ -137,6 +139,7 @@ pub struct Open {
     labels: Vec<String>,
     known_labels: Vec<String>,
     seen_by_contact: Option<kaltalk_core::MessageId>,
+    ai_opt_out: bool,
 }
 
 impl Open {
@@ -316,6 +319,7 @@ async fn open(
     let seen = state.store.agent_saw(org, id, state.now()).await?;
     state.hub.publish_events(seen.events);
     let seen_by_contact = seen_by_contact(&messages, conversation.contact_last_seen_at);
+    let ai_opt_out = state.store.ai_opt_out(org, conversation.contact_id).await?;
     Ok(Open {
         conversation,
         contact,
@@ -325,6 +329,7 @@ async fn open(
         labels,
         known_labels,
         seen_by_contact,
+        ai_opt_out,
     })
 }
 
@@ -616,4 +621,46 @@ async fn remove_label(
         .await?;
     state.hub.publish_events(written.events);
     after_change(&state, &session, id, &headers).await
+}
+
+/// An agent gives the conversation back to the bot.
+async fn hand_back(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<ConversationId>,
+    headers: HeaderMap,
+    SessionForm { session, .. }: SessionForm<crate::dashboard::NoFields>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let written = state
+        .store
+        .hand_back_to_bot(session.org_id(), id, state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    after_change(&state, &session, id, &headers).await
+}
+
+#[derive(Deserialize)]
+struct OptOutForm {
+    opt_out: Option<String>,
+    conversation_id: String,
+}
+
+/// "Don't process with AI" for a contact: nothing about them reaches a model provider.
+async fn set_ai_opt_out(
+    State(state): State<AppState>,
+    IdPath(contact): IdPath<kaltalk_core::ContactId>,
+    headers: HeaderMap,
+    SessionForm { session, form }: SessionForm<OptOutForm>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let opt_out = form.opt_out.as_deref().is_some_and(|v| !v.is_empty());
+    state
+        .store
+        .set_ai_opt_out(session.org_id(), contact, opt_out, state.now())
+        .await?;
+    let conversation: ConversationId = form
+        .conversation_id
+        .parse()
+        .map_err(|_| AppError::NotFound)?;
+    after_change(&state, &session, conversation, &headers).await
 }

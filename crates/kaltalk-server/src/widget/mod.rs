@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/conversation", get(conversation))
         .route("/context", post(context))
         .route("/identify", post(identify))
+        .route("/handoff", post(handoff))
         .route("/ws", get(socket::upgrade))
         .layer(from_fn(cors));
     Router::new()
@@ -472,6 +473,7 @@ async fn deliver(
         Some(upload) => vec![crate::attachments::store(state, inbox.org_id, upload).await?],
         None => Vec::new(),
     };
+    let bot_first = state.store.ai_settings(inbox.org_id).await?.enabled;
     let write = VisitorWrite {
         inbox,
         session,
@@ -480,6 +482,7 @@ async fn deliver(
         text,
         client_id: client_id.as_deref(),
         attachments: &attachments,
+        bot_first,
     };
     let written = match state.store.visitor_writes(write, state.now()).await {
         Ok(written) => written,
@@ -596,5 +599,24 @@ async fn identify(
         .store
         .identify_contact(&visitor.session, &fields, state.now())
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// "Talk to a person": always available in the widget; hands the conversation to the team.
+async fn handoff(
+    State(state): State<AppState>,
+    visitor: WidgetVisitor,
+) -> Result<StatusCode, WidgetError> {
+    let Some(conversation) = visitor.session.conversation_id else {
+        return Ok(StatusCode::NO_CONTENT); // nothing written yet: the team sees the first message anyway
+    };
+    crate::agent::hand_over(
+        &state,
+        visitor.session.org_id,
+        conversation,
+        crate::agent::reasons::VISITOR_PRESSED,
+    )
+    .await
+    .map_err(|e| WidgetError::App(AppError::Internal(e)))?;
     Ok(StatusCode::NO_CONTENT)
 }

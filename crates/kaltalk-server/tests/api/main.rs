@@ -5,6 +5,7 @@ mod chat_helpers;
 mod helpers;
 
 mod accounts;
+mod ai;
 mod api;
 mod cross_org;
 mod csrf;

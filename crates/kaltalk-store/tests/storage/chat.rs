@@ -49,6 +49,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     text: "Hello",
                     client_id: Some("c1"),
                     attachments: &[],
+                    bot_first: false,
                 },
                 t0,
             )
@@ -92,6 +93,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     text: "Anyone?",
                     client_id: Some("c2"),
                     attachments: &[],
+                    bot_first: false,
                 },
                 t0,
             )
@@ -111,6 +113,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     text: "Anyone?",
                     client_id: Some("c2"),
                     attachments: &[],
+                    bot_first: false,
                 },
                 t0,
             )
@@ -145,6 +148,7 @@ async fn a_visitor_session_expires_after_thirty_idle_days() {
                     text: "Hi",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 t0,
             )
@@ -201,6 +205,7 @@ async fn a_resolved_conversation_reopens_when_the_customer_writes() {
                     text: "Hi",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )
@@ -226,6 +231,7 @@ async fn a_resolved_conversation_reopens_when_the_customer_writes() {
                     text: "One more thing",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )
@@ -265,6 +271,7 @@ async fn an_identified_visitor_is_one_contact_across_browsers() {
                     text: "From my laptop",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )
@@ -282,6 +289,7 @@ async fn an_identified_visitor_is_one_contact_across_browsers() {
                     text: "From my phone",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )
@@ -314,6 +322,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     text: "Help",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )
@@ -485,6 +494,7 @@ async fn conversations_of_another_organization_are_not_found() {
                     text: "Hi",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )
@@ -577,6 +587,7 @@ async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
                     text: "My invoice from last year is wrong",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 long_ago,
             )
@@ -592,6 +603,7 @@ async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
                     text: "Shipping to Zürich?",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )
@@ -607,6 +619,7 @@ async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
                     text: "invoice for globex",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )
@@ -683,6 +696,7 @@ async fn labels_and_snoozes() {
                     text: "Hi",
                     client_id: None,
                     attachments: &[],
+                    bot_first: false,
                 },
                 now(),
             )

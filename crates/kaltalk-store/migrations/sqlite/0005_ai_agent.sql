@@ -1,0 +1,57 @@
+-- The AI agent: who handles a conversation (bot, waiting for a human, human), per-org AI
+-- settings, per-contact opt-out, usage, and the knowledge base.
+
+ALTER TABLE conversations ADD COLUMN handling TEXT NOT NULL DEFAULT 'human'
+    CHECK (handling IN ('bot', 'waiting_human', 'human'));
+ALTER TABLE conversations ADD COLUMN bot_turns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE contacts ADD COLUMN ai_opt_out INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE organizations ADD COLUMN knowledge_version INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE ai_settings (
+    org_id BLOB PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
+    settings TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE ai_usage (
+    org_id BLOB NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    month TEXT NOT NULL,
+    answers INTEGER NOT NULL DEFAULT 0,
+    handoffs INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT ai_usage_pkey PRIMARY KEY (org_id, month)
+);
+
+CREATE TABLE knowledge_sources (
+    id BLOB PRIMARY KEY,
+    org_id BLOB NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('text', 'url', 'site', 'file')),
+    title TEXT NOT NULL,
+    url TEXT,
+    body TEXT,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'fetching', 'indexing', 'ready', 'failed')),
+    error TEXT,
+    pages INTEGER NOT NULL DEFAULT 0,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    last_synced_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX knowledge_sources_org_idx ON knowledge_sources (org_id);
+
+CREATE TABLE knowledge_chunks (
+    id BLOB PRIMARY KEY,
+    org_id BLOB NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    source_id BLOB NOT NULL REFERENCES knowledge_sources (id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    heading_path TEXT NOT NULL,
+    url TEXT,
+    text TEXT NOT NULL,
+    embedding BLOB,
+    embedding_model TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX knowledge_chunks_org_idx ON knowledge_chunks (org_id, source_id);
+ALTER TABLE messages ADD COLUMN metadata TEXT;
