@@ -27,6 +27,10 @@
       '.kt-ht p{margin:1px 0 0;font-size:13px;display:flex;align-items:center;gap:6px}' +
       '.kt-dot{width:8px;height:8px;border-radius:50%;background:#9ca3af;box-shadow:0 0 0 2px rgba(255,255,255,.6)}' +
       '.kt-dot.on{background:#22c55e}' +
+      '.kt-cite{margin:6px 0 0;padding:6px 0 0 14px;border-top:1px solid rgba(127,127,127,.25);font-size:12px}' +
+      '.kt-cite a{color:inherit}' +
+      '.kt-tp{flex:none;border:1px solid currentColor;border-radius:999px;background:transparent;color:inherit;font:inherit;font-size:12px;padding:4px 10px;cursor:pointer;margin-right:2px}' +
+      '.kt-tp:hover{background:rgba(127,127,127,.16)}' +
       '.kt-ib{flex:none;width:40px;height:40px;border:0;border-radius:50%;background:transparent;display:flex;' +
       'align-items:center;justify-content:center;padding:0;transition:background .15s}' +
       '.kt-ib:hover{background:rgba(127,127,127,.16)}' +
@@ -173,6 +177,7 @@
         h('div', { class: 'kt-ht' },
           h('h2', { id: 'kt-title', text: cfg.name || 'Chat' }),
           h('p', null, h('span', { class: 'kt-dot' + (status ? ' on' : '') }), status ? 'Online' : 'Away')),
+        h('button', { type: 'button', class: 'kt-tp', text: 'Talk to a person', onclick: askPerson }),
         closeBtn),
       main, typ, err,
       h('form', { class: 'kt-comp', onsubmit: function (e) { e.preventDefault(); send(); } },
@@ -271,6 +276,17 @@
           b.append(h('a', link, h('span', null, a.filename || 'File', a.size ? h('small', { text: size(a.size) }) : null)));
         }
       });
+      // A bot answer shows where it came from.
+      var cites = (m.metadata && m.metadata.citations) || [];
+      if (cites.length) {
+        var list = h('ul', { class: 'kt-cite', 'aria-label': 'Sources' });
+        cites.forEach(function (c) {
+          list.append(h('li', null, c.url && /^https?:/.test(c.url)
+            ? h('a', { href: c.url, target: '_blank', rel: 'noopener noreferrer', text: c.title || c.url })
+            : h('span', { text: c.title || 'Source' })));
+        });
+        b.append(list);
+      }
       var r = h('div', { class: 'kt-row ' + (me ? 'me' : 'them') },
         h('div', { class: me ? 'kt-sr' : 'kt-nm', text: me ? 'You:' : (m.sender_name || cfg.name || 'Support') }), b);
       r.who = who;
@@ -309,6 +325,17 @@
       pend[m.client_id] = r;
       toBottom();
       return r;
+    }
+
+    // Always there: the visitor can leave the bot for the team at any time.
+    async function askPerson() {
+      err.textContent = '';
+      if (!token) {
+        err.textContent = 'Write your question: a person from the team will answer.';
+        ta.focus();
+        return;
+      }
+      try { await req('POST', '/widget/v1/handoff'); } catch (e) { err.textContent = e.message; }
     }
 
     // ---------- HTTP ----------
