@@ -2,13 +2,15 @@
 //! conversation. The server decides when to hand over (the state machine lives in the
 //! store); the model, once one is configured, only ever answers.
 //!
-//! Retrieval and generation are not in place yet, so every turn that reaches the answer
-//! step hands over with that reason: the conversation is never left hanging.
+//! Without a chat model the answer is extractive: the best passage of the knowledge base
+//! and its source, when it covers enough of the question; otherwise the bot hands over.
+//! Either way the conversation is never left hanging.
 
 use anyhow::Context;
 use kaltalk_core::chat::Handling;
 use kaltalk_core::{ConversationId, MessageId, OrgId};
 use kaltalk_store::Job;
+use serde_json::json;
 
 use crate::state::AppState;
 
@@ -53,6 +55,33 @@ pub async fn hand_over(
     Ok(written.value)
 }
 
+/// What a citation shows: the document title and, when there is one, its section.
+fn citation_title(chunk: &kaltalk_store::knowledge::Chunk) -> String {
+    match chunk
+        .heading_path
+        .rsplit(" › ")
+        .next()
+        .filter(|h| !h.is_empty())
+    {
+        Some(section) if section != chunk.title => format!("{} — {section}", chunk.title),
+        _ => chunk.title.clone(),
+    }
+}
+
+/// The passage as an answer: whole sentences, at most about 600 characters.
+pub fn excerpt(text: &str) -> String {
+    const LIMIT: usize = 600;
+    let text = text.trim();
+    if text.chars().count() <= LIMIT {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(LIMIT).collect();
+    match cut.rfind(['.', '!', '?']) {
+        Some(end) if end > LIMIT / 3 => cut[..=end].to_owned(),
+        _ => format!("{}…", cut.trim_end()),
+    }
+}
+
 /// The `ai.turn` job.
 pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
     let payload = &job.payload.0;
@@ -79,7 +108,34 @@ pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
     } else if current.bot_turns >= settings.max_bot_turns {
         reasons::TURN_LIMIT
     } else {
-        reasons::NO_ANSWER
+        let index = state.knowledge.get(state, org).await?;
+        let hits = index.search(&question.text, 5)?;
+        match hits
+            .iter()
+            .find(|hit| hit.confidence >= settings.confidence_threshold)
+        {
+            Some(best) => {
+                let citation =
+                    json!({ "title": citation_title(best.chunk), "url": best.chunk.url });
+                let metadata = json!({ "citations": [citation], "confidence": best.confidence, "mode": "extractive" });
+                if let Some(written) = state
+                    .store
+                    .bot_writes(
+                        org,
+                        conversation,
+                        &excerpt(&best.chunk.text),
+                        metadata,
+                        (0, 0),
+                        state.now(),
+                    )
+                    .await?
+                {
+                    state.hub.publish_events(written.events);
+                }
+                return Ok(());
+            }
+            None => reasons::NO_ANSWER,
+        }
     };
     hand_over(state, org, conversation, reason).await?;
     Ok(())

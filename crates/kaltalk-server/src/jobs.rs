@@ -57,6 +57,9 @@ async fn handle(state: &AppState, job: &Job) -> anyhow::Result<()> {
     match job.kind.as_str() {
         kaltalk_store::DELIVER_EMAIL_JOB => deliver_email(state, job).await,
         kaltalk_store::chat::AI_TURN_JOB => crate::agent::take_turn(state, job).await,
+        kaltalk_store::knowledge::INDEX_SOURCE_JOB => {
+            crate::knowledge::index_source(state, job).await
+        }
         other => Err(anyhow!("no handler for job kind {other:?}")),
     }
 }

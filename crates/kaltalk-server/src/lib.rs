@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod error;
 pub mod inbox;
 pub mod jobs;
+pub mod knowledge;
 pub mod ops;
 pub mod realtime;
 pub mod state;
@@ -128,6 +129,7 @@ impl Kaltalk {
             assets: Arc::new(web::assets::Assets::load()),
             hub,
             blobs,
+            knowledge: Arc::default(),
             geoip,
             public_base,
             secure,

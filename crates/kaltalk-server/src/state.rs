@@ -23,6 +23,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     pub metrics: Option<PrometheusHandle>,
     pub assets: Arc<Assets>,
+    /// Per-organization knowledge search indexes, rebuilt on change.
+    pub knowledge: Arc<crate::knowledge::Indexes>,
     /// Attachment bytes.
     pub blobs: crate::attachments::Blobs,
     /// Fan-out of committed events to connected sockets.

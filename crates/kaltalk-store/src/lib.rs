@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod housekeeping;
 mod jobs;
+pub mod knowledge;
 pub mod labels;
 mod outbox;
 pub mod testing;

@@ -7,6 +7,7 @@ mod canned;
 mod home;
 pub(crate) mod inboxes;
 mod invitations;
+mod knowledge;
 mod organization;
 mod outbox;
 mod profile;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(inboxes::router())
         .merge(canned::router())
         .merge(ai::router())
+        .merge(knowledge::router())
 }
 
 /// The `?notice=` code a page shows a confirmation for after a redirect.

@@ -11,6 +11,7 @@ mod cross_org;
 mod csrf;
 mod email;
 mod inbox;
+mod knowledge;
 mod operations;
 mod teams;
 mod widget;

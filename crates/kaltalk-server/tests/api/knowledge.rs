@@ -1,0 +1,228 @@
+//! The knowledge base: sources become chunks (a job), and the bot answers from them with
+//! a citation, or hands over when they do not cover the question.
+
+use kaltalk_core::chat::Handling;
+use kaltalk_server::jobs::Ran;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::chat_helpers::{Visitor, create_inbox};
+use crate::helpers::{Browser, TestApp, spawn_app};
+
+const RETURNS: &str = "# Returns\n\nYou can return any product within 30 days of delivery.\n\n## Refunds\n\nRefunds reach your card within 5 to 7 working days after we receive the parcel.\n\n# Shipping\n\nWe ship to every country in Europe in three working days.";
+
+async fn add_text(owner: &Browser, title: &str, body: &str) -> reqwest::Response {
+    owner
+        .submit(
+            "/settings/knowledge",
+            "/settings/knowledge",
+            &[("title", title), ("body", body)],
+        )
+        .await
+}
+
+async fn enable_ai(app: &TestApp, owner: &Browser) {
+    let response = owner
+        .submit(
+            "/settings/ai",
+            "/settings/ai",
+            &[
+                ("enabled", "yes"),
+                ("bot_name", "Kai"),
+                ("temperature", "0.2"),
+                ("max_bot_turns", "3"),
+                ("confidence_threshold", "0.5"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let _ = app;
+}
+
+#[tokio::test]
+async fn a_text_source_is_indexed_and_the_bot_answers_from_it_with_its_source() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    assert_eq!(
+        add_text(&owner, "Returns policy", RETURNS).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let sources = app.state.store.list_sources(org).await.expect("sources");
+    assert_eq!(sources[0].state, "queued");
+    assert_eq!(
+        app.run_jobs().await,
+        vec![Ran::Done("knowledge.index".into())]
+    );
+    let source = &app.state.store.list_sources(org).await.expect("sources")[0];
+    assert_eq!(source.state, "ready");
+    assert_eq!(source.chunks, 3, "one chunk per section");
+    assert!(
+        owner
+            .get_html("/settings/knowledge")
+            .await
+            .contains("Returns policy")
+    );
+
+    enable_ai(&app, &owner).await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let id = visitor.say("How many days until my refund arrives?").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(app.run_jobs().await, vec![Ran::Done("ai.turn".into())]);
+    let history: Value = visitor
+        .get("/widget/v1/conversation")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let answer = history["messages"]
+        .as_array()
+        .expect("list")
+        .last()
+        .expect("answer")
+        .clone();
+    assert_eq!(answer["sender"], "bot");
+    assert!(
+        answer["text"]
+            .as_str()
+            .expect("text")
+            .contains("5 to 7 working days"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["metadata"]["citations"][0]["title"],
+        "Returns policy — Refunds"
+    );
+    let conversation = app
+        .state
+        .store
+        .get_conversation(org, id.parse().expect("uuid"))
+        .await
+        .expect("conversation");
+    assert_eq!(
+        conversation.handling,
+        Handling::Bot,
+        "answered, still the bot's"
+    );
+    assert_eq!(conversation.bot_turns, 1);
+    assert_eq!(
+        app.state
+            .store
+            .ai_usage(org, app.clock_now())
+            .await
+            .expect("usage")
+            .answers,
+        1
+    );
+
+    // A question the knowledge base does not cover is handed over, not guessed.
+    visitor.say("Do you sell gift cards?").await;
+    app.run_jobs().await;
+    let conversation = app
+        .state
+        .store
+        .get_conversation(org, id.parse().expect("uuid"))
+        .await
+        .expect("conversation");
+    assert_eq!(conversation.handling, Handling::WaitingHuman);
+}
+
+#[tokio::test]
+async fn deleting_a_source_takes_its_knowledge_away_at_once() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    add_text(&owner, "Returns policy", RETURNS).await;
+    app.run_jobs().await;
+    let source = app
+        .state
+        .store
+        .list_sources(org)
+        .await
+        .expect("sources")
+        .remove(0);
+    let before = app
+        .state
+        .knowledge
+        .get(&app.state, org)
+        .await
+        .expect("index");
+    assert!(!before.search("refund", 3).expect("search").is_empty());
+
+    let deleted = owner
+        .submit(
+            "/settings/knowledge",
+            &format!("/settings/knowledge/{}/delete", source.id),
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    let after = app
+        .state
+        .knowledge
+        .get(&app.state, org)
+        .await
+        .expect("index");
+    assert!(
+        after.search("refund", 3).expect("search").is_empty(),
+        "the index follows the knowledge version"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_explained_and_other_organizations_cannot_touch_sources() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let other = app.sign_up("Hank", "hank@globex.test", "Globex").await;
+    let bad = add_text(&owner, "", "").await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = bad.text().await.expect("body");
+    assert!(html.contains("Give it a title") && html.contains("Write the text"));
+
+    add_text(&owner, "Returns policy", RETURNS).await;
+    let source = app
+        .state
+        .store
+        .list_sources(owner.org_id().await)
+        .await
+        .expect("sources")
+        .remove(0);
+    for action in ["resync", "delete"] {
+        let response = other
+            .submit(
+                "/settings/knowledge",
+                &format!("/settings/knowledge/{}/{action}", source.id),
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    assert!(
+        !other
+            .get_html("/settings/knowledge")
+            .await
+            .contains("Returns policy")
+    );
+    let agent = crate::teams::join(&app, &owner, "alex@acme.test", "agent").await;
+    assert_eq!(
+        agent.get("/settings/knowledge").await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let resync = owner
+        .submit(
+            "/settings/knowledge",
+            &format!("/settings/knowledge/{}/resync", source.id),
+            &[],
+        )
+        .await;
+    assert_eq!(resync.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.run_jobs().await.len(),
+        2,
+        "the first index and the re-sync"
+    );
+}
