@@ -1,0 +1,5 @@
+//! kaltalk-ai's integration tests: one binary, a module per area.
+
+mod extract_files;
+mod extract_html;
+mod fixtures;
