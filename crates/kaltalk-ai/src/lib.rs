@@ -2,4 +2,6 @@
 //! text, cutting it into chunks that fit the embedding model, embedding and retrieving
 //! them, and answering from them.
 
+pub mod chunk;
+pub mod extract;
 pub mod keyword;
