@@ -1,0 +1,6 @@
+//! Integration tests: real HTTP servers on loopback port 0, fetched and crawled through
+//! the guarded client.
+
+mod helpers;
+
+mod fetch;
