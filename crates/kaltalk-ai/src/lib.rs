@@ -2,4 +2,5 @@
 //! text, cutting it into chunks that fit the embedding model, embedding and retrieving
 //! them, and answering from them.
 
+pub mod crawl;
 pub mod fetch;
