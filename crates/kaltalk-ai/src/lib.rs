@@ -3,5 +3,7 @@
 //! them, and answering from them.
 
 pub mod chunk;
+pub mod crawl;
 pub mod extract;
+pub mod fetch;
 pub mod keyword;
