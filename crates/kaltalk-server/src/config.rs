@@ -60,6 +60,29 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub visitors: VisitorsConfig,
     pub realtime: RealtimeConfig,
+    pub knowledge: KnowledgeConfig,
+}
+
+/// Fetching web pages for the knowledge base.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// Let the crawler fetch loopback addresses (tests; a site on this machine).
+    pub allow_loopback: bool,
+    /// Let the crawler fetch private-network addresses (an intranet wiki).
+    pub allow_private: bool,
+    /// Pages a site source reads at most.
+    pub max_pages: usize,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            allow_loopback: false,
+            allow_private: false,
+            max_pages: 200,
+        }
+    }
 }
 
 /// The WebSocket fan-out.
@@ -151,6 +174,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             visitors: VisitorsConfig::default(),
             realtime: RealtimeConfig::default(),
+            knowledge: KnowledgeConfig::default(),
         }
     }
 }

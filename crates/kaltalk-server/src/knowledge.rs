@@ -6,6 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use kaltalk_ai::chunk::{ChunkInput, chunk_markdown};
+use kaltalk_ai::crawl::{CrawlOptions, crawl_site};
+use kaltalk_ai::extract::extract_html;
+use kaltalk_ai::fetch::{FetchPolicy, Fetcher};
 use kaltalk_ai::keyword::{IndexedText, KeywordIndex, coverage};
 use kaltalk_core::OrgId;
 use kaltalk_store::Job;
@@ -14,73 +18,93 @@ use tokio::sync::Mutex;
 
 use crate::state::AppState;
 
-/// Words per chunk: about 256 MiniLM word-pieces, the embedding model's window.
-const CHUNK_WORDS: usize = 180;
+/// Word-pieces per chunk: MiniLM's window is 256, less room for its special tokens.
+const CHUNK_TOKENS: usize = 240;
 
-/// Cuts Markdown into chunks that follow its headings and stay under `CHUNK_WORDS`.
-pub fn chunk_markdown(title: &str, url: Option<&str>, markdown: &str) -> Vec<NewChunk> {
-    let mut chunks = Vec::new();
-    let mut headings: Vec<(usize, String)> = Vec::new();
-    let mut paragraph_words: Vec<String> = Vec::new();
-    let mut buffer: Vec<String> = Vec::new();
-    let flush =
-        |buffer: &mut Vec<String>, headings: &[(usize, String)], chunks: &mut Vec<NewChunk>| {
-            let text = buffer.join("\n\n").trim().to_owned();
-            if !text.is_empty() {
-                chunks.push(NewChunk {
-                    title: title.to_owned(),
-                    heading_path: headings
-                        .iter()
-                        .map(|(_, h)| h.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" › "),
-                    url: url.map(str::to_owned),
-                    text,
-                    embedding: None,
-                    embedding_model: None,
-                });
-            }
-            buffer.clear();
-        };
-    let words_in = |buffer: &[String]| {
-        buffer
-            .iter()
-            .map(|p| p.split_whitespace().count())
-            .sum::<usize>()
+/// Until the embedding model's own tokenizer counts, word-pieces are estimated from words
+/// (English averages about 1.3 word-pieces a word).
+fn estimate_tokens(text: &str) -> usize {
+    text.split_whitespace().count() * 4 / 3 + 1
+}
+
+/// Cuts a document's Markdown into chunks that follow its headings (kaltalk-ai's chunker).
+pub fn chunk_document(title: &str, url: Option<&str>, markdown: &str) -> Vec<NewChunk> {
+    let input = ChunkInput {
+        title: Some(title.to_owned()),
+        url: url.map(str::to_owned),
+        markdown: markdown.to_owned(),
     };
-    for line in markdown.lines().chain(std::iter::once("")) {
-        let trimmed = line.trim();
-        let level = trimmed.chars().take_while(|c| *c == '#').count();
-        if (1..=6).contains(&level) && trimmed[level..].starts_with(' ') {
-            if !paragraph_words.is_empty() {
-                buffer.push(paragraph_words.join(" "));
-                paragraph_words.clear();
-            }
-            flush(&mut buffer, &headings, &mut chunks);
-            headings.retain(|(l, _)| *l < level);
-            headings.push((level, trimmed[level..].trim().to_owned()));
-        } else if trimmed.is_empty() {
-            if !paragraph_words.is_empty() {
-                let paragraph = paragraph_words.join(" ");
-                paragraph_words.clear();
-                if words_in(&buffer) + paragraph.split_whitespace().count() > CHUNK_WORDS {
-                    flush(&mut buffer, &headings, &mut chunks);
-                }
-                // A paragraph longer than a chunk is cut at word boundaries.
-                let words: Vec<&str> = paragraph.split_whitespace().collect();
-                for piece in words.chunks(CHUNK_WORDS) {
-                    buffer.push(piece.join(" "));
-                    if piece.len() == CHUNK_WORDS {
-                        flush(&mut buffer, &headings, &mut chunks);
-                    }
-                }
-            }
-        } else {
-            paragraph_words.push(trimmed.to_owned());
+    chunk_markdown(&input, CHUNK_TOKENS, &estimate_tokens)
+        .into_iter()
+        .map(|chunk| NewChunk {
+            title: chunk.title.unwrap_or_else(|| title.to_owned()),
+            heading_path: chunk.heading_path.join(" › "),
+            url: chunk.url,
+            text: chunk.text,
+            embedding: None,
+            embedding_model: None,
+        })
+        .collect()
+}
+
+fn fetcher(state: &AppState) -> anyhow::Result<Fetcher> {
+    let knowledge = &state.config.knowledge;
+    let policy = FetchPolicy {
+        allow_loopback: knowledge.allow_loopback,
+        allow_private: knowledge.allow_private,
+        ..FetchPolicy::default()
+    };
+    Ok(Fetcher::new(policy)?)
+}
+
+/// A fetched page as chunks (its own title wins over the source's).
+fn page_chunks(source_title: &str, url: &str, html: &str) -> Result<Vec<NewChunk>, String> {
+    let document = extract_html(html, Some(url)).map_err(|e| e.to_string())?;
+    let title = document
+        .title
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(source_title);
+    Ok(chunk_document(title, Some(url), &document.markdown))
+}
+
+/// What a web source reads: one page, or a site crawled within its caps.
+async fn web_chunks(
+    state: &AppState,
+    kind: &str,
+    title: &str,
+    url: &str,
+) -> Result<(i32, Vec<NewChunk>), String> {
+    let start = url::Url::parse(url).map_err(|_| format!("{url} is not a web address"))?;
+    let fetcher = fetcher(state).map_err(|e| format!("{e:#}"))?;
+    if kind == "url" {
+        let page = fetcher.fetch(&start).await.map_err(|e| e.to_string())?;
+        if !page.is_success() {
+            return Err(format!("the page answered HTTP {}", page.status));
+        }
+        let html = String::from_utf8_lossy(&page.body);
+        return Ok((1, page_chunks(title, page.final_url.as_str(), &html)?));
+    }
+    let mut options = CrawlOptions::new(start);
+    options.max_pages = state.config.knowledge.max_pages;
+    let mut pages = Vec::new();
+    let report = crawl_site(&fetcher, options, |page| pages.push(page)).await;
+    if pages.is_empty() {
+        let why = report
+            .skipped
+            .first()
+            .map(|s| format!("{}: {}", s.url, s.reason))
+            .unwrap_or_else(|| "no page was reachable".into());
+        return Err(format!("Nothing could be read from the site ({why})."));
+    }
+    let mut chunks = Vec::new();
+    for page in &pages {
+        // A page that cannot be read is skipped; the others still count.
+        if let Ok(mut page_chunks) = page_chunks(title, page.url.as_str(), &page.html) {
+            chunks.append(&mut page_chunks);
         }
     }
-    flush(&mut buffer, &headings, &mut chunks);
-    chunks
+    Ok((pages.len() as i32, chunks))
 }
 
 /// The `knowledge.index` job: a source becomes chunks. A source that cannot be read
@@ -100,42 +124,59 @@ pub async fn index_source(state: &AppState, job: &Job) -> anyhow::Result<()> {
         Err(kaltalk_store::StoreError::NotFound) => return Ok(()), // deleted meanwhile
         Err(err) => return Err(err.into()),
     };
+    let first_state = if source.kind == "text" {
+        "indexing"
+    } else {
+        "fetching"
+    };
     state
         .store
-        .set_source_state(org, id, "indexing", None, state.now())
+        .set_source_state(org, id, first_state, None, state.now())
         .await?;
-    let chunks = match source.kind.as_str() {
-        "text" => chunk_markdown(
-            &source.title,
-            source.url.as_deref(),
-            source.body.as_deref().unwrap_or_default(),
-        ),
-        other => {
-            let reason = format!("{other} sources are not supported yet");
+    let read = match (source.kind.as_str(), source.url.as_deref()) {
+        ("text", _) => Ok((
+            1,
+            chunk_document(
+                &source.title,
+                None,
+                source.body.as_deref().unwrap_or_default(),
+            ),
+        )),
+        ("url" | "site", Some(url)) => web_chunks(state, &source.kind, &source.title, url).await,
+        (other, _) => Err(format!("{other} sources are not supported yet")),
+    };
+    let now = state.now();
+    match read {
+        Ok((pages, chunks)) if !chunks.is_empty() => {
             state
                 .store
-                .set_source_state(org, id, "failed", Some(&reason), state.now())
+                .set_source_state(org, id, "indexing", None, now)
                 .await?;
-            return Ok(());
+            state
+                .store
+                .replace_chunks(org, id, pages, &chunks, now)
+                .await?;
         }
-    };
-    if chunks.is_empty() {
-        state
-            .store
-            .set_source_state(
-                org,
-                id,
-                "failed",
-                Some("The source has no text to learn from."),
-                state.now(),
-            )
-            .await?;
-        return Ok(());
+        // The source fails alone, saying why; its previous chunks stay until it succeeds.
+        Ok(_) => {
+            state
+                .store
+                .set_source_state(
+                    org,
+                    id,
+                    "failed",
+                    Some("The source has no text to learn from."),
+                    now,
+                )
+                .await?
+        }
+        Err(reason) => {
+            state
+                .store
+                .set_source_state(org, id, "failed", Some(&reason), now)
+                .await?
+        }
     }
-    state
-        .store
-        .replace_chunks(org, id, 1, &chunks, state.now())
-        .await?;
     Ok(())
 }
 
@@ -221,21 +262,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_follow_headings_and_stay_small() {
-        let long = "word ".repeat(400);
-        let markdown = format!(
-            "Intro line.\n\n# Returns\n\nFree within 30 days.\n\n## Refunds\n\nTake 5 to 7 days.\n\n# Shipping\n\n{long}\n"
+    fn documents_become_chunks_with_their_heading_paths() {
+        let chunks = chunk_document(
+            "Help",
+            Some("https://acme.test/help"),
+            "# Returns\n\nFree within 30 days.\n\n## Refunds\n\nTake 5 to 7 days.\n",
         );
-        let chunks = chunk_markdown("Help", Some("https://acme.test/help"), &markdown);
         let paths: Vec<&str> = chunks.iter().map(|c| c.heading_path.as_str()).collect();
-        assert_eq!(&paths[..3], ["", "Returns", "Returns › Refunds"]);
-        assert!(paths[3..].iter().all(|p| *p == "Shipping"));
-        assert!(
-            chunks
-                .iter()
-                .all(|c| c.text.split_whitespace().count() <= CHUNK_WORDS)
-        );
-        assert_eq!(chunks[2].text, "Take 5 to 7 days.");
+        assert_eq!(paths, ["Returns", "Returns › Refunds"]);
+        assert_eq!(chunks[1].text, "Take 5 to 7 days.");
         assert_eq!(chunks[0].url.as_deref(), Some("https://acme.test/help"));
     }
 }

@@ -91,6 +91,37 @@ impl Store {
         })
     }
 
+    /// Adds a web page (`url`) or a whole site (`site`) and queues its indexing.
+    pub async fn add_web_source(
+        &self,
+        org: OrgId,
+        kind: &str,
+        title: &str,
+        url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Uuid, StoreError> {
+        let id = Uuid::now_v7();
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO knowledge_sources (id, org_id, kind, title, url, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6)",
+            )
+            .bind(id)
+            .bind(org)
+            .bind(kind)
+            .bind(title)
+            .bind(url)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
     pub async fn list_sources(&self, org: OrgId) -> Result<Vec<Source>, StoreError> {
         let sql = format!(
             "SELECT {SOURCE_COLUMNS} FROM knowledge_sources WHERE org_id = $1 ORDER BY created_at DESC, id DESC"

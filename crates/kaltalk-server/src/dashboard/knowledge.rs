@@ -20,6 +20,7 @@ use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings/knowledge", get(list).post(add_text))
+        .route("/settings/knowledge/web", post(add_web))
         .route("/settings/knowledge/{id}/resync", post(resync))
         .route("/settings/knowledge/{id}/delete", post(delete))
 }
@@ -33,6 +34,7 @@ struct KnowledgePage {
     sources: Vec<Source>,
     title: String,
     body: String,
+    web_url: String,
     errors: FieldErrors,
 }
 
@@ -44,6 +46,7 @@ async fn page(state: &AppState, session: &AgentSession) -> Result<KnowledgePage,
         sources: state.store.list_sources(session.org_id()).await?,
         title: String::new(),
         body: String::new(),
+        web_url: String::new(),
         errors: FieldErrors::default(),
     })
 }
@@ -104,6 +107,50 @@ async fn add_text(
     state
         .store
         .add_text_source(session.org_id(), title, body, state.now())
+        .await?;
+    Ok(see_other("/settings/knowledge?notice=added"))
+}
+
+#[derive(Deserialize)]
+struct WebForm {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    title: String,
+    whole_site: Option<String>,
+}
+
+/// A web page, or a whole site crawled from it (same host, robots.txt honoured).
+async fn add_web(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<WebForm>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let url = url::Url::parse(form.url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    let Some(url) = url else {
+        let mut page = page(&state, &session).await?;
+        page.errors = vec![ValidationError::new(
+            "url",
+            "Enter a web address starting with https://",
+        )]
+        .into();
+        page.web_url = form.url;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    };
+    let title = match form.title.trim() {
+        "" => url.host_str().unwrap_or("Website").to_owned(),
+        title => title.chars().take(200).collect(),
+    };
+    let kind = if super::ticked(&form.whole_site) {
+        "site"
+    } else {
+        "url"
+    };
+    state
+        .store
+        .add_web_source(session.org_id(), kind, &title, url.as_str(), state.now())
         .await?;
     Ok(see_other("/settings/knowledge?notice=added"))
 }

@@ -226,3 +226,136 @@ async fn bad_input_is_explained_and_other_organizations_cannot_touch_sources() {
         "the first index and the re-sync"
     );
 }
+
+/// A small help site on loopback, as a customer's docs would be.
+async fn help_site() -> String {
+    use axum::response::Html;
+    use axum::routing::get;
+    let page = |title: &'static str, body: &'static str| async move {
+        Html(format!(
+            "<html><head><title>{title}</title></head><body><nav><a href=\"/\">Home</a> <a href=\"/returns.html\">Returns</a> <a href=\"/shipping.html\">Shipping</a></nav><main><article><h1>{title}</h1>{body}</article></main><footer>© Acme</footer></body></html>"
+        ))
+    };
+    let app = axum::Router::new()
+        .route("/", get(move || page("Acme Help", "<p>Welcome to the Acme help center. Find answers about returns and shipping below.</p>")))
+        .route("/returns.html", get(move || page("Returns", "<h2>Refunds</h2><p>Refunds reach your card within 5 to 7 working days after the parcel arrives at our warehouse.</p>")))
+        .route("/shipping.html", get(move || page("Shipping", "<h2>Europe</h2><p>Parcels to every country in Europe travel for three working days.</p>")))
+        .route("/robots.txt", get(|| async { "User-agent: *\nDisallow: /private/\n" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_whole_site_is_crawled_and_answers_cite_the_page() {
+    let app = crate::helpers::spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let site = help_site().await;
+    let added = owner
+        .submit(
+            "/settings/knowledge",
+            "/settings/knowledge/web",
+            &[("url", &format!("{site}/")), ("whole_site", "yes")],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.run_jobs().await,
+        vec![Ran::Done("knowledge.index".into())]
+    );
+    let source = app
+        .state
+        .store
+        .list_sources(org)
+        .await
+        .expect("sources")
+        .remove(0);
+    assert_eq!(source.state, "ready", "{:?}", source.error);
+    assert_eq!(source.pages, 3, "the three pages reached by links");
+
+    enable_ai(&app, &owner).await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    visitor.say("How many working days for a refund?").await;
+    app.run_jobs().await;
+    let history: Value = visitor
+        .get("/widget/v1/conversation")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let answer = history["messages"]
+        .as_array()
+        .expect("list")
+        .last()
+        .expect("answer")
+        .clone();
+    assert_eq!(answer["sender"], "bot", "{history}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .expect("text")
+            .contains("5 to 7 working days")
+    );
+    assert_eq!(
+        answer["metadata"]["citations"][0]["url"],
+        format!("{site}/returns.html"),
+        "the answer links its page"
+    );
+}
+
+#[tokio::test]
+async fn web_sources_refuse_private_addresses_and_bad_urls() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    // Loopback is refused by default (no SSRF): the source fails alone, saying why.
+    let site = help_site().await;
+    owner
+        .submit(
+            "/settings/knowledge",
+            "/settings/knowledge/web",
+            &[("url", &format!("{site}/returns.html"))],
+        )
+        .await;
+    owner
+        .submit(
+            "/settings/knowledge",
+            "/settings/knowledge/web",
+            &[("url", "http://10.0.0.7/wiki")],
+        )
+        .await;
+    app.run_jobs().await;
+    let sources = app.state.store.list_sources(org).await.expect("sources");
+    assert_eq!(sources.len(), 2);
+    for source in &sources {
+        assert_eq!(source.state, "failed", "{}", source.title);
+        assert!(
+            source
+                .error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("refused"),
+            "{:?}",
+            source.error
+        );
+    }
+    let bad = owner
+        .submit(
+            "/settings/knowledge",
+            "/settings/knowledge/web",
+            &[("url", "ftp://example.com/file")],
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text()
+            .await
+            .expect("body")
+            .contains("starting with https://")
+    );
+}
