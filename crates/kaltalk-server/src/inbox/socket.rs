@@ -49,6 +49,7 @@ pub async fn upgrade(
     };
     Ok(ws
         .max_message_size(16 * 1024)
+        .read_buffer_size(crate::realtime::READ_BUFFER)
         .on_upgrade(move |socket| async move {
             state.hub.agent_connected(org).await;
             pump(socket, &state.hub, feed, after).await;

@@ -44,6 +44,7 @@ pub async fn upgrade(
     };
     Ok(ws
         .max_message_size(16 * 1024)
+        .read_buffer_size(crate::realtime::READ_BUFFER)
         .on_upgrade(move |socket| async move {
             pump(socket, &state.hub, feed, after).await;
         }))
