@@ -2,6 +2,7 @@
 //! live inbox; visitors write at a steady rate and the agents' sockets time each message
 //! from its POST to its first arrival.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering};
@@ -33,8 +34,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most POSTs in flight during the load; past that the ticker waits (and the achieved
 /// rate drops below the asked one, which the report shows).
 const MAX_IN_FLIGHT: usize = 4096;
-/// File descriptors beyond one per socket: the HTTP pool, the runtime, the files.
+/// File descriptors beyond one per socket and POST in flight: the runtime, the files.
 const FD_MARGIN: u64 = 1024;
+/// Setup progress goes to standard error every this many visitors.
+const SETUP_PROGRESS_EVERY: usize = 1000;
 
 #[derive(Debug, clap::Args)]
 pub struct ChatArgs {
@@ -76,7 +79,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         bail!("--rate and --duration must be positive");
     }
     // Before the server starts: it inherits the limit.
-    raise_fd_limit(args.widgets as u64 + args.agents as u64 + FD_MARGIN)?;
+    raise_fd_limit(args.widgets as u64 + args.agents as u64 + MAX_IN_FLIGHT as u64 + FD_MARGIN)?;
     let fixture = Fixture::prepare(&args.server_bin, args.database_url.as_deref()).await?;
     let outcome = drive(&fixture, &args).await;
     let cleaned = fixture.cleanup().await;
@@ -292,6 +295,14 @@ async fn load(
             Ok((visitor, socket)) => {
                 sockets.spawn(widget_socket(socket, widget_frames.clone()));
                 visitors.push(visitor);
+                if visitors.len() % SETUP_PROGRESS_EVERY == 0 {
+                    eprintln!(
+                        "setup: {} of {} visitors in {:.1} s",
+                        visitors.len(),
+                        args.widgets,
+                        setup_started.elapsed().as_secs_f64()
+                    );
+                }
             }
             Err(err) => {
                 setup_errors += 1;
@@ -321,16 +332,35 @@ async fn load(
     let mut rng = StdRng::from_os_rng();
     let mut measured_started = Instant::now();
     let mut measured_started_us = clock.now_us();
-    let (mut server_cpu0, mut loader_cpu0) = (0.0, 0.0);
+    let (mut server_cpu0, mut loader_cpu0) = (server.cpu_seconds(), own_cpu_seconds());
+    // A server that cannot keep up must not stretch the run: past the planned end (and a
+    // second of grace) the ticker stops, and what it did not send is reported as unsent.
+    let load_deadline = tokio::time::Instant::now()
+        + Duration::from_secs(args.warmup + args.duration)
+        + Duration::from_secs(1);
     for seq in 0..warmup_n + measured_n {
         ticker.tick().await;
+        if tokio::time::Instant::now() >= load_deadline {
+            eprintln!(
+                "the planned load time is over with {} of {} messages sent: stopping",
+                seq,
+                warmup_n + measured_n
+            );
+            break;
+        }
         if seq == warmup_n {
             measured_started = Instant::now();
             measured_started_us = clock.now_us();
             server_cpu0 = server.cpu_seconds();
             loader_cpu0 = own_cpu_seconds();
         }
-        let permit = in_flight.clone().acquire_owned().await?;
+        let Ok(permit) =
+            tokio::time::timeout_at(load_deadline, in_flight.clone().acquire_owned()).await
+        else {
+            eprintln!("{MAX_IN_FLIGHT} messages still in flight at the planned end: stopping");
+            break;
+        };
+        let permit = permit?;
         let visitor = rng.random_range(0..visitors.len());
         let (http, url, visitors, tracker) = (
             http.clone(),
@@ -349,6 +379,7 @@ async fn load(
     let sending_s = measured_started.elapsed().as_secs_f64() + 1.0 / args.rate;
     let server_cpu = server.cpu_seconds() - server_cpu0;
     let loader_cpu = own_cpu_seconds() - loader_cpu0;
+    let load_average = load_average();
 
     // Let answers and deliveries under way arrive.
     let drain_deadline = Instant::now() + DRAIN_TIMEOUT;
@@ -369,15 +400,25 @@ async fn load(
     // Figures over the measured window only.
     let measured = warmup_n..warmup_n + measured_n;
     let (mut accepted, mut errors, mut delivered, mut lost, mut partial) = (0u64, 0, 0, 0, 0);
+    let mut errors_by_status = BTreeMap::new();
     let mut latencies = Vec::with_capacity(measured_n);
     let mut post_times = Vec::with_capacity(measured_n);
     let mut last_answer_us = 0;
     for seq in measured {
         let sent = tracker.sent_us[seq].load(Ordering::Acquire);
         let answered = tracker.answered_us[seq].load(Ordering::Acquire);
-        if tracker.status[seq].load(Ordering::Acquire) != 201 {
-            errors += 1;
-            continue;
+        match tracker.status[seq].load(Ordering::Acquire) {
+            201 => {}
+            status => {
+                errors += 1;
+                let key = match (sent, status) {
+                    (0, _) => "unsent".to_owned(),
+                    (_, 0) => "none".to_owned(),
+                    (_, status) => status.to_string(),
+                };
+                *errors_by_status.entry(key).or_insert(0) += 1;
+                continue;
+            }
         }
         accepted += 1;
         last_answer_us = last_answer_us.max(answered);
@@ -406,6 +447,7 @@ async fn load(
         warmup_s: args.warmup as f64,
         sent: measured_n as u64,
         errors,
+        errors_by_status,
         delivered,
         lost,
         partial,
@@ -421,7 +463,16 @@ async fn load(
         server_cpu_pct: server_cpu / sending_s * 100.0,
         loader_cpu_pct: loader_cpu / sending_s * 100.0,
         cores: std::thread::available_parallelism().map_or(1, usize::from),
+        load_average,
     })
+}
+
+/// The 1-minute load average: the machine is shared, and this says how busy it was.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn own_cpu_seconds() -> f64 {

@@ -1,6 +1,7 @@
 //! What a chat run measured, and how it is printed: a short table for people, one JSON
 //! line for scripts.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -68,6 +69,9 @@ pub struct ChatReport {
     pub sent: u64,
     /// Answers other than 201, and requests that got no answer at all.
     pub errors: u64,
+    /// `errors` by HTTP status; `"none"`: sent, no answer by the end of the run;
+    /// `"unsent"`: the planned time was over before the generator could send it.
+    pub errors_by_status: BTreeMap<String, u64>,
     /// Accepted messages that at least one agent socket received.
     pub delivered: u64,
     /// Accepted messages that no agent socket received.
@@ -86,6 +90,8 @@ pub struct ChatReport {
     /// This load generator's CPU during the measured window, percent of one core.
     pub loader_cpu_pct: f64,
     pub cores: usize,
+    /// The machine's 1-minute load average at the end of the load (other work included).
+    pub load_average: f64,
 }
 
 fn latency_line(out: &mut String, label: &str, latency: Option<Latency>) {
@@ -118,11 +124,20 @@ impl ChatReport {
             "{:<18} asked {:.1} msg/s, achieved {:.1} msg/s over {:.0} s (after {:.0} s warm-up)",
             "rate", self.rate_asked, self.rate_achieved, self.duration_s, self.warmup_s
         );
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:<18} sent {}  delivered {}  lost {}  partial fan-out {}  errors {}",
             "messages", self.sent, self.delivered, self.lost, self.partial, self.errors
         );
+        if !self.errors_by_status.is_empty() {
+            let by: Vec<String> = self
+                .errors_by_status
+                .iter()
+                .map(|(status, n)| format!("{status}: {n}"))
+                .collect();
+            let _ = write!(out, " ({})", by.join(", "));
+        }
+        out.push('\n');
         latency_line(&mut out, "delivery latency", self.latency_ms);
         latency_line(&mut out, "POST latency", self.post_ms);
         let r = self.rss_mib;
@@ -133,8 +148,8 @@ impl ChatReport {
         );
         let _ = writeln!(
             out,
-            "{:<18} server {:.0} %  load generator {:.0} % (100 % = one core)",
-            "CPU during load", self.server_cpu_pct, self.loader_cpu_pct
+            "{:<18} server {:.0} %  load generator {:.0} % (100 % = one core); load average {:.2}",
+            "CPU during load", self.server_cpu_pct, self.loader_cpu_pct, self.load_average
         );
         out
     }
@@ -186,7 +201,8 @@ mod tests {
             duration_s: 30.0,
             warmup_s: 5.0,
             sent: 15000,
-            errors: 0,
+            errors: 3,
+            errors_by_status: BTreeMap::from([("500".to_owned(), 2), ("none".to_owned(), 1)]),
             delivered: 15000,
             lost: 0,
             partial: 0,
@@ -207,6 +223,7 @@ mod tests {
             server_cpu_pct: 85.0,
             loader_cpu_pct: 60.0,
             cores: 2,
+            load_average: 1.5,
         }
     }
 
@@ -216,7 +233,8 @@ mod tests {
         for expected in [
             "sqlite backend, 1000 of 1000 widget sockets, 5 agent sockets",
             "asked 500.0 msg/s, achieved 499.5 msg/s over 30 s",
-            "sent 15000  delivered 15000  lost 0",
+            "sent 15000  delivered 15000  lost 0  partial fan-out 0  errors 3 (500: 2, none: 1)\n",
+            "load average 1.50",
             "delivery latency   p50 1.5 ms  p95 3.0 ms  p99 7.5 ms  max 20.0 ms",
             "POST latency       none measured",
             "idle 20.0 MiB  after setup 60.0 MiB  peak 80.5 MiB",
@@ -238,5 +256,6 @@ mod tests {
         assert_eq!(value["latency_ms"]["p99"], 7.5);
         assert_eq!(value["rss_mib"]["peak"], 80.5);
         assert_eq!(value["post_ms"], serde_json::Value::Null);
+        assert_eq!(value["errors_by_status"]["500"], 2);
     }
 }
