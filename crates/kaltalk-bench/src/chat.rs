@@ -196,8 +196,9 @@ async fn drive(fixture: &Fixture, args: &ChatArgs) -> anyhow::Result<ChatReport>
     )
     .await;
     let warnings = server.log.warnings.load(Ordering::Relaxed);
-    if warnings > 0 {
-        eprintln!("the server logged {warnings} warnings or errors; the first:");
+    let errors = server.log.errors.load(Ordering::Relaxed);
+    if warnings + errors > 0 {
+        eprintln!("the server logged {errors} errors and {warnings} warnings; the first:");
         for line in server.log.kept().await {
             eprintln!("  {line}");
         }

@@ -18,8 +18,8 @@ use tokio::sync::{Mutex, oneshot};
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Server log lines at WARN or above kept to show after the run.
-const KEPT_LOG_LINES: usize = 10;
+/// Server log lines kept to show after the run, per level (WARN, ERROR).
+const KEPT_LOG_LINES: usize = 5;
 
 /// A fresh PostgreSQL database on the server of the URL given, dropped at the end.
 struct PgDatabase {
@@ -207,16 +207,33 @@ fn key_values(stdout: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// What the server wrote: its warnings and errors are counted, the first few kept.
+/// What the server wrote: its warnings and errors are counted, the first few of each
+/// kept.
 #[derive(Default)]
 pub struct ServerLog {
     pub warnings: AtomicU64,
+    pub errors: AtomicU64,
     kept: Mutex<Vec<String>>,
 }
 
 impl ServerLog {
     pub async fn kept(&self) -> Vec<String> {
         self.kept.lock().await.clone()
+    }
+
+    async fn note(&self, line: String) {
+        let (count, level) = if line.contains(" ERROR ") {
+            (&self.errors, " ERROR ")
+        } else if line.contains(" WARN ") {
+            (&self.warnings, " WARN ")
+        } else {
+            return;
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        let mut kept = self.kept.lock().await;
+        if kept.iter().filter(|l| l.contains(level)).count() < KEPT_LOG_LINES {
+            kept.push(line);
+        }
     }
 }
 
@@ -235,13 +252,7 @@ async fn read_log(
             let _ = tx.send(url);
             continue;
         }
-        if line.contains(" WARN ") || line.contains(" ERROR ") {
-            log.warnings.fetch_add(1, Ordering::Relaxed);
-            let mut kept = log.kept.lock().await;
-            if kept.len() < KEPT_LOG_LINES {
-                kept.push(line);
-            }
-        }
+        log.note(line).await;
     }
 }
 
