@@ -1,0 +1,33 @@
+//! `kaltalk-bench`: load generators that start a real KalTalk server, drive it over HTTP
+//! and WebSocket like its clients do, and print what they measured.
+
+// The report on standard output is this tool's interface.
+#![allow(clippy::print_stdout)]
+
+mod chat;
+mod report;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kaltalk-bench", version, about = "Load generators for KalTalk")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Live chat: visitors write through the widget API while their widget sockets and
+    /// the agents' inbox sockets are open; prints delivery latency, throughput and the
+    /// server's memory.
+    Chat(chat::ChatArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Chat(args) => chat::run(args).await,
+    }
+}
