@@ -8,21 +8,17 @@ use serde_json::{Value, json};
 use crate::chat_helpers::{Socket, Visitor, create_inbox, session_cookie};
 use crate::helpers::{Browser, TestApp, spawn_app};
 
-async fn enable_ai(app: &TestApp, owner: &Browser) {
-    let response = owner
-        .submit(
-            "/settings/ai",
-            "/settings/ai",
-            &[
-                ("enabled", "yes"),
-                ("bot_name", "Kai"),
-                ("tone", "friendly"),
-                ("temperature", "0.2"),
-                ("max_bot_turns", "3"),
-                ("confidence_threshold", "0.3"),
-            ],
-        )
-        .await;
+/// Turns the AI agent on through the settings page, with this confidence threshold.
+pub async fn enable_ai(app: &TestApp, owner: &Browser, threshold: &str) {
+    let fields = [
+        ("enabled", "yes"),
+        ("bot_name", "Kai"),
+        ("tone", "friendly"),
+        ("temperature", "0.2"),
+        ("max_bot_turns", "3"),
+        ("confidence_threshold", threshold),
+    ];
+    let response = owner.submit("/settings/ai", "/settings/ai", &fields).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let settings = app
         .state
@@ -51,7 +47,7 @@ async fn without_an_answer_the_bot_hands_over_once_with_a_note_and_an_event() {
     let app = spawn_app().await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
     let org = owner.org_id().await;
-    enable_ai(&app, &owner).await;
+    enable_ai(&app, &owner, "0.3").await;
     let inbox = create_inbox(&app, &owner, "").await;
     let cookie = session_cookie(&app, "olivia@acme.test").await;
     let mut agents = Socket::agent(&app, &cookie, None).await;
@@ -132,7 +128,7 @@ async fn talk_to_a_person_and_keyword_requests_hand_over() {
     let app = spawn_app().await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
     let org = owner.org_id().await;
-    enable_ai(&app, &owner).await;
+    enable_ai(&app, &owner, "0.3").await;
     let inbox = create_inbox(&app, &owner, "").await;
 
     let mut pressed = Visitor::new(&app, &inbox);
@@ -199,7 +195,7 @@ async fn once_a_person_replies_the_bot_is_silent_until_handed_back() {
     let app = spawn_app().await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
     let org = owner.org_id().await;
-    enable_ai(&app, &owner).await;
+    enable_ai(&app, &owner, "0.3").await;
     let inbox = create_inbox(&app, &owner, "").await;
     let mut visitor = Visitor::new(&app, &inbox);
     let id = visitor.say("Hello").await["conversation_id"]
@@ -257,7 +253,7 @@ async fn a_contact_marked_dont_process_with_ai_never_meets_the_bot() {
     let app = spawn_app().await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
     let org = owner.org_id().await;
-    enable_ai(&app, &owner).await;
+    enable_ai(&app, &owner, "0.3").await;
     let inbox = create_inbox(&app, &owner, "").await;
     let mut visitor = Visitor::new(&app, &inbox);
     let id = visitor.say("Hello").await["conversation_id"]

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::chat_helpers::{Visitor, create_inbox};
-use crate::helpers::{Browser, TestApp, spawn_app};
+use crate::helpers::{Browser, spawn_app};
 
 const RETURNS: &str = "# Returns\n\nYou can return any product within 30 days of delivery.\n\n## Refunds\n\nRefunds reach your card within 5 to 7 working days after we receive the parcel.\n\n# Shipping\n\nWe ship to every country in Europe in three working days.";
 
@@ -19,24 +19,6 @@ async fn add_text(owner: &Browser, title: &str, body: &str) -> reqwest::Response
             &[("title", title), ("body", body)],
         )
         .await
-}
-
-async fn enable_ai(app: &TestApp, owner: &Browser) {
-    let response = owner
-        .submit(
-            "/settings/ai",
-            "/settings/ai",
-            &[
-                ("enabled", "yes"),
-                ("bot_name", "Kai"),
-                ("temperature", "0.2"),
-                ("max_bot_turns", "3"),
-                ("confidence_threshold", "0.5"),
-            ],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let _ = app;
 }
 
 #[tokio::test]
@@ -64,7 +46,7 @@ async fn a_text_source_is_indexed_and_the_bot_answers_from_it_with_its_source() 
             .contains("Returns policy")
     );
 
-    enable_ai(&app, &owner).await;
+    crate::ai::enable_ai(&app, &owner, "0.5").await;
     let inbox = create_inbox(&app, &owner, "").await;
     let mut visitor = Visitor::new(&app, &inbox);
     let id = visitor.say("How many days until my refund arrives?").await["conversation_id"]
@@ -277,7 +259,7 @@ async fn a_whole_site_is_crawled_and_answers_cite_the_page() {
     assert_eq!(source.state, "ready", "{:?}", source.error);
     assert_eq!(source.pages, 3, "the three pages reached by links");
 
-    enable_ai(&app, &owner).await;
+    crate::ai::enable_ai(&app, &owner, "0.5").await;
     let inbox = create_inbox(&app, &owner, "").await;
     let mut visitor = Visitor::new(&app, &inbox);
     visitor.say("How many working days for a refund?").await;
