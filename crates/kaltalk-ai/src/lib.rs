@@ -1,3 +1,4 @@
 //! KalTalk's knowledge base and AI agent: turning documents and web pages into clean
 //! text, cutting it into chunks that fit the embedding model, embedding and retrieving
 //! them, and answering from them.
+pub mod embed;
