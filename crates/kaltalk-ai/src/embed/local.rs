@@ -48,7 +48,8 @@ struct Inner {
     dimensions: usize,
     /// One forward pass at a time: they use every core anyway, and taking turns per
     /// micro-batch lets a short query slip in between the batches of a long import.
-    turn: Mutex<()>,
+    /// Held by the blocking task itself, so a cancelled caller cannot free it early.
+    turn: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for MiniLm {
@@ -131,7 +132,7 @@ impl MiniLm {
                 pad_type_id,
                 max_tokens,
                 dimensions: config.hidden_size,
-                turn: Mutex::new(()),
+                turn: Arc::new(Mutex::new(())),
             }),
         })
     }
@@ -176,9 +177,13 @@ impl MiniLm {
                 .iter()
                 .map(|&i| std::mem::take(&mut encodings[i]))
                 .collect();
-            let _turn = self.inner.turn.lock().await;
+            let turn = Arc::clone(&self.inner.turn).lock_owned().await;
             let this = self.clone();
-            let embedded = tokio::task::spawn_blocking(move || this.forward(&inputs)).await??;
+            let embedded = tokio::task::spawn_blocking(move || {
+                let _turn = turn;
+                this.forward(&inputs)
+            })
+            .await??;
             for (&i, vector) in batch.iter().zip(embedded) {
                 vectors[i] = vector;
             }

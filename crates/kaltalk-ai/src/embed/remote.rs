@@ -14,7 +14,7 @@ const REQUEST_BATCH: usize = 64;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How much of an error body to quote when it is not the usual JSON error.
+/// How many characters of a provider's error message to quote.
 const MAX_QUOTED_ERROR: usize = 300;
 
 /// A client of an OpenAI-compatible embeddings endpoint.
@@ -205,17 +205,15 @@ fn provider_message(body: &[u8]) -> String {
     struct ErrorBody {
         error: ErrorField,
     }
-    match serde_json::from_slice::<ErrorBody>(body) {
+    let message = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody {
             error: ErrorField::Object { message } | ErrorField::Text(message),
         }) => message,
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            match text.char_indices().nth(MAX_QUOTED_ERROR) {
-                Some((cut, _)) => format!("{}…", &text[..cut]),
-                None => text.to_owned(),
-            }
-        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    let message = message.trim();
+    match message.char_indices().nth(MAX_QUOTED_ERROR) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_owned(),
     }
 }
