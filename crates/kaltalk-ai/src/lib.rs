@@ -4,6 +4,7 @@
 
 pub mod chunk;
 pub mod crawl;
+pub mod embed;
 pub mod extract;
 pub mod fetch;
 pub mod keyword;
