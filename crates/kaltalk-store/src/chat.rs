@@ -177,11 +177,6 @@ pub struct NewAttachment {
 }
 
 impl Message {
-    /// Whether the customer may see it (notes are for the team only).
-    pub fn is_public(&self) -> bool {
-        self.kind != MessageKind::Note
-    }
-
     /// The `message.created` payload: the message as both the widget and the inbox show it.
     pub fn to_json(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);

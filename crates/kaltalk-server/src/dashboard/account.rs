@@ -369,26 +369,24 @@ pub(crate) async fn send_verification(
     state: &AppState,
     session: &AgentSession,
 ) -> Result<(), AppError> {
-    let verify_token = token::generate("");
-    let message = verification_email(state, &session.user.name, &verify_token)?;
-    let email = new_email(
+    let (token_hash, email) = verification_for(
         state,
-        Some(session.org_id()),
+        &session.user.name,
+        session.org_id(),
         &session.user.email,
-        &message,
-        "verify_email",
-    );
+    )?;
     let now = state.now();
+    let token = LinkToken {
+        token_hash: &token_hash,
+        expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
+    };
     state
         .store
         .issue_user_token(
             session.user.id,
             TokenPurpose::VerifyEmail,
             &session.user.email,
-            LinkToken {
-                token_hash: &token::hash(&verify_token),
-                expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
-            },
+            token,
             &email,
             now,
         )

@@ -134,26 +134,11 @@ struct ErrorPage {
 #[derive(Debug)]
 pub struct PageError {
     error: AppError,
-    layout: Option<(String, String, String)>,
-}
-
-impl PageError {
-    /// Attaches asset URLs so the error page is styled.
-    pub fn styled(error: AppError, state: &AppState) -> Self {
-        let layout = Layout::public(state);
-        Self {
-            error,
-            layout: Some((layout.css, layout.js, layout.htmx)),
-        }
-    }
 }
 
 impl From<AppError> for PageError {
     fn from(error: AppError) -> Self {
-        Self {
-            error,
-            layout: None,
-        }
+        Self { error }
     }
 }
 
@@ -188,13 +173,13 @@ impl IntoResponse for PageError {
             AppError::Validation(errors) => ("Check the form", errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join(" ")),
             other => ("Request refused", other.to_string()),
         };
-        let (css, js, htmx) = self.layout.unwrap_or_else(|| {
-            (
-                "/assets/app.css".into(),
-                "/assets/app.js".into(),
-                "/assets/htmx-2.0.11.min.js".into(),
-            )
-        });
+        // An error has no state to hash assets with: the asset route serves any hash, only
+        // without the long cache when it is not the current one.
+        let (css, js, htmx) = (
+            "/assets/0/app.css".to_owned(),
+            "/assets/0/app.js".to_owned(),
+            "/assets/0/htmx-2.0.11.min.js".to_owned(),
+        );
         let page = ErrorPage {
             layout: Layout {
                 css,
