@@ -63,7 +63,7 @@ pub struct Config {
     pub knowledge: KnowledgeConfig,
 }
 
-/// Fetching web pages for the knowledge base.
+/// Reading web pages and uploaded files into the knowledge base.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KnowledgeConfig {
@@ -73,6 +73,8 @@ pub struct KnowledgeConfig {
     pub allow_private: bool,
     /// Pages a site source reads at most.
     pub max_pages: usize,
+    /// The largest file accepted as a source (bytes); larger uploads are refused.
+    pub max_file_bytes: u64,
 }
 
 impl Default for KnowledgeConfig {
@@ -81,6 +83,7 @@ impl Default for KnowledgeConfig {
             allow_loopback: false,
             allow_private: false,
             max_pages: 200,
+            max_file_bytes: 20 * 1024 * 1024,
         }
     }
 }

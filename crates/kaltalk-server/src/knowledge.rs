@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use kaltalk_ai::chunk::{ChunkInput, chunk_markdown};
 use kaltalk_ai::crawl::{CrawlOptions, crawl_site};
-use kaltalk_ai::extract::extract_html;
+use kaltalk_ai::extract::{Limits, extract_file, extract_html};
 use kaltalk_ai::fetch::{FetchPolicy, Fetcher};
 use kaltalk_ai::keyword::{IndexedText, KeywordIndex, coverage};
 use kaltalk_core::OrgId;
 use kaltalk_store::Job;
-use kaltalk_store::knowledge::{Chunk, NewChunk};
+use kaltalk_store::knowledge::{Chunk, NewChunk, Source};
 use tokio::sync::Mutex;
 
 use crate::state::AppState;
@@ -107,6 +107,32 @@ async fn web_chunks(
     Ok((pages.len() as i32, chunks))
 }
 
+/// The extraction limits for uploaded files, with the configured size cap.
+fn file_limits(state: &AppState) -> Limits {
+    Limits {
+        max_file_bytes: state.config.knowledge.max_file_bytes,
+        ..Limits::default()
+    }
+}
+
+/// An uploaded file, read again from its stored bytes (so a re-sync re-extracts it).
+async fn file_chunks(state: &AppState, source: &Source) -> Result<(i32, Vec<NewChunk>), String> {
+    let (Some(key), Some(name)) = (source.blob_key.as_deref(), source.file_name.as_deref()) else {
+        return Err("The uploaded file is missing; upload it again.".into());
+    };
+    let bytes = state.blobs.get(key).await.map_err(|e| {
+        tracing::warn!(error = %e, key, "reading a knowledge file");
+        format!(
+            "The stored copy of the file could not be read ({}); upload it again.",
+            e.kind()
+        )
+    })?;
+    let document = extract_file(bytes, name, &file_limits(state))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((1, chunk_document(&source.title, None, &document.markdown)))
+}
+
 /// The `knowledge.index` job: a source becomes chunks. A source that cannot be read
 /// fails alone, with its reason shown; the job itself succeeds so it is not retried.
 pub async fn index_source(state: &AppState, job: &Job) -> anyhow::Result<()> {
@@ -124,7 +150,7 @@ pub async fn index_source(state: &AppState, job: &Job) -> anyhow::Result<()> {
         Err(kaltalk_store::StoreError::NotFound) => return Ok(()), // deleted meanwhile
         Err(err) => return Err(err.into()),
     };
-    let first_state = if source.kind == "text" {
+    let first_state = if matches!(source.kind.as_str(), "text" | "file") {
         "indexing"
     } else {
         "fetching"
@@ -143,6 +169,7 @@ pub async fn index_source(state: &AppState, job: &Job) -> anyhow::Result<()> {
             ),
         )),
         ("url" | "site", Some(url)) => web_chunks(state, &source.kind, &source.title, url).await,
+        ("file", _) => file_chunks(state, &source).await,
         (other, _) => Err(format!("{other} sources are not supported yet")),
     };
     let now = state.now();
@@ -178,6 +205,19 @@ pub async fn index_source(state: &AppState, job: &Job) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Queues the web sources whose scheduled re-sync is due (run by the housekeeping timer;
+/// the store claims each once, however many instances tick). Returns how many.
+pub async fn queue_due_syncs(state: &AppState) -> anyhow::Result<usize> {
+    let queued = state.store.queue_due_syncs(state.now()).await?;
+    if !queued.is_empty() {
+        tracing::info!(
+            sources = queued.len(),
+            "scheduled knowledge re-syncs queued"
+        );
+    }
+    Ok(queued.len())
 }
 
 /// One organization's search index, for one knowledge version.

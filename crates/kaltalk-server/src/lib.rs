@@ -202,7 +202,8 @@ pub async fn wake_snoozed(state: &AppState) -> anyhow::Result<usize> {
     Ok(woken.value)
 }
 
-/// Purges expired sessions, link tokens and old finished jobs hourly until `stop`.
+/// Purges expired sessions, link tokens and old finished jobs hourly; every half minute
+/// wakes snoozed conversations and queues due knowledge re-syncs; until `stop`.
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     let mut every_half_minute = tokio::time::interval(std::time::Duration::from_secs(30));
@@ -215,6 +216,9 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = every_half_minute.tick() => {
                 if let Err(err) = wake_snoozed(&state).await {
                     tracing::warn!(error = format!("{err:#}"), "waking snoozed conversations failed");
+                }
+                if let Err(err) = knowledge::queue_due_syncs(&state).await {
+                    tracing::warn!(error = format!("{err:#}"), "queueing knowledge re-syncs failed");
                 }
             }
             _ = stop.changed() => return,

@@ -33,6 +33,77 @@ pub struct Source {
     pub chunks: i32,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The uploaded file's name (file sources).
+    pub file_name: Option<String>,
+    /// Where the uploaded file's bytes are kept (file sources).
+    #[serde(skip)]
+    pub blob_key: Option<String>,
+    /// How often a web source is re-synced on its own (none: only when asked).
+    pub sync_interval_hours: Option<i32>,
+    pub next_sync_at: Option<DateTime<Utc>>,
+}
+
+impl Source {
+    pub fn sync_interval(&self) -> Option<SyncInterval> {
+        self.sync_interval_hours.and_then(SyncInterval::from_hours)
+    }
+
+    /// Whether the scheduler may re-sync it: only web sources change behind our back.
+    pub fn can_be_scheduled(&self) -> bool {
+        matches!(self.kind.as_str(), "url" | "site")
+    }
+}
+
+/// How often a web source is re-read on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncInterval {
+    Daily,
+    Weekly,
+}
+
+impl SyncInterval {
+    pub fn hours(self) -> i32 {
+        match self {
+            Self::Daily => 24,
+            Self::Weekly => 24 * 7,
+        }
+    }
+
+    pub fn from_hours(hours: i32) -> Option<Self> {
+        match hours {
+            24 => Some(Self::Daily),
+            168 => Some(Self::Weekly),
+            _ => None,
+        }
+    }
+
+    /// From its name, `daily` or `weekly`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "daily" => Some(Self::Daily),
+            "weekly" => Some(Self::Weekly),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Daily => "daily",
+            Self::Weekly => "weekly",
+        }
+    }
+
+    fn after(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::hours(i64::from(self.hours()))
+    }
+}
+
+/// An uploaded file to add as a source; its bytes are already in blob storage.
+#[derive(Debug, Clone)]
+pub struct NewFileSource<'a> {
+    pub title: &'a str,
+    pub file_name: &'a str,
+    pub blob_key: &'a str,
 }
 
 /// A chunk ready to store.
@@ -58,8 +129,20 @@ pub struct Chunk {
     pub embedding: Option<Vec<u8>>,
 }
 
-const SOURCE_COLUMNS: &str =
-    "id, org_id, kind, title, url, body, state, error, pages, chunks, last_synced_at, created_at";
+const SOURCE_COLUMNS: &str = "id, org_id, kind, title, url, body, state, error, pages, chunks, last_synced_at, created_at, \
+     file_name, blob_key, sync_interval_hours, next_sync_at";
+
+/// A source the scheduler found due, before it is claimed.
+#[derive(sqlx::FromRow)]
+struct DueSource {
+    id: Uuid,
+    org_id: OrgId,
+    next_sync_at: DateTime<Utc>,
+    sync_interval_hours: i32,
+}
+
+/// How many due sources one scheduler tick queues at most; the rest wait for the next.
+const DUE_BATCH: i64 = 100;
 
 impl Store {
     /// Adds a text snippet (title + Markdown) and queues its indexing, one transaction.
@@ -91,27 +174,61 @@ impl Store {
         })
     }
 
-    /// Adds a web page (`url`) or a whole site (`site`) and queues its indexing.
+    /// Adds a web page (`url`) or a whole site (`site`) and queues its indexing; with an
+    /// interval, it is re-synced on its own from then on.
     pub async fn add_web_source(
         &self,
         org: OrgId,
         kind: &str,
         title: &str,
         url: &str,
+        interval: Option<SyncInterval>,
         now: DateTime<Utc>,
     ) -> Result<Uuid, StoreError> {
         let id = Uuid::now_v7();
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO knowledge_sources (id, org_id, kind, title, url, state, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6)",
+                "INSERT INTO knowledge_sources (id, org_id, kind, title, url, state, sync_interval_hours, next_sync_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $8)",
             )
             .bind(id)
             .bind(org)
             .bind(kind)
             .bind(title)
             .bind(url)
+            .bind(interval.map(SyncInterval::hours))
+            .bind(interval.map(|i| i.after(now)))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Adds an uploaded file, whose bytes are already stored under `blob_key`, and queues
+    /// its indexing.
+    pub async fn add_file_source(
+        &self,
+        org: OrgId,
+        file: &NewFileSource<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Uuid, StoreError> {
+        let id = Uuid::now_v7();
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO knowledge_sources (id, org_id, kind, title, file_name, blob_key, state, created_at, updated_at) \
+                 VALUES ($1, $2, 'file', $3, $4, $5, 'queued', $6, $6)",
+            )
+            .bind(id)
+            .bind(org)
+            .bind(file.title)
+            .bind(file.file_name)
+            .bind(file.blob_key)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -139,54 +256,144 @@ impl Store {
         )
     }
 
-    /// Queues a re-sync of an existing source.
+    /// Queues a re-sync of an existing source. A scheduled source's next sync counts from
+    /// now, since this one brings it up to date.
     pub async fn resync_source(
         &self,
         org: OrgId,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let source = self.get_source(org, id).await?;
+        let next = source.sync_interval().map(|i| i.after(now));
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let updated = sqlx::query("UPDATE knowledge_sources SET state = 'queued', error = NULL, updated_at = $3 WHERE org_id = $1 AND id = $2")
-                .bind(org)
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let updated = sqlx::query(
+                "UPDATE knowledge_sources SET state = 'queued', error = NULL, next_sync_at = $3, updated_at = $4 \
+                 WHERE org_id = $1 AND id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(next)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
             insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
             tx.commit().await?;
             Ok(())
         })
     }
 
-    /// Deletes a source and its chunks (cascade) and bumps the knowledge version.
+    /// Sets how often a web source re-syncs on its own (`None`: only when asked); the next
+    /// sync counts from now.
+    pub async fn set_sync_interval(
+        &self,
+        org: OrgId,
+        id: Uuid,
+        interval: Option<SyncInterval>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => {
+            let updated = sqlx::query(
+                "UPDATE knowledge_sources SET sync_interval_hours = $3, next_sync_at = $4, updated_at = $5 \
+                 WHERE org_id = $1 AND id = $2 AND kind IN ('url', 'site')",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(interval.map(SyncInterval::hours))
+            .bind(interval.map(|i| i.after(now)))
+            .bind(now)
+            .execute(pool)
+            .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    /// Queues every scheduled source whose time has come, once: each is claimed by moving
+    /// its `next_sync_at` on from the value read, so another instance (or tick) that read
+    /// the same value updates nothing and queues nothing. A source still being synced is
+    /// left due and picked up once it is idle. Returns the sources queued.
+    pub async fn queue_due_syncs(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(OrgId, Uuid)>, StoreError> {
+        let due: Vec<DueSource> = on_db!(self, pool => sqlx::query_as(
+            "SELECT id, org_id, next_sync_at, sync_interval_hours FROM knowledge_sources \
+             WHERE next_sync_at <= $1 AND sync_interval_hours IS NOT NULL AND kind IN ('url', 'site') \
+             AND state IN ('ready', 'failed') ORDER BY next_sync_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(DUE_BATCH)
+        .fetch_all(pool)
+        .await)?;
+        let mut queued = Vec::new();
+        for source in due {
+            let next = now + chrono::Duration::hours(i64::from(source.sync_interval_hours));
+            let (org, id) = (source.org_id, source.id);
+            // One short transaction per source, its claim first: on SQLite a transaction
+            // that read before writing could not wait for a concurrent writer.
+            let claimed: bool = on_db!(self, pool => {
+                let mut tx = pool.begin().await?;
+                let claimed = sqlx::query(
+                    "UPDATE knowledge_sources SET state = 'queued', error = NULL, next_sync_at = $3, updated_at = $4 \
+                     WHERE id = $1 AND next_sync_at = $2",
+                )
+                .bind(id)
+                .bind(source.next_sync_at)
+                .bind(next)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if claimed.rows_affected() == 0 {
+                    // Claimed elsewhere since it was read.
+                    Ok::<bool, StoreError>(false)
+                } else {
+                    insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
+                    append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued", "scheduled": true })), now)?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+            })?;
+            if claimed {
+                queued.push((org, id));
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Deletes a source and its chunks (cascade) and bumps the knowledge version. Returns
+    /// the key of its stored file, if it had one, for the caller to remove from blob
+    /// storage once the row is gone.
     pub async fn delete_source(
         &self,
         org: OrgId,
         id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let deleted = sqlx::query("DELETE FROM knowledge_sources WHERE org_id = $1 AND id = $2")
+            let deleted: Option<(Option<String>,)> = sqlx::query_as("DELETE FROM knowledge_sources WHERE org_id = $1 AND id = $2 RETURNING blob_key")
                 .bind(org)
                 .bind(id)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-            if deleted.rows_affected() == 0 {
+            let Some((blob_key,)) = deleted else {
                 return Err(StoreError::NotFound);
-            }
+            };
             sqlx::query("UPDATE organizations SET knowledge_version = knowledge_version + 1 WHERE id = $1")
                 .bind(org)
                 .execute(&mut *tx)
                 .await?;
             append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "deleted" })), now)?;
             tx.commit().await?;
-            Ok(())
+            Ok(blob_key)
         })
     }
 
@@ -279,6 +486,18 @@ impl Store {
             .fetch_one(pool)
             .await)?;
         Ok(version)
+    }
+
+    /// A source's chunks in order, for its page in the dashboard.
+    pub async fn source_chunks(&self, org: OrgId, source: Uuid) -> Result<Vec<Chunk>, StoreError> {
+        Ok(on_db!(self, pool => sqlx::query_as::<_, Chunk>(
+            "SELECT id, source_id, ordinal, title, heading_path, url, text, embedding FROM knowledge_chunks \
+             WHERE org_id = $1 AND source_id = $2 ORDER BY ordinal",
+        )
+        .bind(org)
+        .bind(source)
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// Every chunk of an organization, for building its search index.

@@ -165,7 +165,10 @@ pub async fn extract_file(
     Ok(document)
 }
 
-fn sniff(bytes: &[u8], filename: &str) -> Result<FileKind, ExtractError> {
+/// The kind of a file, from its content (the name only tells Markdown from text), or why
+/// it is not one the knowledge base reads. Uploads are checked with it before they are
+/// kept; [`extract_file`] decides the same way.
+pub fn sniff(bytes: &[u8], filename: &str) -> Result<FileKind, ExtractError> {
     if bytes.starts_with(b"%PDF-") {
         return Ok(FileKind::Pdf);
     }

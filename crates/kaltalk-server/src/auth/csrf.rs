@@ -4,7 +4,9 @@
 //! (a hidden form field, or the `X-CSRF-Token` header that htmx sends).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -50,6 +52,116 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SessionForm<T> {
         let form = serde_urlencoded::from_bytes::<T>(&bytes)
             .map_err(|e| AppError::BadRequest(format!("The form is incomplete: {e}")))?;
         Ok(SessionForm { session, form })
+    }
+}
+
+/// How large a file a [`SessionUpload`] accepts, read from configuration per request.
+pub trait UploadCap {
+    fn max_file_bytes(state: &AppState) -> u64;
+}
+
+/// A file field of a [`SessionUpload`].
+pub struct UploadedFile {
+    /// The name the browser sent, unchecked: clean it before showing or storing it.
+    pub file_name: String,
+    /// The bytes, or `None` when the file is larger than the cap (reading stopped there).
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// A multipart form (a file upload) posted by a signed-in person, its CSRF token checked
+/// like [`SessionForm`]'s. Text fields deserialize into `T`; the one file field is read up
+/// to `C`'s cap, so an oversized file is reported to the handler (which explains it on
+/// the page) instead of being buffered whole. The route must lift axum's default body
+/// limit (`DefaultBodyLimit::disable()`): the cap here replaces it.
+pub struct SessionUpload<T, C> {
+    pub session: AgentSession,
+    pub form: T,
+    pub file: Option<UploadedFile>,
+    cap: PhantomData<C>,
+}
+
+/// Text fields are small; anything longer is not a form we render.
+const MAX_TEXT_FIELD_BYTES: usize = 64 * 1024;
+const MAX_FIELDS: usize = 32;
+
+impl<T: DeserializeOwned, C: UploadCap> FromRequest<AppState> for SessionUpload<T, C> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let session = AgentSession::from_parts(&mut parts, state).await?;
+        let header_token = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let unreadable = || AppError::BadRequest("The form could not be read.".into());
+        let mut multipart = Multipart::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|_| unreadable())?;
+        let cap = C::max_file_bytes(state);
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let mut file = None;
+        while let Some(mut field) = multipart.next_field().await.map_err(|_| unreadable())? {
+            let name = field.name().unwrap_or_default().to_owned();
+            if let Some(file_name) = field.file_name().map(str::to_owned) {
+                if file.is_some() {
+                    return Err(AppError::BadRequest("Send one file at a time.".into()).into());
+                }
+                let mut bytes = Vec::new();
+                let mut over = false;
+                while let Some(chunk) = field.chunk().await.map_err(|_| unreadable())? {
+                    if (bytes.len() + chunk.len()) as u64 > cap {
+                        over = true;
+                        break;
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                file = Some(UploadedFile {
+                    file_name,
+                    bytes: (!over).then_some(bytes),
+                });
+                // Past the cap the rest of the body is not read: later fields are lost,
+                // which is why the page puts its token and text fields before the file.
+                if over {
+                    break;
+                }
+                continue;
+            }
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|_| unreadable())? {
+                text.extend_from_slice(&chunk);
+                if text.len() > MAX_TEXT_FIELD_BYTES {
+                    return Err(
+                        AppError::BadRequest(format!("The field {name} is too long.")).into(),
+                    );
+                }
+            }
+            let text = String::from_utf8(text).map_err(|_| {
+                AppError::BadRequest(format!("The field {name} is not UTF-8 text."))
+            })?;
+            fields.push((name, text));
+            if fields.len() > MAX_FIELDS {
+                return Err(AppError::BadRequest("The form has too many fields.".into()).into());
+            }
+        }
+        let sent = header_token.or_else(|| {
+            fields
+                .iter()
+                .find(|(name, _)| name == CSRF_FIELD)
+                .map(|(_, value)| value.clone())
+        });
+        check_token(sent.as_deref(), &session.csrf_token)?;
+        // The text fields take the same path as a urlencoded form, so `T` is declared alike.
+        let encoded = serde_urlencoded::to_string(&fields).map_err(|_| unreadable())?;
+        let form = serde_urlencoded::from_str::<T>(&encoded)
+            .map_err(|e| AppError::BadRequest(format!("The form is incomplete: {e}")))?;
+        Ok(SessionUpload {
+            session,
+            form,
+            file,
+            cap: PhantomData,
+        })
     }
 }
 

@@ -6,5 +6,5 @@ pub mod limits;
 pub mod password;
 pub mod session;
 
-pub use csrf::SessionForm;
+pub use csrf::{SessionForm, SessionUpload, UploadCap, UploadedFile};
 pub use session::{AgentSession, ApiPrincipal, ClientIp};

@@ -1,18 +1,23 @@
-//! The knowledge base: what the AI agent may answer from, and the state of each source.
+//! The knowledge base: what the AI agent may answer from, and the state of each source:
+//! texts, web pages and sites (re-synced on a schedule if asked), and uploaded files.
+
+use std::path::Path;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use kaltalk_ai::extract::{ExtractError, FileKind, sniff};
 use kaltalk_core::{Permission, ValidationError};
-use kaltalk_store::knowledge::Source;
+use kaltalk_store::knowledge::{NewFileSource, Source, SyncInterval};
 use serde::Deserialize;
 
 use super::{NoFields, NoticeQuery, see_other};
-use crate::auth::{AgentSession, SessionForm};
+use crate::attachments::clean_filename;
+use crate::auth::{AgentSession, SessionForm, SessionUpload, UploadCap};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
@@ -21,8 +26,50 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings/knowledge", get(list).post(add_text))
         .route("/settings/knowledge/web", post(add_web))
+        .route(
+            "/settings/knowledge/file",
+            // `SessionUpload` enforces the configured file cap itself.
+            post(add_file).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/settings/knowledge/{id}", get(view))
+        .route("/settings/knowledge/{id}/schedule", post(schedule))
         .route("/settings/knowledge/{id}/resync", post(resync))
         .route("/settings/knowledge/{id}/delete", post(delete))
+}
+
+/// The interval choices of the web forms, as `(value, label)`.
+const SYNC_CHOICES: [(&str, &str); 3] = [
+    ("none", "Only when I ask"),
+    ("daily", "Every day"),
+    ("weekly", "Every week"),
+];
+
+/// A form's interval choice.
+fn sync_interval(value: &str) -> Result<Option<SyncInterval>, ValidationError> {
+    match value {
+        "" | "none" => Ok(None),
+        other => SyncInterval::from_name(other).map(Some).ok_or_else(|| {
+            ValidationError::new("sync_every", "Choose how often: never, daily or weekly.")
+        }),
+    }
+}
+
+/// An interval choice as a `<select>` shows it.
+struct SyncOption {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+fn sync_options(selected: &str) -> Vec<SyncOption> {
+    SYNC_CHOICES
+        .iter()
+        .map(|&(value, label)| SyncOption {
+            value,
+            label,
+            selected: value == selected,
+        })
+        .collect()
 }
 
 #[derive(Template, WebTemplate)]
@@ -35,6 +82,10 @@ struct KnowledgePage {
     title: String,
     body: String,
     web_url: String,
+    web_title: String,
+    sync_options: Vec<SyncOption>,
+    file_title: String,
+    max_file_mb: u64,
     errors: FieldErrors,
 }
 
@@ -47,6 +98,10 @@ async fn page(state: &AppState, session: &AgentSession) -> Result<KnowledgePage,
         title: String::new(),
         body: String::new(),
         web_url: String::new(),
+        web_title: String::new(),
+        sync_options: sync_options("none"),
+        file_title: String::new(),
+        max_file_mb: state.config.knowledge.max_file_bytes.div_ceil(1024 * 1024),
         errors: FieldErrors::default(),
     })
 }
@@ -118,6 +173,8 @@ struct WebForm {
     #[serde(default)]
     title: String,
     whole_site: Option<String>,
+    #[serde(default)]
+    sync_every: String,
 }
 
 /// A web page, or a whole site crawled from it (same host, robots.txt honoured).
@@ -126,17 +183,23 @@ async fn add_web(
     SessionForm { session, form }: SessionForm<WebForm>,
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
+    let mut errors = FieldErrors::default();
     let url = url::Url::parse(form.url.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-    let Some(url) = url else {
-        let mut page = page(&state, &session).await?;
-        page.errors = vec![ValidationError::new(
+    if url.is_none() {
+        errors.add(ValidationError::new(
             "url",
             "Enter a web address starting with https://",
-        )]
-        .into();
+        ));
+    }
+    let interval = errors.take(sync_interval(&form.sync_every));
+    let (Some(url), Some(interval)) = (url, interval) else {
+        let mut page = page(&state, &session).await?;
+        page.errors = errors;
         page.web_url = form.url;
+        page.web_title = form.title;
+        page.sync_options = sync_options(&form.sync_every);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
     let title = match form.title.trim() {
@@ -150,9 +213,260 @@ async fn add_web(
     };
     state
         .store
-        .add_web_source(session.org_id(), kind, &title, url.as_str(), state.now())
+        .add_web_source(
+            session.org_id(),
+            kind,
+            &title,
+            url.as_str(),
+            interval,
+            state.now(),
+        )
         .await?;
     Ok(see_other("/settings/knowledge?notice=added"))
+}
+
+/// The configured size cap for uploaded sources.
+struct KnowledgeFileCap;
+
+impl UploadCap for KnowledgeFileCap {
+    fn max_file_bytes(state: &AppState) -> u64 {
+        state.config.knowledge.max_file_bytes
+    }
+}
+
+#[derive(Deserialize)]
+struct FileForm {
+    #[serde(default)]
+    title: String,
+}
+
+/// What each kind of file may be named; the content decides the kind.
+fn extensions(kind: FileKind) -> &'static [&'static str] {
+    match kind {
+        FileKind::Pdf => &["pdf"],
+        FileKind::Docx => &["docx"],
+        FileKind::Html => &["html", "htm"],
+        FileKind::Markdown => &["md", "markdown"],
+        FileKind::Text => &["txt", "text"],
+    }
+}
+
+/// Whether an upload is a kind of file the knowledge base reads: its content must be one
+/// (sniffed), and its name, if it has an extension, must agree, so that a misnamed or
+/// unexpected file (a spreadsheet, a ZIP of something else) is refused now rather than
+/// failing later.
+fn check_file_type(bytes: &[u8], file_name: &str) -> Result<FileKind, String> {
+    let kind = sniff(bytes, file_name).map_err(|e| e.to_string())?;
+    let extension = Path::new(file_name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let Some(extension) = extension else {
+        return Ok(kind);
+    };
+    if extensions(kind).contains(&extension.as_str()) {
+        return Ok(kind);
+    }
+    let known = [
+        FileKind::Pdf,
+        FileKind::Docx,
+        FileKind::Html,
+        FileKind::Markdown,
+        FileKind::Text,
+    ]
+    .iter()
+    .any(|k| extensions(*k).contains(&extension.as_str()));
+    Err(if known {
+        format!(
+            "The file is named .{extension} but its content is a {kind}; it may be damaged or misnamed."
+        )
+    } else {
+        format!(
+            "Only PDF, DOCX, Markdown, HTML and plain-text files can be added (.pdf, .docx, .md, .html, .txt), not .{extension}."
+        )
+    })
+}
+
+/// An uploaded file: checked (size, type), stored, and queued to be read into chunks.
+async fn add_file(
+    State(state): State<AppState>,
+    upload: SessionUpload<FileForm, KnowledgeFileCap>,
+) -> PageResult {
+    let SessionUpload {
+        session,
+        form,
+        file,
+        ..
+    } = upload;
+    session.require(Permission::ManageInboxes)?;
+    let file =
+        file.filter(|f| !(f.file_name.is_empty() && f.bytes.as_ref().is_some_and(Vec::is_empty)));
+    let checked = match file {
+        None => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Choose a file to upload.".to_owned(),
+        )),
+        Some(file) => match file.bytes {
+            None => Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "{}: split it, or ask your administrator to raise knowledge.max_file_bytes.",
+                    ExtractError::TooLarge {
+                        limit: state.config.knowledge.max_file_bytes
+                    }
+                ),
+            )),
+            Some(bytes) if bytes.is_empty() => Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The file is empty.".to_owned(),
+            )),
+            Some(bytes) => {
+                let name = clean_filename(&file.file_name);
+                check_file_type(&bytes, &name)
+                    .map(|_| (name, bytes))
+                    .map_err(|why| (StatusCode::UNPROCESSABLE_ENTITY, why))
+            }
+        },
+    };
+    let (file_name, bytes) = match checked {
+        Ok(file) => file,
+        Err((status, message)) => {
+            let mut page = page(&state, &session).await?;
+            page.errors.add(ValidationError::new("file", message));
+            page.file_title = form.title;
+            return Ok((status, page).into_response());
+        }
+    };
+    let org = session.org_id();
+    let blob_key = format!("knowledge/{org}/{}", uuid::Uuid::now_v7());
+    state.blobs.put(&blob_key, &bytes).await.map_err(|e| {
+        AppError::Internal(anyhow::Error::new(e).context("storing a knowledge file"))
+    })?;
+    let title: String = match form.title.trim() {
+        "" => file_name.clone(),
+        title => title.chars().take(200).collect(),
+    };
+    let source = NewFileSource {
+        title: &title,
+        file_name: &file_name,
+        blob_key: &blob_key,
+    };
+    if let Err(err) = state.store.add_file_source(org, &source, state.now()).await {
+        // Nothing refers to the bytes: do not keep them.
+        state.blobs.delete(&blob_key).await;
+        return Err(err.into());
+    }
+    Ok(see_other("/settings/knowledge?notice=added"))
+}
+
+/// A chunk as its source's page shows it: where it sits, and how it starts.
+struct ChunkView {
+    heading_path: String,
+    preview: String,
+}
+
+/// The longest chunk start shown on a source's page.
+const PREVIEW_CHARS: usize = 280;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "app/knowledge_source.html")]
+struct SourcePage {
+    layout: Layout,
+    notice: Option<&'static str>,
+    csrf: String,
+    source: Source,
+    sync_options: Vec<SyncOption>,
+    chunks: Vec<ChunkView>,
+    errors: FieldErrors,
+}
+
+async fn source_page(
+    state: &AppState,
+    session: &AgentSession,
+    id: uuid::Uuid,
+) -> Result<SourcePage, AppError> {
+    let org = session.org_id();
+    let source = state.store.get_source(org, id).await?;
+    let chunks = state
+        .store
+        .source_chunks(org, id)
+        .await?
+        .into_iter()
+        .map(|chunk| {
+            let mut preview: String = chunk.text.chars().take(PREVIEW_CHARS).collect();
+            if chunk.text.chars().count() > PREVIEW_CHARS {
+                preview.push('…');
+            }
+            ChunkView {
+                heading_path: chunk.heading_path,
+                preview,
+            }
+        })
+        .collect();
+    Ok(SourcePage {
+        layout: Layout::signed_in(state, session, "knowledge").await?,
+        notice: None,
+        csrf: session.csrf_token.clone(),
+        sync_options: sync_options(source.sync_interval().map_or("none", SyncInterval::as_str)),
+        source,
+        chunks,
+        errors: FieldErrors::default(),
+    })
+}
+
+/// One source: its state, schedule and chunks.
+async fn view(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<uuid::Uuid>,
+    session: AgentSession,
+    Query(query): Query<NoticeQuery>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let mut page = source_page(&state, &session, id).await?;
+    page.notice = match query.notice.as_deref() {
+        Some("schedule") => Some("Schedule saved."),
+        _ => None,
+    };
+    Ok(page.into_response())
+}
+
+#[derive(Deserialize)]
+struct ScheduleForm {
+    #[serde(default)]
+    sync_every: String,
+}
+
+/// How often a web source re-syncs on its own.
+async fn schedule(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<uuid::Uuid>,
+    SessionForm { session, form }: SessionForm<ScheduleForm>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let source = state.store.get_source(session.org_id(), id).await?;
+    let interval = match sync_interval(&form.sync_every) {
+        Err(error) => Err(error),
+        Ok(_) if !source.can_be_scheduled() => Err(ValidationError::new(
+            "sync_every",
+            "Only web pages and sites change on their own; re-sync other sources when you change them.",
+        )),
+        Ok(interval) => Ok(interval),
+    };
+    let interval = match interval {
+        Ok(interval) => interval,
+        Err(error) => {
+            let mut page = source_page(&state, &session, id).await?;
+            page.errors.add(error);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    state
+        .store
+        .set_sync_interval(session.org_id(), id, interval, state.now())
+        .await?;
+    Ok(see_other(&format!(
+        "/settings/knowledge/{id}?notice=schedule"
+    )))
 }
 
 async fn resync(
@@ -174,9 +488,14 @@ async fn delete(
     SessionForm { session, .. }: SessionForm<NoFields>,
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
-    state
+    let blob_key = state
         .store
         .delete_source(session.org_id(), id, state.now())
         .await?;
+    // After the row is gone, so a failure here leaves an orphan file, never a source
+    // whose file is missing.
+    if let Some(key) = blob_key {
+        state.blobs.delete(&key).await;
+    }
     Ok(see_other("/settings/knowledge?notice=deleted"))
 }

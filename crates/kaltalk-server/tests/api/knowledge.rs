@@ -1,13 +1,16 @@
 //! The knowledge base: sources become chunks (a job), and the bot answers from them with
 //! a citation, or hands over when they do not cover the question.
 
+use kaltalk_core::OrgId;
 use kaltalk_core::chat::Handling;
 use kaltalk_server::jobs::Ran;
+use kaltalk_server::knowledge::queue_due_syncs;
+use kaltalk_store::knowledge::Source;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::chat_helpers::{Visitor, create_inbox};
-use crate::helpers::{Browser, spawn_app};
+use crate::helpers::{Browser, TestApp, spawn_app, spawn_app_with};
 
 const RETURNS: &str = "# Returns\n\nYou can return any product within 30 days of delivery.\n\n## Refunds\n\nRefunds reach your card within 5 to 7 working days after we receive the parcel.\n\n# Shipping\n\nWe ship to every country in Europe in three working days.";
 
@@ -172,16 +175,42 @@ async fn bad_input_is_explained_and_other_organizations_cannot_touch_sources() {
         .await
         .expect("sources")
         .remove(0);
-    for action in ["resync", "delete"] {
+    for action in ["resync", "delete", "schedule"] {
         let response = other
             .submit(
                 "/settings/knowledge",
                 &format!("/settings/knowledge/{}/{action}", source.id),
-                &[],
+                &[("sync_every", "none")],
             )
             .await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{action}");
     }
+    assert_eq!(
+        other
+            .get(&format!("/settings/knowledge/{}", source.id))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // Without the CSRF token the forms do nothing, even for the owner.
+    for action in ["resync", "delete", "schedule"] {
+        let forged = owner
+            .post_form(
+                &format!("/settings/knowledge/{}/{action}", source.id),
+                &[("sync_every", "none")],
+            )
+            .await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{action}");
+    }
+    assert_eq!(
+        app.state
+            .store
+            .get_source(owner.org_id().await, source.id)
+            .await
+            .expect("still there")
+            .state,
+        "queued"
+    );
     assert!(
         !other
             .get_html("/settings/knowledge")
@@ -233,7 +262,7 @@ async fn help_site() -> String {
 
 #[tokio::test]
 async fn a_whole_site_is_crawled_and_answers_cite_the_page() {
-    let app = crate::helpers::spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
+    let app = spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
     let org = owner.org_id().await;
     let site = help_site().await;
@@ -339,5 +368,529 @@ async fn web_sources_refuse_private_addresses_and_bad_urls() {
             .await
             .expect("body")
             .contains("starting with https://")
+    );
+}
+
+/// Uploads a file through the dashboard form, as a browser sends it: the CSRF token and
+/// the text fields first, the file last.
+async fn upload(
+    owner: &Browser,
+    title: &str,
+    file_name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let token = crate::helpers::csrf_token(&owner.get_html("/settings/knowledge").await);
+    let form = reqwest::multipart::Form::new()
+        .text("csrf_token", token)
+        .text("title", title.to_owned())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()),
+        );
+    owner
+        .client
+        .post(format!("{}/settings/knowledge/file", owner.base))
+        .header("origin", &owner.base)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+}
+
+/// The source titled `title` in the org.
+async fn source_titled(app: &TestApp, org: OrgId, title: &str) -> Source {
+    app.state
+        .store
+        .list_sources(org)
+        .await
+        .expect("sources")
+        .into_iter()
+        .find(|s| s.title == title)
+        .unwrap_or_else(|| panic!("no source titled {title}"))
+}
+
+/// The files kept in blob storage for uploaded sources.
+fn stored_knowledge_files(app: &TestApp) -> Vec<std::path::PathBuf> {
+    let root = app.state.config.data_dir.join("blobs").join("knowledge");
+    let mut files = Vec::new();
+    for org in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(org.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            files.push(file.path());
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn files_of_every_supported_type_are_uploaded_and_indexed() {
+    use crate::fixtures::{docx, paragraph, pdf};
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let files: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "",
+            "warranty.pdf",
+            pdf(&["Warranty", "Every kettle carries a two year warranty."]),
+            "two year warranty",
+        ),
+        (
+            "Care guide",
+            "care.docx",
+            docx(
+                &[
+                    paragraph(Some("Heading1"), "Descaling"),
+                    paragraph(None, "Descale the kettle monthly with white vinegar."),
+                ],
+                None,
+            ),
+            "white vinegar",
+        ),
+        (
+            "",
+            "faq.md",
+            b"# Delivery\n\nOrders placed before noon leave the warehouse the same day.\n".to_vec(),
+            "before noon",
+        ),
+        (
+            "",
+            "stores.html",
+            b"<html><head><title>Our stores</title></head><body><main><h1>Stores</h1><p>Our Lisbon store opens at nine every morning.</p></main></body></html>".to_vec(),
+            "Lisbon store opens at nine",
+        ),
+        (
+            "",
+            "hours.txt",
+            b"Phone support answers from 8:00 to 18:00 on weekdays.".to_vec(),
+            "8:00 to 18:00",
+        ),
+    ];
+    for (title, file_name, bytes, _) in &files {
+        let response = upload(&owner, title, file_name, bytes.clone()).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{file_name}");
+    }
+    assert_eq!(stored_knowledge_files(&app).len(), files.len());
+    assert_eq!(
+        app.run_jobs().await,
+        vec![Ran::Done("knowledge.index".into()); files.len()]
+    );
+    for (title, file_name, _, phrase) in &files {
+        // The title is the file name unless one was given.
+        let title = if title.is_empty() { file_name } else { title };
+        let source = source_titled(&app, org, title).await;
+        assert_eq!(source.kind, "file");
+        assert_eq!(source.file_name.as_deref(), Some(*file_name));
+        assert_eq!(source.state, "ready", "{file_name}: {:?}", source.error);
+        assert_eq!(source.pages, 1);
+        assert!(source.chunks >= 1, "{file_name}");
+        let chunks = app
+            .state
+            .store
+            .source_chunks(org, source.id)
+            .await
+            .expect("chunks");
+        assert!(
+            chunks.iter().any(|c| c.text.contains(phrase)),
+            "{file_name}: {chunks:?}"
+        );
+        // Its page shows what the bot learned from it.
+        let html = owner
+            .get_html(&format!("/settings/knowledge/{}", source.id))
+            .await;
+        assert!(html.contains(phrase), "{file_name}");
+    }
+    let docx_source = source_titled(&app, org, "Care guide").await;
+    let chunks = app
+        .state
+        .store
+        .source_chunks(org, docx_source.id)
+        .await
+        .expect("chunks");
+    assert_eq!(
+        chunks[0].heading_path, "Descaling",
+        "Word headings become heading paths"
+    );
+    let index = app
+        .state
+        .knowledge
+        .get(&app.state, org)
+        .await
+        .expect("index");
+    let hits = index.search("kettle warranty", 1).expect("search");
+    assert_eq!(hits[0].chunk.title, "warranty.pdf");
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_read_fails_alone_with_its_reason() {
+    use crate::fixtures::docx_bomb;
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    // A PDF header over garbage: accepted at the door (it sniffs as a PDF), unreadable.
+    let malformed =
+        b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >>\nthis is not a pdf body\n%%EOF"
+            .to_vec();
+    // 60 MB of spaces compressed into a few dozen KB: over the 50 MB expansion cap.
+    let bomb = docx_bomb(60 * 1024 * 1024);
+    assert!(bomb.len() < 1024 * 1024);
+    for (name, bytes) in [
+        ("broken.pdf", malformed),
+        ("bomb.docx", bomb),
+        ("fine.txt", b"Gift cards never expire.".to_vec()),
+    ] {
+        assert_eq!(
+            upload(&owner, "", name, bytes).await.status(),
+            StatusCode::SEE_OTHER,
+            "{name}"
+        );
+    }
+    // Every job completes: a file that fails is the source's failure, not the worker's.
+    assert_eq!(
+        app.run_jobs().await,
+        vec![Ran::Done("knowledge.index".into()); 3]
+    );
+    let broken = source_titled(&app, org, "broken.pdf").await;
+    assert_eq!(broken.state, "failed");
+    let reason = broken.error.clone().unwrap_or_default();
+    assert!(reason.starts_with("The PDF could not be read"), "{reason}");
+    let bomb = source_titled(&app, org, "bomb.docx").await;
+    assert_eq!(bomb.state, "failed");
+    assert_eq!(
+        bomb.error.as_deref(),
+        Some("The DOCX expands beyond 50 MB: refused as a possible zip bomb")
+    );
+    assert_eq!(source_titled(&app, org, "fine.txt").await.state, "ready");
+    // The reasons are on the page, for the person who uploaded the files.
+    let html = owner.get_html("/settings/knowledge").await;
+    assert!(html.contains("refused as a possible zip bomb"));
+    assert!(html.contains("The PDF could not be read"));
+}
+
+#[tokio::test]
+async fn uploads_that_are_too_large_or_of_another_type_are_refused_and_nothing_is_kept() {
+    let app = spawn_app_with(|config| config.knowledge.max_file_bytes = 64 * 1024).await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+
+    let big = upload(&owner, "Manual", "manual.txt", vec![b'a'; 200 * 1024]).await;
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let html = big.text().await.expect("body");
+    assert!(html.contains("The file is larger than 64 KB"), "{html}");
+    assert!(html.contains("value=\"Manual\""), "the title typed is kept");
+
+    let refusals = [
+        (
+            "logo.png",
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01".to_vec(),
+            "not a PDF, a DOCX, HTML, Markdown or UTF-8 text",
+        ),
+        (
+            "prices.csv",
+            b"item,price\nkettle,30\n".to_vec(),
+            "not .csv",
+        ),
+        (
+            "report.pdf",
+            b"Just some text, not a PDF.".to_vec(),
+            "named .pdf but its content is a text file",
+        ),
+        (
+            "old.doc",
+            b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1rest".to_vec(),
+            "save it as .docx or PDF",
+        ),
+        ("empty.txt", Vec::new(), "The file is empty."),
+    ];
+    for (name, bytes, message) in refusals {
+        let response = upload(&owner, "", name, bytes).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}"
+        );
+        let html = response.text().await.expect("body");
+        assert!(html.contains(message), "{name}: {html}");
+    }
+
+    // A form sent with no file chosen.
+    let token = crate::helpers::csrf_token(&owner.get_html("/settings/knowledge").await);
+    let no_file = owner
+        .client
+        .post(format!("{}/settings/knowledge/file", owner.base))
+        .header("origin", &owner.base)
+        .multipart(reqwest::multipart::Form::new().text("csrf_token", token))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(no_file.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        no_file
+            .text()
+            .await
+            .expect("body")
+            .contains("Choose a file to upload.")
+    );
+
+    // Without the session's CSRF token, nothing is accepted either.
+    let forged = owner
+        .client
+        .post(format!("{}/settings/knowledge/file", owner.base))
+        .header("origin", &owner.base)
+        .multipart(reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(b"Refunds in 3 days.".to_vec()).file_name("x.txt"),
+        ))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    assert!(
+        app.state
+            .store
+            .list_sources(org)
+            .await
+            .expect("sources")
+            .is_empty()
+    );
+    assert!(
+        stored_knowledge_files(&app).is_empty(),
+        "no refused bytes are kept"
+    );
+    assert!(app.run_jobs().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_file_is_resynced_from_its_stored_copy_and_deleted_with_it() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    upload(&owner, "Returns", "returns.md", RETURNS.as_bytes().to_vec()).await;
+    app.run_jobs().await;
+    let source = source_titled(&app, org, "Returns").await;
+    assert_eq!(source.chunks, 3);
+    let first_sync = source.last_synced_at.expect("synced");
+
+    app.clock.advance(chrono::Duration::hours(1));
+    let resync = owner
+        .submit(
+            "/settings/knowledge",
+            &format!("/settings/knowledge/{}/resync", source.id),
+            &[],
+        )
+        .await;
+    assert_eq!(resync.status(), StatusCode::SEE_OTHER);
+    // Until the re-sync is done, the bot keeps answering from the previous chunks.
+    let queued = source_titled(&app, org, "Returns").await;
+    assert_eq!(queued.state, "queued");
+    assert_eq!(
+        app.state
+            .store
+            .source_chunks(org, source.id)
+            .await
+            .expect("chunks")
+            .len(),
+        3
+    );
+    assert_eq!(
+        app.run_jobs().await,
+        vec![Ran::Done("knowledge.index".into())]
+    );
+    let resynced = source_titled(&app, org, "Returns").await;
+    assert_eq!(resynced.state, "ready");
+    assert_eq!(resynced.chunks, 3, "read again from the stored copy");
+    assert!(resynced.last_synced_at.expect("synced") > first_sync);
+
+    let version = app
+        .state
+        .store
+        .knowledge_version(org)
+        .await
+        .expect("version");
+    assert_eq!(stored_knowledge_files(&app).len(), 1);
+    let deleted = owner
+        .submit(
+            "/settings/knowledge",
+            &format!("/settings/knowledge/{}/delete", source.id),
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert!(
+        stored_knowledge_files(&app).is_empty(),
+        "the stored file is gone"
+    );
+    assert!(
+        app.state
+            .store
+            .org_chunks(org)
+            .await
+            .expect("chunks")
+            .is_empty()
+    );
+    assert!(
+        app.state
+            .store
+            .knowledge_version(org)
+            .await
+            .expect("version")
+            > version
+    );
+    assert_eq!(
+        owner
+            .get(&format!("/settings/knowledge/{}", source.id))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn web_sources_are_resynced_on_their_schedule_once_per_interval() {
+    let app = spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let site = help_site().await;
+    let added = owner
+        .submit(
+            "/settings/knowledge",
+            "/settings/knowledge/web",
+            &[
+                ("url", &format!("{site}/returns.html")),
+                ("title", "Returns page"),
+                ("sync_every", "daily"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    app.run_jobs().await;
+    let source = source_titled(&app, org, "Returns page").await;
+    assert_eq!(source.state, "ready", "{:?}", source.error);
+    let added_at = app.clock_now();
+    assert_eq!(
+        source.next_sync_at,
+        Some(added_at + chrono::Duration::days(1))
+    );
+    let page = owner.get_html("/settings/knowledge").await;
+    assert!(page.contains("daily"), "the schedule is shown");
+
+    // Not yet due: nothing is queued, however often the timer ticks.
+    app.clock.advance(chrono::Duration::hours(23));
+    assert_eq!(queue_due_syncs(&app.state).await.expect("tick"), 0);
+    // Due: queued once, even when two ticks (or two instances) run at the same moment.
+    app.clock.advance(chrono::Duration::hours(2));
+    let (a, b) = tokio::join!(queue_due_syncs(&app.state), queue_due_syncs(&app.state));
+    assert_eq!(a.expect("tick") + b.expect("tick"), 1);
+    assert_eq!(queue_due_syncs(&app.state).await.expect("tick"), 0);
+    let queued = source_titled(&app, org, "Returns page").await;
+    assert_eq!(queued.state, "queued");
+    assert_eq!(
+        queued.next_sync_at,
+        Some(app.clock_now() + chrono::Duration::days(1))
+    );
+    // The old chunks answer until the new ones are in.
+    assert_eq!(
+        app.state
+            .store
+            .source_chunks(org, source.id)
+            .await
+            .expect("chunks")
+            .len(),
+        source.chunks as usize
+    );
+    assert_eq!(
+        app.run_jobs().await,
+        vec![Ran::Done("knowledge.index".into())]
+    );
+    let synced = source_titled(&app, org, "Returns page").await;
+    assert_eq!(synced.state, "ready");
+    assert_eq!(synced.last_synced_at, Some(app.clock_now()));
+
+    // Weekly from now on: a day later it is not due, a week later it is.
+    let weekly = owner
+        .submit(
+            &format!("/settings/knowledge/{}", source.id),
+            &format!("/settings/knowledge/{}/schedule", source.id),
+            &[("sync_every", "weekly")],
+        )
+        .await;
+    assert_eq!(weekly.status(), StatusCode::SEE_OTHER);
+    app.clock.advance(chrono::Duration::days(2));
+    assert_eq!(queue_due_syncs(&app.state).await.expect("tick"), 0);
+    app.clock.advance(chrono::Duration::days(5));
+    assert_eq!(queue_due_syncs(&app.state).await.expect("tick"), 1);
+    app.run_jobs().await;
+
+    // Never again once the schedule is off.
+    let off = owner
+        .submit(
+            &format!("/settings/knowledge/{}", source.id),
+            &format!("/settings/knowledge/{}/schedule", source.id),
+            &[("sync_every", "none")],
+        )
+        .await;
+    assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        source_titled(&app, org, "Returns page").await.next_sync_at,
+        None
+    );
+    app.clock.advance(chrono::Duration::days(60));
+    assert_eq!(queue_due_syncs(&app.state).await.expect("tick"), 0);
+}
+
+#[tokio::test]
+async fn schedules_refuse_bad_choices_and_sources_that_do_not_change_on_their_own() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let bad = owner
+        .submit(
+            "/settings/knowledge",
+            "/settings/knowledge/web",
+            &[("url", "https://acme.test/help"), ("sync_every", "hourly")],
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = bad.text().await.expect("body");
+    assert!(html.contains("Choose how often"), "{html}");
+    assert!(
+        html.contains("value=\"https://acme.test/help\""),
+        "the input is kept"
+    );
+    assert!(
+        app.state
+            .store
+            .list_sources(org)
+            .await
+            .expect("sources")
+            .is_empty()
+    );
+
+    add_text(&owner, "Returns policy", RETURNS).await;
+    let text = source_titled(&app, org, "Returns policy").await;
+    let refused = owner
+        .submit(
+            &format!("/settings/knowledge/{}", text.id),
+            &format!("/settings/knowledge/{}/schedule", text.id),
+            &[("sync_every", "daily")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("body")
+            .contains("Only web pages and sites change on their own")
+    );
+    assert_eq!(
+        source_titled(&app, org, "Returns policy")
+            .await
+            .sync_interval_hours,
+        None
     );
 }

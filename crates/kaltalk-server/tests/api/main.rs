@@ -2,6 +2,11 @@
 //! PostgreSQL when `KALTALK_TEST_DATABASE_URL` is set), a clock the test controls.
 
 mod chat_helpers;
+// The extraction tests' file generators (PDF, DOCX, bombs), shared so that uploads here
+// are built exactly as the extractor's own tests build them. Not every one is used here.
+#[allow(dead_code)]
+#[path = "../../../kaltalk-ai/tests/ai/fixtures.rs"]
+mod fixtures;
 mod helpers;
 
 mod accounts;

@@ -6,3 +6,4 @@ mod helpers;
 mod accounts;
 mod chat;
 mod jobs;
+mod knowledge;
