@@ -102,7 +102,7 @@ fn no_text_hint(kind: FileKind) -> &'static str {
 }
 
 /// A byte count as people read it: "20 MB", "1.5 MB", "512 KB".
-struct Size(u64);
+pub struct Size(pub u64);
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

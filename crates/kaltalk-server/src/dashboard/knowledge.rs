@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use kaltalk_ai::extract::{ExtractError, FileKind, sniff};
+use kaltalk_ai::extract::{ExtractError, FileKind, Size, sniff};
 use kaltalk_core::{Permission, ValidationError};
 use kaltalk_store::knowledge::{NewFileSource, Source, SyncInterval};
 use serde::Deserialize;
@@ -85,7 +85,8 @@ struct KnowledgePage {
     web_title: String,
     sync_options: Vec<SyncOption>,
     file_title: String,
-    max_file_mb: u64,
+    /// The configured file cap, as people read it.
+    max_file_size: String,
     errors: FieldErrors,
 }
 
@@ -101,7 +102,7 @@ async fn page(state: &AppState, session: &AgentSession) -> Result<KnowledgePage,
         web_title: String::new(),
         sync_options: sync_options("none"),
         file_title: String::new(),
-        max_file_mb: state.config.knowledge.max_file_bytes.div_ceil(1024 * 1024),
+        max_file_size: Size(state.config.knowledge.max_file_bytes).to_string(),
         errors: FieldErrors::default(),
     })
 }

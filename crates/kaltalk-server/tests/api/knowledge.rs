@@ -572,14 +572,21 @@ async fn a_file_that_cannot_be_read_fails_alone_with_its_reason() {
 
 #[tokio::test]
 async fn uploads_that_are_too_large_or_of_another_type_are_refused_and_nothing_is_kept() {
-    let app = spawn_app_with(|config| config.knowledge.max_file_bytes = 64 * 1024).await;
+    // The default cap, 20 MB: one byte over is refused before anything is kept.
+    let app = spawn_app().await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
     let org = owner.org_id().await;
 
-    let big = upload(&owner, "Manual", "manual.txt", vec![b'a'; 200 * 1024]).await;
+    let big = upload(
+        &owner,
+        "Manual",
+        "manual.txt",
+        vec![b'a'; 20 * 1024 * 1024 + 1],
+    )
+    .await;
     assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let html = big.text().await.expect("body");
-    assert!(html.contains("The file is larger than 64 KB"), "{html}");
+    assert!(html.contains("The file is larger than 20 MB"), "{html}");
     assert!(html.contains("value=\"Manual\""), "the title typed is kept");
 
     let refusals = [
@@ -893,4 +900,22 @@ async fn schedules_refuse_bad_choices_and_sources_that_do_not_change_on_their_ow
             .sync_interval_hours,
         None
     );
+}
+
+#[tokio::test]
+async fn the_file_size_cap_comes_from_configuration() {
+    let app = spawn_app_with(|config| config.knowledge.max_file_bytes = 64 * 1024).await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let page = owner.get_html("/settings/knowledge").await;
+    assert!(page.contains("up to 64 KB"), "the form states the cap");
+    let over = upload(&owner, "", "notes.txt", vec![b'a'; 64 * 1024 + 1]).await;
+    assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        over.text()
+            .await
+            .expect("body")
+            .contains("The file is larger than 64 KB")
+    );
+    let at_cap = upload(&owner, "", "notes.txt", vec![b'a'; 64 * 1024]).await;
+    assert_eq!(at_cap.status(), StatusCode::SEE_OTHER);
 }
