@@ -122,10 +122,11 @@ async fn file_chunks(state: &AppState, source: &Source) -> Result<(i32, Vec<NewC
     };
     let bytes = state.blobs.get(key).await.map_err(|e| {
         tracing::warn!(error = %e, key, "reading a knowledge file");
-        format!(
-            "The stored copy of the file could not be read ({}); upload it again.",
-            e.kind()
-        )
+        if e.kind() == std::io::ErrorKind::NotFound {
+            "The stored copy of the file is missing; upload it again.".to_owned()
+        } else {
+            format!("The stored copy of the file could not be read ({e}); try again, or upload it again.")
+        }
     })?;
     let document = extract_file(bytes, name, &file_limits(state))
         .await

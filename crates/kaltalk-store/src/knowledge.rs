@@ -297,7 +297,9 @@ impl Store {
         interval: Option<SyncInterval>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let next_sync_at = interval.map(|i| i.after(now));
         on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
             let updated = sqlx::query(
                 "UPDATE knowledge_sources SET sync_interval_hours = $3, next_sync_at = $4, updated_at = $5 \
                  WHERE org_id = $1 AND id = $2 AND kind IN ('url', 'site')",
@@ -305,13 +307,15 @@ impl Store {
             .bind(org)
             .bind(id)
             .bind(interval.map(SyncInterval::hours))
-            .bind(interval.map(|i| i.after(now)))
+            .bind(next_sync_at)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
+            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "sync_every": interval.map(SyncInterval::as_str), "next_sync_at": next_sync_at })), now)?;
+            tx.commit().await?;
             Ok(())
         })
     }

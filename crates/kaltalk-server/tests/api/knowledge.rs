@@ -712,13 +712,43 @@ async fn a_file_is_resynced_from_its_stored_copy_and_deleted_with_it() {
     assert_eq!(resynced.chunks, 3, "read again from the stored copy");
     assert!(resynced.last_synced_at.expect("synced") > first_sync);
 
+    // If the stored copy is lost, a re-sync fails, says why, and keeps what it had.
+    let stored = stored_knowledge_files(&app);
+    assert_eq!(stored.len(), 1);
+    let aside = stored[0].with_extension("aside");
+    std::fs::rename(&stored[0], &aside).expect("move aside");
+    owner
+        .submit(
+            "/settings/knowledge",
+            &format!("/settings/knowledge/{}/resync", source.id),
+            &[],
+        )
+        .await;
+    app.run_jobs().await;
+    let lost = source_titled(&app, org, "Returns").await;
+    assert_eq!(lost.state, "failed");
+    assert_eq!(
+        lost.error.as_deref(),
+        Some("The stored copy of the file is missing; upload it again.")
+    );
+    assert_eq!(
+        app.state
+            .store
+            .source_chunks(org, source.id)
+            .await
+            .expect("chunks")
+            .len(),
+        3,
+        "the previous chunks still answer"
+    );
+    std::fs::rename(&aside, &stored[0]).expect("put back");
+
     let version = app
         .state
         .store
         .knowledge_version(org)
         .await
         .expect("version");
-    assert_eq!(stored_knowledge_files(&app).len(), 1);
     let deleted = owner
         .submit(
             "/settings/knowledge",
