@@ -287,6 +287,12 @@ impl Config {
                 "sessions.lifetime_hours must be at least 1".into(),
             ));
         }
+        if self.knowledge.max_file_bytes == 0 {
+            // Zero would refuse every upload with a message that blames the file.
+            return Err(ConfigError::Invalid(
+                "knowledge.max_file_bytes must be at least 1 (20971520 is 20 MB)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -395,6 +401,22 @@ mod tests {
         let file = dir.path().join("example.toml");
         std::fs::write(&file, Config::example()).expect("write");
         Config::load_from(Some(&file), env(&[])).expect("example parses");
+    }
+
+    #[test]
+    fn the_file_cap_comes_from_the_environment_and_is_not_zero() {
+        let config = Config::load_from(
+            None,
+            env(&[("KALTALK_KNOWLEDGE__MAX_FILE_BYTES", "1048576")]),
+        )
+        .expect("a cap");
+        assert_eq!(config.knowledge.max_file_bytes, 1024 * 1024);
+        let zero = Config::load_from(None, env(&[("KALTALK_KNOWLEDGE__MAX_FILE_BYTES", "0")]))
+            .expect_err("zero refuses everything");
+        assert!(
+            zero.to_string().contains("knowledge.max_file_bytes"),
+            "{zero}"
+        );
     }
 
     #[test]
