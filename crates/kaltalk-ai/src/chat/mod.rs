@@ -137,7 +137,7 @@ fn cap(text: &str, chars: usize) -> String {
 pub enum ChatError {
     #[error("could not set up the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    #[error("could not reach the chat model at {url}: {source}")]
+    #[error("could not reach the chat model at {url}: {}", causes(source))]
     Request {
         url: String,
         #[source]
@@ -159,6 +159,22 @@ pub enum ChatError {
     Provider { url: String, message: String },
     #[error("the chat model at {url} sent a stream we cannot read: {reason}")]
     BadStream { url: String, reason: String },
+}
+
+/// An error with its causes: reqwest's own message ("error sending request") says
+/// nothing of what went wrong ("connection refused", "dns error") without them.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A client of an OpenAI-compatible chat completions endpoint.

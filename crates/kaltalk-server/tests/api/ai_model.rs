@@ -150,6 +150,13 @@ async fn a_generated_answer_streams_to_the_widget_then_commits_with_citations_an
     assert_eq!(conversation.handling, Handling::Bot);
     assert_eq!(conversation.bot_turns, 1);
 
+    assert!(
+        owner
+            .get_html("/settings/ai")
+            .await
+            .contains("this server's default, fake-model"),
+        "the settings page names the model in use"
+    );
     let sent = fake.received().await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].authorization.as_deref(), Some("Bearer sk-test-key"));
