@@ -142,7 +142,7 @@
     var ring = ink == '#fff' ? c : '#111827';
     var msgPath = '/widget/v1/inboxes/' + encodeURIComponent(api.inbox);
     var saved = store.get(), token = saved.visitor_token || null, lastEv = saved.last_event_id || null;
-    var byId = {}, pend = {}, lastAgent = null, seenSent = null, seenEl = null;
+    var byId = {}, pend = {}, drafts = {}, lastAgent = null, seenSent = null, seenEl = null;
     var ws = null, tries = 0, wsTimer, typTimer, tSent = 0, tIdle, retry = null, chain = Promise.resolve();
     var pre = null, preFields = [];
 
@@ -305,16 +305,40 @@
     // Shows a server message once; replaces the optimistic bubble with the same client_id.
     function add(m) {
       if (!m || !m.id || byId[m.id]) return false;
-      var r = row(m), old = m.client_id && pend[m.client_id];
+      var dId = m.metadata && m.metadata.draft_id;
+      var r = row(m), old = m.client_id && pend[m.client_id] || dId && drafts[dId];
       if (old) {
         old.replaceWith(r);
         delete pend[m.client_id];
+        delete drafts[dId];
       } else log.append(r);
       group(r);
       byId[m.id] = r;
       if (m.sender == 'agent' || m.sender == 'bot') lastAgent = m.id;
       if (pinned || m.sender == 'contact') toBottom();
       return true;
+    }
+
+    // The bot's answer while the model writes it. Hidden from screen readers: the final
+    // message replaces it and the live log announces that once, not every word.
+    function draft(m) {
+      var d = drafts[m.draft_id];
+      if (m.end) {
+        if (d) d.remove();
+        delete drafts[m.draft_id];
+        return;
+      }
+      if (!d) {
+        showTyping(null);
+        d = drafts[m.draft_id] = row({ sender: 'bot', text: ' ' });
+        d.setAttribute('aria-hidden', 'true');
+        d.t = d.querySelector('.kt-b div');
+        d.t.textContent = '';
+        log.append(d);
+        group(d);
+      }
+      d.t.textContent += m.delta || '';
+      if (pinned) toBottom();
     }
 
     function optimistic(m) {
@@ -522,6 +546,7 @@
           seen();
         }
       } else if (m.type == 'typing') showTyping(m.typing && (m.name || cfg.name));
+      else if (m.type == 'bot.delta') draft(m);
       else if (m.type == 'seen') markSeen(m.message_id);
       else if (m.type == 'conversation.updated') state(m.status);
       if (m.event_id) {

@@ -2,6 +2,7 @@
 //! text, cutting it into chunks that fit the embedding model, embedding and retrieving
 //! them, and answering from them.
 
+pub mod chat;
 pub mod chunk;
 pub mod crawl;
 pub mod embed;

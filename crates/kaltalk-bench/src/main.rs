@@ -4,6 +4,7 @@
 // The report on standard output is this tool's interface.
 #![allow(clippy::print_stdout)]
 
+mod ai_turn;
 mod chat;
 mod report;
 mod server;
@@ -23,11 +24,15 @@ enum Command {
     /// the agents' inbox sockets are open; prints delivery latency, throughput and the
     /// server's memory.
     Chat(chat::ChatArgs),
+    /// The AI agent: the platform's own time per turn (retrieval, prompt, database
+    /// writes, realtime), with a fake chat model on loopback that answers at once.
+    AiTurn(ai_turn::AiTurnArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Chat(args) => chat::run(args).await,
+        Command::AiTurn(args) => ai_turn::run(args).await,
     }
 }

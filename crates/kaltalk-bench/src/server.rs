@@ -22,16 +22,16 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const KEPT_LOG_LINES: usize = 5;
 
 /// A fresh PostgreSQL database on the server of the URL given, dropped at the end.
-struct PgDatabase {
+pub struct PgDatabase {
     /// The URL given, used to create and drop the database.
     admin_url: String,
     name: String,
     /// The same server, the new database.
-    url: String,
+    pub url: String,
 }
 
 impl PgDatabase {
-    async fn create(admin_url: &str) -> anyhow::Result<Self> {
+    pub async fn create(admin_url: &str) -> anyhow::Result<Self> {
         let suffix: u64 = rand::rng().random();
         let name = format!("kaltalk_bench_{suffix:016x}");
         let mut url = url::Url::parse(admin_url).context("--database-url is not a URL")?;
@@ -47,7 +47,7 @@ impl PgDatabase {
         })
     }
 
-    async fn drop_database(&self) -> anyhow::Result<()> {
+    pub async fn drop_database(&self) -> anyhow::Result<()> {
         psql(
             &self.admin_url,
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),

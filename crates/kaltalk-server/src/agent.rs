@@ -1,19 +1,26 @@
 //! The AI agent's turn: what happens when a visitor writes while the bot handles the
 //! conversation. The server decides when to hand over (the state machine lives in the
-//! store); the model, once one is configured, only ever answers.
+//! store); the model only ever answers, or asks to hand over through its one tool.
 //!
-//! Without a chat model the answer is extractive: the best passage of the knowledge base
-//! and its source, when it covers enough of the question; otherwise the bot hands over.
-//! Either way the conversation is never left hanging.
+//! With a chat model configured (`[ai] base_url`), the answer is generated from the
+//! retrieved passages and streamed to the widget as it is written; without one it is
+//! extractive: the best passage and its source. Either way, when the knowledge base does
+//! not cover the question the bot hands over, and the conversation is never left hanging.
+
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kaltalk_core::chat::Handling;
+use kaltalk_ai::chat::prompt::{self, Persona, Source, Speaker};
+use kaltalk_ai::chat::{ChatClient, ChatRequest};
+use kaltalk_core::chat::{AiSettings, Handling, SenderKind};
 use kaltalk_core::{ConversationId, MessageId, OrgId};
 use kaltalk_store::Job;
-use serde_json::json;
+use serde_json::{Value, json};
+use uuid::Uuid;
 
+use crate::knowledge::Hit;
+use crate::realtime::Live;
 use crate::state::AppState;
-
 /// Words that mean "let me talk to a person", matched without a model.
 const ASKS_FOR_A_PERSON: &[&str] = &[
     "human",
@@ -38,6 +45,18 @@ pub mod reasons {
     pub const VISITOR_ASKED: &str = "the visitor asked for a person.";
     pub const TURN_LIMIT: &str = "the bot reached its limit of answers in this conversation.";
     pub const NO_ANSWER: &str = "the knowledge base has no answer to this question.";
+    pub const MODEL_DECLINED: &str = "the model found no answer in the knowledge base.";
+    pub const AI_OFF: &str = "the AI agent is switched off for this organization.";
+    pub const OPTED_OUT: &str = "the contact asked not to be processed by AI.";
+
+    /// The provider failed or timed out; `detail` says how (status, timeout), for the team.
+    pub fn unavailable(detail: &str) -> String {
+        format!("the AI model was unavailable: {detail}.")
+    }
+
+    pub fn model_handed_over(reason: &str) -> String {
+        format!("the model handed over: {reason}")
+    }
 }
 
 /// Hands the conversation over and tells everyone listening.
@@ -82,6 +101,14 @@ pub fn excerpt(text: &str) -> String {
     }
 }
 
+/// Passages retrieved per question.
+const PASSAGES: usize = 5;
+/// How often the widget gets what the model wrote since: often enough to read as
+/// streaming, rarely enough that a fast model does not flood the realtime hub.
+const DRAFT_EVERY: Duration = Duration::from_millis(50);
+/// How often a streaming turn checks that no person took the conversation over.
+const TAKEOVER_CHECK_EVERY: Duration = Duration::from_millis(500);
+
 /// The `ai.turn` job.
 pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
     let payload = &job.payload.0;
@@ -102,43 +129,345 @@ pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
         return Ok(()); // a person took over since: the bot stays silent
     }
     let settings = state.store.ai_settings(org).await?;
-    let question = state.store.get_message(org, message).await?;
-    let reason = if asks_for_a_person(&question.text) {
-        reasons::VISITOR_ASKED
-    } else if current.bot_turns >= settings.max_bot_turns {
-        reasons::TURN_LIMIT
+    // Privacy first: with AI off, or for a contact who said no, nothing below runs and
+    // nothing reaches a provider. The conversation still goes to a person.
+    let reason = if !settings.enabled {
+        reasons::AI_OFF.to_owned()
+    } else if state.store.ai_opt_out(org, current.contact_id).await? {
+        reasons::OPTED_OUT.to_owned()
     } else {
-        let index = state.knowledge.get(state, org).await?;
-        let hits = index.search(&question.text, 5)?;
-        match hits
-            .iter()
-            .find(|hit| hit.confidence >= settings.confidence_threshold)
-        {
-            Some(best) => {
-                let citation =
-                    json!({ "title": citation_title(best.chunk), "url": best.chunk.url });
-                let metadata = json!({ "citations": [citation], "confidence": best.confidence, "mode": "extractive" });
-                if let Some(written) = state
-                    .store
-                    .bot_writes(
-                        org,
-                        conversation,
-                        &excerpt(&best.chunk.text),
-                        metadata,
-                        (0, 0),
-                        state.now(),
-                    )
-                    .await?
-                {
-                    state.hub.publish_events(written.events);
-                }
-                return Ok(());
+        let question = state.store.get_message(org, message).await?;
+        if asks_for_a_person(&question.text) {
+            reasons::VISITOR_ASKED.to_owned()
+        } else if current.bot_turns >= settings.max_bot_turns {
+            reasons::TURN_LIMIT.to_owned()
+        } else {
+            let started = Instant::now();
+            let index = state.knowledge.get(state, org).await?;
+            let hits = index.search(&question.text, PASSAGES)?;
+            let retrieval = started.elapsed();
+            let Some(best) = hits
+                .iter()
+                .find(|hit| hit.confidence >= settings.confidence_threshold)
+            else {
+                return hand_over(state, org, conversation, reasons::NO_ANSWER)
+                    .await
+                    .map(drop);
+            };
+            let turn = Turn {
+                state,
+                org,
+                conversation,
+                question: &question,
+                settings: &settings,
+                retrieval,
+            };
+            match &state.chat {
+                Some(client) => match turn.generate(client, &hits, best.confidence).await? {
+                    Some(reason) => reason,
+                    None => return Ok(()),
+                },
+                None => return turn.extract(best).await,
             }
-            None => reasons::NO_ANSWER,
         }
     };
-    hand_over(state, org, conversation, reason).await?;
+    hand_over(state, org, conversation, &reason).await?;
     Ok(())
+}
+
+/// One answer being made.
+struct Turn<'a> {
+    state: &'a AppState,
+    org: OrgId,
+    conversation: ConversationId,
+    question: &'a kaltalk_store::chat::Message,
+    settings: &'a AiSettings,
+    retrieval: Duration,
+}
+
+impl Turn<'_> {
+    /// Without a model: the best passage, with its source.
+    async fn extract(&self, best: &Hit<'_>) -> anyhow::Result<()> {
+        let citation = json!({ "title": citation_title(best.chunk), "url": best.chunk.url });
+        let metadata =
+            json!({ "citations": [citation], "confidence": best.confidence, "mode": "extractive" });
+        self.commit(&excerpt(&best.chunk.text), metadata, (0, 0))
+            .await
+            .map(drop)
+    }
+
+    /// Writes the answer unless a person took over meanwhile; whether it was written.
+    async fn commit(
+        &self,
+        text: &str,
+        metadata: Value,
+        tokens: (u64, u64),
+    ) -> anyhow::Result<bool> {
+        let state = self.state;
+        let written = state
+            .store
+            .bot_writes(
+                self.org,
+                self.conversation,
+                text,
+                metadata,
+                tokens,
+                state.now(),
+            )
+            .await?;
+        Ok(match written {
+            Some(written) => {
+                state.hub.publish_events(written.events);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// With a model: generates the answer from `hits`, streaming it to the widget.
+    /// Returns why to hand over instead, if so.
+    async fn generate(
+        &self,
+        client: &ChatClient,
+        hits: &[Hit<'_>],
+        confidence: f32,
+    ) -> anyhow::Result<Option<String>> {
+        let state = self.state;
+        let model = self
+            .settings
+            .model
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .or(state.config.ai.model.as_deref())
+            .context("a chat model is configured without a model name")?
+            .to_owned();
+        let titles: Vec<String> = hits.iter().map(|hit| citation_title(hit.chunk)).collect();
+        let sources: Vec<Source> = hits
+            .iter()
+            .zip(&titles)
+            .map(|(hit, title)| Source {
+                title,
+                url: hit.chunk.url.as_deref(),
+                text: &hit.chunk.text,
+            })
+            .collect();
+        let earlier = self.history().await?;
+        let history: Vec<prompt::Turn> = earlier
+            .iter()
+            .map(|(speaker, text)| prompt::Turn {
+                speaker: *speaker,
+                text,
+            })
+            .collect();
+        let persona = Persona {
+            bot_name: &self.settings.bot_name,
+            tone: &self.settings.tone,
+            instructions: &self.settings.instructions,
+        };
+        let request = ChatRequest {
+            model: model.clone(),
+            temperature: self.settings.temperature,
+            messages: prompt::messages(&persona, &sources, &history, &self.question.text),
+        };
+        let prompt_chars = request.chars();
+        let started = Instant::now();
+        let mut draft = Draft::new(self);
+        let outcome = self.stream(client, &request, &mut draft).await;
+        let model_time = started.elapsed();
+        // Counts only: what the visitor asked and what the model said stay out of logs.
+        let log = |outcome: &str, tokens: Option<kaltalk_ai::chat::Usage>, answer_chars: usize| {
+            tracing::info!(
+                org = %self.org,
+                conversation = %self.conversation,
+                outcome,
+                chunks = sources.len(),
+                history = history.len(),
+                prompt_chars,
+                answer_chars,
+                prompt_tokens = tokens.map(|t| t.prompt_tokens),
+                completion_tokens = tokens.map(|t| t.completion_tokens),
+                retrieval_ms = self.retrieval.as_millis() as u64,
+                model_ms = model_time.as_millis() as u64,
+                "ai turn"
+            );
+        };
+        let completion = match outcome {
+            Ok(Streamed::Done(completion)) => completion,
+            Ok(Streamed::TakenOver) => {
+                draft.end();
+                log("taken over", None, 0);
+                return Ok(None);
+            }
+            Err(err) => {
+                draft.end();
+                log("unavailable", None, 0);
+                tracing::warn!(org = %self.org, conversation = %self.conversation, error = %err, "chat model failed; handing over");
+                return Ok(Some(reasons::unavailable(&err.to_string())));
+            }
+        };
+        let answer_chars = completion.text.chars().count();
+        if let Some(reason) = completion.hand_over() {
+            draft.end();
+            log("handed over", completion.usage, answer_chars);
+            return Ok(Some(reasons::model_handed_over(&reason)));
+        }
+        if prompt::declines(&completion.text) {
+            draft.end();
+            log("declined", completion.usage, answer_chars);
+            return Ok(Some(reasons::MODEL_DECLINED.to_owned()));
+        }
+        let cited = prompt::cited(&completion.text, sources.len());
+        let cited: Vec<usize> = if cited.is_empty() {
+            (0..sources.len()).collect()
+        } else {
+            cited
+        };
+        let citations: Vec<Value> = cited
+            .iter()
+            .map(|&i| json!({ "title": sources[i].title, "url": sources[i].url }))
+            .collect();
+        let metadata = json!({
+            "citations": citations,
+            "confidence": confidence,
+            "mode": "generative",
+            "model": model,
+            "draft_id": draft.id,
+        });
+        let usage = completion.usage.unwrap_or_default();
+        let text = completion.text.trim();
+        let written = self
+            .commit(
+                text,
+                metadata,
+                (usage.prompt_tokens, usage.completion_tokens),
+            )
+            .await?;
+        draft.end();
+        log(
+            if written { "answered" } else { "taken over" },
+            completion.usage,
+            answer_chars,
+        );
+        Ok(None)
+    }
+
+    /// Reads the model's stream into the draft, checking now and then that the bot still
+    /// handles the conversation: once a person has it, the model is cut off.
+    async fn stream(
+        &self,
+        client: &ChatClient,
+        request: &ChatRequest,
+        draft: &mut Draft<'_>,
+    ) -> Result<Streamed, kaltalk_ai::chat::ChatError> {
+        let mut stream = client.stream(request).await?;
+        let mut checked = Instant::now();
+        while stream.next_text().await?.is_some() {
+            let text = stream.text();
+            // Text that may yet be the "cannot answer" marker is not shown.
+            if !prompt::may_decline(text) && !prompt::declines(text) {
+                draft.show(text);
+            }
+            if checked.elapsed() >= TAKEOVER_CHECK_EVERY {
+                checked = Instant::now();
+                if !self.still_the_bots().await {
+                    return Ok(Streamed::TakenOver);
+                }
+            }
+        }
+        Ok(Streamed::Done(stream.finish()))
+    }
+
+    async fn still_the_bots(&self) -> bool {
+        match self
+            .state
+            .store
+            .get_conversation(self.org, self.conversation)
+            .await
+        {
+            Ok(current) => current.handling == Handling::Bot,
+            // Keep going: the final write checks again, inside its transaction.
+            Err(err) => {
+                tracing::warn!(error = %err, "could not check who handles the conversation");
+                true
+            }
+        }
+    }
+
+    /// The conversation before the question: what the visitor and the team said (no
+    /// notes, no system lines, no names).
+    async fn history(&self) -> anyhow::Result<Vec<(Speaker, String)>> {
+        let messages = self
+            .state
+            .store
+            .list_messages(self.org, self.conversation, false)
+            .await?;
+        Ok(messages
+            .into_iter()
+            .take_while(|m| m.id != self.question.id)
+            .filter_map(|m| {
+                let speaker = match m.sender_kind {
+                    SenderKind::Contact => Speaker::Visitor,
+                    SenderKind::Bot | SenderKind::Agent => Speaker::Team,
+                    _ => return None,
+                };
+                Some((speaker, m.text))
+            })
+            .collect())
+    }
+}
+
+enum Streamed {
+    Done(kaltalk_ai::chat::Completion),
+    TakenOver,
+}
+
+/// The answer as the widget sees it while the model writes it.
+struct Draft<'a> {
+    turn: &'a Turn<'a>,
+    id: Uuid,
+    /// Bytes of the text already sent.
+    sent: usize,
+    last: Option<Instant>,
+}
+
+impl<'a> Draft<'a> {
+    fn new(turn: &'a Turn<'a>) -> Self {
+        Self {
+            turn,
+            id: Uuid::now_v7(),
+            sent: 0,
+            last: None,
+        }
+    }
+
+    /// Sends what `text` has beyond what was sent, at most every [`DRAFT_EVERY`].
+    fn show(&mut self, text: &str) {
+        if text.len() <= self.sent || self.last.is_some_and(|last| last.elapsed() < DRAFT_EVERY) {
+            return;
+        }
+        self.publish(text[self.sent..].to_owned(), false);
+        self.sent = text.len();
+        self.last = Some(Instant::now());
+    }
+
+    /// The draft is over: replaced by the committed message, or withdrawn.
+    fn end(&mut self) {
+        if self.last.is_some() {
+            self.publish(String::new(), true);
+            self.last = None;
+        }
+    }
+
+    fn publish(&self, delta: String, end: bool) {
+        self.turn.state.hub.publish(Live::BotDraft {
+            org: self.turn.org,
+            conversation: self.turn.conversation,
+            draft: self.id,
+            delta,
+            end,
+        });
+    }
 }
 
 #[cfg(test)]

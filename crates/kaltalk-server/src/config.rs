@@ -61,6 +61,85 @@ pub struct Config {
     pub visitors: VisitorsConfig,
     pub realtime: RealtimeConfig,
     pub knowledge: KnowledgeConfig,
+    pub ai: AiConfig,
+}
+
+/// The chat model the AI agent answers with: any OpenAI-compatible chat completions
+/// endpoint. Without `base_url` the agent answers extractively (the best passage).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AiConfig {
+    /// The provider's root, e.g. `https://api.openai.com` or `http://127.0.0.1:11434`
+    /// (Ollama); a trailing `/v1` is accepted.
+    pub base_url: Option<Url>,
+    /// Sent as `Authorization: Bearer …`; local servers usually need none.
+    pub api_key: Option<Secret>,
+    /// The model unless an organization picks another in its AI settings.
+    pub model: Option<String>,
+    /// Seconds to open the connection.
+    pub connect_timeout_seconds: f64,
+    /// Seconds from the request to the model's first word.
+    pub first_token_timeout_seconds: f64,
+    /// Seconds for the whole answer.
+    pub total_timeout_seconds: f64,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        let defaults = kaltalk_ai::chat::Timeouts::default();
+        Self {
+            base_url: None,
+            api_key: None,
+            model: None,
+            connect_timeout_seconds: defaults.connect.as_secs_f64(),
+            first_token_timeout_seconds: defaults.first_token.as_secs_f64(),
+            total_timeout_seconds: defaults.total.as_secs_f64(),
+        }
+    }
+}
+
+impl AiConfig {
+    pub fn timeouts(&self) -> kaltalk_ai::chat::Timeouts {
+        let seconds = std::time::Duration::from_secs_f64;
+        kaltalk_ai::chat::Timeouts {
+            connect: seconds(self.connect_timeout_seconds),
+            first_token: seconds(self.first_token_timeout_seconds),
+            total: seconds(self.total_timeout_seconds),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("connect_timeout_seconds", self.connect_timeout_seconds),
+            (
+                "first_token_timeout_seconds",
+                self.first_token_timeout_seconds,
+            ),
+            ("total_timeout_seconds", self.total_timeout_seconds),
+        ] {
+            // from_secs_f64 panics on these, and a zero timeout fails every answer.
+            if !(value.is_finite() && value > 0.0 && value <= 3600.0) {
+                return Err(ConfigError::Invalid(format!(
+                    "ai.{key} = {value} must be a number of seconds above 0 and at most 3600"
+                )));
+            }
+        }
+        if let Some(url) = &self.base_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid(format!(
+                    "ai.base_url {url} must start with http:// or https://"
+                )));
+            }
+            if self.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                return Err(ConfigError::Invalid(
+                    "ai.base_url is set but ai.model is not: name the default chat model \
+                     (KALTALK_AI__MODEL), e.g. gpt-4o-mini or llama3.1"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reading web pages and uploaded files into the knowledge base.
@@ -178,6 +257,7 @@ impl Default for Config {
             visitors: VisitorsConfig::default(),
             realtime: RealtimeConfig::default(),
             knowledge: KnowledgeConfig::default(),
+            ai: AiConfig::default(),
         }
     }
 }
@@ -282,6 +362,7 @@ impl Config {
                 "public_url {url} must start with http:// or https://"
             )));
         }
+        self.ai.validate()?;
         if self.sessions.lifetime_hours < 1 {
             return Err(ConfigError::Invalid(
                 "sessions.lifetime_hours must be at least 1".into(),
@@ -371,6 +452,38 @@ mod tests {
         .expect("list");
         assert_eq!(config.visitors.trusted_proxies.len(), 2);
         assert!(config.visitors.trusted_proxies[0].contains("10.1.2.3".parse().expect("ip")));
+    }
+
+    #[test]
+    fn the_chat_model_comes_from_the_environment_and_needs_a_model_name() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("KALTALK_AI__BASE_URL", "http://127.0.0.1:11434/v1"),
+                ("KALTALK_AI__API_KEY", "sk-hunter2"),
+                ("KALTALK_AI__MODEL", "llama3.1"),
+                ("KALTALK_AI__TOTAL_TIMEOUT_SECONDS", "2.5"),
+            ]),
+        )
+        .expect("ai section");
+        assert_eq!(config.ai.model.as_deref(), Some("llama3.1"));
+        assert_eq!(
+            config.ai.timeouts().total,
+            std::time::Duration::from_millis(2500)
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = Config::load_from(None, env(&[("KALTALK_AI__BASE_URL", "http://x.test")]))
+            .expect_err("no model");
+        assert!(err.to_string().contains("ai.model"), "{err}");
+        let err = Config::load_from(
+            None,
+            env(&[("KALTALK_AI__FIRST_TOKEN_TIMEOUT_SECONDS", "0")]),
+        )
+        .expect_err("zero timeout");
+        assert!(
+            err.to_string().contains("first_token_timeout_seconds"),
+            "{err}"
+        );
     }
 
     #[test]

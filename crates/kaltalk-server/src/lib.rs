@@ -116,7 +116,22 @@ impl Kaltalk {
             config.realtime.buffer,
             std::time::Duration::from_secs(config.realtime.ping_seconds.max(1)),
         );
+        let chat = config
+            .ai
+            .base_url
+            .as_ref()
+            .map(|url| {
+                kaltalk_ai::chat::ChatClient::new(
+                    url.as_str(),
+                    config.ai.api_key.as_ref().map(|k| k.expose().to_owned()),
+                    config.ai.timeouts(),
+                )
+                .map(Arc::new)
+            })
+            .transpose()
+            .context("the chat model client ([ai] settings)")?;
         let state = AppState {
+            chat,
             store,
             login_limiter: Arc::new(LoginLimiter::new(
                 config.login_limits.clone(),

@@ -27,6 +27,17 @@ pub enum Live {
         by: Typist,
         typing: bool,
     },
+    /// The bot's answer while the model writes it (not stored): text to append to the
+    /// draft `draft`, or, with `end`, the draft is over. The committed message names its
+    /// draft in `metadata.draft_id` and replaces it; a draft that ends without one (a
+    /// person took over, the model failed) is withdrawn.
+    BotDraft {
+        org: OrgId,
+        conversation: ConversationId,
+        draft: Uuid,
+        delta: String,
+        end: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,6 +25,8 @@ pub struct AppState {
     pub assets: Arc<Assets>,
     /// Per-organization knowledge search indexes, rebuilt on change.
     pub knowledge: Arc<crate::knowledge::Indexes>,
+    /// The chat model the AI agent generates answers with, when `[ai] base_url` is set.
+    pub chat: Option<Arc<kaltalk_ai::chat::ChatClient>>,
     /// Attachment bytes.
     pub blobs: crate::attachments::Blobs,
     /// Fan-out of committed events to connected sockets.

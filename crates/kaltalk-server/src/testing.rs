@@ -1,6 +1,8 @@
-//! Test support shared by the unit and the integration tests: a MaxMind DB writer just
-//! big enough to build country fixtures inside a test, so no database file is committed
-//! or downloaded.
+//! Test support shared by the unit and the integration tests (and the benchmarks): a
+//! MaxMind DB writer just big enough to build country fixtures inside a test, so no
+//! database file is committed or downloaded; and a fake OpenAI-compatible chat model.
+
+pub mod fake_chat;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -3,7 +3,7 @@
 //! [`Embedder::model_id`] with its vectors, since vectors of different models never mix.
 
 mod local;
-mod remote;
+pub(crate) mod remote;
 
 use std::path::PathBuf;
 

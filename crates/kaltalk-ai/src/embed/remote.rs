@@ -52,8 +52,7 @@ impl OpenAiEmbeddings {
         model: &str,
         timeout: Duration,
     ) -> Result<Self, EmbedError> {
-        let base = base_url.trim_end_matches('/');
-        let base = base.strip_suffix("/v1").unwrap_or(base).to_owned();
+        let base = server_root(base_url);
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -192,9 +191,17 @@ struct EmbeddingItem {
     embedding: Vec<f32>,
 }
 
+/// A provider's root URL as configured, with or without a trailing `/` or `/v1`, as the
+/// root that `/v1/...` paths are appended to: every OpenAI-compatible client here takes
+/// the same `base_url`.
+pub(crate) fn server_root(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    base.strip_suffix("/v1").unwrap_or(base).to_owned()
+}
+
 /// The provider's own words from an error body: OpenAI's `{"error": {"message"}}`, the
 /// `{"error": "…"}` some compatible servers send, or the start of the raw text.
-fn provider_message(body: &[u8]) -> String {
+pub(crate) fn provider_message(body: &[u8]) -> String {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ErrorField {

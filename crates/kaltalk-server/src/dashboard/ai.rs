@@ -31,6 +31,9 @@ struct AiPage {
     settings: AiSettings,
     usage: Usage,
     errors: FieldErrors,
+    /// The server's default chat model; `None` when no chat model is configured, so the
+    /// page can say answers are extractive whatever the organization names.
+    default_model: Option<String>,
 }
 
 async fn page(
@@ -46,6 +49,7 @@ async fn page(
         settings,
         usage: state.store.ai_usage(session.org_id(), state.now()).await?,
         errors,
+        default_model: state.chat.as_ref().and(state.config.ai.model.clone()),
     })
 }
 

@@ -109,6 +109,15 @@ impl Feed for WidgetFeed {
             } if *c == conversation => {
                 Some(json!({ "type": "typing", "typing": typing, "name": name }))
             }
+            Live::BotDraft {
+                conversation: c,
+                draft,
+                delta,
+                end,
+                ..
+            } if *c == conversation => {
+                Some(json!({ "type": "bot.delta", "draft_id": draft, "delta": delta, "end": end }))
+            }
             _ => None,
         }
     }

@@ -344,6 +344,13 @@ async fn ai_settings_are_validated_and_the_bot_is_off_by_default() {
             .enabled,
         "nothing saved"
     );
+    assert!(
+        owner
+            .get_html("/settings/ai")
+            .await
+            .contains("No chat model is configured on this server"),
+        "without a model the page says answers are extractive"
+    );
     let agent = crate::teams::join(&app, &owner, "alex@acme.test", "agent").await;
     assert_eq!(
         agent.get("/settings/ai").await.status(),

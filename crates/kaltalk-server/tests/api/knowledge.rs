@@ -12,9 +12,9 @@ use serde_json::Value;
 use crate::chat_helpers::{Visitor, create_inbox};
 use crate::helpers::{Browser, TestApp, spawn_app, spawn_app_with};
 
-const RETURNS: &str = "# Returns\n\nYou can return any product within 30 days of delivery.\n\n## Refunds\n\nRefunds reach your card within 5 to 7 working days after we receive the parcel.\n\n# Shipping\n\nWe ship to every country in Europe in three working days.";
+pub const RETURNS: &str = "# Returns\n\nYou can return any product within 30 days of delivery.\n\n## Refunds\n\nRefunds reach your card within 5 to 7 working days after we receive the parcel.\n\n# Shipping\n\nWe ship to every country in Europe in three working days.";
 
-async fn add_text(owner: &Browser, title: &str, body: &str) -> reqwest::Response {
+pub async fn add_text(owner: &Browser, title: &str, body: &str) -> reqwest::Response {
     owner
         .submit(
             "/settings/knowledge",

@@ -11,6 +11,7 @@ mod helpers;
 
 mod accounts;
 mod ai;
+mod ai_model;
 mod api;
 mod cross_org;
 mod csrf;
