@@ -4,30 +4,16 @@
 //
 // Run with scripts/browser-test.sh (or: KALTALK_BIN=... node --test tests/browser/).
 
-import { describe, it, before, after } from 'node:test';
+import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startServer } from './server.mjs';
+import {
+  ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, artifactsDir, saveArtifacts, steps, until,
+} from './helpers.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const artifactsDir = path.join(here, 'artifacts');
-
-const CHROMIUM_PATH = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
-const ACTION_TIMEOUT_MS = 15_000;
 const SESSION_COOKIE = 'kaltalk_session';
 const INVITE_URL = /https?:\/\/[^\s]+\/invitations\/[A-Za-z0-9_-]+/;
 
@@ -44,18 +30,6 @@ const AGENT = {
 };
 
 // ---------------------------------------------------------------- helpers
-
-/** Poll `fn` until it returns a truthy value; return it, or throw `message()` on timeout. */
-async function until(fn, message, timeoutMs = ACTION_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new assert.AssertionError({ message: await message() });
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Wait for the page to be at exactly `url` (query and hash ignored). */
 async function expectUrl(page, url) {
@@ -142,14 +116,6 @@ function recordSessionSetCookies(context) {
   return seen;
 }
 
-async function saveArtifacts(page, name) {
-  if (!page || page.isClosed()) return;
-  await mkdir(artifactsDir, { recursive: true });
-  await page.screenshot({ path: path.join(artifactsDir, `${name}.png`), fullPage: true }).catch(() => {});
-  const html = await page.content().catch(() => '');
-  await writeFile(path.join(artifactsDir, `${name}.html`), `<!-- ${page.url()} -->\n${html}`);
-}
-
 // ---------------------------------------------------------------- test
 
 describe('signup and invitation in the browser', { timeout: 180_000 }, () => {
@@ -162,30 +128,15 @@ describe('signup and invitation in the browser', { timeout: 180_000 }, () => {
   let setCookiesA;
   let setCookiesB;
   let inviteUrl;
-  let failed = false;
 
-  /** Wrap a step: skip it after an earlier failure, save page state on failure. */
-  function step(name, fn) {
-    const slug = name.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase().slice(0, 40);
-    it(name, async (t) => {
-      if (failed) {
-        t.skip('an earlier step failed');
-        return;
-      }
-      try {
-        await fn(t);
-      } catch (err) {
-        failed = true;
-        await saveArtifacts(pageA, `failure-${slug}-A`);
-        await saveArtifacts(pageB, `failure-${slug}-B`);
-        if (server) {
-          await writeFile(path.join(artifactsDir, 'server-output.log'), server.output());
-          t.diagnostic(`page HTML, screenshots and server output are in ${artifactsDir}`);
-        }
-        throw err;
-      }
-    });
-  }
+  const step = steps({
+    diagnostics: () => '',
+    async onFailure(slug) {
+      await saveArtifacts(pageA, `failure-${slug}-A`);
+      await saveArtifacts(pageB, `failure-${slug}-B`);
+      if (server) await writeFile(path.join(artifactsDir, 'server-output.log'), server.output());
+    },
+  });
 
   before(async () => {
     await mkdir(artifactsDir, { recursive: true });

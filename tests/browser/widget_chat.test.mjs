@@ -5,31 +5,16 @@
 //
 // Run with scripts/browser-test.sh (or: KALTALK_BIN=... node --test tests/browser/).
 
-import { describe, it, before, after } from 'node:test';
+import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const artifactsDir = path.join(here, 'artifacts');
-
-const CHROMIUM_PATH = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
-const ACTION_TIMEOUT_MS = 15_000;
+import {
+  ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, artifactsDir, clip, expectVisible, outerHtml,
+  logIn, openLiveInbox, saveArtifacts, startHostServer, steps, until, watchConsole, widgetHtml,
+} from './helpers.mjs';
 
 const OWNER = {
   name: 'Olivia Owner',
@@ -67,107 +52,6 @@ function hostPage(baseUrl, token) {
 `;
 }
 
-/** A tiny web server for the customer's site: /shop.html and nothing else. */
-function startHostServer(html) {
-  const server = http.createServer((req, res) => {
-    if (req.url === '/shop.html') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(html());
-    } else if (req.url === '/favicon.ico') {
-      res.writeHead(204);
-      res.end();
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found');
-    }
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      resolve({
-        port,
-        close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
-      });
-    });
-  });
-}
-
-// ---------------------------------------------------------------- helpers
-
-/** Poll `fn` until it returns a truthy value; return it, or throw `message()` on timeout. */
-async function until(fn, message, timeoutMs = ACTION_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new assert.AssertionError({ message: await message() });
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function clip(text, max = 3000) {
-  return text.length > max ? `${text.slice(0, max)}… (${text.length - max} more characters)` : text;
-}
-
-async function outerHtml(page, selector, max = 3000) {
-  if (!page || page.isClosed()) return `<no page>`;
-  const html = await page
-    .locator(selector)
-    .first()
-    .evaluate((el) => el.outerHTML, null, { timeout: 2000 })
-    .catch(() => `<no ${selector}>`);
-  return clip(html.replace(/\n{2,}/g, '\n'), max);
-}
-
-/** The widget's shadow-root markup (page.content() does not include it). */
-async function widgetHtml(page, max = 4000) {
-  if (!page || page.isClosed()) return '<no page>';
-  const html = await page
-    .evaluate(() => {
-      const host = document.getElementById('kaltalk-widget');
-      if (!host) return '<no #kaltalk-widget element>';
-      if (!host.shadowRoot) return '<#kaltalk-widget has no open shadow root>';
-      return host.shadowRoot.innerHTML.replace(/<style>[\s\S]*?<\/style>/g, '<style>…</style>');
-    })
-    .catch((e) => `<cannot read the widget: ${e.message}>`);
-  return clip(html, max);
-}
-
-/** Wait for `locator` to be visible; on timeout fail with `describe()`'s text. */
-async function expectVisible(locator, what, describe) {
-  try {
-    await locator.first().waitFor({ state: 'visible', timeout: ACTION_TIMEOUT_MS });
-  } catch {
-    assert.fail(`${what}\n${await describe()}`);
-  }
-}
-
-/** Record console messages and uncaught errors of every page of `context`. */
-function watchConsole(context, who) {
-  const lines = [];
-  const watch = (page) => {
-    page.on('console', (msg) => {
-      const loc = msg.location();
-      const where = loc?.url ? ` (${loc.url}:${loc.lineNumber})` : '';
-      lines.push(`[${who} console.${msg.type()}] ${msg.text()}${where}`);
-    });
-    page.on('pageerror', (err) => lines.push(`[${who} pageerror] ${err.stack || err.message}`));
-    page.on('requestfailed', (req) => lines.push(`[${who} requestfailed] ${req.method()} ${req.url()}: ${req.failure()?.errorText}`));
-  };
-  context.on('page', watch);
-  return lines;
-}
-
-async function saveArtifacts(page, name, extra = '') {
-  if (!page || page.isClosed()) return;
-  await mkdir(artifactsDir, { recursive: true });
-  await page.screenshot({ path: path.join(artifactsDir, `${name}.png`), fullPage: true }).catch(() => {});
-  const html = await page.content().catch(() => '');
-  await writeFile(path.join(artifactsDir, `${name}.html`), `<!-- ${page.url()} -->\n${html}${extra}`);
-}
-
 // ---------------------------------------------------------------- test
 
 describe('website widget chat with the live inbox', { timeout: 180_000 }, () => {
@@ -187,43 +71,20 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
   let hostOrigin;
   const requestsB = []; // every request URL of the visitor context (WebSockets included)
   const setCookiesB = []; // { url, value } of every Set-Cookie the visitor context received
-  let failed = false;
 
   function diagnostics() {
     const logs = [...(consoleA ?? []), ...(consoleB ?? [])];
     return `--- console and page errors (${logs.length}) ---\n${clip(logs.join('\n') || '(none)', 6000)}`;
   }
 
-  /** Wrap a step: skip it after an earlier failure; on failure save the state and add the console to the message. */
-  function step(name, fn) {
-    const slug = name.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase().slice(0, 40);
-    it(name, async (t) => {
-      if (failed) {
-        t.skip('an earlier step failed');
-        return;
-      }
-      try {
-        await fn(t);
-      } catch (err) {
-        failed = true;
-        await saveArtifacts(pageA, `widget-failure-${slug}-agent`);
-        await saveArtifacts(pageB, `widget-failure-${slug}-visitor`, `\n<!-- widget shadow root:\n${(await widgetHtml(pageB, 50_000)).replace(/--/g, '- -')}\n-->\n`);
-        if (server) {
-          await writeFile(path.join(artifactsDir, 'widget-server-output.log'), server.output());
-          t.diagnostic(`page HTML, screenshots and server output are in ${artifactsDir}`);
-        }
-        const extra = `\n${diagnostics()}`;
-        if (err && typeof err === 'object' && typeof err.message === 'string') {
-          const oldMessage = err.message;
-          err.message = oldMessage + extra;
-          if (typeof err.stack === 'string') err.stack = err.stack.replace(oldMessage, err.message);
-          // assert.equal & co. print `generatedMessage` diffs instead of message.
-          if ('generatedMessage' in err) err.generatedMessage = false;
-        }
-        throw err;
-      }
-    });
-  }
+  const step = steps({
+    diagnostics,
+    async onFailure(slug) {
+      await saveArtifacts(pageA, `widget-failure-${slug}-agent`);
+      await saveArtifacts(pageB, `widget-failure-${slug}-visitor`, `\n<!-- widget shadow root:\n${(await widgetHtml(pageB, 50_000)).replace(/--/g, '- -')}\n-->\n`);
+      if (server) await writeFile(path.join(artifactsDir, 'widget-server-output.log'), server.output());
+    },
+  });
 
   before(async () => {
     await mkdir(artifactsDir, { recursive: true });
@@ -251,7 +112,7 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
     );
 
     server = await startServer({ dataDir });
-    host = await startHostServer(() => hostPage(server.baseUrl, embedToken));
+    host = await startHostServer({ '/shop.html': () => hostPage(server.baseUrl, embedToken) });
     hostOrigin = `http://localhost:${host.port}`;
     hostUrl = `${hostOrigin}/shop.html`;
 
@@ -290,21 +151,8 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
 
   step('1. the agent logs in and the inbox goes live', async () => {
     const { baseUrl } = server;
-    await pageA.goto(`${baseUrl}/login`);
-    await pageA.getByLabel('Email', { exact: true }).fill(OWNER.email);
-    await pageA.getByLabel('Password', { exact: true }).fill(OWNER.password);
-    await pageA.getByRole('button', { name: 'Log in', exact: true }).click();
-    await pageA.waitForURL((u) => u.pathname !== '/login', { timeout: ACTION_TIMEOUT_MS }).catch(async () => {
-      assert.fail(`login did not leave /login\n${await outerHtml(pageA, 'main')}`);
-    });
-
-    await pageA.goto(`${baseUrl}/inbox?view=all`);
-    await until(
-      async () => (await pageA.locator('#inbox').getAttribute('data-live').catch(() => null)) === 'on',
-      async () =>
-        `expected #inbox[data-live="on"] (inbox.js sets it when /inbox/ws opens) at ${pageA.url()}\n` +
-        `#inbox: ${await outerHtml(pageA, '#inbox', 1500)}`,
-    );
+    await logIn(pageA, baseUrl, OWNER);
+    await openLiveInbox(pageA, baseUrl, 'all');
     // Gone if the page reloads or navigates: proves later updates arrived live.
     await pageA.evaluate(() => { window.__noReload = true; });
   });
