@@ -87,6 +87,11 @@ fn citation_title(chunk: &kaltalk_store::knowledge::Chunk) -> String {
     }
 }
 
+/// A chunk as a citation under an answer: its title (and section) and link.
+fn citation(chunk: &kaltalk_store::knowledge::Chunk) -> Value {
+    json!({ "title": citation_title(chunk), "url": chunk.url })
+}
+
 /// The passage as an answer: whole sentences, at most about 600 characters.
 pub fn excerpt(text: &str) -> String {
     const LIMIT: usize = 600;
@@ -175,6 +180,94 @@ pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The chat model the organization's bot writes with: its own choice, else the server's.
+fn model_name(state: &AppState, settings: &AiSettings) -> anyhow::Result<String> {
+    Ok(settings
+        .model
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .or(state.config.ai.model.as_deref())
+        .context("a chat model is configured without a model name")?
+        .to_owned())
+}
+
+/// The model's request for one question, and the citation (title and link) each of its
+/// numbered sources stands for.
+fn chat_request(
+    settings: &AiSettings,
+    model: &str,
+    hits: &[Hit<'_>],
+    history: &[prompt::Turn<'_>],
+    question: &str,
+) -> (ChatRequest, Vec<Value>) {
+    let titles: Vec<String> = hits.iter().map(|hit| citation_title(hit.chunk)).collect();
+    let sources: Vec<Source> = hits
+        .iter()
+        .zip(&titles)
+        .map(|(hit, title)| Source {
+            title,
+            url: hit.chunk.url.as_deref(),
+            text: &hit.chunk.text,
+        })
+        .collect();
+    let persona = Persona {
+        bot_name: &settings.bot_name,
+        tone: &settings.tone,
+        instructions: &settings.instructions,
+    };
+    let request = ChatRequest {
+        model: model.to_owned(),
+        temperature: settings.temperature,
+        messages: prompt::messages(&persona, &sources, history, question),
+    };
+    let citations = sources
+        .iter()
+        .map(|s| json!({ "title": s.title, "url": s.url }))
+        .collect();
+    (request, citations)
+}
+
+/// What a finished completion comes to.
+enum Verdict {
+    Answer {
+        text: String,
+        /// The sources the answer names by number, or all it was given when it names none.
+        citations: Vec<Value>,
+    },
+    HandOver {
+        /// For the log: why, in a word or two.
+        outcome: &'static str,
+        /// For the private note.
+        reason: String,
+    },
+}
+
+fn verdict(completion: &kaltalk_ai::chat::Completion, sources: &[Value]) -> Verdict {
+    if let Some(reason) = completion.hand_over() {
+        return Verdict::HandOver {
+            outcome: "handed over",
+            reason: reasons::model_handed_over(&reason),
+        };
+    }
+    if prompt::declines(&completion.text) {
+        return Verdict::HandOver {
+            outcome: "declined",
+            reason: reasons::MODEL_DECLINED.to_owned(),
+        };
+    }
+    let cited = prompt::cited(&completion.text, sources.len());
+    let citations = if cited.is_empty() {
+        sources.to_vec()
+    } else {
+        cited.iter().map(|&i| sources[i].clone()).collect()
+    };
+    Verdict::Answer {
+        text: completion.text.trim().to_owned(),
+        citations,
+    }
+}
+
 /// One answer being made.
 struct Turn<'a> {
     state: &'a AppState,
@@ -188,9 +281,7 @@ struct Turn<'a> {
 impl Turn<'_> {
     /// Without a model: the best passage, with its source.
     async fn extract(&self, best: &Hit<'_>) -> anyhow::Result<()> {
-        let citation = json!({ "title": citation_title(best.chunk), "url": best.chunk.url });
-        let metadata =
-            json!({ "citations": [citation], "confidence": best.confidence, "mode": "extractive" });
+        let metadata = json!({ "citations": [citation(best.chunk)], "confidence": best.confidence, "mode": "extractive" });
         self.commit(&excerpt(&best.chunk.text), metadata, (0, 0))
             .await
             .map(drop)
@@ -233,25 +324,7 @@ impl Turn<'_> {
         confidence: f32,
     ) -> anyhow::Result<Option<String>> {
         let state = self.state;
-        let model = self
-            .settings
-            .model
-            .as_deref()
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .or(state.config.ai.model.as_deref())
-            .context("a chat model is configured without a model name")?
-            .to_owned();
-        let titles: Vec<String> = hits.iter().map(|hit| citation_title(hit.chunk)).collect();
-        let sources: Vec<Source> = hits
-            .iter()
-            .zip(&titles)
-            .map(|(hit, title)| Source {
-                title,
-                url: hit.chunk.url.as_deref(),
-                text: &hit.chunk.text,
-            })
-            .collect();
+        let model = model_name(state, self.settings)?;
         let earlier = self.history().await?;
         let history: Vec<prompt::Turn> = earlier
             .iter()
@@ -260,16 +333,8 @@ impl Turn<'_> {
                 text,
             })
             .collect();
-        let persona = Persona {
-            bot_name: &self.settings.bot_name,
-            tone: &self.settings.tone,
-            instructions: &self.settings.instructions,
-        };
-        let request = ChatRequest {
-            model: model.clone(),
-            temperature: self.settings.temperature,
-            messages: prompt::messages(&persona, &sources, &history, &self.question.text),
-        };
+        let (request, sources) =
+            chat_request(self.settings, &model, hits, &history, &self.question.text);
         let prompt_chars = request.chars();
         let started = Instant::now();
         let mut draft = Draft::new(self);
@@ -307,26 +372,14 @@ impl Turn<'_> {
             }
         };
         let answer_chars = completion.text.chars().count();
-        if let Some(reason) = completion.hand_over() {
-            draft.end();
-            log("handed over", completion.usage, answer_chars);
-            return Ok(Some(reasons::model_handed_over(&reason)));
-        }
-        if prompt::declines(&completion.text) {
-            draft.end();
-            log("declined", completion.usage, answer_chars);
-            return Ok(Some(reasons::MODEL_DECLINED.to_owned()));
-        }
-        let cited = prompt::cited(&completion.text, sources.len());
-        let cited: Vec<usize> = if cited.is_empty() {
-            (0..sources.len()).collect()
-        } else {
-            cited
+        let (text, citations) = match verdict(&completion, &sources) {
+            Verdict::HandOver { outcome, reason } => {
+                draft.end();
+                log(outcome, completion.usage, answer_chars);
+                return Ok(Some(reason));
+            }
+            Verdict::Answer { text, citations } => (text, citations),
         };
-        let citations: Vec<Value> = cited
-            .iter()
-            .map(|&i| json!({ "title": sources[i].title, "url": sources[i].url }))
-            .collect();
         let metadata = json!({
             "citations": citations,
             "confidence": confidence,
@@ -335,10 +388,9 @@ impl Turn<'_> {
             "draft_id": draft.id,
         });
         let usage = completion.usage.unwrap_or_default();
-        let text = completion.text.trim();
         let written = self
             .commit(
-                text,
+                &text,
                 metadata,
                 (usage.prompt_tokens, usage.completion_tokens),
             )
@@ -468,6 +520,118 @@ impl<'a> Draft<'a> {
             end,
         });
     }
+}
+
+/// A question answered the way the bot would answer it, outside any conversation: what
+/// the playground shows. Nothing is written and no usage is counted.
+pub struct Preview {
+    pub hits: Vec<PreviewHit>,
+    pub outcome: PreviewOutcome,
+    /// `generative` with a chat model, `extractive` without.
+    pub mode: &'static str,
+    pub retrieval: Duration,
+    /// Time spent waiting for the model, when it was asked.
+    pub model: Option<Duration>,
+    pub tokens: Option<kaltalk_ai::chat::Usage>,
+}
+
+/// A retrieved passage, as the playground lists it.
+pub struct PreviewHit {
+    pub title: String,
+    pub url: Option<String>,
+    pub text: String,
+    pub score: f32,
+    pub confidence: f32,
+    /// Whether it reached the answer step (at or above the confidence threshold, or
+    /// given to the model).
+    pub used: bool,
+}
+
+pub enum PreviewOutcome {
+    Answer { text: String, citations: Vec<Value> },
+    HandOver(String),
+}
+
+pub async fn preview(state: &AppState, org: OrgId, question: &str) -> anyhow::Result<Preview> {
+    let settings = state.store.ai_settings(org).await?;
+    let started = Instant::now();
+    let index = state.knowledge.get(state, org).await?;
+    let hits = index.search(question, PASSAGES)?;
+    let retrieval = started.elapsed();
+    let best = hits
+        .iter()
+        .position(|hit| hit.confidence >= settings.confidence_threshold);
+    let mode = if state.chat.is_some() {
+        "generative"
+    } else {
+        "extractive"
+    };
+    let listed = |used: &dyn Fn(usize) -> bool| -> Vec<PreviewHit> {
+        hits.iter()
+            .enumerate()
+            .map(|(i, hit)| PreviewHit {
+                title: citation_title(hit.chunk),
+                url: hit.chunk.url.clone(),
+                text: excerpt(&hit.chunk.text),
+                score: hit.score,
+                confidence: hit.confidence,
+                used: used(i),
+            })
+            .collect()
+    };
+    let mut preview = Preview {
+        hits: Vec::new(),
+        outcome: PreviewOutcome::HandOver(reasons::NO_ANSWER.to_owned()),
+        mode,
+        retrieval,
+        model: None,
+        tokens: None,
+    };
+    let reason = if asks_for_a_person(question) {
+        Some(reasons::VISITOR_ASKED.to_owned())
+    } else if best.is_none() {
+        Some(reasons::NO_ANSWER.to_owned())
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        preview.hits = listed(&|_| false);
+        preview.outcome = PreviewOutcome::HandOver(reason);
+        return Ok(preview);
+    }
+    let best_at = best.unwrap_or_default();
+    let best = &hits[best_at];
+    let Some(client) = &state.chat else {
+        // Without a model the answer is the best passage alone.
+        preview.hits = listed(&|i| i == best_at);
+        preview.outcome = PreviewOutcome::Answer {
+            text: excerpt(&best.chunk.text),
+            citations: vec![citation(best.chunk)],
+        };
+        return Ok(preview);
+    };
+    preview.hits = listed(&|_| true);
+    let model = model_name(state, &settings)?;
+    let (request, sources) = chat_request(&settings, &model, &hits, &[], question);
+    let asked = Instant::now();
+    let streamed = async {
+        let mut stream = client.stream(&request).await?;
+        while stream.next_text().await?.is_some() {}
+        Ok::<_, kaltalk_ai::chat::ChatError>(stream.finish())
+    }
+    .await;
+    preview.model = Some(asked.elapsed());
+    preview.outcome = match streamed {
+        Err(err) => PreviewOutcome::HandOver(reasons::unavailable(&err.to_string())),
+        Ok(completion) => {
+            preview.tokens = completion.usage;
+            match verdict(&completion, &sources) {
+                Verdict::Answer { text, citations } => PreviewOutcome::Answer { text, citations },
+                Verdict::HandOver { reason, .. } => PreviewOutcome::HandOver(reason),
+            }
+        }
+    };
+    Ok(preview)
 }
 
 #[cfg(test)]

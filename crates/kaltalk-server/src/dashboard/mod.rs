@@ -10,6 +10,7 @@ mod invitations;
 mod knowledge;
 mod organization;
 mod outbox;
+mod playground;
 mod profile;
 mod team;
 
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(inboxes::router())
         .merge(canned::router())
         .merge(ai::router())
+        .merge(playground::router())
         .merge(knowledge::router())
 }
 

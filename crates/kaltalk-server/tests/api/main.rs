@@ -19,5 +19,6 @@ mod email;
 mod inbox;
 mod knowledge;
 mod operations;
+mod playground;
 mod teams;
 mod widget;
