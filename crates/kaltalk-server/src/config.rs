@@ -171,7 +171,8 @@ impl Default for KnowledgeConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RealtimeConfig {
-    /// Events a socket may fall behind before it catches up from the database instead.
+    /// Events a socket may fall behind before it catches up from the database instead
+    /// (a widget socket's conversation buffers at most 64 of them).
     pub buffer: usize,
     /// Seconds between pings; a socket that misses a pong is closed.
     pub ping_seconds: u64,

@@ -1,7 +1,7 @@
-//! The realtime hub: what committed is published here at once, and every connected
-//! socket (widget or dashboard) picks what concerns it. A socket that falls behind does
-//! not slow anyone else: it loses its place in the broadcast and catches up from the
-//! event log instead.
+//! The realtime hub: what committed is published here at once and routed to the sockets
+//! it concerns: a widget socket hears its conversation's topic, a dashboard socket its
+//! organization's. A socket that falls behind does not slow anyone else: it loses its
+//! place in its topic and catches up from the event log instead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use kaltalk_core::{ConversationId, EventId, OrgId};
 use kaltalk_store::Event;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 /// Something that happened, as sockets hear it.
@@ -40,15 +40,73 @@ pub enum Live {
     },
 }
 
+impl Live {
+    /// The topics this goes to: its conversation's and (but for drafts) its organization's.
+    fn topics(&self) -> [Option<Topic>; 2] {
+        match self {
+            Live::Event(event) => [
+                event.conversation_id.map(Topic::Conversation),
+                event.org_id.map(Topic::Org),
+            ],
+            Live::Typing {
+                org, conversation, ..
+            } => [
+                Some(Topic::Conversation(*conversation)),
+                Some(Topic::Org(*org)),
+            ],
+            // Only the visitor's widget shows drafts; the inbox waits for the message.
+            Live::BotDraft { conversation, .. } => [Some(Topic::Conversation(*conversation)), None],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Typist {
     Agent { name: String },
     Contact,
 }
 
+/// What a socket subscribes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// One conversation: what a widget socket hears.
+    Conversation(ConversationId),
+    /// Everything of one organization: what a dashboard socket hears.
+    Org(OrgId),
+}
+
+/// The most a conversation's topic buffers. Each topic allocates its buffer up front, and
+/// at 10,000 widget sockets the organization-sized buffer would take gigabytes; a
+/// conversation rarely has more than a handful of events in flight, and a widget socket
+/// that falls further behind catches up from the event log like any other.
+const CONVERSATION_BUFFER: usize = 64;
+
+impl Topic {
+    fn capacity(self, buffer: usize) -> usize {
+        match self {
+            Topic::Conversation(_) => buffer.min(CONVERSATION_BUFFER),
+            Topic::Org(_) => buffer,
+        }
+        .max(1)
+    }
+}
+
+/// What the router task is asked to do. One task owns the topic map, so publishing stays
+/// a synchronous call (handlers publish right after they commit) and no lock is shared
+/// between thousands of sockets; the channel keeps publishes and subscriptions in order.
+enum Command {
+    Publish(Live),
+    Subscribe(Topic, oneshot::Sender<broadcast::Receiver<Live>>),
+    /// A subscriber went away: the topic is dropped once it has no receiver left.
+    Left(Topic),
+    /// How many topics are open (tests check that none leak).
+    #[cfg(test)]
+    CountTopics(oneshot::Sender<usize>),
+}
+
 #[derive(Clone)]
 pub struct Hub {
-    tx: broadcast::Sender<Live>,
+    commands: mpsc::UnboundedSender<Command>,
     /// How often sockets are pinged; a socket that misses a pong is closed.
     ping_every: Duration,
     /// Dashboard sockets open per organization: the widget says whether anyone is there.
@@ -56,13 +114,15 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// `capacity` is how many items a socket may fall behind before it catches up from
-    /// the event log instead.
-    pub fn new(capacity: usize, ping_every: Duration) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(1));
+    /// `buffer` is how many items a socket may fall behind before it catches up from the
+    /// event log instead (at most [`CONVERSATION_BUFFER`] for a conversation). Starts the
+    /// router task, so it must be called inside the runtime.
+    pub fn new(buffer: usize, ping_every: Duration) -> Self {
+        let (commands, rx) = mpsc::unbounded_channel();
+        tokio::spawn(route(rx, buffer));
         Self {
             ping_every,
-            tx,
+            commands,
             agents_online: Arc::default(),
         }
     }
@@ -92,16 +152,91 @@ impl Hub {
     /// Publishes events that have been committed.
     pub fn publish_events(&self, events: Vec<Event>) {
         for event in events {
-            let _ = self.tx.send(Live::Event(Arc::new(event)));
+            self.publish(Live::Event(Arc::new(event)));
         }
     }
 
     pub fn publish(&self, live: Live) {
-        let _ = self.tx.send(live);
+        // Fails only once the router is gone, when the server is shutting down.
+        let _ = self.commands.send(Command::Publish(live));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
-        self.tx.subscribe()
+    /// Everything published to `topic` from now on; `None` when the hub has shut down.
+    pub async fn subscribe(&self, topic: Topic) -> Option<Subscription> {
+        let (reply, receiver) = oneshot::channel();
+        self.commands.send(Command::Subscribe(topic, reply)).ok()?;
+        let rx = receiver.await.ok()?;
+        Some(Subscription {
+            rx: Some(rx),
+            topic,
+            commands: self.commands.clone(),
+        })
+    }
+}
+
+/// A socket's place in a topic. Dropping it lets the hub forget a topic nobody hears.
+pub struct Subscription {
+    /// Always `Some` until dropped: taken in `drop` so the receiver is gone before the
+    /// router counts what is left.
+    rx: Option<broadcast::Receiver<Live>>,
+    topic: Topic,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Result<Live, RecvError> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => Err(RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let _ = self.commands.send(Command::Left(self.topic));
+    }
+}
+
+/// The router: owns one broadcast channel per topic somebody listens to.
+async fn route(mut commands: mpsc::UnboundedReceiver<Command>, buffer: usize) {
+    let mut topics: HashMap<Topic, broadcast::Sender<Live>> = HashMap::new();
+    let forget_if_unheard = |topics: &mut HashMap<Topic, broadcast::Sender<Live>>, topic| {
+        if topics
+            .get(&topic)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            topics.remove(&topic);
+        }
+    };
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Publish(live) => {
+                for topic in live.topics().into_iter().flatten() {
+                    // Nobody listening to a topic is the common case: no channel, no work.
+                    if let Some(tx) = topics.get(&topic) {
+                        let _ = tx.send(live.clone());
+                    }
+                }
+            }
+            Command::Subscribe(topic, reply) => {
+                let rx = topics
+                    .entry(topic)
+                    .or_insert_with(|| broadcast::channel(topic.capacity(buffer)).0)
+                    .subscribe();
+                // The socket gave up before its answer came: undo.
+                if let Err(rx) = reply.send(rx) {
+                    drop(rx);
+                    forget_if_unheard(&mut topics, topic);
+                }
+            }
+            Command::Left(topic) => forget_if_unheard(&mut topics, topic),
+            #[cfg(test)]
+            Command::CountTopics(reply) => {
+                let _ = reply.send(topics.len());
+            }
+        }
     }
 }
 
@@ -132,6 +267,8 @@ pub fn resume_floor(after: EventId) -> EventId {
 /// What a socket is, for the pump: which events it wants, how they look on its wire, and
 /// what it does with what the client sends.
 pub trait Feed: Send {
+    /// The topic this socket hears live, or `None` for a socket with nothing to hear yet.
+    fn topic(&self) -> Option<Topic>;
     /// Events after `after` from the event log (replay), oldest first.
     fn replay(
         &self,
@@ -147,7 +284,13 @@ pub trait Feed: Send {
 /// goes away. Pings keep the connection honest; a silent peer is dropped.
 pub async fn pump<F: Feed>(mut socket: WebSocket, hub: &Hub, mut feed: F, after: Option<EventId>) {
     // Subscribe before replaying, so nothing committed in between is missed.
-    let mut rx = hub.subscribe();
+    let mut subscription = match feed.topic() {
+        Some(topic) => match hub.subscribe(topic).await {
+            Some(subscription) => Some(subscription),
+            None => return, // shutting down
+        },
+        None => None,
+    };
     let mut seen = SeenIds::default();
     let mut last = after;
     if catch_up(
@@ -167,10 +310,10 @@ pub async fn pump<F: Feed>(mut socket: WebSocket, hub: &Hub, mut feed: F, after:
     let mut awaiting_pong = false;
     loop {
         tokio::select! {
-            live = rx.recv() => match live {
+            live = next_live(&mut subscription) => match live {
                 Ok(live) => {
-                    // Most of what is broadcast is for other sockets: render first, and
-                    // remember only what this socket sends.
+                    // A topic may carry what this socket must not show (a note to a
+                    // widget): render first, and remember only what this socket sends.
                     let Some(frame) = feed.render(&live) else {
                         continue;
                     };
@@ -209,6 +352,14 @@ pub async fn pump<F: Feed>(mut socket: WebSocket, hub: &Hub, mut feed: F, after:
                 }
             }
         }
+    }
+}
+
+/// The next live item of a subscription; never, for a socket without one.
+async fn next_live(subscription: &mut Option<Subscription>) -> Result<Live, RecvError> {
+    match subscription {
+        Some(subscription) => subscription.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -280,6 +431,81 @@ impl SeenIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn event(org: OrgId, conversation: ConversationId) -> Event {
+        Event {
+            id: EventId::new(),
+            org_id: Some(org),
+            kind: "message.created".into(),
+            subject_id: None,
+            conversation_id: Some(conversation),
+            payload: sqlx::types::Json(json!({})),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    fn event_id(live: Result<Live, RecvError>) -> Option<EventId> {
+        match live {
+            Ok(Live::Event(event)) => Some(event.id),
+            _ => None,
+        }
+    }
+
+    async fn open_topics(hub: &Hub) -> usize {
+        let (reply, count) = oneshot::channel();
+        assert!(hub.commands.send(Command::CountTopics(reply)).is_ok());
+        count.await.expect("the router answers")
+    }
+
+    #[tokio::test]
+    async fn a_widget_hears_its_conversation_and_a_dashboard_its_organization() {
+        let hub = Hub::new(16, Duration::from_secs(20));
+        let (org, other_org) = (OrgId::new(), OrgId::new());
+        let (mine, theirs) = (ConversationId::new(), ConversationId::new());
+        let mut widget = hub.subscribe(Topic::Conversation(mine)).await.expect("hub");
+        let mut dashboard = hub.subscribe(Topic::Org(org)).await.expect("hub");
+
+        let for_theirs = event(org, theirs);
+        let elsewhere = event(other_org, ConversationId::new());
+        let for_mine = event(org, mine);
+        hub.publish_events(vec![for_theirs.clone(), elsewhere, for_mine.clone()]);
+        hub.publish(Live::Typing {
+            org,
+            conversation: mine,
+            by: Typist::Contact,
+            typing: true,
+        });
+
+        assert_eq!(event_id(widget.recv().await), Some(for_mine.id));
+        assert!(matches!(widget.recv().await, Ok(Live::Typing { .. })));
+        assert_eq!(event_id(dashboard.recv().await), Some(for_theirs.id));
+        assert_eq!(event_id(dashboard.recv().await), Some(for_mine.id));
+        assert!(matches!(dashboard.recv().await, Ok(Live::Typing { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_topic_is_forgotten_when_its_last_socket_goes() {
+        let hub = Hub::new(16, Duration::from_secs(20));
+        let conversation = ConversationId::new();
+        let first = hub.subscribe(Topic::Conversation(conversation)).await;
+        let mut second = hub
+            .subscribe(Topic::Conversation(conversation))
+            .await
+            .expect("hub");
+        let dashboard = hub.subscribe(Topic::Org(OrgId::new())).await;
+        assert_eq!(open_topics(&hub).await, 2);
+
+        drop(first);
+        assert_eq!(open_topics(&hub).await, 2, "one socket still listens");
+        let kept = event(OrgId::new(), conversation);
+        hub.publish_events(vec![kept.clone()]);
+        assert_eq!(event_id(second.recv().await), Some(kept.id));
+
+        drop(second);
+        drop(dashboard);
+        assert_eq!(open_topics(&hub).await, 0);
+    }
 
     #[test]
     fn the_resume_floor_is_two_seconds_earlier_and_below_every_id_of_that_millisecond() {

@@ -268,6 +268,9 @@ const SESSION_COLUMNS: &str =
     "id, org_id, inbox_id, contact_id, conversation_id, context, first_seen_at, last_seen_at";
 const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
      c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns";
+/// The same columns unqualified, for `RETURNING` (which cannot name a table alias).
+const CONVERSATION_RETURNING: &str = "id, org_id, inbox_id, contact_id, status, snoozed_until, assignee_id, \
+     last_message_at, agent_last_seen_at, contact_last_seen_at, created_at, handling, bot_turns";
 /// A conversation with what its list entry shows (contact, last message, unread count).
 pub(crate) const SUMMARY_SELECT: &str = "SELECT c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
      c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, \
@@ -384,7 +387,17 @@ macro_rules! insert_message {
                 .execute(&mut *$tx)
                 .await?;
         }
-        let message = $crate::chat::fetch_message!($tx, id)?;
+        // Read back for the sender's name and the stored timestamps; the files are the
+        // ones just written, so they are read only when there are some.
+        let message = if draft.attachments.is_empty() {
+            let sql = format!("{} WHERE m.id = $1", $crate::chat::MESSAGE_SELECT);
+            sqlx::query_as::<_, $crate::chat::Message>(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_one(&mut *$tx)
+                .await?
+        } else {
+            $crate::chat::fetch_message!($tx, id)?
+        };
         let event = $crate::events::append_event!(
             $tx,
             $crate::events::NewEvent::new(Some($org), $crate::chat::MESSAGE_CREATED, id.as_uuid(), serde_json::json!({ "message": message.to_json() }))
@@ -585,6 +598,7 @@ impl Store {
     ) -> Result<Written<VisitorWritten>, StoreError> {
         let inbox = write.inbox;
         let org = inbox.org_id;
+        let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut events = Vec::new();
@@ -616,6 +630,7 @@ impl Store {
                     (id, None, None)
                 }
             };
+            let session_links = (contact_id, conversation_id);
 
             // An identified visitor is the same contact in every browser.
             if let Some(external_id) = &write.contact.external_id {
@@ -631,12 +646,13 @@ impl Store {
                     contact_id = Some(id);
                 }
             }
-            let contact = match contact_id {
+            // A contact who asked not to be processed by AI never meets the bot.
+            let (contact, opted_out) = match contact_id {
                 Some(id) => {
-                    sqlx::query(
+                    let (opted_out,): (bool,) = sqlx::query_as(
                         "UPDATE contacts SET details = $2, last_seen_at = $3, updated_at = $3, \
                          external_id = COALESCE($4, external_id), name = COALESCE($5, name), email = COALESCE($6, email), \
-                         attributes = COALESCE($7, attributes) WHERE id = $1",
+                         attributes = COALESCE($7, attributes) WHERE id = $1 RETURNING ai_opt_out",
                     )
                     .bind(id)
                     .bind(Json(write.details))
@@ -645,15 +661,15 @@ impl Store {
                     .bind(&write.contact.name)
                     .bind(&write.contact.email)
                     .bind(write.contact.attributes.as_ref().map(Json))
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
-                    id
+                    (id, opted_out)
                 }
                 None => {
                     let id = ContactId::new();
-                    sqlx::query(
+                    let (opted_out,): (bool,) = sqlx::query_as(
                         "INSERT INTO contacts (id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8) RETURNING ai_opt_out",
                     )
                     .bind(id)
                     .bind(org)
@@ -663,18 +679,12 @@ impl Store {
                     .bind(Json(write.details))
                     .bind(Json(write.contact.attributes.clone().unwrap_or_else(|| json!({}))))
                     .bind(now)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
                     events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
-                    id
+                    (id, opted_out)
                 }
             };
-
-            // A contact who asked not to be processed by AI never meets the bot.
-            let (opted_out,): (bool,) = sqlx::query_as("SELECT ai_opt_out FROM contacts WHERE id = $1")
-                .bind(contact)
-                .fetch_one(&mut *tx)
-                .await?;
 
             // The session's conversation, else the contact's latest unresolved one here.
             let existing = match conversation_id {
@@ -735,12 +745,15 @@ impl Store {
                     id
                 }
             };
-            sqlx::query("UPDATE visitor_sessions SET contact_id = $2, conversation_id = $3 WHERE id = $1")
-                .bind(session_id)
-                .bind(contact)
-                .bind(conversation)
-                .execute(&mut *tx)
-                .await?;
+            // Most messages come from a session that already points here.
+            if session_links != (Some(contact), Some(conversation)) {
+                sqlx::query("UPDATE visitor_sessions SET contact_id = $2, conversation_id = $3 WHERE id = $1")
+                    .bind(session_id)
+                    .bind(contact)
+                    .bind(conversation)
+                    .execute(&mut *tx)
+                    .await?;
+            }
 
             // A retried send (same client_id) returns the message already stored.
             let repeated: Option<(MessageId,)> = match write.client_id {
@@ -751,8 +764,11 @@ impl Store {
                     .await?,
                 None => None,
             };
-            let message = match repeated {
-                Some((id,)) => fetch_message!(tx, id)?,
+            let (message, conversation) = match repeated {
+                Some((id,)) => (
+                    fetch_message!(tx, id)?,
+                    fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?,
+                ),
                 None => {
                     let draft = MessageDraft {
                         sender_kind: SenderKind::Contact,
@@ -764,26 +780,25 @@ impl Store {
                         metadata: None,
                     };
                     let (message, event) = insert_message!(tx, org, conversation, draft, now);
-                    sqlx::query("UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1")
+                    // The last write to the conversation returns it as the answer shows it.
+                    let sql = format!(
+                        "UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1 RETURNING {CONVERSATION_RETURNING}"
+                    );
+                    let conversation = sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql))
                         .bind(conversation)
                         .bind(now)
-                        .execute(&mut *tx)
+                        .fetch_one(&mut *tx)
                         .await?;
                     events.push(event);
                     // While the bot handles the conversation, the message is a bot turn to
                     // take: a durable job, committed with the message.
-                    let (handling,): (String,) = sqlx::query_as("SELECT handling FROM conversations WHERE id = $1")
-                        .bind(conversation)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if handling == Handling::Bot.as_str() {
-                        let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation, "message_id": message.id }));
+                    if conversation.handling == Handling::Bot {
+                        let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id }));
                         crate::jobs::insert_job!(tx, job, now)?;
                     }
-                    message
+                    (message, conversation)
                 }
             };
-            let conversation = fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
             tx.commit().await?;
             Ok(Written { value: VisitorWritten { session_id, conversation, message }, events })
         })
@@ -807,6 +822,7 @@ impl Store {
             client_id,
             attachments,
         } = write;
+        let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let current = fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
@@ -990,6 +1006,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
         let snoozed_until = snoozed_until.filter(|_| status == ConversationStatus::Snoozed);
+        let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query("UPDATE conversations SET status = $3, snoozed_until = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
@@ -1022,6 +1039,7 @@ impl Store {
         assignee: Option<UserId>,
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
+        let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query("UPDATE conversations SET assignee_id = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
@@ -1052,6 +1070,7 @@ impl Store {
         id: ConversationId,
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
+        let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let last: Option<(MessageId,)> = sqlx::query_as(
@@ -1090,6 +1109,7 @@ impl Store {
         id: ConversationId,
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
+        let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             let newest: Option<(MessageId, OrgId)> = sqlx::query_as(

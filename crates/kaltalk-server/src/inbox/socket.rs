@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::auth::AgentSession;
 use crate::error::AppError;
-use crate::realtime::{Feed, Live, REPLAY_BATCH, Typist, pump};
+use crate::realtime::{Feed, Live, REPLAY_BATCH, Topic, Typist, pump};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -83,6 +83,10 @@ fn agent_frame(event: &Event) -> Value {
 }
 
 impl Feed for AgentFeed {
+    fn topic(&self) -> Option<Topic> {
+        Some(Topic::Org(self.org))
+    }
+
     async fn replay(&self, after: Option<EventId>) -> anyhow::Result<Vec<Event>> {
         // A dashboard that never connected starts live; one that reconnects catches up.
         match after {

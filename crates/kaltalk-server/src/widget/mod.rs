@@ -452,11 +452,14 @@ async fn deliver(
     )?;
     apply_prechat(&mut contact, body.prechat, settings)?;
 
+    // The inbox is known already: only the session is looked up.
     let existing = match bearer(headers) {
-        Some(token) => visitor_by_token(state, token)
+        Some(token) => state
+            .store
+            .find_visitor_session(&token::hash(token), state.now())
             .await?
-            .filter(|v| v.inbox.id == inbox.id)
-            .map(|v| (token.to_owned(), v.session)),
+            .filter(|session| session.inbox_id == inbox.id)
+            .map(|session| (token.to_owned(), session)),
         None => None,
     };
     let new_token = existing

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{WidgetError, check_origin, visitor_by_token};
-use crate::realtime::{Feed, Live, REPLAY_BATCH, Typist, pump};
+use crate::realtime::{Feed, Live, REPLAY_BATCH, Topic, Typist, pump};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -84,6 +84,10 @@ enum ClientFrame {
 }
 
 impl Feed for WidgetFeed {
+    fn topic(&self) -> Option<Topic> {
+        self.conversation.map(Topic::Conversation)
+    }
+
     async fn replay(&self, after: Option<EventId>) -> anyhow::Result<Vec<Event>> {
         match self.conversation {
             Some(conversation) => Ok(self
