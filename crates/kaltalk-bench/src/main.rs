@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod chat;
+mod knowledge;
 mod report;
 mod server;
 
@@ -23,11 +24,18 @@ enum Command {
     /// the agents' inbox sockets are open; prints delivery latency, throughput and the
     /// server's memory.
     Chat(chat::ChatArgs),
+    /// Knowledge-base retrieval latency (hybrid: BM25 + exact cosine + RRF) at given
+    /// numbers of synthetic chunks, in process.
+    Retrieval(knowledge::RetrievalArgs),
+    /// Ingestion of a real site (crawl, extract, chunk, embed, swap), in process.
+    Ingest(knowledge::IngestArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Chat(args) => chat::run(args).await,
+        Command::Retrieval(args) => knowledge::retrieval(args),
+        Command::Ingest(args) => knowledge::ingest(args).await,
     }
 }

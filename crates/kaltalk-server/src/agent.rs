@@ -109,7 +109,7 @@ pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
         reasons::TURN_LIMIT
     } else {
         let index = state.knowledge.get(state, org).await?;
-        let hits = index.search(&question.text, 5)?;
+        let hits = index.search(&question.text, 5).await?;
         match hits
             .iter()
             .find(|hit| hit.confidence >= settings.confidence_threshold)

@@ -116,6 +116,17 @@ impl Kaltalk {
             config.realtime.buffer,
             std::time::Duration::from_secs(config.realtime.ping_seconds.max(1)),
         );
+        let embeddings = knowledge::Embeddings::load(&config.embeddings, &config.data_dir).await?;
+        if let Some(embedder) = embeddings.embedder() {
+            // A changed model (or embeddings just switched on) re-embeds in the background;
+            // until then each index uses only the vectors of the configured model.
+            let queued = store
+                .queue_reembedding(&embedder.model_id(), clock.now())
+                .await?;
+            if queued > 0 {
+                tracing::info!(organizations = queued, model = %embedder.model_id(), "re-embedding queued");
+            }
+        }
         let state = AppState {
             store,
             login_limiter: Arc::new(LoginLimiter::new(
@@ -129,7 +140,7 @@ impl Kaltalk {
             assets: Arc::new(web::assets::Assets::load()),
             hub,
             blobs,
-            knowledge: Arc::default(),
+            knowledge: Arc::new(knowledge::Indexes::new(embeddings)),
             geoip,
             public_base,
             secure,

@@ -132,7 +132,7 @@ async fn deleting_a_source_takes_its_knowledge_away_at_once() {
         .get(&app.state, org)
         .await
         .expect("index");
-    assert!(!before.search("refund", 3).expect("search").is_empty());
+    assert!(!before.search("refund", 3).await.expect("search").is_empty());
 
     let deleted = owner
         .submit(
@@ -149,7 +149,7 @@ async fn deleting_a_source_takes_its_knowledge_away_at_once() {
         .await
         .expect("index");
     assert!(
-        after.search("refund", 3).expect("search").is_empty(),
+        after.search("refund", 3).await.expect("search").is_empty(),
         "the index follows the knowledge version"
     );
 }
