@@ -2,10 +2,12 @@
 //! index is derived from the store (rebuilt when the knowledge version changes), so every
 //! instance ranks the same way.
 
-use tantivy::collector::TopDocs;
+use std::sync::Arc;
+
+use tantivy::collector::{FilterCollector, TopDocs};
 use tantivy::query::QueryParser;
 use tantivy::schema::{
-    Field, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
+    FAST, Field, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::{
     LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
@@ -13,6 +15,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexReader, TantivyDocument, doc};
 
 const ANALYZER: &str = "kaltalk_en";
+const POSITION: &str = "position";
 
 /// What the index needs of a chunk: its position in the caller's list, and its words.
 pub struct IndexedText<'a> {
@@ -88,7 +91,8 @@ impl KeywordIndex {
             .set_tokenizer(ANALYZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions);
         let text_options = TextOptions::default().set_indexing_options(indexing);
-        let position = schema.add_u64_field("position", STORED);
+        // FAST too: filtering by source reads it as a column.
+        let position = schema.add_u64_field(POSITION, STORED | FAST);
         let title = schema.add_text_field("title", text_options.clone());
         let body = schema.add_text_field("body", text_options);
         let index = Index::create_in_ram(schema.build());
@@ -112,6 +116,18 @@ impl KeywordIndex {
 
     /// The best `limit` chunks for `query` as (position in the build list, BM25 score).
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(usize, f32)>, KeywordError> {
+        self.search_filtered(query, limit, None)
+    }
+
+    /// As [`KeywordIndex::search`], keeping only the chunks `allowed` (indexed by
+    /// position) marks `true`. Filtered inside the collector, so the best `limit` allowed
+    /// chunks come back however many others rank above them.
+    pub fn search_filtered(
+        &self,
+        query: &str,
+        limit: usize,
+        allowed: Option<Arc<[bool]>>,
+    ) -> Result<Vec<(usize, f32)>, KeywordError> {
         let words = terms(query).join(" ");
         if words.is_empty() {
             return Ok(Vec::new());
@@ -120,7 +136,15 @@ impl KeywordIndex {
         parser.set_field_boost(self.title, 0.5);
         let (parsed, _) = parser.parse_query_lenient(&words);
         let searcher = self.reader.searcher();
-        let hits = searcher.search(&parsed, &TopDocs::with_limit(limit).order_by_score())?;
+        let top = TopDocs::with_limit(limit.max(1)).order_by_score();
+        let hits = match allowed {
+            None => searcher.search(&parsed, &top)?,
+            Some(allowed) => {
+                let keep =
+                    move |position: u64| allowed.get(position as usize).copied().unwrap_or(false);
+                searcher.search(&parsed, &FilterCollector::new(POSITION.into(), keep, top))?
+            }
+        };
         let mut out = Vec::with_capacity(hits.len());
         for (score, address) in hits {
             let document: TantivyDocument = searcher.doc(address)?;
@@ -170,6 +194,15 @@ mod tests {
         assert!(
             index.search("the of and", 3).expect("search").is_empty(),
             "stop words alone match nothing"
+        );
+        let only_shipping: Arc<[bool]> = Arc::from([true, false, false]);
+        let hits = index
+            .search_filtered("refund days", 3, Some(only_shipping))
+            .expect("search");
+        assert_eq!(
+            hits.iter().map(|h| h.0).collect::<Vec<_>>(),
+            [0],
+            "the filter keeps the allowed chunk though another ranks higher"
         );
     }
 

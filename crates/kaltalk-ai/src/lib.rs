@@ -8,4 +8,5 @@ pub mod crawl;
 pub mod embed;
 pub mod extract;
 pub mod fetch;
+pub mod hybrid;
 pub mod keyword;

@@ -6,6 +6,7 @@
 
 mod ai_turn;
 mod chat;
+mod knowledge;
 mod report;
 mod server;
 
@@ -27,6 +28,11 @@ enum Command {
     /// The AI agent: the platform's own time per turn (retrieval, prompt, database
     /// writes, realtime), with a fake chat model on loopback that answers at once.
     AiTurn(ai_turn::AiTurnArgs),
+    /// Knowledge-base retrieval latency (hybrid: BM25 + exact cosine + RRF) at given
+    /// numbers of synthetic chunks, in process.
+    Retrieval(knowledge::RetrievalArgs),
+    /// Ingestion of a real site (crawl, extract, chunk, embed, swap), in process.
+    Ingest(knowledge::IngestArgs),
 }
 
 #[tokio::main]
@@ -34,5 +40,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Chat(args) => chat::run(args).await,
         Command::AiTurn(args) => ai_turn::run(args).await,
+        Command::Retrieval(args) => knowledge::retrieval(args),
+        Command::Ingest(args) => knowledge::ingest(args).await,
     }
 }

@@ -149,7 +149,7 @@ pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
         } else {
             let started = Instant::now();
             let index = state.knowledge.get(state, org).await?;
-            let hits = index.search(&question.text, PASSAGES)?;
+            let hits = index.search(&question.text, PASSAGES).await?;
             let retrieval = started.elapsed();
             let Some(best) = hits
                 .iter()
@@ -556,7 +556,7 @@ pub async fn preview(state: &AppState, org: OrgId, question: &str) -> anyhow::Re
     let settings = state.store.ai_settings(org).await?;
     let started = Instant::now();
     let index = state.knowledge.get(state, org).await?;
-    let hits = index.search(question, PASSAGES)?;
+    let hits = index.search(question, PASSAGES).await?;
     let retrieval = started.elapsed();
     let best = hits
         .iter()

@@ -62,6 +62,55 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     pub knowledge: KnowledgeConfig,
     pub ai: AiConfig,
+    pub embeddings: EmbeddingsConfig,
+}
+
+/// Where the knowledge base's embeddings come from.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// all-MiniLM-L6-v2 (or another BERT sentence model) run on this machine's CPU.
+    #[default]
+    Local,
+    /// Any OpenAI-compatible `/v1/embeddings` endpoint.
+    Openai,
+    /// No embeddings: retrieval is keyword-only (BM25).
+    None,
+}
+
+/// Embeddings for semantic retrieval. The model's id is stored with every vector;
+/// changing the model here re-embeds the knowledge base (a background job at start).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingsConfig {
+    pub provider: EmbeddingProvider,
+    /// `local`: a directory holding `config.json`, `tokenizer.json` and
+    /// `model.safetensors` (scripts/fetch-model.sh makes one). Unset: the environment
+    /// variable `KALTALK_EMBEDDING_MODEL_DIR`, else `<data_dir>/models/all-MiniLM-L6-v2`;
+    /// when that default is missing the server runs keyword-only and says so.
+    pub model_dir: Option<PathBuf>,
+    /// `openai`: the API base, e.g. `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
+    /// `openai`: the model name, e.g. `text-embedding-3-small`.
+    pub model: Option<String>,
+    /// `openai`: the vectors' length, when the model can shorten them.
+    pub dimensions: Option<usize>,
+}
+
+/// The environment variable the issue and scripts name for the local model; an alias
+/// of `embeddings.model_dir` (which wins when both are set).
+pub const EMBEDDING_MODEL_DIR_ENV: &str = "KALTALK_EMBEDDING_MODEL_DIR";
+
+impl EmbeddingsConfig {
+    /// The local model's directory, and whether it was configured (`true`) or is the
+    /// default under the data directory (`false`, allowed to be missing).
+    pub fn local_model_dir(&self, data_dir: &Path) -> (PathBuf, bool) {
+        match &self.model_dir {
+            Some(dir) => (dir.clone(), true),
+            None => (data_dir.join("models").join("all-MiniLM-L6-v2"), false),
+        }
+    }
 }
 
 /// The chat model the AI agent answers with: any OpenAI-compatible chat completions
@@ -259,6 +308,7 @@ impl Default for Config {
             realtime: RealtimeConfig::default(),
             knowledge: KnowledgeConfig::default(),
             ai: AiConfig::default(),
+            embeddings: EmbeddingsConfig::default(),
         }
     }
 }
@@ -328,9 +378,17 @@ impl Config {
                     .required(true),
             );
         }
+        let mut model_dir_alias = None;
         let env: config::Map<String, String> = env
             .into_iter()
-            .filter(|(key, _)| key.starts_with("KALTALK_") && !key.starts_with(RESERVED_ENV_PREFIX))
+            .filter(|(key, value)| {
+                // Not a nested key (it has no `__`): read apart, so it is no unknown key.
+                if key == EMBEDDING_MODEL_DIR_ENV {
+                    model_dir_alias = Some(PathBuf::from(value));
+                    return false;
+                }
+                key.starts_with("KALTALK_") && !key.starts_with(RESERVED_ENV_PREFIX)
+            })
             .collect();
         builder = builder.add_source(
             config::Environment::with_prefix("KALTALK")
@@ -342,7 +400,10 @@ impl Config {
                 .with_list_parse_key("visitors.trusted_proxies")
                 .source(Some(env)),
         );
-        let config: Config = builder.build()?.try_deserialize()?;
+        let mut config: Config = builder.build()?.try_deserialize()?;
+        if config.embeddings.model_dir.is_none() {
+            config.embeddings.model_dir = model_dir_alias;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -364,6 +425,21 @@ impl Config {
             )));
         }
         self.ai.validate()?;
+        if self.embeddings.provider == EmbeddingProvider::Openai {
+            let missing: Vec<&str> = [
+                ("embeddings.base_url", self.embeddings.base_url.is_none()),
+                ("embeddings.model", self.embeddings.model.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(key, missing)| missing.then_some(key))
+            .collect();
+            if !missing.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "embeddings.provider = \"openai\" needs {}",
+                    missing.join(" and ")
+                )));
+            }
+        }
         if self.sessions.lifetime_hours < 1 {
             return Err(ConfigError::Invalid(
                 "sessions.lifetime_hours must be at least 1".into(),
@@ -548,6 +624,49 @@ mod tests {
             Some(PathBuf::from("/var/lib/geoip/GeoLite2-Country.mmdb"))
         );
         assert!(Config::default().visitors.geoip_database.is_none());
+    }
+
+    #[test]
+    fn embeddings_come_from_their_section_and_the_model_dir_alias() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("KALTALK_EMBEDDING_MODEL_DIR", "/opt/models/minilm"),
+                ("KALTALK_DATA_DIR", "/srv/k"),
+            ]),
+        )
+        .expect("alias is no unknown key");
+        assert_eq!(config.embeddings.provider, EmbeddingProvider::Local);
+        assert_eq!(
+            config.embeddings.local_model_dir(&config.data_dir),
+            (PathBuf::from("/opt/models/minilm"), true)
+        );
+        let config = Config::load_from(None, env(&[("KALTALK_DATA_DIR", "/srv/k")])).expect("ok");
+        assert_eq!(
+            config.embeddings.local_model_dir(&config.data_dir),
+            (PathBuf::from("/srv/k/models/all-MiniLM-L6-v2"), false)
+        );
+
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("KALTALK_EMBEDDINGS__PROVIDER", "openai"),
+                ("KALTALK_EMBEDDINGS__BASE_URL", "https://api.openai.com/v1"),
+                ("KALTALK_EMBEDDINGS__MODEL", "text-embedding-3-small"),
+                ("KALTALK_EMBEDDINGS__API_KEY", "sk-secret"),
+            ]),
+        )
+        .expect("remote");
+        assert_eq!(config.embeddings.provider, EmbeddingProvider::Openai);
+        assert!(!format!("{config:?}").contains("sk-secret"));
+
+        let err = Config::load_from(None, env(&[("KALTALK_EMBEDDINGS__PROVIDER", "openai")]))
+            .expect_err("incomplete");
+        assert!(
+            err.to_string()
+                .contains("embeddings.base_url and embeddings.model"),
+            "{err}"
+        );
     }
 
     #[test]

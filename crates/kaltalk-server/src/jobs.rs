@@ -60,6 +60,7 @@ async fn handle(state: &AppState, job: &Job) -> anyhow::Result<()> {
         kaltalk_store::knowledge::INDEX_SOURCE_JOB => {
             crate::knowledge::index_source(state, job).await
         }
+        kaltalk_store::knowledge::REEMBED_JOB => crate::knowledge::reembed(state, job).await,
         other => Err(anyhow!("no handler for job kind {other:?}")),
     }
 }

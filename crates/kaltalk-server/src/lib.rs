@@ -130,6 +130,17 @@ impl Kaltalk {
             })
             .transpose()
             .context("the chat model client ([ai] settings)")?;
+        let embeddings = knowledge::Embeddings::load(&config.embeddings, &config.data_dir).await?;
+        if let Some(embedder) = embeddings.embedder() {
+            // A changed model (or embeddings just switched on) re-embeds in the background;
+            // until then each index uses only the vectors of the configured model.
+            let queued = store
+                .queue_reembedding(&embedder.model_id(), clock.now())
+                .await?;
+            if queued > 0 {
+                tracing::info!(organizations = queued, model = %embedder.model_id(), "re-embedding queued");
+            }
+        }
         let state = AppState {
             chat,
             store,
@@ -144,7 +155,7 @@ impl Kaltalk {
             assets: Arc::new(web::assets::Assets::load()),
             hub,
             blobs,
-            knowledge: Arc::default(),
+            knowledge: Arc::new(knowledge::Indexes::new(embeddings)),
             geoip,
             public_base,
             secure,

@@ -16,6 +16,9 @@ use crate::{Store, StoreError, on_db};
 /// The job that (re)builds a source's chunks.
 pub const INDEX_SOURCE_JOB: &str = "knowledge.index";
 pub const SOURCE_UPDATED: &str = "knowledge.source_updated";
+/// The job that gives an organization's chunks vectors of the configured model, after
+/// the model changed or embeddings were switched on.
+pub const REEMBED_JOB: &str = "knowledge.reembed";
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct Source {
@@ -41,6 +44,9 @@ pub struct Source {
     /// How often a web source is re-synced on its own (none: only when asked).
     pub sync_interval_hours: Option<i32>,
     pub next_sync_at: Option<DateTime<Utc>>,
+    /// Chunks embedded so far while an indexing run embeds them; `None` otherwise.
+    pub progress_done: Option<i32>,
+    pub progress_total: Option<i32>,
 }
 
 impl Source {
@@ -126,11 +132,14 @@ pub struct Chunk {
     pub heading_path: String,
     pub url: Option<String>,
     pub text: String,
+    /// The vector as f32 little-endian bytes (see [`vector_from_bytes`]).
     pub embedding: Option<Vec<u8>>,
+    /// The embedder's model id that made `embedding`.
+    pub embedding_model: Option<String>,
 }
 
 const SOURCE_COLUMNS: &str = "id, org_id, kind, title, url, body, state, error, pages, chunks, last_synced_at, created_at, \
-     file_name, blob_key, sync_interval_hours, next_sync_at";
+     file_name, blob_key, sync_interval_hours, next_sync_at, progress_done, progress_total";
 
 /// A source the scheduler found due, before it is claimed.
 #[derive(sqlx::FromRow)]
@@ -143,6 +152,24 @@ struct DueSource {
 
 /// How many due sources one scheduler tick queues at most; the rest wait for the next.
 const DUE_BATCH: i64 = 100;
+
+/// A vector as stored: f32 little-endian, 4 bytes a dimension (BLOB / bytea).
+pub fn vector_to_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The stored bytes back as a vector; `None` if their length is no whole number of f32s.
+pub fn vector_from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    )
+}
 
 impl Store {
     /// Adds a text snippet (title + Markdown) and queues its indexing, one transaction.
@@ -411,7 +438,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE knowledge_sources SET state = $3, error = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
+            sqlx::query("UPDATE knowledge_sources SET state = $3, error = $4, progress_done = NULL, progress_total = NULL, updated_at = $5 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
                 .bind(state)
@@ -443,7 +470,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for (ordinal, chunk) in chunks.iter().enumerate() {
-                let embedding: Option<Vec<u8>> = chunk.embedding.as_ref().map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect());
+                let embedding: Option<Vec<u8>> = chunk.embedding.as_deref().map(vector_to_bytes);
                 sqlx::query(
                     "INSERT INTO knowledge_chunks (id, org_id, source_id, ordinal, title, heading_path, url, text, embedding, embedding_model, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -463,7 +490,8 @@ impl Store {
                 .await?;
             }
             sqlx::query(
-                "UPDATE knowledge_sources SET state = 'ready', error = NULL, pages = $3, chunks = $4, last_synced_at = $5, updated_at = $5 \
+                "UPDATE knowledge_sources SET state = 'ready', error = NULL, pages = $3, chunks = $4, last_synced_at = $5, updated_at = $5, \
+                 progress_done = NULL, progress_total = NULL \
                  WHERE org_id = $1 AND id = $2",
             )
             .bind(org)
@@ -507,11 +535,108 @@ impl Store {
     /// Every chunk of an organization, for building its search index.
     pub async fn org_chunks(&self, org: OrgId) -> Result<Vec<Chunk>, StoreError> {
         Ok(on_db!(self, pool => sqlx::query_as::<_, Chunk>(
-            "SELECT id, source_id, ordinal, title, heading_path, url, text, embedding FROM knowledge_chunks \
+            "SELECT id, source_id, ordinal, title, heading_path, url, text, embedding, embedding_model FROM knowledge_chunks \
              WHERE org_id = $1 ORDER BY source_id, ordinal",
         )
         .bind(org)
         .fetch_all(pool)
         .await)?)
+    }
+
+    /// Records how far a source's embedding got. No event: it changes every few seconds
+    /// and only the knowledge page shows it.
+    pub async fn set_source_progress(
+        &self,
+        org: OrgId,
+        id: Uuid,
+        done: i32,
+        total: i32,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => sqlx::query("UPDATE knowledge_sources SET progress_done = $3, progress_total = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
+            .bind(org)
+            .bind(id)
+            .bind(done)
+            .bind(total)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Up to `limit` of the organization's chunks without a vector of `model`.
+    pub async fn chunks_to_embed(
+        &self,
+        org: OrgId,
+        model: &str,
+        limit: i64,
+    ) -> Result<Vec<Chunk>, StoreError> {
+        Ok(on_db!(self, pool => sqlx::query_as::<_, Chunk>(
+            "SELECT id, source_id, ordinal, title, heading_path, url, text, embedding, embedding_model FROM knowledge_chunks \
+             WHERE org_id = $1 AND (embedding_model IS NULL OR embedding_model <> $2) ORDER BY source_id, ordinal LIMIT $3",
+        )
+        .bind(org)
+        .bind(model)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Stores vectors of `model` for existing chunks, in one transaction. A chunk that
+    /// was swapped out meanwhile is simply not found: its replacement gets its own.
+    pub async fn set_chunk_embeddings(
+        &self,
+        org: OrgId,
+        model: &str,
+        vectors: &[(Uuid, Vec<f32>)],
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (id, vector) in vectors {
+                sqlx::query("UPDATE knowledge_chunks SET embedding = $3, embedding_model = $4 WHERE org_id = $1 AND id = $2")
+                    .bind(org)
+                    .bind(id)
+                    .bind(vector_to_bytes(vector))
+                    .bind(model)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Makes every instance rebuild the organization's search index (new vectors).
+    pub async fn bump_knowledge_version(&self, org: OrgId) -> Result<(), StoreError> {
+        on_db!(self, pool => sqlx::query("UPDATE organizations SET knowledge_version = knowledge_version + 1 WHERE id = $1")
+            .bind(org)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Queues a re-embedding of every organization whose chunks lack vectors of `model`
+    /// and returns how many were queued. Run at start, so a changed model re-embeds.
+    pub async fn queue_reembedding(
+        &self,
+        model: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let orgs: Vec<(OrgId,)> = sqlx::query_as(
+                "SELECT DISTINCT org_id FROM knowledge_chunks WHERE embedding_model IS NULL OR embedding_model <> $1",
+            )
+            .bind(model)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (org,) in &orgs {
+                insert_job!(tx, NewJob::new(REEMBED_JOB, json!({ "org_id": org })), now)?;
+            }
+            tx.commit().await?;
+            Ok(orgs.len())
+        })
     }
 }

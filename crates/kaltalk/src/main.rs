@@ -12,6 +12,8 @@ use kaltalk_server::config::LogFormat;
 use kaltalk_server::{Config, launch, open_store};
 use tracing_subscriber::EnvFilter;
 
+mod eval;
+
 #[derive(Parser)]
 #[command(
     name = "kaltalk",
@@ -41,6 +43,37 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Measurements on public test collections.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Retrieval quality and latency on a BEIR-style collection: ingests the corpus as
+    /// text sources of a throwaway organization, then ranks documents by their best chunk.
+    Retrieval {
+        /// `{"id", "title", "text"}` one document a line.
+        #[arg(long)]
+        corpus: PathBuf,
+        /// `{"id", "text"}` one query a line.
+        #[arg(long)]
+        queries: PathBuf,
+        /// `query-id <TAB> doc-id <TAB> score`, a header line first.
+        #[arg(long)]
+        qrels: PathBuf,
+        #[arg(long, value_enum, default_value = "hybrid")]
+        mode: eval::EvalMode,
+        /// Write the ranking, one JSON line a query (score.py's run format).
+        #[arg(long)]
+        run_out: Option<PathBuf>,
+        /// Keep the index here; a rerun with the same corpus and model reuses it (so
+        /// the three modes embed once). Default: a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -157,6 +190,30 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Config { .. } => unreachable!("handled above"),
+        Command::Eval {
+            command:
+                EvalCommand::Retrieval {
+                    corpus,
+                    queries,
+                    qrels,
+                    mode,
+                    run_out,
+                    data_dir,
+                },
+        } => {
+            eval::retrieval(
+                &config,
+                eval::RetrievalArgs {
+                    corpus,
+                    queries,
+                    qrels,
+                    mode,
+                    run_out,
+                    data_dir,
+                },
+            )
+            .await?;
+        }
         Command::Admin { command } => {
             let store = open_store(&config).await?;
             let now = SystemClock.now();

@@ -302,3 +302,131 @@ fn an_operator_creates_a_user_and_a_key_then_calls_the_api() {
     assert!(!bad_org.status.success());
     assert!(String::from_utf8_lossy(&bad_org.stderr).contains("no organization has this id"));
 }
+
+/// The test embedding model: `KALTALK_EMBEDDING_MODEL_DIR`, or where
+/// scripts/fetch-model.sh puts it.
+fn model_dir() -> std::path::PathBuf {
+    match std::env::var_os("KALTALK_EMBEDDING_MODEL_DIR") {
+        Some(dir) => dir.into(),
+        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/all-MiniLM-L6-v2"),
+    }
+}
+
+fn metric(report: &str, name: &str) -> f64 {
+    report
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+#[test]
+fn eval_retrieval_scores_three_modes_and_embeds_the_corpus_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let corpus = dir.path().join("corpus.jsonl");
+    std::fs::write(
+        &corpus,
+        [
+            r#"{"id": "d1", "title": "Refunds", "text": "Refunds reach your card within 5 to 7 working days after the parcel arrives."}"#,
+            r#"{"id": "d2", "title": "Delivery", "text": "Parcels travel with DHL and arrive in three working days anywhere in Europe."}"#,
+            r#"{"id": "d3", "title": "Warranty", "text": "Every device is covered for two years against manufacturing defects."}"#,
+            r#"{"id": "d4", "title": "Opening hours", "text": "Our shop in Lyon opens Monday to Saturday from nine to seven."}"#,
+        ]
+        .join("\n"),
+    )
+    .expect("corpus");
+    let queries = dir.path().join("queries.jsonl");
+    std::fs::write(
+        &queries,
+        [
+            r#"{"id": "q1", "text": "how long until a refund reaches my card"}"#,
+            r#"{"id": "q2", "text": "DHL delivery Europe"}"#,
+            r#"{"id": "q3", "text": "When do I get my money back?"}"#,
+        ]
+        .join("\n"),
+    )
+    .expect("queries");
+    let qrels = dir.path().join("qrels.tsv");
+    std::fs::write(
+        &qrels,
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td1\t1\n",
+    )
+    .expect("qrels");
+    let index_dir = dir.path().join("index");
+    let eval = |mode: &str, run: &std::path::Path| {
+        let output = kaltalk(&dir.path().join("unused"))
+            .env("KALTALK_EMBEDDING_MODEL_DIR", model_dir())
+            .args(["eval", "retrieval", "--corpus"])
+            .arg(&corpus)
+            .arg("--queries")
+            .arg(&queries)
+            .arg("--qrels")
+            .arg(&qrels)
+            .args(["--mode", mode, "--data-dir"])
+            .arg(&index_dir)
+            .arg("--run-out")
+            .arg(run)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{mode}: {stderr}");
+        (stdout(&output), stderr)
+    };
+
+    let bm25_run = dir.path().join("bm25.jsonl");
+    let (bm25, log) = eval("bm25", &bm25_run);
+    assert!(log.contains("indexing 4 documents"), "{log}");
+    assert_eq!(metric(&bm25, "queries"), 3.0);
+    // q1 and q2 share words with their documents; q3 is a paraphrase BM25 cannot find.
+    assert!((metric(&bm25, "MRR@10") - 2.0 / 3.0).abs() < 1e-3, "{bm25}");
+    assert!(bm25.contains("latency    p50"), "{bm25}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&bm25_run)
+        .expect("run file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["query_id"], "q1");
+    assert_eq!(lines[0]["doc_ids"][0], "d1");
+
+    let (hybrid, log) = eval("hybrid", &dir.path().join("hybrid.jsonl"));
+    assert!(
+        log.contains("reusing the index"),
+        "no second ingestion: {log}"
+    );
+    assert!(!log.contains("indexing 4 documents"), "{log}");
+    assert!(
+        log.contains("with vectors of local:all-MiniLM-L6-v2"),
+        "{log}"
+    );
+    assert!((metric(&hybrid, "MRR@10") - 1.0).abs() < 1e-9, "{hybrid}");
+    assert!((metric(&hybrid, "nDCG@10") - 1.0).abs() < 1e-9, "{hybrid}");
+
+    let (dense, log) = eval("dense", &dir.path().join("dense.jsonl"));
+    assert!(log.contains("reusing the index"), "{log}");
+    assert!(metric(&dense, "MRR@10") >= 0.8, "{dense}");
+}
+
+#[test]
+fn eval_retrieval_explains_a_missing_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let output = kaltalk(dir.path())
+        .args([
+            "eval",
+            "retrieval",
+            "--corpus",
+            "nope.jsonl",
+            "--queries",
+            "nope.jsonl",
+            "--qrels",
+            "nope.tsv",
+            "--mode",
+            "bm25",
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nope.jsonl"), "{stderr}");
+}

@@ -135,7 +135,7 @@ async fn deleting_a_source_takes_its_knowledge_away_at_once() {
         .get(&app.state, org)
         .await
         .expect("index");
-    assert!(!before.search("refund", 3).expect("search").is_empty());
+    assert!(!before.search("refund", 3).await.expect("search").is_empty());
 
     let deleted = owner
         .submit(
@@ -152,7 +152,7 @@ async fn deleting_a_source_takes_its_knowledge_away_at_once() {
         .await
         .expect("index");
     assert!(
-        after.search("refund", 3).expect("search").is_empty(),
+        after.search("refund", 3).await.expect("search").is_empty(),
         "the index follows the knowledge version"
     );
 }
@@ -520,7 +520,7 @@ async fn files_of_every_supported_type_are_uploaded_and_indexed() {
         .get(&app.state, org)
         .await
         .expect("index");
-    let hits = index.search("kettle warranty", 1).expect("search");
+    let hits = index.search("kettle warranty", 1).await.expect("search");
     assert_eq!(hits[0].chunk.title, "warranty.pdf");
 }
 
