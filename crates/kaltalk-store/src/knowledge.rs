@@ -171,6 +171,10 @@ pub fn vector_from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
     )
 }
 
+/// The columns a [`Chunk`] is read from.
+const CHUNK_COLUMNS: &str =
+    "id, source_id, ordinal, title, heading_path, url, text, embedding, embedding_model";
+
 impl Store {
     /// Adds a text snippet (title + Markdown) and queues its indexing, one transaction.
     pub async fn add_text_source(
@@ -523,8 +527,8 @@ impl Store {
     /// A source's chunks in order, for its page in the dashboard.
     pub async fn source_chunks(&self, org: OrgId, source: Uuid) -> Result<Vec<Chunk>, StoreError> {
         Ok(on_db!(self, pool => sqlx::query_as::<_, Chunk>(
-            "SELECT id, source_id, ordinal, title, heading_path, url, text, embedding FROM knowledge_chunks \
-             WHERE org_id = $1 AND source_id = $2 ORDER BY ordinal",
+            sqlx::AssertSqlSafe(format!("SELECT {CHUNK_COLUMNS} FROM knowledge_chunks \
+             WHERE org_id = $1 AND source_id = $2 ORDER BY ordinal")),
         )
         .bind(org)
         .bind(source)
@@ -535,8 +539,8 @@ impl Store {
     /// Every chunk of an organization, for building its search index.
     pub async fn org_chunks(&self, org: OrgId) -> Result<Vec<Chunk>, StoreError> {
         Ok(on_db!(self, pool => sqlx::query_as::<_, Chunk>(
-            "SELECT id, source_id, ordinal, title, heading_path, url, text, embedding, embedding_model FROM knowledge_chunks \
-             WHERE org_id = $1 ORDER BY source_id, ordinal",
+            sqlx::AssertSqlSafe(format!("SELECT {CHUNK_COLUMNS} FROM knowledge_chunks \
+             WHERE org_id = $1 ORDER BY source_id, ordinal")),
         )
         .bind(org)
         .fetch_all(pool)
@@ -573,8 +577,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Chunk>, StoreError> {
         Ok(on_db!(self, pool => sqlx::query_as::<_, Chunk>(
-            "SELECT id, source_id, ordinal, title, heading_path, url, text, embedding, embedding_model FROM knowledge_chunks \
-             WHERE org_id = $1 AND (embedding_model IS NULL OR embedding_model <> $2) ORDER BY source_id, ordinal LIMIT $3",
+            sqlx::AssertSqlSafe(format!("SELECT {CHUNK_COLUMNS} FROM knowledge_chunks \
+             WHERE org_id = $1 AND (embedding_model IS NULL OR embedding_model <> $2) ORDER BY source_id, ordinal LIMIT $3")),
         )
         .bind(org)
         .bind(model)
