@@ -285,8 +285,12 @@ pub struct LoginLimits {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobsConfig {
-    /// Worker tasks in this process; 0 runs none (another instance does the work).
+    /// Workers for conversation jobs (the bot's turns, email) in this process; 0 runs
+    /// none (another instance does the work).
     pub workers: usize,
+    /// Workers for knowledge jobs (indexing, re-embedding), which can take minutes: kept
+    /// apart so they never hold up the bot's turns.
+    pub knowledge_workers: usize,
     pub lease_seconds: i64,
 }
 
@@ -344,6 +348,7 @@ impl Default for JobsConfig {
     fn default() -> Self {
         Self {
             workers: 2,
+            knowledge_workers: 1,
             lease_seconds: 300,
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use kaltalk_core::EmailId;
 use kaltalk_mail::OutgoingEmail;
-use kaltalk_store::{Job, JobState};
+use kaltalk_store::{Job, JobLane, JobState};
 use tokio::sync::watch;
 
 use crate::state::AppState;
@@ -19,13 +19,28 @@ pub enum Ran {
     Failed { kind: String, state: JobState },
 }
 
-/// Claims and runs one due job, if any.
+/// Claims and runs one due job of any kind, if any.
 pub async fn run_one(state: &AppState, worker: &str) -> anyhow::Result<Ran> {
+    run_one_in(state, worker, JobLane::Any).await
+}
+
+/// Claims and runs one due job of `lane`, if any. While it runs, its lease is renewed.
+pub async fn run_one_in(state: &AppState, worker: &str, lane: JobLane) -> anyhow::Result<Ran> {
     let lease = chrono::Duration::seconds(state.config.jobs.lease_seconds);
-    let Some(job) = state.store.claim_job(worker, lease, state.now()).await? else {
+    let Some(job) = state
+        .store
+        .claim_job_in(worker, lease, state.now(), lane)
+        .await?
+    else {
         return Ok(Ran::Nothing);
     };
-    match handle(state, &job).await {
+    let outcome = tokio::select! {
+        outcome = handle(state, &job) => outcome,
+        () = keep_leased(state, &job, worker, lease) => {
+            Err(anyhow!("another worker took the job over: its lease could not be renewed"))
+        }
+    };
+    match outcome {
         Ok(()) => {
             state
                 .store
@@ -49,6 +64,25 @@ pub async fn run_one(state: &AppState, worker: &str) -> anyhow::Result<Ran> {
                 kind: job.kind,
                 state: new_state,
             })
+        }
+    }
+}
+
+/// Renews the lease every third of it for as long as the job runs; returns only when the
+/// worker lost the job (so the caller stops working on it).
+async fn keep_leased(state: &AppState, job: &Job, worker: &str, lease: chrono::Duration) {
+    let every = lease.to_std().unwrap_or(Duration::from_secs(60)) / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        match state
+            .store
+            .renew_job_lease(job.id, worker, state.now() + lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            // A database hiccup: try again at the next beat; the lease still runs.
+            Err(err) => tracing::warn!(job = %job.id, error = %err, "could not renew a job lease"),
         }
     }
 }
@@ -104,13 +138,19 @@ async fn on_dead(state: &AppState, job: &Job) {
     }
 }
 
-/// Runs jobs until `shutdown` turns true, finishing the job in hand before it stops.
-pub async fn work(state: AppState, worker: String, mut shutdown: watch::Receiver<bool>) {
+/// Runs jobs of `lane` until `shutdown` turns true, finishing the job in hand before it
+/// stops.
+pub async fn work(
+    state: AppState,
+    worker: String,
+    lane: JobLane,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             break;
         }
-        let idle = match run_one(&state, &worker).await {
+        let idle = match run_one_in(&state, &worker, lane).await {
             Ok(Ran::Nothing) => true,
             Ok(_) => false,
             Err(err) => {

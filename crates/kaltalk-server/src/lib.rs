@@ -30,7 +30,7 @@ use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use kaltalk_core::{Clock, SystemClock};
 use kaltalk_mail::Mailer;
-use kaltalk_store::Store;
+use kaltalk_store::{JobLane, Store};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -184,11 +184,18 @@ impl Kaltalk {
             local_addr,
         } = self;
         let (stop_workers, workers_stop) = watch::channel(false);
-        let workers: Vec<_> = (0..state.config.jobs.workers)
-            .map(|n| {
+        let lanes = [
+            (JobLane::Conversations, state.config.jobs.workers),
+            (JobLane::Knowledge, state.config.jobs.knowledge_workers),
+        ];
+        let workers: Vec<_> = lanes
+            .into_iter()
+            .flat_map(|(lane, count)| (0..count).map(move |n| (lane, n)))
+            .map(|(lane, n)| {
                 tokio::spawn(jobs::work(
                     state.clone(),
-                    format!("{}-{n}", uuid::Uuid::now_v7()),
+                    format!("{}-{lane:?}-{n}", uuid::Uuid::now_v7()),
+                    lane,
                     workers_stop.clone(),
                 ))
             })

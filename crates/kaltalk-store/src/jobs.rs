@@ -100,6 +100,29 @@ pub fn backoff(attempts: i32) -> Duration {
     Duration::seconds(seconds.min(3600))
 }
 
+/// Which jobs a worker takes. Knowledge jobs (indexing, re-embedding) can run for
+/// minutes; keeping them in their own lane means they never hold up the conversation
+/// jobs (the bot's turn, email) behind them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobLane {
+    Any,
+    /// `knowledge.*` jobs only.
+    Knowledge,
+    /// Everything but `knowledge.*` jobs.
+    Conversations,
+}
+
+impl JobLane {
+    /// The `kind LIKE 'knowledge.%'` value the lane wants; `None` for any.
+    fn knowledge(self) -> Option<bool> {
+        match self {
+            JobLane::Any => None,
+            JobLane::Knowledge => Some(true),
+            JobLane::Conversations => Some(false),
+        }
+    }
+}
+
 impl Store {
     pub async fn enqueue_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<JobId, StoreError> {
         on_db!(self, pool => {
@@ -110,14 +133,25 @@ impl Store {
         })
     }
 
-    /// Claims the next due job for `worker` until `now + lease`. A job whose previous
-    /// holder's lease ran out counts as due again; one that has used all its attempts that
-    /// way is dead-lettered instead.
+    /// Claims the next due job of any kind for `worker` until `now + lease`. A job whose
+    /// previous holder's lease ran out counts as due again; one that has used all its
+    /// attempts that way is dead-lettered instead.
     pub async fn claim_job(
         &self,
         worker: &str,
         lease: Duration,
         now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        self.claim_job_in(worker, lease, now, JobLane::Any).await
+    }
+
+    /// Like [`Store::claim_job`], only among the jobs of `lane`.
+    pub async fn claim_job_in(
+        &self,
+        worker: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+        lane: JobLane,
     ) -> Result<Option<Job>, StoreError> {
         on_db!(self, pool => sqlx::query(
             "UPDATE jobs SET state = 'dead', locked_by = NULL, locked_until = NULL, updated_at = $1, \
@@ -131,8 +165,9 @@ impl Store {
         // SQLite's single writer makes the UPDATE … WHERE id = (SELECT …) atomic; PostgreSQL
         // needs the row lock, and SKIP LOCKED lets concurrent workers pass each other.
         let pick = "SELECT id FROM jobs \
-             WHERE (state = 'queued' AND run_at <= $3) \
-                OR (state = 'running' AND locked_until <= $3 AND attempts < max_attempts) \
+             WHERE ((state = 'queued' AND run_at <= $3) \
+                OR (state = 'running' AND locked_until <= $3 AND attempts < max_attempts)) \
+               AND ($4 IS NULL OR (kind LIKE 'knowledge.%') = $4) \
              ORDER BY run_at, id LIMIT 1";
         let lock = match self.db {
             Db::Sqlite(_) => "",
@@ -147,9 +182,30 @@ impl Store {
             .bind(worker)
             .bind(now + lease)
             .bind(now)
+            .bind(lane.knowledge())
             .fetch_optional(pool)
             .await)?;
         Ok(job)
+    }
+
+    /// Extends the lease `worker` holds on a running job, so a long job (indexing a big
+    /// site) is not claimed again by another worker while it is still being done.
+    /// Returns false when the worker no longer holds it.
+    pub async fn renew_job_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let renewed = on_db!(self, pool => sqlx::query(
+            "UPDATE jobs SET locked_until = $3 WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(until)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(renewed == 1)
     }
 
     /// Marks a job done, if `worker` still holds it. Returns whether it did.

@@ -36,7 +36,7 @@ pub use accounts::{
 pub use error::{Conflict, StoreError};
 pub use events::{Event, NewEvent};
 pub use housekeeping::Purged;
-pub use jobs::{Job, JobState, NewJob, backoff};
+pub use jobs::{Job, JobLane, JobState, NewJob, backoff};
 pub use outbox::{DELIVER_EMAIL_JOB, Delivery, EmailState, NewEmail, OutboundEmail};
 
 /// Runs `$body` with `$pool` bound to whichever native pool this store has. The body is

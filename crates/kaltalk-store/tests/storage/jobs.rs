@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use chrono::Duration;
-use kaltalk_store::{JobState, NewJob, Store};
+use kaltalk_store::{JobLane, JobState, NewJob, Store};
 use serde_json::json;
 
 use crate::helpers::{now, test_stores};
@@ -293,4 +293,103 @@ async fn housekeeping_drops_expired_sessions_tokens_and_old_finished_jobs() {
             "{backend}: dead jobs stay"
         );
     }
+}
+
+#[tokio::test]
+async fn knowledge_jobs_have_their_own_lane() {
+    for (backend, store) in test_stores().await.stores {
+        let t0 = now();
+        // The long indexing job is older: a shared queue would hand it out first.
+        let index = store
+            .enqueue_job(
+                NewJob::new(kaltalk_store::knowledge::INDEX_SOURCE_JOB, json!({})),
+                t0,
+            )
+            .await
+            .expect(backend);
+        let turn = store
+            .enqueue_job(
+                NewJob::new(kaltalk_store::chat::AI_TURN_JOB, json!({})),
+                t0 + Duration::seconds(1),
+            )
+            .await
+            .expect(backend);
+        let later = t0 + Duration::seconds(2);
+        let lease = Duration::seconds(30);
+        let claim = |worker: &'static str, lane| store.claim_job_in(worker, lease, later, lane);
+        let first = claim("c", JobLane::Conversations).await.expect(backend);
+        assert_eq!(first.map(|j| j.id), Some(turn), "{backend}: the turn first");
+        assert!(
+            claim("c", JobLane::Conversations)
+                .await
+                .expect(backend)
+                .is_none(),
+            "{backend}: conversation workers never take knowledge jobs"
+        );
+        let knowledge = claim("k", JobLane::Knowledge).await.expect(backend);
+        assert_eq!(knowledge.map(|j| j.id), Some(index), "{backend}");
+        assert!(
+            claim("k", JobLane::Knowledge)
+                .await
+                .expect(backend)
+                .is_none(),
+            "{backend}: nothing else is a knowledge job"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_renewed_lease_keeps_a_long_job_from_being_claimed_again() {
+    for (backend, store) in test_stores().await.stores {
+        let t0 = now();
+        let id = store.enqueue_job(job(1), t0).await.expect(backend);
+        let lease = Duration::seconds(60);
+        store
+            .claim_job("busy", lease, t0)
+            .await
+            .expect(backend)
+            .expect("claimed");
+        // Still working 50 s in: the worker renews for another minute.
+        assert!(
+            store
+                .renew_job_lease(id, "busy", t0 + Duration::seconds(50) + lease)
+                .await
+                .expect(backend)
+        );
+        // Past the first lease, the job is still held.
+        let after_first_lease = t0 + Duration::seconds(90);
+        assert!(
+            store
+                .claim_job("other", lease, after_first_lease)
+                .await
+                .expect(backend)
+                .is_none(),
+            "{backend}: renewed, not due again"
+        );
+        assert!(
+            !store
+                .renew_job_lease(id, "other", after_first_lease + lease)
+                .await
+                .expect(backend),
+            "{backend}: only the holder renews"
+        );
+        // Once renewals stop (the worker died), it becomes due again.
+        let claimed = store
+            .claim_job("other", lease, t0 + Duration::seconds(111))
+            .await
+            .expect(backend);
+        assert_eq!(claimed.map(|j| j.id), Some(id), "{backend}");
+    }
+}
+
+#[test]
+fn every_knowledge_job_kind_is_in_the_knowledge_lane() {
+    // The lane is chosen in SQL by the `knowledge.` prefix.
+    for kind in [
+        kaltalk_store::knowledge::INDEX_SOURCE_JOB,
+        kaltalk_store::knowledge::REEMBED_JOB,
+    ] {
+        assert!(kind.starts_with("knowledge."), "{kind}");
+    }
+    assert!(!kaltalk_store::chat::AI_TURN_JOB.starts_with("knowledge."));
 }
