@@ -102,7 +102,7 @@ async fn measure(args: &AiTurnArgs, database: Option<&PgDatabase>) -> anyhow::Re
         data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
-    config.jobs.workers = 0; // this loop runs the jobs, one at a time, and times them
+    config.jobs.run_in_caller(); // this loop runs the jobs, one at a time, and times them
     config.database_url = database.map(|db| kaltalk_server::config::Secret::new(db.url.clone()));
     if !args.no_model {
         config.ai.base_url = Some(fake.base_url.parse()?);

@@ -140,7 +140,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         data_dir: dir.path().to_owned(),
         ..Config::default()
     };
-    config.jobs.workers = 0;
+    config.jobs.run_in_caller();
     config.knowledge.allow_loopback = true;
     config.knowledge.max_pages = args.max_pages;
     config.embeddings.model_dir = args.model_dir;

@@ -344,6 +344,15 @@ impl Default for LoginLimits {
     }
 }
 
+impl JobsConfig {
+    /// No worker of either lane in this process: the caller runs the jobs itself (tests,
+    /// benchmarks, the evaluation), one at a time.
+    pub fn run_in_caller(&mut self) {
+        self.workers = 0;
+        self.knowledge_workers = 0;
+    }
+}
+
 impl Default for JobsConfig {
     fn default() -> Self {
         Self {

@@ -203,7 +203,7 @@ async fn open_state(config: &Config, data_dir: &Path) -> anyhow::Result<AppState
     let mut config = config.clone();
     config.data_dir = data_dir.to_owned();
     config.database_url = None; // never the operator's database
-    config.jobs.workers = 0;
+    config.jobs.run_in_caller();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let app = Kaltalk::new(listener, config, Arc::new(SystemClock)).await?;
     Ok(app.state.clone())

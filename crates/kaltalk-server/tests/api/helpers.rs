@@ -32,7 +32,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
-    config.jobs.workers = 0; // tests run jobs one at a time with `run_jobs`
+    config.jobs.run_in_caller(); // tests run jobs one at a time with `run_jobs`
     if let Ok(admin_url) = std::env::var("KALTALK_TEST_DATABASE_URL") {
         config.database_url = Some(Secret::new(
             kaltalk_store::testing::fresh_postgres_database(&admin_url)
