@@ -296,7 +296,7 @@ async fn prepare(
     eprintln!(
         "indexing {} documents ({})",
         documents.len(),
-        state.knowledge.embeddings.describe()
+        state.knowledge.embeddings().describe()
     );
     let started = Instant::now();
     let all_ok = drain_jobs(state, documents.len()).await?;
@@ -345,11 +345,11 @@ pub async fn retrieval(config: &Config, args: RetrievalArgs) -> anyhow::Result<S
         }
     };
     let state = open_state(config, &data_dir).await?;
-    if args.mode != EvalMode::Bm25 && state.knowledge.embeddings.embedder().is_none() {
+    if args.mode != EvalMode::Bm25 && state.knowledge.embedder().is_none() {
         bail!(
             "--mode {:?} needs an embedding model: {}",
             args.mode,
-            state.knowledge.embeddings.describe()
+            state.knowledge.embeddings().describe()
         );
     }
     let (org, documents) = prepare(&state, &data_dir, &args.corpus).await?;
