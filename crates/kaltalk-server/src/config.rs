@@ -654,6 +654,26 @@ mod tests {
     }
 
     #[test]
+    fn the_model_download_is_on_by_default_and_can_be_switched_off_or_mirrored() {
+        let config = Config::default();
+        assert!(config.embeddings.download);
+        assert_eq!(config.embeddings.download_url, "https://huggingface.co");
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("KALTALK_EMBEDDINGS__DOWNLOAD", "false"),
+                (
+                    "KALTALK_EMBEDDINGS__DOWNLOAD_URL",
+                    "https://hf-mirror.example",
+                ),
+            ]),
+        )
+        .expect("ok");
+        assert!(!config.embeddings.download);
+        assert_eq!(config.embeddings.download_url, "https://hf-mirror.example");
+    }
+
+    #[test]
     fn embeddings_come_from_their_section_and_the_model_dir_alias() {
         let config = Config::load_from(
             None,
