@@ -218,3 +218,37 @@ async fn model_download_with_a_wrong_hash_is_refused_and_retrieval_stays_keyword
         .unwrap_or_default();
     assert!(left.is_empty(), "left in {}: {left:?}", models.display());
 }
+
+#[tokio::test]
+async fn model_download_while_offline_leaves_the_server_keyword_only_saying_why() {
+    // A port that was just free and is closed again: the connection is refused, as
+    // on a machine without internet access.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    let app = spawn_downloading(&format!("http://{closed}")).await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+
+    let embeddings = settled(&app).await;
+    assert!(matches!(*embeddings, Embeddings::Off(_)));
+    let html = owner.get_html("/settings/knowledge").await;
+    assert!(
+        html.contains("Downloading the embedding model failed")
+            && html.contains("could not download")
+            && html.contains("config.json"),
+        "the page gives the reason: {html}"
+    );
+    assert!(
+        html.contains("KALTALK_EMBEDDING_MODEL_DIR"),
+        "and how to fix it: {html}"
+    );
+    assert!(
+        !app.state
+            .config
+            .data_dir
+            .join("models/all-MiniLM-L6-v2")
+            .exists(),
+        "no model directory without a model"
+    );
+}
