@@ -204,6 +204,9 @@ async fn open_state(config: &Config, data_dir: &Path) -> anyhow::Result<AppState
     config.data_dir = data_dir.to_owned();
     config.database_url = None; // never the operator's database
     config.jobs.workers = 0;
+    // A download is a serving server's background task; an evaluation on a scratch
+    // directory would only drop 90 MB there. It uses a configured model directory.
+    config.embeddings.download = false;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let app = Kaltalk::new(listener, config, Arc::new(SystemClock)).await?;
     Ok(app.state.clone())
