@@ -104,6 +104,9 @@ export async function startServer(options = {}) {
     KALTALK_LISTEN: '127.0.0.1:0',
     KALTALK_DATA_DIR: dataDir,
     KALTALK_LOG_FORMAT: 'text',
+    // A fresh data dir has no embedding model; the server would fetch it from
+    // Hugging Face, which the tests cannot reach.
+    KALTALK_EMBEDDINGS__DOWNLOAD: 'false',
     ...options.env,
   };
   delete env.KALTALK_DATABASE_URL;

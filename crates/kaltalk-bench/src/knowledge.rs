@@ -185,7 +185,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         source.chunks,
         source.pages as f64 / seconds,
         source.chunks as f64 / seconds,
-        state.knowledge.embeddings.describe()
+        state.knowledge.embeddings().describe()
     );
     Ok(())
 }

@@ -157,6 +157,9 @@ impl Fixture {
             // "listening on" is logged at info by kaltalk_server; everything else at warn.
             .env("KALTALK_LOG_LEVEL", "warn,kaltalk_server=info")
             .env("KALTALK_LOG_FORMAT", "text")
+            // The figures are of the server as configured, not of a 90 MB model download
+            // (and re-embedding) running beside the load.
+            .env("KALTALK_EMBEDDINGS__DOWNLOAD", "false")
             // Every agent logs in from 127.0.0.1.
             .env("KALTALK_LOGIN_LIMITS__PER_IP", "100000")
             .stdin(Stdio::null())

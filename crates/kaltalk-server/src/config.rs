@@ -80,7 +80,7 @@ pub enum EmbeddingProvider {
 
 /// Embeddings for semantic retrieval. The model's id is stored with every vector;
 /// changing the model here re-embeds the knowledge base (a background job at start).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddingsConfig {
     pub provider: EmbeddingProvider,
@@ -96,6 +96,28 @@ pub struct EmbeddingsConfig {
     pub model: Option<String>,
     /// `openai`: the vectors' length, when the model can shorten them.
     pub dimensions: Option<usize>,
+    /// `local` with no `model_dir`: when the default directory lacks the model, fetch
+    /// it from `download_url` in the background at start (hashes checked) instead of
+    /// staying keyword-only.
+    pub download: bool,
+    /// Where the model is fetched from: Hugging Face, or a mirror serving its
+    /// `/{repo}/resolve/{revision}/{file}` paths.
+    pub download_url: String,
+}
+
+impl Default for EmbeddingsConfig {
+    fn default() -> Self {
+        Self {
+            provider: EmbeddingProvider::default(),
+            model_dir: None,
+            base_url: None,
+            api_key: None,
+            model: None,
+            dimensions: None,
+            download: true,
+            download_url: "https://huggingface.co".into(),
+        }
+    }
 }
 
 /// The environment variable the issue and scripts name for the local model; an alias
@@ -638,6 +660,26 @@ mod tests {
             Some(PathBuf::from("/var/lib/geoip/GeoLite2-Country.mmdb"))
         );
         assert!(Config::default().visitors.geoip_database.is_none());
+    }
+
+    #[test]
+    fn the_model_download_is_on_by_default_and_can_be_switched_off_or_mirrored() {
+        let config = Config::default();
+        assert!(config.embeddings.download);
+        assert_eq!(config.embeddings.download_url, "https://huggingface.co");
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("KALTALK_EMBEDDINGS__DOWNLOAD", "false"),
+                (
+                    "KALTALK_EMBEDDINGS__DOWNLOAD_URL",
+                    "https://hf-mirror.example",
+                ),
+            ]),
+        )
+        .expect("ok");
+        assert!(!config.embeddings.download);
+        assert_eq!(config.embeddings.download_url, "https://hf-mirror.example");
     }
 
     #[test]

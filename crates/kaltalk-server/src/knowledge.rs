@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use kaltalk_ai::chunk::{ChunkInput, chunk_markdown};
 use kaltalk_ai::crawl::{CrawlOptions, crawl_site};
-use kaltalk_ai::embed::{Embedder, MiniLm, OpenAiEmbeddings};
+use kaltalk_ai::embed::{Embedder, MiniLm, OpenAiEmbeddings, download_minilm};
 use kaltalk_ai::extract::{Limits, extract_file, extract_html};
 use kaltalk_ai::fetch::{FetchPolicy, Fetcher};
 use kaltalk_ai::hybrid::{DenseIndex, RRF_K, reciprocal_rank_fusion};
@@ -50,6 +50,9 @@ fn estimate_tokens(text: &str) -> usize {
 /// Where the organization's vectors come from, or why there are none.
 pub enum Embeddings {
     Ready(Arc<Embedder>),
+    /// Keyword-only while the local model is fetched from this address in the
+    /// background ([`download_model`]); then `Ready`, or `Off` saying why not.
+    Downloading(String),
     /// Keyword-only; the reason is shown on the knowledge page.
     Off(String),
 }
@@ -77,9 +80,14 @@ impl Embeddings {
             EmbeddingProvider::Local => {
                 let (dir, configured) = config.local_model_dir(data_dir);
                 if !configured && !dir.join("model.safetensors").is_file() {
+                    if config.download {
+                        // Fetched after start (`download_model`), so a slow link never
+                        // delays the server; keyword-only meanwhile.
+                        return Ok(Self::Downloading(config.download_url.clone()));
+                    }
                     tracing::warn!(dir = %dir.display(), "no embedding model: retrieval is keyword-only");
                     return Ok(Self::Off(format!(
-                        "No embedding model is installed, so the agent finds passages by their words only. Put all-MiniLM-L6-v2 in {} (scripts/fetch-model.sh) or set KALTALK_EMBEDDING_MODEL_DIR, then restart.",
+                        "No embedding model is installed and downloading it is switched off (embeddings.download = false), so the agent finds passages by their words only. Put all-MiniLM-L6-v2 in {} (scripts/fetch-model.sh), set KALTALK_EMBEDDING_MODEL_DIR, or allow the download, then restart.",
                         dir.display()
                     )));
                 }
@@ -95,7 +103,7 @@ impl Embeddings {
     pub fn embedder(&self) -> Option<&Arc<Embedder>> {
         match self {
             Self::Ready(embedder) => Some(embedder),
-            Self::Off(_) => None,
+            Self::Downloading(_) | Self::Off(_) => None,
         }
     }
 
@@ -106,7 +114,59 @@ impl Embeddings {
                 "Search combines keywords with meaning (embeddings by {}), so a question worded differently from the text still finds it.",
                 embedder.model_id()
             ),
+            Self::Downloading(url) => format!(
+                "Retrieval is keyword-only for now: the embedding model (all-MiniLM-L6-v2) is downloading from {url}. Once it is in place search also matches meaning, and the knowledge base is re-embedded in the background."
+            ),
             Self::Off(reason) => format!("Retrieval is keyword-only. {reason}"),
+        }
+    }
+}
+
+/// The background task started with a server whose embeddings are
+/// [`Embeddings::Downloading`]: fetches the model into the default directory (hashes
+/// checked), loads it, switches retrieval to it and queues re-embedding of the chunks
+/// indexed meanwhile. A failure leaves the server keyword-only, saying why.
+pub async fn download_model(state: AppState) {
+    let config = &state.config.embeddings;
+    let (dir, _) = config.local_model_dir(&state.config.data_dir);
+    tracing::info!(from = %config.download_url, dir = %dir.display(), "downloading the embedding model");
+    let loaded = async {
+        download_minilm(&config.download_url, &dir).await?;
+        let model = tokio::task::spawn_blocking(move || MiniLm::load(dir))
+            .await
+            .context("model loading task")?
+            .context("loading the downloaded embedding model")?;
+        anyhow::Ok(Arc::new(Embedder::Local(model)))
+    }
+    .await;
+    let embedder = match loaded {
+        Ok(embedder) => embedder,
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "the embedding model could not be downloaded: retrieval is keyword-only");
+            let (dir, _) = config.local_model_dir(&state.config.data_dir);
+            state
+                .knowledge
+                .set_embeddings(Embeddings::Off(format!(
+                    "Downloading the embedding model failed: {err:#}. Put all-MiniLM-L6-v2 in {} (scripts/fetch-model.sh) or set KALTALK_EMBEDDING_MODEL_DIR, then restart (a restart also retries the download).",
+                    dir.display()
+                )))
+                .await;
+            return;
+        }
+    };
+    let model = embedder.model_id();
+    // Switched first: a source indexed from now on embeds as it goes, and the queue
+    // below catches the ones indexed keyword-only before.
+    state
+        .knowledge
+        .set_embeddings(Embeddings::Ready(embedder))
+        .await;
+    match state.store.queue_reembedding(&model, state.now()).await {
+        Ok(queued) => {
+            tracing::info!(organizations = queued, %model, "embedding model downloaded; re-embedding queued");
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "queueing re-embedding after the model download failed; it is queued again at the next start");
         }
     }
 }
@@ -204,7 +264,8 @@ async fn web_chunks(
 ) -> Result<(i32, Vec<NewChunk>), String> {
     let start = url::Url::parse(url).map_err(|_| format!("{url} is not a web address"))?;
     let fetcher = fetcher(state).map_err(|e| format!("{e:#}"))?;
-    let embedder = state.knowledge.embeddings.embedder().map(Arc::as_ref);
+    let embedder = state.knowledge.embedder();
+    let embedder = embedder.as_deref();
     if kind == "url" {
         let page = fetcher.fetch(&start).await.map_err(|e| e.to_string())?;
         if !page.is_success() {
@@ -262,15 +323,10 @@ async fn file_chunks(state: &AppState, source: &Source) -> Result<(i32, Vec<NewC
     let document = extract_file(bytes, name, &file_limits(state))
         .await
         .map_err(|e| e.to_string())?;
-    let embedder = state.knowledge.embeddings.embedder();
+    let embedder = state.knowledge.embedder();
     Ok((
         1,
-        chunk_document(
-            embedder.map(Arc::as_ref),
-            &source.title,
-            None,
-            &document.markdown,
-        ),
+        chunk_document(embedder.as_deref(), &source.title, None, &document.markdown),
     ))
 }
 
@@ -304,7 +360,7 @@ pub async fn index_source(state: &AppState, job: &Job) -> anyhow::Result<()> {
         ("text", _) => Ok((
             1,
             chunk_document(
-                state.knowledge.embeddings.embedder().map(Arc::as_ref),
+                state.knowledge.embedder().as_deref(),
                 &source.title,
                 None,
                 source.body.as_deref().unwrap_or_default(),
@@ -340,6 +396,16 @@ pub async fn index_source(state: &AppState, job: &Job) -> anyhow::Result<()> {
                 .store
                 .replace_chunks(org, id, pages, &chunks, state.now())
                 .await?;
+            // Read keyword-only while the model was still downloading, but stored after
+            // its re-embedding was queued: queue again, or these would wait for a restart.
+            if chunks.iter().any(|c| c.embedding.is_none())
+                && let Some(embedder) = state.knowledge.embedder()
+            {
+                state
+                    .store
+                    .queue_reembedding(&embedder.model_id(), state.now())
+                    .await?;
+            }
         }
         // The source fails alone, saying why; its previous chunks stay until it succeeds.
         Ok(_) => {
@@ -385,7 +451,7 @@ async fn embed_chunks(
     source: Uuid,
     chunks: &mut [NewChunk],
 ) -> anyhow::Result<()> {
-    let Some(embedder) = state.knowledge.embeddings.embedder() else {
+    let Some(embedder) = state.knowledge.embedder() else {
         return Ok(());
     };
     let model = embedder.model_id();
@@ -426,7 +492,7 @@ pub async fn reembed(state: &AppState, job: &Job) -> anyhow::Result<()> {
         .context("payload has no org_id")?
         .parse()
         .context("org_id")?;
-    let Some(embedder) = state.knowledge.embeddings.embedder() else {
+    let Some(embedder) = state.knowledge.embedder() else {
         return Ok(()); // embeddings were switched off since
     };
     let model = embedder.model_id();
@@ -687,15 +753,36 @@ impl OrgIndex {
 /// embedder that indexing and searching share.
 pub struct Indexes {
     by_org: Mutex<HashMap<OrgId, Arc<OrgIndex>>>,
-    pub embeddings: Embeddings,
+    /// Swapped once when a model downloaded in the background is ready (or failed).
+    /// A watch channel's sender as the cell: reading (`borrow`) and swapping
+    /// (`send_replace`) are synchronous and never block the runtime, and no receiver is
+    /// needed.
+    embeddings: tokio::sync::watch::Sender<Arc<Embeddings>>,
 }
 
 impl Indexes {
     pub fn new(embeddings: Embeddings) -> Self {
         Self {
             by_org: Mutex::default(),
-            embeddings,
+            embeddings: tokio::sync::watch::Sender::new(Arc::new(embeddings)),
         }
+    }
+
+    /// Where vectors come from right now.
+    pub fn embeddings(&self) -> Arc<Embeddings> {
+        self.embeddings.borrow().clone()
+    }
+
+    /// The embedder right now; `None` while retrieval is keyword-only.
+    pub fn embedder(&self) -> Option<Arc<Embedder>> {
+        self.embeddings().embedder().cloned()
+    }
+
+    /// Switches retrieval to `embeddings` and drops the cached indexes, which were
+    /// built for the previous embedder (an index embeds its queries with it).
+    pub async fn set_embeddings(&self, embeddings: Embeddings) {
+        self.embeddings.send_replace(Arc::new(embeddings));
+        self.by_org.lock().await.clear();
     }
 
     /// The organization's index, rebuilt first if its knowledge changed.
@@ -711,7 +798,7 @@ impl Indexes {
             return Ok(index.clone());
         }
         let chunks = state.store.org_chunks(org).await?;
-        let embedder = self.embeddings.embedder().cloned();
+        let embedder = self.embedder();
         let index = tokio::task::spawn_blocking(move || OrgIndex::build(version, chunks, embedder))
             .await
             .context("index build task")??;

@@ -202,6 +202,12 @@ impl Kaltalk {
             .collect();
 
         let housekeeping = tokio::spawn(housekeeping(state.clone(), workers_stop.clone()));
+        // Started here, not awaited: the server answers (keyword-only) while it runs.
+        let download = matches!(
+            *state.knowledge.embeddings(),
+            knowledge::Embeddings::Downloading(_)
+        )
+        .then(|| tokio::spawn(knowledge::download_model(state.clone())));
         let app = router(state.clone())
             .into_make_service_with_connect_info::<auth::session::ClientAddr>();
         tracing::info!(backend = ?state.store.backend(), address = %local_addr, "listening on {}", state.public_base);
@@ -219,6 +225,11 @@ impl Kaltalk {
             }
         };
         let _ = stop_workers.send(true);
+        // An unfinished download is dropped; its staging directory is cleared on the
+        // next start, which downloads again.
+        if let Some(download) = download {
+            download.abort();
+        }
         for task in workers.into_iter().chain([housekeeping]) {
             let _ = task.await;
         }

@@ -204,6 +204,9 @@ async fn open_state(config: &Config, data_dir: &Path) -> anyhow::Result<AppState
     config.data_dir = data_dir.to_owned();
     config.database_url = None; // never the operator's database
     config.jobs.run_in_caller();
+    // A download is a serving server's background task; an evaluation on a scratch
+    // directory would only drop 90 MB there. It uses a configured model directory.
+    config.embeddings.download = false;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let app = Kaltalk::new(listener, config, Arc::new(SystemClock)).await?;
     Ok(app.state.clone())
@@ -296,7 +299,7 @@ async fn prepare(
     eprintln!(
         "indexing {} documents ({})",
         documents.len(),
-        state.knowledge.embeddings.describe()
+        state.knowledge.embeddings().describe()
     );
     let started = Instant::now();
     let all_ok = drain_jobs(state, documents.len()).await?;
@@ -345,11 +348,11 @@ pub async fn retrieval(config: &Config, args: RetrievalArgs) -> anyhow::Result<S
         }
     };
     let state = open_state(config, &data_dir).await?;
-    if args.mode != EvalMode::Bm25 && state.knowledge.embeddings.embedder().is_none() {
+    if args.mode != EvalMode::Bm25 && state.knowledge.embedder().is_none() {
         bail!(
             "--mode {:?} needs an embedding model: {}",
             args.mode,
-            state.knowledge.embeddings.describe()
+            state.knowledge.embeddings().describe()
         );
     }
     let (org, documents) = prepare(&state, &data_dir, &args.corpus).await?;

@@ -18,7 +18,10 @@ fn kaltalk(data_dir: &std::path::Path) -> Command {
     }
     command
         .env("KALTALK_DATA_DIR", data_dir)
-        .env("KALTALK_LOG_LEVEL", "warn");
+        .env("KALTALK_LOG_LEVEL", "warn")
+        // `serve` on a fresh data dir would fetch the embedding model from Hugging
+        // Face, which these tests cannot reach.
+        .env("KALTALK_EMBEDDINGS__DOWNLOAD", "false");
     command
 }
 

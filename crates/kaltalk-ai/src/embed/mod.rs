@@ -2,11 +2,13 @@
 //! or any OpenAI-compatible `/v1/embeddings` endpoint. The index stores
 //! [`Embedder::model_id`] with its vectors, since vectors of different models never mix.
 
+mod download;
 mod local;
 pub(crate) mod remote;
 
 use std::path::PathBuf;
 
+pub use download::{DownloadError, MINILM_FILES, MINILM_REPO, download_minilm};
 pub use local::{MAX_SEQUENCE_TOKENS, MiniLm};
 pub use remote::OpenAiEmbeddings;
 

@@ -7,6 +7,7 @@ mod helpers;
 
 mod chunking;
 mod crawl;
+mod embed_download;
 mod embed_local;
 mod embed_remote;
 mod extract_files;

@@ -33,6 +33,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     config.jobs.run_in_caller(); // tests run jobs one at a time with `run_jobs`
+    // Only loopback is reachable here: a test that wants the model downloaded points
+    // `download_url` at a local fake and switches this back on.
+    config.embeddings.download = false;
     if let Ok(admin_url) = std::env::var("KALTALK_TEST_DATABASE_URL") {
         config.database_url = Some(Secret::new(
             kaltalk_store::testing::fresh_postgres_database(&admin_url)

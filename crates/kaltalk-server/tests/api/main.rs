@@ -19,6 +19,7 @@ mod email;
 mod embeddings;
 mod inbox;
 mod knowledge;
+mod model_download;
 mod operations;
 mod playground;
 mod teams;
