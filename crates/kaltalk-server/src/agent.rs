@@ -566,8 +566,13 @@ pub async fn preview(state: &AppState, org: OrgId, question: &str) -> anyhow::Re
     } else {
         "extractive"
     };
-    let listed = |used: &dyn Fn(usize) -> bool| -> Vec<PreviewHit> {
-        hits.iter()
+    // `used` says which passages reached the answer step.
+    let preview = |used: &dyn Fn(usize) -> bool,
+                   outcome: PreviewOutcome,
+                   model: Option<Duration>,
+                   tokens: Option<kaltalk_ai::chat::Usage>| Preview {
+        hits: hits
+            .iter()
             .enumerate()
             .map(|(i, hit)| PreviewHit {
                 title: citation_title(hit.chunk),
@@ -577,40 +582,34 @@ pub async fn preview(state: &AppState, org: OrgId, question: &str) -> anyhow::Re
                 confidence: hit.confidence,
                 used: used(i),
             })
-            .collect()
-    };
-    let mut preview = Preview {
-        hits: Vec::new(),
-        outcome: PreviewOutcome::HandOver(reasons::NO_ANSWER.to_owned()),
+            .collect(),
+        outcome,
         mode,
         retrieval,
-        model: None,
-        tokens: None,
+        model,
+        tokens,
     };
-    let reason = if asks_for_a_person(question) {
-        Some(reasons::VISITOR_ASKED.to_owned())
+    let hand_over = if asks_for_a_person(question) {
+        Some(reasons::VISITOR_ASKED)
     } else if best.is_none() {
-        Some(reasons::NO_ANSWER.to_owned())
+        Some(reasons::NO_ANSWER)
     } else {
         None
     };
-    if let Some(reason) = reason {
-        preview.hits = listed(&|_| false);
-        preview.outcome = PreviewOutcome::HandOver(reason);
-        return Ok(preview);
+    if let Some(reason) = hand_over {
+        let outcome = PreviewOutcome::HandOver(reason.to_owned());
+        return Ok(preview(&|_| false, outcome, None, None));
     }
     let best_at = best.unwrap_or_default();
     let best = &hits[best_at];
     let Some(client) = &state.chat else {
         // Without a model the answer is the best passage alone.
-        preview.hits = listed(&|i| i == best_at);
-        preview.outcome = PreviewOutcome::Answer {
+        let outcome = PreviewOutcome::Answer {
             text: excerpt(&best.chunk.text),
             citations: vec![citation(best.chunk)],
         };
-        return Ok(preview);
+        return Ok(preview(&|i| i == best_at, outcome, None, None));
     };
-    preview.hits = listed(&|_| true);
     let model = model_name(state, &settings)?;
     let (request, sources) = chat_request(&settings, &model, &hits, &[], question);
     let asked = Instant::now();
@@ -620,18 +619,21 @@ pub async fn preview(state: &AppState, org: OrgId, question: &str) -> anyhow::Re
         Ok::<_, kaltalk_ai::chat::ChatError>(stream.finish())
     }
     .await;
-    preview.model = Some(asked.elapsed());
-    preview.outcome = match streamed {
-        Err(err) => PreviewOutcome::HandOver(reasons::unavailable(&err.to_string())),
+    let model_time = Some(asked.elapsed());
+    let (outcome, tokens) = match streamed {
+        Err(err) => (
+            PreviewOutcome::HandOver(reasons::unavailable(&err.to_string())),
+            None,
+        ),
         Ok(completion) => {
-            preview.tokens = completion.usage;
-            match verdict(&completion, &sources) {
+            let outcome = match verdict(&completion, &sources) {
                 Verdict::Answer { text, citations } => PreviewOutcome::Answer { text, citations },
                 Verdict::HandOver { reason, .. } => PreviewOutcome::HandOver(reason),
-            }
+            };
+            (outcome, completion.usage)
         }
     };
-    Ok(preview)
+    Ok(preview(&|_| true, outcome, model_time, tokens))
 }
 
 #[cfg(test)]
