@@ -288,7 +288,7 @@
         b.append(list);
       }
       var r = h('div', { class: 'kt-row ' + (me ? 'me' : 'them') },
-        h('div', { class: me ? 'kt-sr' : 'kt-nm', text: me ? 'You:' : (m.sender_name || cfg.name || 'Support') }), b);
+        h('div', { class: me ? 'kt-sr' : 'kt-nm', text: me ? 'You:' : (m.sender_name || m.sender == 'bot' && cfg.bot_name || cfg.name || 'Support') }), b);
       r.who = who;
       return r;
     }

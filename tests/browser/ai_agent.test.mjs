@@ -67,6 +67,7 @@ function widgetBubbles(page) {
     if (!root) return [];
     return [...root.querySelectorAll('[role=log] .kt-row.them')].map((row) => ({
       text: row.querySelector('.kt-b > div')?.textContent ?? '',
+      name: row.querySelector('.kt-nm')?.textContent ?? '',
       draft: row.getAttribute('aria-hidden') === 'true',
       sources: [...row.querySelectorAll('.kt-cite a')].map((a) => ({ title: a.textContent, href: a.href })),
     }));
@@ -210,6 +211,7 @@ describe('the AI agent answers from the knowledge base and hands over', { timeou
       `the answer cites the help page: ${JSON.stringify(answer.sources)}`,
     );
     assert.match(answer.sources[0].title, /Returns and refunds/, `the citation is titled after the page: ${JSON.stringify(answer.sources)}`);
+    assert.equal(answer.name, 'Assistant', 'the answer is signed with the bot’s name from the AI settings');
 
     // What the provider got: the question and the help page's text as sources.
     assert.equal(provider.requests.length, 1, 'one model call for one question');

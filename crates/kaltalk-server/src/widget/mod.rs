@@ -223,8 +223,11 @@ async fn config(
     let inbox = web_inbox(&state, &token).await?;
     check_origin(&inbox, &headers)?;
     let settings = &inbox.settings.0;
+    // The bot answers under its own name (AI settings); none while the AI is off.
+    let ai = state.store.ai_settings(inbox.org_id).await?;
     Ok(Json(json!({
         "name": inbox.name,
+        "bot_name": ai.enabled.then_some(ai.bot_name),
         "color": settings.color,
         "greeting": settings.greeting,
         "position": settings.position,

@@ -401,3 +401,23 @@ async fn another_organizations_conversation_and_contact_are_not_found() {
             .expect("flag")
     );
 }
+
+#[tokio::test]
+async fn the_widget_signs_bot_messages_with_the_bot_name_only_while_the_ai_is_on() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let visitor = Visitor::new(&app, &inbox);
+    let config = || async {
+        let path = format!("/widget/v1/inboxes/{}/config", inbox.public_token);
+        visitor
+            .get(&path)
+            .await
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    assert_eq!(config().await["bot_name"], Value::Null, "AI off");
+    enable_ai(&app, &owner, "0.3").await;
+    assert_eq!(config().await["bot_name"], "Kai");
+}
