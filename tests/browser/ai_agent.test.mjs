@@ -17,8 +17,8 @@ import { chromium } from 'playwright-core';
 import { makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import { startFakeOpenAi } from './fake_openai.mjs';
 import {
-  ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, artifactsDir, clip, expectVisible, logIn,
-  openLiveInbox, outerHtml, saveArtifacts, startHostServer, steps, until, watchConsole, widgetHtml,
+  ACTION_TIMEOUT_MS, agentAndVisitorSteps, CHROMIUM_ARGS, CHROMIUM_PATH, artifactsDir, clip, expectVisible, logIn,
+  openLiveInbox, outerHtml, startHostServer, until, watchConsole, widgetHtml,
 } from './helpers.mjs';
 
 const OWNER = {
@@ -90,19 +90,7 @@ describe('the AI agent answers from the knowledge base and hands over', { timeou
   let helpUrl;
   let answer; // the bot's committed answer, as the widget shows it
 
-  function diagnostics() {
-    const logs = [...(consoleA ?? []), ...(consoleB ?? [])];
-    return `--- console and page errors (${logs.length}) ---\n${clip(logs.join('\n') || '(none)', 6000)}`;
-  }
-
-  const step = steps({
-    diagnostics,
-    async onFailure(slug) {
-      await saveArtifacts(pageA, `ai-failure-${slug}-agent`);
-      await saveArtifacts(pageB, `ai-failure-${slug}-visitor`, `\n<!-- widget shadow root:\n${(await widgetHtml(pageB, 50_000)).replace(/--/g, '- -')}\n-->\n`);
-      if (server) await writeFile(path.join(artifactsDir, 'ai-server-output.log'), server.output());
-    },
-  });
+  const { step } = agentAndVisitorSteps('ai', () => ({ pageA, pageB, server, consoleA, consoleB }));
 
   before(async () => {
     await mkdir(artifactsDir, { recursive: true });

@@ -186,3 +186,27 @@ export async function openLiveInbox(page, baseUrl, view) {
       `#inbox: ${await outerHtml(page, '#inbox', 1500)}`,
   );
 }
+
+/**
+ * Steps of a story with an agent's page and a visitor's page: on failure both pages
+ * (with the widget's shadow root) and the server's output are saved as
+ * `${prefix}-failure-*`, and the console lines of both are added to the message.
+ * `current()` returns `{ pageA, pageB, server, consoleA, consoleB }` as they are then.
+ */
+export function agentAndVisitorSteps(prefix, current) {
+  function diagnostics() {
+    const { consoleA, consoleB } = current();
+    const logs = [...(consoleA ?? []), ...(consoleB ?? [])];
+    return `--- console and page errors (${logs.length}) ---\n${clip(logs.join('\n') || '(none)', 6000)}`;
+  }
+  const step = steps({
+    diagnostics,
+    async onFailure(slug) {
+      const { pageA, pageB, server } = current();
+      await saveArtifacts(pageA, `${prefix}-failure-${slug}-agent`);
+      await saveArtifacts(pageB, `${prefix}-failure-${slug}-visitor`, `\n<!-- widget shadow root:\n${(await widgetHtml(pageB, 50_000)).replace(/--/g, '- -')}\n-->\n`);
+      if (server) await writeFile(path.join(artifactsDir, `${prefix}-server-output.log`), server.output());
+    },
+  });
+  return { step, diagnostics };
+}

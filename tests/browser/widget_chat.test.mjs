@@ -12,8 +12,8 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import {
-  ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, artifactsDir, clip, expectVisible, outerHtml,
-  logIn, openLiveInbox, saveArtifacts, startHostServer, steps, until, watchConsole, widgetHtml,
+  ACTION_TIMEOUT_MS, agentAndVisitorSteps, CHROMIUM_ARGS, CHROMIUM_PATH, artifactsDir, expectVisible, outerHtml,
+  logIn, openLiveInbox, startHostServer, until, watchConsole, widgetHtml,
 } from './helpers.mjs';
 
 const OWNER = {
@@ -72,19 +72,7 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
   const requestsB = []; // every request URL of the visitor context (WebSockets included)
   const setCookiesB = []; // { url, value } of every Set-Cookie the visitor context received
 
-  function diagnostics() {
-    const logs = [...(consoleA ?? []), ...(consoleB ?? [])];
-    return `--- console and page errors (${logs.length}) ---\n${clip(logs.join('\n') || '(none)', 6000)}`;
-  }
-
-  const step = steps({
-    diagnostics,
-    async onFailure(slug) {
-      await saveArtifacts(pageA, `widget-failure-${slug}-agent`);
-      await saveArtifacts(pageB, `widget-failure-${slug}-visitor`, `\n<!-- widget shadow root:\n${(await widgetHtml(pageB, 50_000)).replace(/--/g, '- -')}\n-->\n`);
-      if (server) await writeFile(path.join(artifactsDir, 'widget-server-output.log'), server.output());
-    },
-  });
+  const { step, diagnostics } = agentAndVisitorSteps('widget', () => ({ pageA, pageB, server, consoleA, consoleB }));
 
   before(async () => {
     await mkdir(artifactsDir, { recursive: true });

@@ -112,6 +112,18 @@ pub struct NewFileSource<'a> {
     pub blob_key: &'a str,
 }
 
+/// A source's row as first written: the columns its kind uses.
+#[derive(Default)]
+struct NewSource<'a> {
+    kind: &'a str,
+    title: &'a str,
+    body: Option<&'a str>,
+    url: Option<&'a str>,
+    file_name: Option<&'a str>,
+    blob_key: Option<&'a str>,
+    interval: Option<SyncInterval>,
+}
+
 /// A chunk ready to store.
 #[derive(Debug, Clone)]
 pub struct NewChunk {
@@ -184,25 +196,13 @@ impl Store {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<Uuid, StoreError> {
-        let id = Uuid::now_v7();
-        on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO knowledge_sources (id, org_id, kind, title, body, state, created_at, updated_at) \
-                 VALUES ($1, $2, 'text', $3, $4, 'queued', $5, $5)",
-            )
-            .bind(id)
-            .bind(org)
-            .bind(title)
-            .bind(body)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
-            tx.commit().await?;
-            Ok(id)
-        })
+        let source = NewSource {
+            kind: "text",
+            title,
+            body: Some(body),
+            ..NewSource::default()
+        };
+        self.add_source(org, &source, now).await
     }
 
     /// Adds a web page (`url`) or a whole site (`site`) and queues its indexing; with an
@@ -216,28 +216,14 @@ impl Store {
         interval: Option<SyncInterval>,
         now: DateTime<Utc>,
     ) -> Result<Uuid, StoreError> {
-        let id = Uuid::now_v7();
-        on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO knowledge_sources (id, org_id, kind, title, url, state, sync_interval_hours, next_sync_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $8)",
-            )
-            .bind(id)
-            .bind(org)
-            .bind(kind)
-            .bind(title)
-            .bind(url)
-            .bind(interval.map(SyncInterval::hours))
-            .bind(interval.map(|i| i.after(now)))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
-            tx.commit().await?;
-            Ok(id)
-        })
+        let source = NewSource {
+            kind,
+            title,
+            url: Some(url),
+            interval,
+            ..NewSource::default()
+        };
+        self.add_source(org, &source, now).await
     }
 
     /// Adds an uploaded file, whose bytes are already stored under `blob_key`, and queues
@@ -248,18 +234,42 @@ impl Store {
         file: &NewFileSource<'_>,
         now: DateTime<Utc>,
     ) -> Result<Uuid, StoreError> {
+        let source = NewSource {
+            kind: "file",
+            title: file.title,
+            file_name: Some(file.file_name),
+            blob_key: Some(file.blob_key),
+            ..NewSource::default()
+        };
+        self.add_source(org, &source, now).await
+    }
+
+    /// Inserts a source and queues its indexing, with its event, in one transaction.
+    async fn add_source(
+        &self,
+        org: OrgId,
+        source: &NewSource<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Uuid, StoreError> {
         let id = Uuid::now_v7();
+        let interval = source.interval;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO knowledge_sources (id, org_id, kind, title, file_name, blob_key, state, created_at, updated_at) \
-                 VALUES ($1, $2, 'file', $3, $4, $5, 'queued', $6, $6)",
+                "INSERT INTO knowledge_sources (id, org_id, kind, title, body, url, file_name, blob_key, \
+                 state, sync_interval_hours, next_sync_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $11)",
             )
             .bind(id)
             .bind(org)
-            .bind(file.title)
-            .bind(file.file_name)
-            .bind(file.blob_key)
+            .bind(source.kind)
+            .bind(source.title)
+            .bind(source.body)
+            .bind(source.url)
+            .bind(source.file_name)
+            .bind(source.blob_key)
+            .bind(interval.map(SyncInterval::hours))
+            .bind(interval.map(|i| i.after(now)))
             .bind(now)
             .execute(&mut *tx)
             .await?;
