@@ -1,0 +1,66 @@
+//! Behaviour that needs no real IMAP server; the Dovecot tests are in `tests/imap_in.rs`.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::*;
+
+fn account_at(port: u16) -> ImapAccount {
+    ImapAccount {
+        host: "127.0.0.1".to_owned(),
+        port,
+        security: ImapSecurity::Plain,
+        user: "someone".to_owned(),
+        password: "hunter2".to_owned(),
+        mailbox: "INBOX".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_greets_is_a_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let port = listener.local_addr().expect("local address").port();
+    // Accepts and then says nothing, holding the connection open.
+    let silent = tokio::spawn(async move {
+        let (_connection, _) = listener.accept().await.expect("accept");
+        std::future::pending::<()>().await;
+    });
+
+    let result = fetch_new_within(
+        &account_at(port),
+        &TlsOptions::default(),
+        None,
+        10,
+        Duration::from_millis(300),
+    )
+    .await;
+
+    silent.abort();
+    assert!(
+        matches!(
+            result,
+            Err(ImapError::Timeout {
+                step: "connecting and logging in",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn the_password_stays_out_of_debug_output() {
+    let shown = format!("{:?}", account_at(993));
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("someone"), "{shown}");
+}
+
+#[test]
+fn security_reads_from_config_in_lower_case() {
+    let security: ImapSecurity =
+        serde_json::from_str("\"starttls\"").expect("parse a security name");
+    assert_eq!(security, ImapSecurity::StartTls);
+}
