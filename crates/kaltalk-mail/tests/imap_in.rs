@@ -1,8 +1,11 @@
 //! IMAP polling against a real Dovecot on loopback (installed by `scripts/dovecot-setup.sh`
 //! on first use).
 
+use std::time::Duration;
+
 use kaltalk_mail::imap_in::{
-    Batch, ImapAccount, ImapCursor, ImapError, ImapSecurity, TlsOptions, fetch_new,
+    Batch, IdleOutcome, ImapAccount, ImapCursor, ImapError, ImapSecurity, TlsOptions, fetch_new,
+    wait_for_new,
 };
 use kaltalk_mail::testing::dovecot::Dovecot;
 
@@ -226,11 +229,11 @@ async fn a_new_uidvalidity_fetches_everything_again() {
     let after = fetch(&support, &tls, Some(before.cursor), 10).await;
 
     assert_ne!(after.cursor.uid_validity, before.cursor.uid_validity);
+    assert_eq!(raws(&after), vec![message(3)]);
     assert!(
         after.messages[0].uid <= before.cursor.last_uid,
         "the test needs a UID the old cursor would have skipped: {after:?} after {before:?}"
     );
-    assert_eq!(raws(&after), vec![message(3)]);
 }
 
 #[tokio::test]
@@ -271,4 +274,45 @@ async fn polling_does_not_mark_messages_seen() {
 
     let flags = dovecot.flags("INBOX", uid).await;
     assert!(!flags.iter().any(|flag| flag.contains("Seen")), "{flags:?}");
+}
+
+#[tokio::test]
+async fn waiting_returns_at_once_when_mail_is_already_there() {
+    let dovecot = Dovecot::start().await;
+    let account = dovecot.account(ImapSecurity::StartTls);
+    let tls = dovecot.tls_options();
+    dovecot.append(&message(1)).await;
+
+    // Were the waiting mail missed, this would end in TimedOut after two minutes.
+    let outcome = wait_for_new(&account, &tls, None, Duration::from_secs(120))
+        .await
+        .expect("wait_for_new");
+
+    assert_eq!(outcome, IdleOutcome::Changed);
+}
+
+#[tokio::test]
+async fn waiting_past_everything_times_out_even_after_deletions() {
+    let dovecot = Dovecot::start().await;
+    let account = ImapAccount {
+        mailbox: "Support".to_owned(),
+        ..dovecot.account(ImapSecurity::Plain)
+    };
+    let tls = dovecot.tls_options();
+    dovecot.create_mailbox("Support").await;
+    for n in 1..=3 {
+        dovecot.append_to("Support", &message(n)).await;
+    }
+    let first_only = fetch(&account, &tls, None, 1).await.cursor;
+    // The two messages after the cursor go away; UIDNEXT stays ahead of the cursor.
+    dovecot
+        .expunge_all_after("Support", first_only.last_uid)
+        .await;
+    let cursor = fetch(&account, &tls, Some(first_only), 10).await.cursor;
+
+    let outcome = wait_for_new(&account, &tls, Some(cursor), Duration::from_millis(300))
+        .await
+        .expect("wait_for_new");
+
+    assert_eq!(outcome, IdleOutcome::TimedOut);
 }

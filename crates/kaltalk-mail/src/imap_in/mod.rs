@@ -3,6 +3,7 @@
 
 mod connect;
 mod error;
+mod idle;
 mod plan;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use connect::{ImapSession, open_session};
 pub use error::ImapError;
+pub use idle::{IdleOutcome, wait_for_new};
 use plan::{Plan, plan_batch, uid_set};
 
 /// How long one step (connect and log in, open the mailbox, one message arriving) may take

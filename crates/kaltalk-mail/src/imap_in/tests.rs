@@ -64,3 +64,32 @@ fn security_reads_from_config_in_lower_case() {
         serde_json::from_str("\"starttls\"").expect("parse a security name");
     assert_eq!(security, ImapSecurity::StartTls);
 }
+
+#[tokio::test]
+async fn idle_wakes_up_when_a_message_arrives() {
+    let dovecot = crate::testing::dovecot::Dovecot::start().await;
+    let account = dovecot.account(ImapSecurity::Plain);
+    let tls = dovecot.tls_options();
+    let (idling_tx, idling) = tokio::sync::oneshot::channel();
+    let waiter = tokio::spawn(async move {
+        idle::wait_for_new_within(
+            &account,
+            &tls,
+            None,
+            Duration::from_secs(120),
+            STEP_TIMEOUT,
+            move || {
+                let _ = idling_tx.send(());
+            },
+        )
+        .await
+    });
+    idling
+        .await
+        .expect("the waiter reaches IDLE on an empty mailbox");
+
+    dovecot.append(b"Subject: hello\r\n\r\nhi\r\n").await;
+
+    let outcome = waiter.await.expect("the waiter task");
+    assert_eq!(outcome.expect("wait_for_new"), IdleOutcome::Changed);
+}

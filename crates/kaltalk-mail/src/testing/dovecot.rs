@@ -204,6 +204,39 @@ impl Dovecot {
         self.log_out(session).await;
     }
 
+    /// Deletes for good every message of `mailbox` whose UID is above `uid`.
+    pub async fn expunge_all_after(&self, mailbox: &str, uid: u32) {
+        use futures_util::StreamExt as _;
+
+        let mut session = self.session().await;
+        session
+            .select(mailbox)
+            .await
+            .unwrap_or_else(|err| panic!("SELECT {mailbox}: {err}\n{}", self.logs()));
+        let range = format!("{}:*", uid + 1);
+        {
+            let responses = session
+                .uid_store(&range, "+FLAGS.SILENT (\\Deleted)")
+                .await
+                .unwrap_or_else(|err| panic!("UID STORE {range}: {err}\n{}", self.logs()));
+            let mut responses = std::pin::pin!(responses);
+            while let Some(response) = responses.next().await {
+                response.unwrap_or_else(|err| panic!("UID STORE {range}: {err}"));
+            }
+        }
+        {
+            let expunged = session
+                .expunge()
+                .await
+                .unwrap_or_else(|err| panic!("EXPUNGE: {err}\n{}", self.logs()));
+            let mut expunged = std::pin::pin!(expunged);
+            while let Some(seq) = expunged.next().await {
+                seq.unwrap_or_else(|err| panic!("EXPUNGE: {err}"));
+            }
+        }
+        self.log_out(session).await;
+    }
+
     /// The flags of the message with this UID, e.g. `["\\Seen"]`.
     pub async fn flags(&self, mailbox: &str, uid: u32) -> Vec<String> {
         use futures_util::StreamExt as _;
