@@ -14,6 +14,14 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+# Several test processes may start at once on a fresh machine: one installs, the others wait
+# for it and then find Dovecot there.
+exec 9>/var/lock/kaltalk-dovecot-setup.lock
+flock 9
+if [ -x /usr/sbin/dovecot ]; then
+    exit 0
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 # Keep the package's postinst from starting the service where policy-rc.d is honoured.
 policy=/usr/sbin/policy-rc.d
@@ -30,8 +38,8 @@ trap cleanup EXIT
 
 # A fresh machine may have no package lists yet; a failed update is not fatal when the
 # lists it has already know the package.
-apt-get update -qq || echo "dovecot-setup: apt-get update failed; trying the install with the lists already on this machine" >&2
-apt-get install -y -qq --no-install-recommends dovecot-imapd >/dev/null
+apt-get -o DPkg::Lock::Timeout=300 update -qq || echo "dovecot-setup: apt-get update failed; trying the install with the lists already on this machine" >&2
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends dovecot-imapd >/dev/null
 
 # Wherever an init system did start it anyway, stop it and keep it from coming back.
 if command -v systemctl >/dev/null 2>&1; then

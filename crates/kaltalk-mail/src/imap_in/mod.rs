@@ -106,7 +106,7 @@ pub async fn fetch_new(
     cursor: Option<ImapCursor>,
     max: usize,
 ) -> Result<Batch, ImapError> {
-    fetch_new_within(account, tls, cursor, max, STEP_TIMEOUT).await
+    fetch_new_within(account, tls, cursor, max, STEP_TIMEOUT, MAX_MESSAGE_BYTES).await
 }
 
 async fn fetch_new_within(
@@ -115,6 +115,7 @@ async fn fetch_new_within(
     cursor: Option<ImapCursor>,
     max: usize,
     step_timeout: Duration,
+    max_message_bytes: u32,
 ) -> Result<Batch, ImapError> {
     let mut session = within(
         step_timeout,
@@ -122,7 +123,15 @@ async fn fetch_new_within(
         open_session(account, tls),
     )
     .await??;
-    let fetched = fetch_in_session(&mut session, account, cursor, max, step_timeout).await;
+    let fetched = fetch_in_session(
+        &mut session,
+        account,
+        cursor,
+        max,
+        step_timeout,
+        max_message_bytes,
+    )
+    .await;
     log_out(session, step_timeout).await;
     fetched
 }
@@ -133,6 +142,7 @@ async fn fetch_in_session(
     cursor: Option<ImapCursor>,
     max: usize,
     step_timeout: Duration,
+    max_message_bytes: u32,
 ) -> Result<Batch, ImapError> {
     // EXAMINE opens the mailbox read-only: not even \Recent changes.
     let mailbox = within(
@@ -170,14 +180,14 @@ async fn fetch_in_session(
         fetch,
         oversized,
         last_uid,
-    } = plan_batch(after, sizes, max, MAX_MESSAGE_BYTES);
+    } = plan_batch(after, sizes, max, max_message_bytes);
     for (uid, size) in oversized {
         tracing::warn!(
             mailbox = %account.mailbox,
             user = %account.user,
             uid,
             size,
-            limit = MAX_MESSAGE_BYTES,
+            limit = max_message_bytes,
             "skipping an email larger than the limit"
         );
     }

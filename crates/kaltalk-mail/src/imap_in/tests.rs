@@ -35,6 +35,7 @@ async fn a_server_that_never_greets_is_a_timeout() {
         None,
         10,
         Duration::from_millis(300),
+        MAX_MESSAGE_BYTES,
     )
     .await;
 
@@ -92,4 +93,28 @@ async fn idle_wakes_up_when_a_message_arrives() {
 
     let outcome = waiter.await.expect("the waiter task");
     assert_eq!(outcome.expect("wait_for_new"), IdleOutcome::Changed);
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_skipped_and_passed() {
+    let dovecot = crate::testing::dovecot::Dovecot::start().await;
+    let small = b"Subject: small\r\n\r\nshort\r\n".to_vec();
+    let large = format!("Subject: large\r\n\r\n{}\r\n", "x".repeat(2000)).into_bytes();
+    let after = b"Subject: after\r\n\r\nshort too\r\n".to_vec();
+    for raw in [&small, &large, &after] {
+        dovecot.append(raw).await;
+    }
+    let account = dovecot.account(ImapSecurity::Plain);
+    let tls = dovecot.tls_options();
+
+    let batch = fetch_new_within(&account, &tls, None, 10, STEP_TIMEOUT, 1000)
+        .await
+        .expect("fetch_new");
+
+    let raws: Vec<&[u8]> = batch.messages.iter().map(|m| m.raw.as_slice()).collect();
+    assert_eq!(raws, vec![small.as_slice(), after.as_slice()]);
+    let again = fetch_new_within(&account, &tls, Some(batch.cursor), 10, STEP_TIMEOUT, 1000)
+        .await
+        .expect("fetch_new");
+    assert!(again.messages.is_empty(), "{again:?}");
 }
