@@ -7,7 +7,7 @@ use async_imap::extensions::idle::IdleResponse;
 
 use super::{
     ImapAccount, ImapCursor, ImapError, STEP_TIMEOUT, TlsOptions, list_sizes, log_out,
-    open_session, within,
+    mailbox_error, open_session, within,
 };
 
 /// How a [`wait_for_new`] ended.
@@ -66,10 +66,7 @@ pub(super) async fn wait_for_new_within(
     }
     let mailbox = within(step_timeout, STEP, session.examine(&account.mailbox))
         .await?
-        .map_err(|err| ImapError::Mailbox {
-            mailbox: account.mailbox.clone(),
-            reason: err.to_string(),
-        })?;
+        .map_err(|err| mailbox_error(&account.mailbox, err))?;
     let after = match (cursor, mailbox.uid_validity) {
         (Some(cursor), Some(validity)) if cursor.uid_validity == validity => cursor.last_uid,
         _ => 0,

@@ -151,10 +151,7 @@ async fn fetch_in_session(
         session.examine(&account.mailbox),
     )
     .await?
-    .map_err(|err| ImapError::Mailbox {
-        mailbox: account.mailbox.clone(),
-        reason: err.to_string(),
-    })?;
+    .map_err(|err| mailbox_error(&account.mailbox, err))?;
     let uid_validity = mailbox.uid_validity.ok_or_else(|| ImapError::Protocol {
         step: "opening the mailbox",
         detail: "the server sent no UIDVALIDITY, so messages cannot be tracked across polls"
@@ -267,6 +264,20 @@ async fn log_out(mut session: ImapSession, step_timeout: Duration) {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::debug!(error = %err, "IMAP logout failed"),
         Err(_) => tracing::debug!("IMAP logout timed out"),
+    }
+}
+
+/// A NO or BAD to EXAMINE is about the mailbox (missing, no access); anything else is the
+/// connection's fault.
+fn mailbox_error(mailbox: &str, err: async_imap::error::Error) -> ImapError {
+    match err {
+        async_imap::error::Error::No(reason) | async_imap::error::Error::Bad(reason) => {
+            ImapError::Mailbox {
+                mailbox: mailbox.to_owned(),
+                reason,
+            }
+        }
+        other => protocol("opening the mailbox", other),
     }
 }
 
