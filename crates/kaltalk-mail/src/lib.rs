@@ -1,8 +1,12 @@
-//! KalTalk's email: paired text and HTML templates, and the SMTP relay that delivers what
-//! the store's outbox queues. Inbound mail (the email channel) will live here too.
+//! KalTalk's email: paired text and HTML templates, the SMTP relay that delivers what the
+//! store's outbox queues and agents' replies, and the SMTP listener that receives the
+//! email channel's mail.
 
 mod messages;
+pub mod outbound;
 mod relay;
+pub mod smtp_in;
 
 pub use messages::{Invitation, PasswordReset, RenderedEmail, VerifyEmail};
+pub use outbound::{OutgoingAttachment, ReplyEmail, build_reply, make_message_id, reply_subject};
 pub use relay::{Mailer, MailerError, OutgoingEmail};
