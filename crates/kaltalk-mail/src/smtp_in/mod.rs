@@ -28,7 +28,7 @@ pub trait MailSink: Send + Sync + 'static {
     /// Called at RCPT TO. Unknown → 550 5.1.1; TempFail → 451 4.3.0.
     async fn recipient(&self, address: &str) -> RecipientVerdict;
     /// Called once DATA is complete. Must return only after the message is durably
-    /// stored: Ok → "250 2.0.0 queued as <id>"; Err → 451 4.3.0 (the client retries).
+    /// stored: Ok → `250 2.0.0 queued as <id>`; Err → 451 4.3.0 (the client retries).
     async fn deliver(&self, envelope: &Envelope, raw: Vec<u8>) -> Result<String, DeliveryError>;
 }
 

@@ -324,7 +324,10 @@ impl Session {
                     tls = envelope.tls,
                     "SMTP: accepted a message"
                 );
-                Reply::new(250, format!("2.0.0 OK queued as {id}"))
+                // A line break in the id would end our reply early and desynchronise
+                // the client.
+                let id: String = id.chars().filter(|c| !c.is_control()).collect();
+                Reply::new(250, format!("2.0.0 queued as {id}"))
             }
             Err(error) => {
                 tracing::warn!(
@@ -450,7 +453,7 @@ mod tests {
             .finish_data(DataOutcome::Complete(b"hello\r\n".to_vec()), &sink)
             .await;
         assert_eq!(reply.code, 250);
-        assert_eq!(reply.lines, vec!["2.0.0 OK queued as m1".to_owned()]);
+        assert_eq!(reply.lines, vec!["2.0.0 queued as m1".to_owned()]);
         let delivered = sink.delivered.lock().await;
         assert_eq!(delivered.len(), 1);
         assert_eq!(delivered[0].0.mail_from, "ada@example.test");
