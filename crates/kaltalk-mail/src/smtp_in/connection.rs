@@ -158,21 +158,23 @@ where
                 if let Err(error) = skip_rest_of_line(stream, config).await {
                     return error;
                 }
-                if let Err(error) = write_reply(stream, &Session::line_too_long_reply()).await {
+                let (reply, next) = session.line_too_long();
+                if let Err(error) = write_reply(stream, &reply).await {
                     return Ending::Io(error);
+                }
+                if next == Next::Close {
+                    return Ending::Quit;
                 }
                 continue;
             }
             Piece::Line => {}
         }
         let command = trim_line_ending(&line);
-        if command.len() > MAX_COMMAND_LINE {
-            if let Err(error) = write_reply(stream, &Session::line_too_long_reply()).await {
-                return Ending::Io(error);
-            }
-            continue;
-        }
-        let (reply, next) = session.command(command, sink).await;
+        let (reply, next) = if command.len() > MAX_COMMAND_LINE {
+            session.line_too_long()
+        } else {
+            session.command(command, sink).await
+        };
         if let Err(error) = write_reply(stream, &reply).await {
             return Ending::Io(error);
         }

@@ -13,6 +13,10 @@ use super::{Envelope, MailSink, RecipientVerdict, SmtpConfig};
 /// long parameters from real clients still fit.
 pub(crate) const MAX_COMMAND_LINE: usize = 1000;
 
+/// A client that keeps getting errors is a probe or a broken bot: after this many failed
+/// commands (unknown recipients included, which stops address harvesting) it is cut off.
+const MAX_FAILED_COMMANDS: u32 = 20;
+
 /// What the connection must do after sending the reply.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Next {
@@ -36,6 +40,7 @@ pub(crate) struct Session {
     tls: bool,
     greeted: bool,
     transaction: Option<Transaction>,
+    failed_commands: u32,
 }
 
 impl Session {
@@ -46,6 +51,7 @@ impl Session {
             tls: false,
             greeted: false,
             transaction: None,
+            failed_commands: 0,
         }
     }
 
@@ -73,8 +79,30 @@ impl Session {
         )
     }
 
-    pub fn line_too_long_reply() -> Reply {
-        Reply::new(500, "5.5.2 Line too long")
+    pub fn line_too_long(&mut self) -> (Reply, Next) {
+        self.counted((Reply::new(500, "5.5.2 Line too long"), Next::ReadCommand))
+    }
+
+    /// Counts permanent failures and ends the session once there are too many.
+    fn counted(&mut self, (reply, next): (Reply, Next)) -> (Reply, Next) {
+        if reply.code < 500 {
+            return (reply, next);
+        }
+        self.failed_commands += 1;
+        if self.failed_commands < MAX_FAILED_COMMANDS {
+            return (reply, next);
+        }
+        tracing::info!(peer = %self.peer, "SMTP: disconnected a client after too many failed commands");
+        (
+            Reply::new(
+                421,
+                format!(
+                    "4.7.0 {} too many errors, closing connection",
+                    self.config.hostname
+                ),
+            ),
+            Next::Close,
+        )
     }
 
     /// After a successful handshake everything learnt in plain text is forgotten (RFC 3207
@@ -87,6 +115,11 @@ impl Session {
 
     /// `line` is one command without its line ending.
     pub async fn command(&mut self, line: &[u8], sink: &dyn MailSink) -> (Reply, Next) {
+        let outcome = self.answer(line, sink).await;
+        self.counted(outcome)
+    }
+
+    async fn answer(&mut self, line: &[u8], sink: &dyn MailSink) -> (Reply, Next) {
         let Ok(line) = std::str::from_utf8(line) else {
             return (
                 Reply::new(500, "5.5.2 Syntax error: not UTF-8"),
@@ -594,6 +627,25 @@ mod tests {
         assert_eq!(code(&mut session, &sink, "EHLO").await, 501);
         assert_eq!(session.command(b"\xff\xfe", &sink).await.0.code, 500);
         assert_eq!(say(&mut session, &sink, "QUIT").await, (221, Next::Close));
+    }
+
+    #[tokio::test]
+    async fn too_many_failed_commands_end_the_session() {
+        let sink = FakeSink::default();
+        let mut session = session(SmtpConfig::default());
+        code(&mut session, &sink, "EHLO c").await;
+        code(&mut session, &sink, "MAIL FROM:<>").await;
+        for _ in 1..MAX_FAILED_COMMANDS {
+            assert_eq!(
+                code(&mut session, &sink, "RCPT TO:<guess@acme.test>").await,
+                550
+            );
+            assert_eq!(code(&mut session, &sink, "NOOP").await, 250);
+        }
+        assert_eq!(
+            say(&mut session, &sink, "RCPT TO:<guess@acme.test>").await,
+            (421, Next::Close)
+        );
     }
 
     #[test]
