@@ -1,11 +1,15 @@
 //! KalTalk's email: paired text and HTML templates, the SMTP relay that delivers what the
-//! store's outbox queues, and the inbound side of the email channel (IMAP polling).
+//! store's outbox queues and agents' replies, and the email channel's inbound side: the
+//! SMTP listener and IMAP polling.
 
 pub mod imap_in;
 mod messages;
+pub mod outbound;
 mod relay;
+pub mod smtp_in;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use messages::{Invitation, PasswordReset, RenderedEmail, VerifyEmail};
+pub use outbound::{OutgoingAttachment, ReplyEmail, build_reply, make_message_id, reply_subject};
 pub use relay::{Mailer, MailerError, OutgoingEmail};

@@ -15,6 +15,13 @@ pub enum MailerError {
     Build(#[from] lettre::error::Error),
     #[error("the SMTP relay refused or failed: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+    /// Only for replies: system emails stay in the outbox instead.
+    #[error("not sent: no SMTP relay configured (set the SMTP relay URL in the configuration)")]
+    NoRelay,
+    #[error("invalid Message-ID {0:?}: expected id@domain without spaces")]
+    MessageId(String),
+    #[error("invalid attachment content type {0:?}: expected a MIME type such as application/pdf")]
+    ContentType(String),
 }
 
 /// What the relay needs of a stored email.
@@ -61,6 +68,10 @@ impl Mailer {
     /// Whether emails leave this machine (otherwise they stay in the outbox).
     pub fn delivers(&self) -> bool {
         self.transport.is_some()
+    }
+
+    pub(crate) fn transport(&self) -> Option<&AsyncSmtpTransport<Tokio1Executor>> {
+        self.transport.as_ref()
     }
 
     pub async fn send(&self, email: OutgoingEmail<'_>) -> Result<(), MailerError> {
