@@ -1,6 +1,7 @@
-//! KalTalk's email: paired text and HTML templates, and the SMTP relay that delivers what
-//! the store's outbox queues. Inbound mail (the email channel) will live here too.
+//! KalTalk's email: paired text and HTML templates, the SMTP relay that delivers what
+//! the store's outbox queues, and the parsing of inbound mail for the email channel.
 
+pub mod inbound;
 mod messages;
 mod relay;
 
