@@ -100,10 +100,10 @@ fn render(html: &str, quotes: Quotes) -> String {
                 }
                 if !ignored && marker.is_none() {
                     out.open(name);
-                    if name == "a" {
-                        if let Some(href) = element.attr("href") {
-                            open_links.push((node.id(), href.trim().to_owned(), out.text.len()));
-                        }
+                    if name == "a"
+                        && let Some(href) = element.attr("href")
+                    {
+                        open_links.push((node.id(), href.trim().to_owned(), out.text.len()));
                     }
                     if let Some(child) = node.first_child() {
                         node = child;
@@ -122,15 +122,13 @@ fn render(html: &str, quotes: Quotes) -> String {
         // Leave `node` (closing it if it was entered), then every ancestor that has no
         // further sibling, until a next sibling or the root.
         loop {
-            if entered {
-                if let Node::Element(element) = node.value() {
-                    if open_links.last().is_some_and(|(id, _, _)| *id == node.id()) {
-                        if let Some((_, href, start)) = open_links.pop() {
-                            out.close_link(&href, start);
-                        }
-                    }
-                    out.close(element.name());
+            if entered && let Node::Element(element) = node.value() {
+                if open_links.last().is_some_and(|(id, _, _)| *id == node.id())
+                    && let Some((_, href, start)) = open_links.pop()
+                {
+                    out.close_link(&href, start);
                 }
+                out.close(element.name());
             }
             if node.id() == root.id() {
                 break 'walk;

@@ -21,7 +21,10 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> InboundEmail {
 }
 
 fn parse_structured(raw: &[u8], limits: &ParseLimits) -> InboundEmail {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let Some(message) = MessageParser::default()
+        .parse(raw)
+        .filter(has_a_known_header)
+    else {
         return unparsed(raw);
     };
     let mut notes = Vec::new();
@@ -68,6 +71,16 @@ fn parse_structured(raw: &[u8], limits: &ParseLimits) -> InboundEmail {
         noise: noise::detect(&message),
         notes,
     }
+}
+
+/// mail-parser reads any leading text as headers; without a single header it knows
+/// (From, Subject, Content-Type, ...) the bytes are not an email and are shown as text.
+fn has_a_known_header(message: &Message<'_>) -> bool {
+    message
+        .root_part()
+        .headers
+        .iter()
+        .any(|header| !matches!(header.name, mail_parser::HeaderName::Other(_)))
 }
 
 /// What we keep when the bytes are not a message at all: the text, lossily decoded.
@@ -171,10 +184,8 @@ fn unflow(text: &str, delete_space: bool) -> String {
                 open = Some((depth, piece.to_owned()));
             }
         }
-        if !soft {
-            if let Some((open_depth, joined)) = open.take() {
-                out.push(quote_prefix(open_depth, &joined));
-            }
+        if !soft && let Some((open_depth, joined)) = open.take() {
+            out.push(quote_prefix(open_depth, &joined));
         }
     }
     if let Some((open_depth, joined)) = open {
@@ -333,8 +344,7 @@ fn is_malformed(message: &Message<'_>, raw: &[u8]) -> bool {
                 !contains(raw, closing.as_bytes())
             })
     });
-    let no_headers = message.root_part().headers.is_empty();
-    unclosed_boundary || no_headers || message.parts.iter().any(|part| part.is_encoding_problem)
+    unclosed_boundary || message.parts.iter().any(|part| part.is_encoding_problem)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -95,9 +95,21 @@ fn is_attribution_at(lines: &[&str], index: usize) -> bool {
     } else {
         return false;
     };
-    lines[index + attribution_lines..]
-        .iter()
-        .all(|line| is_blank(line) || is_quoted(line))
+    only_quotes_follow(&lines[index + attribution_lines..])
+}
+
+/// True when `lines` hold nothing but quoted or blank lines, optionally ending with the
+/// writer's signature or mobile footer (Thunderbird puts the signature below the quote).
+fn only_quotes_follow(lines: &[&str]) -> bool {
+    for line in lines {
+        if is_signature_delimiter(line) || is_mobile_footer(line.trim()) {
+            return true;
+        }
+        if !is_blank(line) && !is_quoted(line) {
+            return false;
+        }
+    }
+    true
 }
 
 fn is_attribution(line: &str) -> bool {
@@ -170,9 +182,7 @@ fn has_header_key(line: &str, keys: &[&str]) -> bool {
 fn is_trailing_quote_at(lines: &[&str], index: usize) -> bool {
     is_quoted(lines[index])
         && (index == 0 || !is_quoted(lines[index - 1]))
-        && lines[index..]
-            .iter()
-            .all(|line| is_blank(line) || is_quoted(line))
+        && only_quotes_follow(&lines[index..])
 }
 
 #[cfg(test)]
@@ -227,6 +237,12 @@ mod tests {
             "thunderbird attribution",
             "I tried that already.\n\nOn 11/3/26 10:02 AM, Ada Lovelace wrote:\n> Try restarting.\n",
             "I tried that already.",
+            true,
+        ),
+        (
+            "thunderbird quote with the writer's signature below it",
+            "Expired again.\n\nOn 11/3/26 10:02 AM, Ada Lovelace wrote:\n> Use the new link.\n\n-- \nLinus\n",
+            "Expired again.",
             true,
         ),
         (
