@@ -110,6 +110,11 @@ fn apple_reply_unflows_the_text_and_trims_the_cite() {
         email.message_id.as_deref(),
         Some("7C1F2A3B-9D8E-4F60-A1B2-C3D4E5F60718@example.test")
     );
+    // Sent at 12:40:10 +0100.
+    assert_eq!(
+        email.date.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2026-11-03T11:40:10+00:00")
+    );
     assert_eq!(
         email.visible_text,
         "Yes, two kilos of the Ethiopian beans please, and could you grind one of them for espresso?\n\nThanks!\nInès"
@@ -148,6 +153,7 @@ fn html_only_mail_is_made_readable_sanitized_and_trimmed() {
     );
     assert!(!email.text.contains("alert"), "{}", email.text);
     let html = email.html.as_deref().expect("sanitized HTML");
+    assert!(html.starts_with("<p>The export"), "{html}");
     assert!(
         !html.contains("<script") && !html.contains("alert"),
         "{html}"

@@ -21,6 +21,8 @@ pub(crate) fn sanitize(html: &str) -> String {
         })
         .clean(html)
         .to_string()
+        .trim()
+        .to_owned()
 }
 
 fn is_cid_url(value: &str) -> bool {

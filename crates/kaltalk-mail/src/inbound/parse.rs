@@ -272,7 +272,7 @@ fn sanitize_filename(declared: Option<&str>, content_type: &str) -> String {
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').trim();
     if cleaned.is_empty() {
-        return if content_type.starts_with("message/") {
+        return if matches!(content_type, "message/rfc822" | "message/global") {
             "message.eml".to_owned()
         } else {
             "attachment.bin".to_owned()
@@ -406,6 +406,10 @@ mod tests {
         assert_eq!(sanitize_filename(Some(".."), "image/png"), "attachment.bin");
         assert_eq!(sanitize_filename(None, "image/png"), "attachment.bin");
         assert_eq!(sanitize_filename(None, "message/rfc822"), "message.eml");
+        assert_eq!(
+            sanitize_filename(None, "message/delivery-status"),
+            "attachment.bin"
+        );
         assert_eq!(
             sanitize_filename(Some("a\u{0}b\nc.txt"), "text/plain"),
             "abc.txt"

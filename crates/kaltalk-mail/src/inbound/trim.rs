@@ -228,6 +228,18 @@ mod tests {
             true,
         ),
         (
+            "german attribution",
+            "Passt, danke.\n\nAm 03.11.2026 um 10:02 schrieb Ada Lovelace <ada@example.test>:\n> Passt Freitag?\n",
+            "Passt, danke.",
+            true,
+        ),
+        (
+            "french attribution",
+            "Parfait.\n\nLe mar. 3 nov. 2026 à 10:02, Ada <ada@example.test> a écrit :\n> Vendredi ?\n",
+            "Parfait.",
+            true,
+        ),
+        (
             "apple mail attribution",
             "Perfect, thank you.\n\nOn 3 Nov 2026, at 10:02, Ada <ada@example.test> wrote:\n\n> Try restarting.\n",
             "Perfect, thank you.",
