@@ -314,6 +314,17 @@ fn malformed_mime_keeps_what_it_can_and_says_so() {
 }
 
 #[test]
+fn an_empty_text_alternative_falls_back_to_the_html() {
+    let raw = "From: a@example.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n\
+        --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n\
+        --b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Only here</p>\r\n--b--\r\n";
+    let email = parse(raw.as_bytes(), &ParseLimits::default());
+    assert_eq!(email.text, "Only here");
+    assert_eq!(email.visible_text, "Only here");
+}
+
+#[test]
 fn bytes_that_are_no_message_become_text_with_a_note() {
     let raw = b"\xff\xfe\x00garbage without any header\r\nsecond line";
     let email = parse(raw, &ParseLimits::default());
@@ -449,6 +460,15 @@ mod generated {
             assert!(email.notes.is_empty(), "{style:?}: {:?}", email.notes);
             assert_eq!(email.noise, None);
         }
+    }
+
+    #[test]
+    fn non_ascii_headers_are_encoded_like_real_clients_do() {
+        let raw = reply(ClientStyle::Apple, &[]);
+        let head = String::from_utf8(raw).expect("utf-8");
+        let head = head.split("\r\n\r\n").next().expect("headers");
+        assert!(head.is_ascii(), "{head}");
+        assert!(head.contains("=?UTF-8?Q?"), "{head}");
     }
 
     #[test]

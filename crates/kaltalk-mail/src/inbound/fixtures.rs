@@ -40,13 +40,13 @@ pub fn reply_fixture(
     quoted: &str,
 ) -> Vec<u8> {
     let from_header = match &from.name {
-        Some(name) => format!("{name} <{}>", from.email),
+        Some(name) => format!("{} <{}>", encoded_words(name), from.email),
         None => from.email.clone(),
     };
     let mut headers = vec![
         format!("From: {from_header}"),
         format!("To: {to}"),
-        format!("Subject: {subject}"),
+        format!("Subject: {}", encoded_words(subject)),
         format!("Date: {DATE}"),
         format!("Message-ID: <{message_id}>"),
     ];
@@ -110,6 +110,37 @@ pub fn reply_fixture(
         headers.join("\r\n"),
     );
     raw.into_bytes()
+}
+
+/// RFC 2047 Q-encoding for non-ASCII header text, as clients send it, split so that
+/// no encoded word is longer than 75 characters.
+fn encoded_words(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_owned();
+    }
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        let mut encoded = String::new();
+        if c.is_ascii_alphanumeric() {
+            encoded.push(c);
+        } else if c == ' ' {
+            encoded.push('_');
+        } else {
+            let mut buffer = [0u8; 4];
+            for byte in c.encode_utf8(&mut buffer).bytes() {
+                encoded.push_str(&format!("={byte:02X}"));
+            }
+        }
+        // "=?UTF-8?Q?" + "?=" take 12 of the 75.
+        if word.len() + encoded.len() > 63 {
+            words.push(format!("=?UTF-8?Q?{word}?="));
+            word.clear();
+        }
+        word.push_str(&encoded);
+    }
+    words.push(format!("=?UTF-8?Q?{word}?="));
+    words.join("\r\n ")
 }
 
 fn quote_lines(quoted: &str) -> String {

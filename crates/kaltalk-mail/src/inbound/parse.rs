@@ -126,23 +126,27 @@ fn bodies(message: &Message<'_>) -> (String, Option<String>, String) {
         .collect();
     let html_source = (!html_source.is_empty()).then(|| html_source.join("\n"));
 
-    if !plain.is_empty() {
-        let text = plain.join("\n\n").trim_end().to_owned();
-        let (visible, _) = trim::trim_reply(&text);
-        return (text, html_source.as_deref().map(html::sanitize), visible);
+    let plain_text = plain.join("\n\n").trim_end().to_owned();
+    match html_source {
+        // Some clients send an empty text alternative next to the real HTML.
+        Some(source) if plain_text.trim().is_empty() => bodies_from_html(&source),
+        html_source => {
+            let (visible, _) = trim::trim_reply(&plain_text);
+            let html = html_source.as_deref().map(html::sanitize);
+            (plain_text, html, visible)
+        }
     }
-    let Some(source) = html_source else {
-        return (String::new(), None, String::new());
-    };
-    let text = html::html_to_text(&source);
-    let without_quotes = html::html_to_text_without_quotes(&source);
-    let (visible, _) = trim::trim_reply(&without_quotes);
+}
+
+fn bodies_from_html(source: &str) -> (String, Option<String>, String) {
+    let text = html::html_to_text(source);
+    let (visible, _) = trim::trim_reply(&html::html_to_text_without_quotes(source));
     let visible = if visible.trim().is_empty() {
         text.clone()
     } else {
         visible.trim_end().to_owned()
     };
-    (text, Some(html::sanitize(&source)), visible)
+    (text, Some(html::sanitize(source)), visible)
 }
 
 /// Joins the soft line breaks of `format=flowed` text (RFC 3676), so the customer's
