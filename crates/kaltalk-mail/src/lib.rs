@@ -1,8 +1,9 @@
 //! KalTalk's email: paired text and HTML templates, the SMTP relay that delivers what the
 //! store's outbox queues and agents' replies, and the email channel's inbound side: the
-//! SMTP listener and IMAP polling.
+//! SMTP listener, IMAP polling, and the parsing of what arrives.
 
 pub mod imap_in;
+pub mod inbound;
 mod messages;
 pub mod outbound;
 mod relay;

@@ -1,0 +1,94 @@
+//! Inbound email: turns a raw RFC 5322 message (from SMTP or IMAP) into what the email
+//! channel stores as a conversation message. Pure functions: no database, no network.
+
+mod html;
+mod noise;
+mod parse;
+mod trim;
+
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+
+pub use html::html_to_text;
+pub use parse::parse;
+pub use trim::trim_reply;
+
+/// A mailbox from a header, as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub name: Option<String>,
+    /// Lowercased and trimmed, so it can be compared and looked up directly.
+    pub email: String,
+}
+
+/// A file that came with the email: a real attachment or an inline image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundAttachment {
+    /// Safe to use as a download name: no path separators, never empty.
+    pub filename: String,
+    /// As declared by the sender, lowercased, e.g. "image/png".
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    /// Without angle brackets; what a `cid:` URL in the HTML refers to.
+    pub content_id: Option<String>,
+    pub inline: bool,
+}
+
+/// Mail that no person wrote to us and that must not reopen or start a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Noise {
+    /// Out-of-office and other automatic answers.
+    AutoReply,
+    /// A delivery failure report for a message we sent.
+    Bounce {
+        /// The Message-ID of our message that could not be delivered, when the report
+        /// carries it (without angle brackets).
+        original_message_id: Option<String>,
+    },
+}
+
+/// One received email, parsed and ready to become a conversation message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundEmail {
+    /// Without angle brackets.
+    pub message_id: Option<String>,
+    /// Ids without angle brackets, in header order.
+    pub in_reply_to: Vec<String>,
+    /// Ids without angle brackets, oldest first as sent.
+    pub references: Vec<String>,
+    pub from: Option<Address>,
+    pub reply_to: Option<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    /// Decoded (RFC 2047); empty when absent.
+    pub subject: String,
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
+    /// The whole body as plain text: the text/plain part, else the HTML made readable.
+    pub text: String,
+    /// The HTML part sanitized for display: no scripts, styles, event handlers, frames or
+    /// forms; remote images removed (tracking pixels), `cid:` images kept.
+    pub html: Option<String>,
+    /// `text` without the quoted history and the signature.
+    pub visible_text: String,
+    /// Whether `visible_text` is shorter than `text` because something was trimmed.
+    pub trimmed: bool,
+    pub attachments: Vec<InboundAttachment>,
+    pub noise: Option<Noise>,
+    /// Plain-English notes for the agent about what could not be read.
+    pub notes: Vec<String>,
+}
+
+/// Bounds on what one email may make us keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Attachments larger than this (decoded) are dropped with a note.
+    pub max_attachment_bytes: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self {
+            max_attachment_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
