@@ -131,6 +131,61 @@ impl WidgetSettings {
     }
 }
 
+text_enum!(
+    /// How KalTalk talks to an IMAP server: implicit TLS (port 993), STARTTLS, or plain
+    /// (only sensible on loopback).
+    ImapSecurity { Tls => "tls", StartTls => "starttls", Plain => "plain" }
+);
+
+/// An email inbox's settings (its address has its own column, for lookup).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailSettings {
+    /// Whether the AI agent answers new email conversations first. Off by default: an
+    /// email answer cannot be taken back.
+    pub ai_replies: bool,
+    /// An existing mailbox to poll, besides mail delivered to the SMTP listener.
+    pub imap: Option<ImapSettings>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: ImapSecurity,
+    pub user: String,
+    pub password: String,
+    #[serde(default = "ImapSettings::default_mailbox")]
+    pub mailbox: String,
+    /// Seconds between polls.
+    #[serde(default = "ImapSettings::default_interval")]
+    pub poll_seconds: u32,
+}
+
+impl ImapSettings {
+    fn default_mailbox() -> String {
+        "INBOX".into()
+    }
+
+    fn default_interval() -> u32 {
+        60
+    }
+}
+
+impl fmt::Debug for ImapSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImapSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("user", &self.user)
+            .field("password", &"[redacted]")
+            .field("mailbox", &self.mailbox)
+            .field("poll_seconds", &self.poll_seconds)
+            .finish()
+    }
+}
+
 /// An organization's AI agent settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

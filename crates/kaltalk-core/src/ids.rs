@@ -71,4 +71,6 @@ id_type!(
     VisitorSessionId,
     /// A file attached to a message.
     AttachmentId,
+    /// An email received or sent on an email inbox's conversation.
+    EmailMessageId,
 );

@@ -11,8 +11,8 @@ pub mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
-    ApiKeyId, AttachmentId, ContactId, ConversationId, EmailId, EventId, InboxId, InvitationId,
-    JobId, MessageId, OrgId, SessionId, UserId, VisitorSessionId,
+    ApiKeyId, AttachmentId, ContactId, ConversationId, EmailId, EmailMessageId, EventId, InboxId,
+    InvitationId, JobId, MessageId, OrgId, SessionId, UserId, VisitorSessionId,
 };
 pub use role::{Permission, Role};
 pub use values::{EmailAddress, OrgName, Password, PersonName, ValidationError};

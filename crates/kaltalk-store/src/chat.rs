@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{
-    ConversationStatus, Handling, InboxKind, MessageKind, SenderKind, VisitorDetails,
-    WidgetSettings,
+    ConversationStatus, EmailSettings, Handling, InboxKind, MessageKind, SenderKind,
+    VisitorDetails, WidgetSettings,
 };
 use kaltalk_core::{
     AttachmentId, ContactId, ConversationId, InboxId, MessageId, OrgId, UserId, VisitorSessionId,
@@ -43,6 +43,19 @@ pub struct Inbox {
     pub identity_secret: String,
     pub settings: Json<WidgetSettings>,
     pub created_at: DateTime<Utc>,
+    /// An email inbox's support address, lower-cased.
+    pub email_address: Option<String>,
+    pub email_settings: Option<Json<EmailSettings>>,
+}
+
+impl Inbox {
+    /// An email inbox's settings (defaults for other kinds).
+    pub fn email(&self) -> EmailSettings {
+        self.email_settings
+            .as_ref()
+            .map(|s| s.0.clone())
+            .unwrap_or_default()
+    }
 }
 
 pub struct NewInbox {
@@ -52,6 +65,8 @@ pub struct NewInbox {
     pub public_token: String,
     pub identity_secret: String,
     pub settings: WidgetSettings,
+    /// For an email inbox: its address and settings.
+    pub email: Option<(String, EmailSettings)>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -99,6 +114,8 @@ pub struct Conversation {
     #[sqlx(try_from = "String")]
     pub handling: Handling,
     pub bot_turns: i32,
+    /// An email conversation's subject (the first email's).
+    pub subject: Option<String>,
 }
 
 /// A conversation as a list shows it.
@@ -177,6 +194,28 @@ pub struct NewAttachment {
 }
 
 impl Message {
+    /// A field of the message's email facts (`metadata.email`): `delivery` and `error` of
+    /// a reply, `subject` of a received email.
+    pub fn email_fact(&self, key: &str) -> Option<&str> {
+        self.metadata.as_ref()?.0.get("email")?.get(key)?.as_str()
+    }
+
+    /// How an emailed reply's delivery reads in the inbox.
+    pub fn email_delivery_label(&self) -> &'static str {
+        match self.email_fact("delivery") {
+            Some("sent") => "emailed",
+            Some("failed") => "not sent",
+            _ => "sending…",
+        }
+    }
+
+    /// Whether the message came or left by email.
+    pub fn is_email(&self) -> bool {
+        self.metadata
+            .as_ref()
+            .is_some_and(|m| m.0.get("email").is_some())
+    }
+
     /// The `message.created` payload: the message as both the widget and the inbox show it.
     pub fn to_json(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
@@ -261,19 +300,18 @@ pub enum AssigneeFilter {
     User(UserId),
 }
 
-const INBOX_COLUMNS: &str =
-    "id, org_id, kind, name, public_token, identity_secret, settings, created_at";
+pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings";
 const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at";
 const SESSION_COLUMNS: &str =
     "id, org_id, inbox_id, contact_id, conversation_id, context, first_seen_at, last_seen_at";
-const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
-     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns";
+pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
+     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject";
 /// The same columns unqualified, for `RETURNING` (which cannot name a table alias).
 const CONVERSATION_RETURNING: &str = "id, org_id, inbox_id, contact_id, status, snoozed_until, assignee_id, \
-     last_message_at, agent_last_seen_at, contact_last_seen_at, created_at, handling, bot_turns";
+     last_message_at, agent_last_seen_at, contact_last_seen_at, created_at, handling, bot_turns, subject";
 /// A conversation with what its list entry shows (contact, last message, unread count).
 pub(crate) const SUMMARY_SELECT: &str = "SELECT c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
-     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, \
+     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject, \
      ct.name AS contact_name, ct.email AS contact_email, \
      (SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.kind <> 'note' ORDER BY m.id DESC LIMIT 1) AS last_message, \
      (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.sender_kind = 'contact' \
@@ -317,15 +355,40 @@ macro_rules! fetch_message {
 macro_rules! fetch_conversation {
     ($tx:expr, $org:expr, $id:expr) => {{
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.org_id = $1 AND c.id = $2"
+            "SELECT {} FROM conversations c WHERE c.org_id = $1 AND c.id = $2",
+            $crate::chat::CONVERSATION_COLUMNS
         );
-        sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, $crate::chat::Conversation>(sqlx::AssertSqlSafe(sql))
             .bind($org)
             .bind($id)
             .fetch_optional(&mut *$tx)
             .await
     }};
 }
+pub(crate) use fetch_conversation;
+
+/// Reopens a resolved or snoozed conversation because the customer wrote; evaluates to
+/// the `conversation.updated` event.
+macro_rules! reopen_conversation {
+    ($tx:expr, $org:expr, $conversation:expr, $now:expr) => {{
+        let conversation: kaltalk_core::ConversationId = $conversation;
+        match sqlx::query("UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $2 WHERE id = $1")
+            .bind(conversation)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await
+        {
+            Ok(_) => $crate::events::append_event!(
+                $tx,
+                $crate::events::NewEvent::new(Some($org), $crate::chat::CONVERSATION_UPDATED, conversation.as_uuid(), serde_json::json!({ "status": "open", "reopened": true }))
+                    .in_conversation(conversation),
+                $now
+            ),
+            Err(err) => Err(err),
+        }
+    }};
+}
+pub(crate) use reopen_conversation;
 
 /// A message about to be written.
 pub(crate) struct MessageDraft<'a> {
@@ -359,9 +422,21 @@ macro_rules! insert_message {
         .bind(draft.text)
         .bind(draft.client_id)
         .bind($now)
-        .bind(draft.metadata.map(sqlx::types::Json))
+        .bind(draft.metadata.as_ref().map(sqlx::types::Json))
         .execute(&mut *$tx)
         .await?;
+        // A person's or the bot's answer on an email conversation also leaves by email.
+        if draft.kind == kaltalk_core::chat::MessageKind::Text
+            && matches!(draft.sender_kind, kaltalk_core::chat::SenderKind::Agent | kaltalk_core::chat::SenderKind::Bot)
+        {
+            if let Some(metadata) = $crate::email::queue_email_reply!($tx, $org, $conversation, id, draft.metadata, $now) {
+                sqlx::query("UPDATE messages SET metadata = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(sqlx::types::Json(metadata))
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
         for attachment in draft.attachments {
             sqlx::query(
                 "INSERT INTO attachments (id, org_id, conversation_id, message_id, filename, content_type, size, storage_key, access_token, created_at) \
@@ -421,8 +496,8 @@ impl Store {
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO inboxes (id, org_id, kind, name, public_token, identity_secret, settings, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                "INSERT INTO inboxes (id, org_id, kind, name, public_token, identity_secret, settings, created_at, updated_at, email_address, email_settings) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
             )
             .bind(id)
             .bind(inbox.org_id)
@@ -432,6 +507,8 @@ impl Store {
             .bind(&inbox.identity_secret)
             .bind(Json(&inbox.settings))
             .bind(now)
+            .bind(inbox.email.as_ref().map(|(address, _)| address.to_lowercase()))
+            .bind(inbox.email.as_ref().map(|(_, settings)| Json(settings)))
             .execute(&mut *tx)
             .await?;
             append_event!(tx, NewEvent::new(Some(inbox.org_id), INBOX_CREATED, id.as_uuid(), json!({ "kind": inbox.kind })), now)?;
@@ -708,17 +785,7 @@ impl Store {
             };
             let conversation = match existing {
                 Some(conversation) if conversation.status == ConversationStatus::Resolved || conversation.status == ConversationStatus::Snoozed => {
-                    sqlx::query("UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $2 WHERE id = $1")
-                        .bind(conversation.id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    events.push(append_event!(
-                        tx,
-                        NewEvent::new(Some(org), CONVERSATION_UPDATED, conversation.id.as_uuid(), json!({ "status": "open", "reopened": true }))
-                            .in_conversation(conversation.id),
-                        now
-                    )?);
+                    events.push(reopen_conversation!(tx, org, conversation.id, now)?);
                     conversation.id
                 }
                 Some(conversation) => conversation.id,

@@ -10,6 +10,8 @@ pub enum Conflict {
     AlreadyMember,
     /// `canned_responses (org_id, shortcut)`
     ShortcutTaken,
+    /// `inboxes.email_address`
+    InboxAddressTaken,
     /// Any other unique constraint, by name.
     Other(String),
 }
@@ -65,6 +67,7 @@ fn unique_violation(err: &sqlx::Error) -> Option<Conflict> {
         "canned_responses_shortcut_key" | "canned_responses.org_id, canned_responses.shortcut" => {
             Conflict::ShortcutTaken
         }
+        "inboxes_email_address_key" | "inboxes.email_address" => Conflict::InboxAddressTaken,
         _ => Conflict::Other(key),
     })
 }

@@ -10,6 +10,7 @@
 mod accounts;
 pub mod ai;
 pub mod chat;
+pub mod email;
 mod error;
 mod events;
 mod housekeeping;

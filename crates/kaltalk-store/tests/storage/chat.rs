@@ -19,6 +19,7 @@ async fn web_inbox(store: &Store, org: OrgId, token: &str) -> Inbox {
         public_token: token.into(),
         identity_secret: "secret".into(),
         settings: WidgetSettings::default(),
+        email: None,
     };
     store.create_inbox(&inbox, now()).await.expect("inbox")
 }

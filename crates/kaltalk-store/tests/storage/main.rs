@@ -5,5 +5,6 @@ mod helpers;
 
 mod accounts;
 mod chat;
+mod email;
 mod jobs;
 mod knowledge;
