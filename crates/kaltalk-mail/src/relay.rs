@@ -22,6 +22,9 @@ pub enum MailerError {
     MessageId(String),
     #[error("invalid attachment content type {0:?}: expected a MIME type such as application/pdf")]
     ContentType(String),
+    /// A file on the reply could not be read from storage.
+    #[error("the attachment {0} could not be read")]
+    Attachment(String),
 }
 
 /// What the relay needs of a stored email.

@@ -134,7 +134,7 @@ fn thunderbird_reply_drops_quote_and_signature() {
     );
     assert!(email.trimmed);
     assert_eq!(email.in_reply_to, vec!["reset-3@kaltalk.test"]);
-    assert_eq!(email.html, None);
+    assert!(email.html.is_none(), "the HTML was not parsed");
 }
 
 #[test]
@@ -507,4 +507,35 @@ mod generated {
         assert!(!email.trimmed);
         assert!(email.in_reply_to.is_empty() && email.references.is_empty());
     }
+}
+
+#[test]
+fn a_lone_text_part_in_a_never_closed_multipart_is_the_body_not_an_attachment() {
+    let raw = "From: ada@customer.test\r\nTo: support@acme.test\r\nSubject: broken\r\n\
+        MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"never-closed\"\r\n\r\n\
+        --never-closed\r\nContent-Type: text/plain\r\n\r\nThe body survives the broken MIME.\r\n";
+    let email = kaltalk_mail::inbound::parse(raw.as_bytes(), &Default::default());
+    assert_eq!(email.text, "The body survives the broken MIME.");
+    assert_eq!(email.visible_text, email.text);
+    assert!(email.attachments.is_empty(), "{:?}", email.attachments);
+    assert!(!email.notes.is_empty(), "the malformed note stays");
+}
+
+#[test]
+fn a_nesting_bomb_in_html_is_not_parsed_and_the_note_says_so() {
+    let html = "<div>".repeat(50_000);
+    let raw = format!(
+        "From: ada@customer.test\r\nTo: support@acme.test\r\nSubject: bomb\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nThe plain part.\r\n\
+         --b\r\nContent-Type: text/html\r\n\r\n{html}\r\n--b--\r\n"
+    );
+    let email = kaltalk_mail::inbound::parse(raw.as_bytes(), &Default::default());
+    assert_eq!(email.text, "The plain part.");
+    assert!(email.html.is_none(), "the HTML was not parsed");
+    assert!(
+        email.notes.iter().any(|n| n.contains("nests more than")),
+        "{:?}",
+        email.notes
+    );
 }

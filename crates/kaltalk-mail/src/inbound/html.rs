@@ -390,3 +390,65 @@ mod tests {
         assert_eq!(html_to_text(&html), "deep");
     }
 }
+
+/// Deeper than this, HTML is not parsed: html5ever's work grows with the square of the
+/// nesting (100,000 nested `<div>`s took minutes), and no real email nests this deep.
+pub(crate) const MAX_NESTING: usize = 500;
+
+/// Elements that never have a closing tag, so they add no nesting.
+const VOID_ELEMENTS: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+    "wbr",
+];
+
+/// Whether the HTML nests deeper than [`MAX_NESTING`], by a linear scan of its tags (an
+/// upper bound: unclosed `<p>`s count as nesting too).
+pub(crate) fn too_deeply_nested(html: &str) -> bool {
+    let bytes = html.as_bytes();
+    let mut depth: usize = 0;
+    let mut i = 0;
+    while let Some(offset) = bytes[i..].iter().position(|&b| b == b'<') {
+        i += offset + 1;
+        let closing = bytes.get(i) == Some(&b'/');
+        let start = if closing { i + 1 } else { i };
+        let name_len = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 {
+            continue; // a comment, a doctype, or a stray `<`
+        }
+        let name = html[start..start + name_len].to_ascii_lowercase();
+        let self_closing = bytes[start + name_len..]
+            .iter()
+            .position(|&b| b == b'>')
+            .is_some_and(|end| end > 0 && bytes[start + name_len + end - 1] == b'/');
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else if !self_closing && !VOID_ELEMENTS.contains(&name.as_str()) {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_mail_is_not_too_deep_and_a_nesting_bomb_is() {
+        let ordinary = format!(
+            "<html><body>{}</body></html>",
+            "<div><p>Hello<br>there <img src=\"cid:x\"></p></div>".repeat(2000)
+        );
+        assert!(!too_deeply_nested(&ordinary));
+        let bomb = "<div>".repeat(MAX_NESTING + 1);
+        assert!(too_deeply_nested(&bomb));
+        let closed = "<div>".repeat(MAX_NESTING) + &"</div>".repeat(MAX_NESTING) + "<div></div>";
+        assert!(!too_deeply_nested(&closed));
+    }
+}

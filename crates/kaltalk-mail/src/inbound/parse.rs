@@ -29,12 +29,36 @@ fn parse_structured(raw: &[u8], limits: &ParseLimits) -> InboundEmail {
     };
     let mut notes = Vec::new();
 
-    let (text, html, visible_text) = bodies(&message);
+    let (mut text, html, mut visible_text) = bodies(&message);
+    // In broken MIME (a part never closed) mail-parser can file the only text part as an
+    // attachment: a nameless text/plain "attachment" is then the body.
+    let body_part = (text.trim().is_empty() && html.is_none())
+        .then(|| {
+            message.attachments().position(|part| {
+                part.attachment_name().is_none() && declared_type(part).starts_with("text/plain")
+            })
+        })
+        .flatten();
+    if let Some(part) = body_part.and_then(|index| message.attachments().nth(index)) {
+        text = String::from_utf8_lossy(part.contents())
+            .trim_end()
+            .to_owned();
+        visible_text = trim::trim_reply(&text).0;
+    }
     let trimmed = visible_text != text;
-    let attachments = attachments(&message, limits, &mut notes);
+    let attachments = attachments(&message, limits, &mut notes, body_part);
     unknown_charset_notes(&message, &mut notes);
     if is_malformed(&message, raw) {
         notes.push(MALFORMED_NOTE.to_owned());
+    }
+    if message
+        .html_bodies()
+        .any(|part| matches!(&part.body, PartType::Html(html) if html::too_deeply_nested(html)))
+    {
+        notes.push(format!(
+            "The HTML of this email nests more than {} levels deep and was not read; only its plain text is shown.",
+            html::MAX_NESTING
+        ));
     }
 
     InboundEmail {
@@ -124,7 +148,9 @@ fn bodies(message: &Message<'_>) -> (String, Option<String>, String) {
             _ => None,
         })
         .collect();
-    let html_source = (!html_source.is_empty()).then(|| html_source.join("\n"));
+    let html_source = (!html_source.is_empty())
+        .then(|| html_source.join("\n"))
+        .filter(|source| !html::too_deeply_nested(source));
 
     let plain_text = plain.join("\n\n").trim_end().to_owned();
     match html_source {
@@ -210,9 +236,13 @@ fn attachments(
     message: &Message<'_>,
     limits: &ParseLimits,
     notes: &mut Vec<String>,
+    body_part: Option<usize>,
 ) -> Vec<InboundAttachment> {
     let mut kept = Vec::new();
-    for part in message.attachments() {
+    for (index, part) in message.attachments().enumerate() {
+        if Some(index) == body_part {
+            continue;
+        }
         let content_type = declared_type(part);
         let filename = sanitize_filename(part.attachment_name(), &content_type);
         let bytes = part.contents();
