@@ -107,6 +107,8 @@ export async function startServer(options = {}) {
     // A fresh data dir has no embedding model; the server would fetch it from
     // Hugging Face, which the tests cannot reach.
     KALTALK_EMBEDDINGS__DOWNLOAD: 'false',
+    // Port 0: browser suites run side by side, and the default 2525 may be taken.
+    KALTALK_SMTP_LISTEN: '127.0.0.1:0',
     ...options.env,
   };
   delete env.KALTALK_DATABASE_URL;

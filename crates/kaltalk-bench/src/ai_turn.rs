@@ -103,6 +103,7 @@ async fn measure(args: &AiTurnArgs, database: Option<&PgDatabase>) -> anyhow::Re
         ..Config::default()
     };
     config.jobs.run_in_caller(); // this loop runs the jobs, one at a time, and times them
+    config.smtp_listen = String::new(); // no mail here; the default port may be taken
     config.database_url = database.map(|db| kaltalk_server::config::Secret::new(db.url.clone()));
     if !args.no_model {
         config.ai.base_url = Some(fake.base_url.parse()?);
@@ -152,6 +153,7 @@ async fn measure(args: &AiTurnArgs, database: Option<&PgDatabase>) -> anyhow::Re
                 public_token: "bench-inbox".into(),
                 identity_secret: "bench-secret".into(),
                 settings: WidgetSettings::default(),
+                email: None,
             },
             now,
         )

@@ -141,6 +141,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         ..Config::default()
     };
     config.jobs.run_in_caller();
+    config.smtp_listen = String::new(); // no mail here; the default port may be taken
     config.knowledge.allow_loopback = true;
     config.knowledge.max_pages = args.max_pages;
     config.embeddings.model_dir = args.model_dir;

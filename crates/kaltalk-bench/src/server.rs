@@ -160,6 +160,8 @@ impl Fixture {
             // The figures are of the server as configured, not of a 90 MB model download
             // (and re-embedding) running beside the load.
             .env("KALTALK_EMBEDDINGS__DOWNLOAD", "false")
+            // Not measured here, and the default port may be taken.
+            .env("KALTALK_SMTP_LISTEN", "")
             // Every agent logs in from 127.0.0.1.
             .env("KALTALK_LOGIN_LIMITS__PER_IP", "100000")
             .stdin(Stdio::null())

@@ -69,6 +69,7 @@
       }
       if (data.conversation_id && data.conversation_id === conversation) {
         if (data.type === "message.created") { showTyping(false); refreshMessages(); }
+        if (data.type === "message.updated") refreshMessages();
         if (data.type === "conversation.seen" && data.payload && data.payload.by === "contact") refreshMessages();
       }
       if (data.conversation_id) refreshList();

@@ -127,3 +127,31 @@ pub async fn create_web_inbox(
         snippet,
     })
 }
+
+/// Creates an email inbox receiving mail for `address` (named after it by default).
+pub async fn create_email_inbox(
+    store: &Store,
+    org: OrgId,
+    name: Option<&str>,
+    address: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<kaltalk_store::chat::Inbox> {
+    let address = crate::dashboard::inboxes::parse_support_address(address)
+        .map_err(|e| anyhow::anyhow!("--address: {}", e.message))?;
+    let name = name.map(str::trim).unwrap_or(&address).to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        bail!("--name must be 1 to 100 characters");
+    }
+    match store.get_organization(org).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => bail!("no organization has this id"),
+        Err(err) => return Err(err).context("looking up the organization"),
+    }
+    match crate::dashboard::inboxes::create_email_inbox(store, org, &name, &address, now).await {
+        Ok(inbox) => Ok(inbox),
+        Err(StoreError::Conflict(kaltalk_store::Conflict::InboxAddressTaken)) => {
+            bail!("another inbox already receives mail for {address}")
+        }
+        Err(err) => Err(err).context("creating the inbox"),
+    }
+}

@@ -55,6 +55,10 @@ pub struct Config {
     pub log_level: String,
     pub tls: Option<TlsConfig>,
     pub smtp: SmtpConfig,
+    /// Where the built-in SMTP listener takes mail for email inboxes (host:port); empty
+    /// turns it off. Environment: `KALTALK_SMTP_LISTEN`.
+    pub smtp_listen: String,
+    pub inbound_email: InboundEmailConfig,
     pub sessions: SessionConfig,
     pub login_limits: LoginLimits,
     pub jobs: JobsConfig,
@@ -288,6 +292,56 @@ pub struct SmtpConfig {
     pub from: String,
 }
 
+/// Mail for email inboxes: the SMTP listener's limits and TLS, and IMAP polling.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundEmailConfig {
+    /// The name the SMTP listener greets with.
+    pub hostname: String,
+    /// The largest message accepted, in bytes; a larger one is refused at DATA (552).
+    pub max_message_bytes: usize,
+    /// Attachments larger than this are not kept; the message says so to the agent.
+    pub max_attachment_bytes: usize,
+    /// The certificate STARTTLS offers; default: the `[tls]` one. Without either, the
+    /// listener offers no STARTTLS.
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
+    /// Refuse mail from clients that did not STARTTLS first.
+    pub require_tls: bool,
+    /// Poll the IMAP mailboxes of email inboxes in this process.
+    pub imap_poller: bool,
+    /// Let an inbox's IMAP settings name a loopback or private-network host (a mail server
+    /// on this machine or the LAN). Off: only public addresses, so inbox settings cannot
+    /// be used to probe the internal network.
+    pub imap_allow_private: bool,
+}
+
+impl Default for InboundEmailConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            max_message_bytes: 25 * 1024 * 1024,
+            max_attachment_bytes: 10 * 1024 * 1024,
+            tls_cert_path: None,
+            tls_key_path: None,
+            require_tls: false,
+            imap_poller: true,
+            imap_allow_private: false,
+        }
+    }
+}
+
+impl InboundEmailConfig {
+    /// The certificate and key STARTTLS uses, if any.
+    pub fn tls_files<'a>(&'a self, tls: Option<&'a TlsConfig>) -> Option<(&'a Path, &'a Path)> {
+        match (&self.tls_cert_path, &self.tls_key_path, tls) {
+            (Some(cert), Some(key), _) => Some((cert, key)),
+            (None, None, Some(tls)) => Some((&tls.cert_path, &tls.key_path)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
@@ -327,6 +381,8 @@ impl Default for Config {
             log_level: "info".into(),
             tls: None,
             smtp: SmtpConfig::default(),
+            smtp_listen: "127.0.0.1:2525".into(),
+            inbound_email: InboundEmailConfig::default(),
             sessions: SessionConfig::default(),
             login_limits: LoginLimits::default(),
             jobs: JobsConfig::default(),
@@ -459,6 +515,22 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "public_url {url} must start with http:// or https://"
             )));
+        }
+        if !self.smtp_listen.is_empty() && self.smtp_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "smtp_listen = {:?} is not host:port (e.g. 127.0.0.1:2525), nor empty to turn the SMTP listener off",
+                self.smtp_listen
+            )));
+        }
+        if self.inbound_email.tls_cert_path.is_some() != self.inbound_email.tls_key_path.is_some() {
+            return Err(ConfigError::Invalid(
+                "inbound_email.tls_cert_path and inbound_email.tls_key_path go together: set both or neither".into(),
+            ));
+        }
+        if self.inbound_email.max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "inbound_email.max_message_bytes must be at least 1024 (26214400 is 25 MB)".into(),
+            ));
         }
         self.ai.validate()?;
         if self.embeddings.provider == EmbeddingProvider::Openai {

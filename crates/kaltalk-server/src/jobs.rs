@@ -91,6 +91,7 @@ async fn handle(state: &AppState, job: &Job) -> anyhow::Result<()> {
     match job.kind.as_str() {
         kaltalk_store::DELIVER_EMAIL_JOB => deliver_email(state, job).await,
         kaltalk_store::chat::AI_TURN_JOB => crate::agent::take_turn(state, job).await,
+        kaltalk_store::email::EMAIL_REPLY_JOB => crate::email::reply::send(state, job).await,
         kaltalk_store::knowledge::INDEX_SOURCE_JOB => {
             crate::knowledge::index_source(state, job).await
         }
@@ -128,6 +129,10 @@ async fn deliver_email(state: &AppState, job: &Job) -> anyhow::Result<()> {
 }
 
 async fn on_dead(state: &AppState, job: &Job) {
+    if job.kind == kaltalk_store::email::EMAIL_REPLY_JOB {
+        crate::email::reply::gave_up(state, job).await;
+        return;
+    }
     let email = (job.kind == kaltalk_store::DELIVER_EMAIL_JOB)
         .then(|| email_id(job))
         .and_then(Result::ok);

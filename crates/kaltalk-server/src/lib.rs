@@ -8,6 +8,7 @@ pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
+pub mod email;
 pub mod error;
 pub mod inbox;
 pub mod jobs;
@@ -88,6 +89,8 @@ pub struct Kaltalk {
     pub state: AppState,
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The SMTP listener for email inboxes, unless `smtp_listen` is empty.
+    smtp: Option<TcpListener>,
 }
 
 impl Kaltalk {
@@ -97,6 +100,7 @@ impl Kaltalk {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr()?;
+        let smtp = email::listener::bind(&config).await?;
         let geoip = config
             .visitors
             .geoip_database
@@ -165,11 +169,17 @@ impl Kaltalk {
             state,
             listener,
             local_addr,
+            smtp,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the SMTP listener takes mail, when it is on.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves, then stops taking connections, lets in-flight
@@ -182,8 +192,24 @@ impl Kaltalk {
             state,
             listener,
             local_addr,
+            smtp,
         } = self;
         let (stop_workers, workers_stop) = watch::channel(false);
+        let smtp = match smtp {
+            Some(listener) => {
+                let mut stop = workers_stop.clone();
+                let (_, task) = email::listener::spawn(state.clone(), listener, async move {
+                    let _ = stop.changed().await;
+                })?;
+                Some(task)
+            }
+            None => None,
+        };
+        let imap = state
+            .config
+            .inbound_email
+            .imap_poller
+            .then(|| tokio::spawn(email::imap::poller(state.clone(), workers_stop.clone())));
         let lanes = [
             (JobLane::Conversations, state.config.jobs.workers),
             (JobLane::Knowledge, state.config.jobs.knowledge_workers),
@@ -230,7 +256,12 @@ impl Kaltalk {
         if let Some(download) = download {
             download.abort();
         }
-        for task in workers.into_iter().chain([housekeeping]) {
+        for task in workers
+            .into_iter()
+            .chain([housekeeping])
+            .chain(smtp)
+            .chain(imap)
+        {
             let _ = task.await;
         }
         state.store.close().await;

@@ -204,6 +204,7 @@ async fn open_state(config: &Config, data_dir: &Path) -> anyhow::Result<AppState
     config.data_dir = data_dir.to_owned();
     config.database_url = None; // never the operator's database
     config.jobs.run_in_caller();
+    config.smtp_listen = String::new(); // no mail here; the default port may be taken
     // A download is a serving server's background task; an evaluation on a scratch
     // directory would only drop 90 MB there. It uses a configured model directory.
     config.embeddings.download = false;

@@ -109,14 +109,18 @@ enum AdminCommand {
     CreateInbox {
         #[arg(long)]
         org_id: OrgId,
-        /// Only `web` (the website widget) for now.
+        /// `web` (the website widget) or `email` (a support address).
         #[arg(long, default_value = "web")]
         kind: String,
+        /// Required for a web inbox; an email inbox is named after its address by default.
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// A website allowed to embed the widget (repeatable; subdomains included).
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// An email inbox's support address, e.g. support@example.com.
+        #[arg(long)]
+        address: Option<String>,
     },
     /// Create an API key for an organization and print it (shown only this once).
     CreateApiKey {
@@ -246,17 +250,37 @@ async fn main() -> anyhow::Result<()> {
                     kind,
                     name,
                     domains,
-                } => {
-                    if kind != "web" {
-                        anyhow::bail!("--kind {kind}: only web inboxes can be created here so far");
+                    address,
+                } => match kind.as_str() {
+                    "web" => {
+                        let name = name.context("--name is required for a web inbox")?;
+                        let created =
+                            admin::create_web_inbox(&store, &config, org_id, &name, &domains, now)
+                                .await?;
+                        println!("inbox_id={}", created.inbox_id);
+                        println!("embed_token={}", created.embed_token);
+                        println!("snippet={}", created.snippet);
                     }
-                    let created =
-                        admin::create_web_inbox(&store, &config, org_id, &name, &domains, now)
-                            .await?;
-                    println!("inbox_id={}", created.inbox_id);
-                    println!("embed_token={}", created.embed_token);
-                    println!("snippet={}", created.snippet);
-                }
+                    "email" => {
+                        let address =
+                            address.context("--address is required for an email inbox")?;
+                        let inbox = admin::create_email_inbox(
+                            &store,
+                            org_id,
+                            name.as_deref(),
+                            &address,
+                            now,
+                        )
+                        .await?;
+                        println!("inbox_id={}", inbox.id);
+                        println!(
+                            "address={}",
+                            inbox.email_address.as_deref().unwrap_or_default()
+                        );
+                        println!("smtp_listen={}", config.smtp_listen);
+                    }
+                    other => anyhow::bail!("--kind {other}: use web or email"),
+                },
                 AdminCommand::CreateApiKey { org_id, name } => {
                     let key = admin::create_api_key(&store, org_id, &name, now).await?;
                     println!("{key}");

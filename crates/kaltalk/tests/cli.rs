@@ -21,7 +21,9 @@ fn kaltalk(data_dir: &std::path::Path) -> Command {
         .env("KALTALK_LOG_LEVEL", "warn")
         // `serve` on a fresh data dir would fetch the embedding model from Hugging
         // Face, which these tests cannot reach.
-        .env("KALTALK_EMBEDDINGS__DOWNLOAD", "false");
+        .env("KALTALK_EMBEDDINGS__DOWNLOAD", "false")
+        // Tests run side by side: the SMTP listener takes any free port.
+        .env("KALTALK_SMTP_LISTEN", "127.0.0.1:0");
     command
 }
 
@@ -210,6 +212,39 @@ fn an_operator_creates_a_user_and_a_key_then_calls_the_api() {
     assert!(
         snippet.contains(&format!("data-kaltalk-inbox=\"{embed_token}\"")),
         "{snippet}"
+    );
+
+    // An email inbox needs only its address; a second inbox cannot take it.
+    let email_inbox = |address: &str| {
+        kaltalk(dir.path())
+            .args([
+                "admin",
+                "create-inbox",
+                "--org-id",
+                &org_id,
+                "--kind",
+                "email",
+                "--address",
+                address,
+            ])
+            .output()
+            .expect("email inbox")
+    };
+    let email_output = email_inbox("Support@Shop.example.com");
+    assert!(
+        email_output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&email_output.stderr)
+    );
+    let email_text = stdout(&email_output);
+    value_of(&email_text, "inbox_id");
+    assert_eq!(value_of(&email_text, "address"), "support@shop.example.com");
+    let taken = email_inbox("support@shop.example.com");
+    assert!(!taken.status.success());
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("already receives mail"),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
     );
 
     let key_output = kaltalk(dir.path())

@@ -1,4 +1,5 @@
-//! Channels: creating web inboxes, their widget settings, and the embed snippet.
+//! Channels: creating web and email inboxes; a web inbox's widget settings and embed
+//! snippet; an email inbox's AI switch and IMAP mailbox.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -8,8 +9,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use kaltalk_core::chat::{IdentityMode, InboxKind, LauncherPosition, WidgetSettings};
-use kaltalk_core::{InboxId, OrgId, Permission, ValidationError, token};
+use kaltalk_core::chat::{
+    EmailSettings, IdentityMode, ImapSecurity, ImapSettings, InboxKind, LauncherPosition,
+    WidgetSettings,
+};
+use kaltalk_core::{EmailAddress, InboxId, OrgId, Permission, ValidationError, token};
 use kaltalk_store::chat::{Inbox, NewInbox};
 use kaltalk_store::{Store, StoreError};
 use serde::Deserialize;
@@ -24,6 +28,44 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings/inboxes", get(list).post(create))
         .route("/settings/inboxes/{id}", get(show).post(update))
+        .route("/settings/inboxes/email", axum::routing::post(create_email))
+}
+
+/// A support address: a valid email address, without a `+tag` (the tag carries reply
+/// tokens), lower-cased.
+pub fn parse_support_address(input: &str) -> Result<String, ValidationError> {
+    let address = EmailAddress::parse("address", input)?.as_str().to_owned();
+    if address
+        .split('@')
+        .next()
+        .is_some_and(|local| local.contains('+'))
+    {
+        return Err(ValidationError::new(
+            "address",
+            "Use the address without a +tag (support@example.com): replies use support+…@ to find their conversation.",
+        ));
+    }
+    Ok(address)
+}
+
+/// Creates an email inbox for `address`, AI replies off, no IMAP mailbox.
+pub async fn create_email_inbox(
+    store: &Store,
+    org: OrgId,
+    name: &str,
+    address: &str,
+    now: DateTime<Utc>,
+) -> Result<Inbox, StoreError> {
+    let inbox = NewInbox {
+        org_id: org,
+        kind: InboxKind::Email,
+        name: name.to_owned(),
+        public_token: token::generate("em_"),
+        identity_secret: token::generate(""),
+        settings: WidgetSettings::default(),
+        email: Some((address.to_owned(), EmailSettings::default())),
+    };
+    store.create_inbox(&inbox, now).await
 }
 
 /// The one `<script>` line a website pastes to show the widget.
@@ -51,6 +93,7 @@ pub async fn create_web_inbox(
             allowed_domains: domains,
             ..WidgetSettings::default()
         },
+        email: None,
     };
     store.create_inbox(&inbox, now).await
 }
@@ -99,6 +142,9 @@ struct InboxesPage {
     name: String,
     domains: String,
     errors: FieldErrors,
+    email_name: String,
+    email_address: String,
+    email_errors: FieldErrors,
 }
 
 async fn list_page(state: &AppState, session: &AgentSession) -> Result<InboxesPage, AppError> {
@@ -109,7 +155,66 @@ async fn list_page(state: &AppState, session: &AgentSession) -> Result<InboxesPa
         name: String::new(),
         domains: String::new(),
         errors: FieldErrors::default(),
+        email_name: String::new(),
+        email_address: String::new(),
+        email_errors: FieldErrors::default(),
     })
+}
+
+#[derive(Deserialize)]
+struct CreateEmailForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    address: String,
+}
+
+async fn create_email(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<CreateEmailForm>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let mut errors = FieldErrors::default();
+    let address = errors.take(parse_support_address(&form.address));
+    let name = match form.name.trim() {
+        "" => address.clone().unwrap_or_default(),
+        name => name.to_owned(),
+    };
+    if name.chars().count() > 100 {
+        errors.add(ValidationError::new(
+            "email_name",
+            "Keep the name under 100 characters.",
+        ));
+    }
+    let created = match (address, errors.is_empty()) {
+        (Some(address), true) => {
+            match create_email_inbox(&state.store, session.org_id(), &name, &address, state.now())
+                .await
+            {
+                Ok(inbox) => Some(inbox),
+                Err(StoreError::Conflict(kaltalk_store::Conflict::InboxAddressTaken)) => {
+                    errors.add(ValidationError::new(
+                        "address",
+                        format!("Another inbox already receives mail for {address}."),
+                    ));
+                    None
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        _ => None,
+    };
+    let Some(inbox) = created else {
+        let mut page = list_page(&state, &session).await?;
+        page.email_name = form.name;
+        page.email_address = form.address;
+        page.email_errors = errors;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    };
+    Ok(see_other(&format!(
+        "/settings/inboxes/{}?notice=created",
+        inbox.id
+    )))
 }
 
 async fn list(State(state): State<AppState>, session: AgentSession) -> PageResult {
@@ -166,6 +271,11 @@ struct InboxPage {
     domains: String,
     snippet: String,
     errors: FieldErrors,
+    email: EmailSettings,
+    /// The IMAP form as typed (the password never goes back to the page).
+    imap: ImapForm,
+    imap_error: Option<String>,
+    smtp_listen: String,
 }
 
 async fn inbox_page(
@@ -174,7 +284,16 @@ async fn inbox_page(
     id: InboxId,
 ) -> Result<InboxPage, AppError> {
     let inbox = state.store.get_inbox(session.org_id(), id).await?;
+    let email = inbox.email();
+    let imap_error = match inbox.kind {
+        InboxKind::Email => state.store.imap_error(inbox.id).await?,
+        _ => None,
+    };
     Ok(InboxPage {
+        imap: ImapForm::from_settings(email.imap.as_ref()),
+        email,
+        imap_error,
+        smtp_listen: state.config.smtp_listen.clone(),
         layout: Layout::signed_in(state, session, "inboxes").await?,
         notice: None,
         csrf: session.csrf_token.clone(),
@@ -195,8 +314,13 @@ async fn show(
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
     let mut page = inbox_page(&state, &session, id).await?;
+    let created = if page.inbox.kind == InboxKind::Email {
+        "Inbox created. Forward your support mail to it, as shown below."
+    } else {
+        "Inbox created. Paste the snippet below into your website."
+    };
     page.notice = match query.notice.as_deref() {
-        Some("created") => Some("Inbox created. Paste the snippet below into your website."),
+        Some("created") => Some(created),
         Some("saved") => Some("Settings saved."),
         _ => None,
     };
@@ -221,6 +345,131 @@ struct SettingsForm {
     offline_message: String,
     #[serde(default)]
     identity: String,
+    // An email inbox's fields.
+    ai_replies: Option<String>,
+    #[serde(flatten)]
+    imap: ImapForm,
+}
+
+/// The IMAP part of an email inbox's form. An empty host means no mailbox is polled; an
+/// empty password keeps the saved one.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ImapForm {
+    imap_host: String,
+    imap_port: String,
+    imap_security: String,
+    imap_user: String,
+    imap_password: String,
+    imap_mailbox: String,
+    imap_poll_seconds: String,
+    #[serde(skip)]
+    password_saved: bool,
+}
+
+impl ImapForm {
+    fn from_settings(imap: Option<&ImapSettings>) -> Self {
+        match imap {
+            Some(imap) => Self {
+                imap_host: imap.host.clone(),
+                imap_port: imap.port.to_string(),
+                imap_security: imap.security.as_str().to_owned(),
+                imap_user: imap.user.clone(),
+                imap_password: String::new(),
+                imap_mailbox: imap.mailbox.clone(),
+                imap_poll_seconds: imap.poll_seconds.to_string(),
+                password_saved: !imap.password.is_empty(),
+            },
+            None => Self {
+                imap_security: ImapSecurity::Tls.as_str().to_owned(),
+                imap_mailbox: "INBOX".into(),
+                imap_poll_seconds: "60".into(),
+                ..Self::default()
+            },
+        }
+    }
+
+    fn parse(
+        &self,
+        saved: Option<&ImapSettings>,
+        errors: &mut FieldErrors,
+    ) -> Option<ImapSettings> {
+        let host = self.imap_host.trim();
+        if host.is_empty() {
+            return None;
+        }
+        if host.len() > 253
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        {
+            errors.add(ValidationError::new(
+                "imap_host",
+                "Enter a host name like imap.example.com.",
+            ));
+        }
+        let security = errors.take(
+            self.imap_security
+                .parse::<ImapSecurity>()
+                .map_err(|e| ValidationError::new("imap_security", e)),
+        );
+        let port = match self.imap_port.trim() {
+            "" => Some(if security == Some(ImapSecurity::Tls) {
+                993
+            } else {
+                143
+            }),
+            port => errors.take(port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                ValidationError::new(
+                    "imap_port",
+                    "Enter a port from 1 to 65535 (993 for IMAPS, 143 for STARTTLS).",
+                )
+            })),
+        };
+        let user = self.imap_user.trim();
+        if user.is_empty() {
+            errors.add(ValidationError::new(
+                "imap_user",
+                "Enter the mailbox's user name.",
+            ));
+        }
+        let password = match (self.imap_password.as_str(), saved) {
+            ("", Some(saved)) if !saved.password.is_empty() => saved.password.clone(),
+            ("", _) => {
+                errors.add(ValidationError::new(
+                    "imap_password",
+                    "Enter the mailbox's password.",
+                ));
+                String::new()
+            }
+            (password, _) => password.to_owned(),
+        };
+        let mailbox = match self.imap_mailbox.trim() {
+            "" => "INBOX",
+            mailbox => mailbox,
+        };
+        let poll_seconds = match self.imap_poll_seconds.trim() {
+            "" => Some(60),
+            seconds => errors.take(
+                seconds
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|s| (10..=3600).contains(s))
+                    .ok_or_else(|| {
+                        ValidationError::new("imap_poll_seconds", "Poll every 10 to 3600 seconds.")
+                    }),
+            ),
+        };
+        Some(ImapSettings {
+            host: host.to_owned(),
+            port: port?,
+            security: security?,
+            user: user.to_owned(),
+            password,
+            mailbox: mailbox.to_owned(),
+            poll_seconds: poll_seconds?,
+        })
+    }
 }
 
 fn parse_settings(form: &SettingsForm, errors: &mut FieldErrors) -> Option<WidgetSettings> {
@@ -279,6 +528,32 @@ async fn update(
             "name",
             "Name the inbox (1 to 100 characters).",
         ));
+    }
+    let inbox = state.store.get_inbox(session.org_id(), id).await?;
+    if inbox.kind == InboxKind::Email {
+        let saved = inbox.email();
+        let imap = form.imap.parse(saved.imap.as_ref(), &mut errors);
+        if !errors.is_empty() {
+            let mut page = inbox_page(&state, &session, id).await?;
+            page.name = form.name.clone();
+            page.imap = ImapForm {
+                password_saved: page.imap.password_saved,
+                imap_password: String::new(),
+                ..form.imap
+            };
+            page.email.ai_replies = ticked(&form.ai_replies);
+            page.errors = errors;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+        let settings = EmailSettings {
+            ai_replies: ticked(&form.ai_replies),
+            imap,
+        };
+        state
+            .store
+            .update_email_inbox(session.org_id(), id, name, &settings, state.now())
+            .await?;
+        return Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")));
     }
     let Some(settings) = parse_settings(&form, &mut errors) else {
         let mut page = inbox_page(&state, &session, id).await?;

@@ -2,6 +2,7 @@
 //! sidebar, replies and private notes, status and assignment, all updating live over the
 //! dashboard's WebSocket.
 
+mod original;
 mod socket;
 
 use askama::Template;
@@ -45,6 +46,8 @@ pub fn router() -> Router<AppState> {
             post(remove_label),
         )
         .route("/inbox/ws", get(socket::upgrade))
+        .route("/inbox/messages/{id}/original", get(original::page))
+        .route("/inbox/messages/{id}/original.eml", get(original::raw))
         .route(
             "/inbox/attachments/{id}",
             get(crate::attachments::serve_to_agent),

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The SMTP listener, unless the test turned it off.
+    pub smtp: Option<SocketAddr>,
     pub base: String,
     pub state: AppState,
     pub clock: Arc<ManualClock>,
@@ -36,6 +38,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     // Only loopback is reachable here: a test that wants the model downloaded points
     // `download_url` at a local fake and switches this back on.
     config.embeddings.download = false;
+    // Each test's SMTP listener on its own port; tests poll IMAP themselves.
+    config.smtp_listen = "127.0.0.1:0".into();
+    config.inbound_email.imap_poller = false;
+    config.inbound_email.imap_allow_private = true;
     if let Ok(admin_url) = std::env::var("KALTALK_TEST_DATABASE_URL") {
         config.database_url = Some(Secret::new(
             kaltalk_store::testing::fresh_postgres_database(&admin_url)
@@ -52,6 +58,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         .await
         .expect("server starts");
     let addr = server.local_addr();
+    let smtp = server.smtp_addr();
     let state = server.state.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(server.serve(async move {
@@ -64,6 +71,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     };
     TestApp {
         addr,
+        smtp,
         base: format!("{scheme}://{addr}"),
         state,
         clock,

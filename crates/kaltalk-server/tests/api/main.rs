@@ -16,6 +16,7 @@ mod api;
 mod cross_org;
 mod csrf;
 mod email;
+mod email_channel;
 mod embeddings;
 mod inbox;
 mod knowledge;

@@ -1,0 +1,177 @@
+//! Sends an agent's or the bot's reply on an email conversation: "Agent Name at Org"
+//! from the inbox's address, a fresh Message-ID, In-Reply-To the customer's latest email,
+//! References to the thread, Reply-To carrying the conversation's reply token, text and
+//! HTML, and the message's files. A failed send is retried by the job queue; each attempt
+//! is shown on the message until it is sent or given up.
+
+use anyhow::{Context, anyhow};
+use kaltalk_core::EmailMessageId;
+use kaltalk_core::chat::SenderKind;
+use kaltalk_mail::MailerError;
+use kaltalk_mail::outbound::{OutgoingAttachment, ReplyEmail, reply_subject};
+use kaltalk_store::Job;
+use kaltalk_store::email::{DeliveryOutcome, ReplyToSend};
+
+use crate::state::AppState;
+
+fn email_message_id(job: &Job) -> anyhow::Result<EmailMessageId> {
+    job.payload
+        .0
+        .get("email_message_id")
+        .and_then(|v| v.as_str())
+        .context("payload has no email_message_id")?
+        .parse()
+        .context("email_message_id is not a uuid")
+}
+
+/// Runs one `email.reply` job.
+pub async fn send(state: &AppState, job: &Job) -> anyhow::Result<()> {
+    let id = email_message_id(job)?;
+    let reply = state.store.reply_to_send(id).await?;
+    if reply.email.delivery.as_deref() == Some("sent") {
+        return Ok(()); // a retry after a crash between sending and recording
+    }
+    let outcome = match compose(state, &reply).await {
+        Ok(email) => state.mailer.send_reply(&email).await,
+        Err(err) => Err(err),
+    };
+    let recorded = match &outcome {
+        Ok(()) => DeliveryOutcome::Sent,
+        // Without a relay no retry can succeed: say so at once.
+        Err(MailerError::NoRelay) => DeliveryOutcome::GaveUp(
+            "not sent: no SMTP relay is configured (smtp.url / KALTALK_SMTP__URL)".into(),
+        ),
+        Err(err) if job.attempts >= job.max_attempts => DeliveryOutcome::GaveUp(err.to_string()),
+        Err(err) => DeliveryOutcome::Retrying(err.to_string()),
+    };
+    let written = state
+        .store
+        .record_reply_delivery(id, &recorded, state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    match recorded {
+        DeliveryOutcome::Sent | DeliveryOutcome::GaveUp(_) => Ok(()),
+        DeliveryOutcome::Retrying(error) => Err(anyhow!("the reply was not sent: {error}")),
+    }
+}
+
+/// The job died before it could record its last attempt (the store failed every time):
+/// the message says the reply was not sent.
+pub async fn gave_up(state: &AppState, job: &Job) {
+    let Ok(id) = email_message_id(job) else {
+        return;
+    };
+    let outcome = DeliveryOutcome::GaveUp(
+        job.last_error
+            .clone()
+            .unwrap_or_else(|| "the reply could not be sent".into()),
+    );
+    match state
+        .store
+        .record_reply_delivery(id, &outcome, state.now())
+        .await
+    {
+        Ok(written) => state.hub.publish_events(written.events),
+        Err(err) => tracing::error!(error = %err, "could not mark an email reply failed"),
+    }
+}
+
+async fn compose(state: &AppState, reply: &ReplyToSend) -> Result<ReplyEmail, MailerError> {
+    let address = reply
+        .inbox
+        .email_address
+        .clone()
+        .ok_or_else(|| MailerError::Address("the inbox has no email address".into()))?;
+    let to = reply
+        .contact_email
+        .clone()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| MailerError::Address("the customer has no email address".into()))?;
+    let sender = match reply.message.sender_kind {
+        SenderKind::Bot => state
+            .store
+            .ai_settings(reply.inbox.org_id)
+            .await
+            .map(|s| s.bot_name)
+            .unwrap_or_else(|_| "Assistant".into()),
+        _ => reply
+            .message
+            .sender_name
+            .clone()
+            .unwrap_or_else(|| "Support".into()),
+    };
+    let reply_to = reply.reply_token.as_deref().and_then(|token| {
+        let (local, domain) = address.split_once('@')?;
+        Some(format!("{local}+{token}@{domain}"))
+    });
+    let mut attachments = Vec::new();
+    for file in &reply.message.attachments {
+        let bytes = state
+            .blobs
+            .get(&file.storage_key)
+            .await
+            .map_err(|e| MailerError::Attachment(format!("{}: {e}", file.filename)))?;
+        attachments.push(OutgoingAttachment {
+            filename: file.filename.clone(),
+            content_type: file.content_type.clone(),
+            bytes,
+        });
+    }
+    Ok(ReplyEmail {
+        from_name: format!("{sender} at {}", reply.org_name),
+        from_address: address,
+        reply_to,
+        to: vec![to],
+        cc: Vec::new(),
+        subject: reply_subject(&reply.conversation_subject),
+        message_id: reply.email.rfc_message_id.clone(),
+        in_reply_to: reply.in_reply_to.clone(),
+        references: reply.thread.clone(),
+        text: reply.message.text.clone(),
+        html: text_to_html(&reply.message.text),
+        attachments,
+    })
+}
+
+/// The reply's HTML part: the text escaped, paragraphs and line breaks kept.
+fn text_to_html(text: &str) -> String {
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| format!("<p>{}</p>", escape(p.trim()).replace('\n', "<br>\n")))
+        .collect();
+    format!(
+        "<!doctype html><html><body style=\"font-family: sans-serif; line-height: 1.5\">{}</body></html>",
+        paragraphs.join("\n")
+    )
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_part_escapes_and_keeps_paragraphs() {
+        let html = text_to_html("Hi <Ada>,\nthanks & welcome.\n\nBest");
+        assert!(
+            html.contains("<p>Hi &lt;Ada&gt;,<br>\nthanks &amp; welcome.</p>"),
+            "{html}"
+        );
+        assert!(html.contains("<p>Best</p>"));
+    }
+}
