@@ -7,3 +7,4 @@ mod accounts;
 mod chat;
 mod jobs;
 mod knowledge;
+mod webhooks;
