@@ -19,6 +19,7 @@ pub mod testing;
 pub mod tls;
 pub mod visitors;
 pub mod web;
+pub mod webhooks;
 pub mod widget;
 
 use std::future::Future;
@@ -202,6 +203,9 @@ impl Kaltalk {
             .collect();
 
         let housekeeping = tokio::spawn(housekeeping(state.clone(), workers_stop.clone()));
+        // Like the workers, off when the caller runs jobs itself (tests dispatch by hand).
+        let webhooks = (state.config.jobs.workers > 0)
+            .then(|| tokio::spawn(webhooks::dispatch_forever(state.clone(), workers_stop.clone())));
         // Started here, not awaited: the server answers (keyword-only) while it runs.
         let download = matches!(
             *state.knowledge.embeddings(),
@@ -230,7 +234,7 @@ impl Kaltalk {
         if let Some(download) = download {
             download.abort();
         }
-        for task in workers.into_iter().chain([housekeeping]) {
+        for task in workers.into_iter().chain([housekeeping]).chain(webhooks) {
             let _ = task.await;
         }
         state.store.close().await;
