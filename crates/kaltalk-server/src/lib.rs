@@ -204,8 +204,12 @@ impl Kaltalk {
 
         let housekeeping = tokio::spawn(housekeeping(state.clone(), workers_stop.clone()));
         // Like the workers, off when the caller runs jobs itself (tests dispatch by hand).
-        let webhooks = (state.config.jobs.workers > 0)
-            .then(|| tokio::spawn(webhooks::dispatch_forever(state.clone(), workers_stop.clone())));
+        let webhooks = (state.config.jobs.workers > 0).then(|| {
+            tokio::spawn(webhooks::dispatch_forever(
+                state.clone(),
+                workers_stop.clone(),
+            ))
+        });
         // Started here, not awaited: the server answers (keyword-only) while it runs.
         let download = matches!(
             *state.knowledge.embeddings(),

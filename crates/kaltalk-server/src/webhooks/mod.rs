@@ -13,8 +13,7 @@ use hmac::{Hmac, Mac};
 use kaltalk_core::{Role, ValidationError, token};
 use kaltalk_store::webhooks::{
     AfterFailure, AttemptResult, DisableNotice, EventKinds, GIVE_UP_AFTER, PING,
-    WEBHOOK_EVENT_KINDS, WebhookDelivery, WebhookDeliveryId, WebhookDeliveryState,
-    WebhookEndpoint,
+    WEBHOOK_EVENT_KINDS, WebhookDelivery, WebhookDeliveryId, WebhookDeliveryState, WebhookEndpoint,
 };
 use kaltalk_store::{Job, NewEmail, StoreError};
 use sha2::Sha256;
@@ -117,10 +116,13 @@ pub fn parse_url(field: &'static str, raw: &str) -> Result<String, ValidationErr
     if raw.chars().count() > MAX_URL_CHARS {
         return Err(invalid("The URL is too long (2000 characters at most)."));
     }
-    let url = url::Url::parse(raw)
-        .map_err(|_| invalid("Not a valid URL: write it in full, e.g. https://example.com/hook."))?;
+    let url = url::Url::parse(raw).map_err(|_| {
+        invalid("Not a valid URL: write it in full, e.g. https://example.com/hook.")
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("Only http:// and https:// URLs can receive webhooks."));
+        return Err(invalid(
+            "Only http:// and https:// URLs can receive webhooks.",
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("The URL needs a host name."));
@@ -210,7 +212,9 @@ pub async fn deliver(state: &AppState, job: &Job) -> anyhow::Result<()> {
         Ok(status) if (200..300).contains(&status) => (Some(status), None),
         Ok(status) => (
             Some(status),
-            Some(format!("the endpoint answered HTTP {status}; 2xx counts as delivered")),
+            Some(format!(
+                "the endpoint answered HTTP {status}; 2xx counts as delivered"
+            )),
         ),
         Err(err) => (None, Some(err.to_string())),
     };
@@ -325,12 +329,20 @@ mod tests {
     #[test]
     fn urls_and_events_are_validated_with_the_field_named() {
         assert!(parse_url("url", "https://example.com/hook").is_ok());
-        for bad in ["", "example.com/hook", "ftp://example.com/", "https://u:p@example.com/"] {
+        for bad in [
+            "",
+            "example.com/hook",
+            "ftp://example.com/",
+            "https://u:p@example.com/",
+        ] {
             let err = parse_url("url", bad).expect_err(bad);
             assert_eq!(err.field, "url");
         }
-        let events = parse_events("events", &["message.created".into(), "contact.created".into()])
-            .expect("known kinds");
+        let events = parse_events(
+            "events",
+            &["message.created".into(), "contact.created".into()],
+        )
+        .expect("known kinds");
         assert_eq!(events.0, ["message.created", "contact.created"]);
         let err = parse_events("events", &["message.deleted".into()]).expect_err("unknown");
         assert_eq!(err.field, "events");

@@ -23,4 +23,5 @@ mod model_download;
 mod operations;
 mod playground;
 mod teams;
+mod webhooks;
 mod widget;
