@@ -683,3 +683,143 @@ async fn every_webhook_endpoint_checks_the_key_the_organization_and_the_input() 
     .await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_dashboard_adds_pings_replays_disables_and_deletes_endpoints_for_admins_only() {
+    let app = spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
+    let owner = app.sign_up("Ada", "ada@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let agent = crate::teams::join(&app, &owner, "agent@acme.test", "agent").await;
+    let receiver = Receiver::start(&[500], None).await;
+
+    // The nav links the page for admins; agents are refused.
+    assert!(
+        owner
+            .get_html("/")
+            .await
+            .contains("href=\"/settings/webhooks\"")
+    );
+    assert_eq!(
+        agent.get("/settings/webhooks").await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // A bad URL is a 422 naming the field, the form kept.
+    let invalid = owner
+        .submit(
+            "/settings/webhooks",
+            "/settings/webhooks",
+            &[("url", "not a url"), ("message.created", "yes")],
+        )
+        .await;
+    assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = invalid.text().await.expect("html");
+    assert!(html.contains("id=\"url-error\""), "{html}");
+    assert!(html.contains("name=\"message.created\" value=\"yes\" checked"));
+
+    let added = owner
+        .submit(
+            "/settings/webhooks",
+            "/settings/webhooks",
+            &[("url", &receiver.url), ("message.created", "yes")],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let page = crate::helpers::location(&added);
+    let endpoint = app
+        .state
+        .store
+        .list_webhook_endpoints(org)
+        .await
+        .expect("endpoints")
+        .remove(0);
+    assert_eq!(endpoint.events.0, ["message.created"]);
+    assert!(page.starts_with(&format!("/settings/webhooks/{}", endpoint.id)));
+    let html = owner.get_html(&page).await;
+    assert!(html.contains(&endpoint.secret), "the secret is shown");
+
+    // Test ping: fails once (500), then a replay delivers it under the same id.
+    let path = format!("/settings/webhooks/{}", endpoint.id);
+    let pinged = owner.submit(&path, &format!("{path}/ping"), &[]).await;
+    assert_eq!(pinged.status(), StatusCode::SEE_OTHER);
+    app.run_jobs().await;
+    let ping = app
+        .state
+        .store
+        .list_webhook_deliveries(org, endpoint.id, 10)
+        .await
+        .expect("deliveries")
+        .remove(0);
+    assert_eq!(ping.event_kind, "ping");
+    assert_eq!(ping.state, WebhookDeliveryState::Failed);
+    let html = owner.get_html(&path).await;
+    assert!(html.contains("ping") && html.contains("500"), "{html}");
+    let detail_path = format!("{path}/deliveries/{}", ping.id);
+    let replayed = owner
+        .submit(&detail_path, &format!("{detail_path}/replay"), &[])
+        .await;
+    assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
+    app.run_jobs().await;
+    let detail = owner.get_html(&detail_path).await;
+    assert!(detail.contains("delivered"), "{detail}");
+    assert!(detail.contains(&ping.id.to_string()));
+    // The exact body, HTML-escaped.
+    let unescaped = detail.replace("&#34;", "\"").replace("&quot;", "\"");
+    assert!(unescaped.contains(&ping.body), "{detail}");
+    let attempts = app
+        .state
+        .store
+        .list_webhook_attempts(org, ping.id)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts.len(), 2);
+    let replayed = app
+        .state
+        .store
+        .get_webhook_delivery(org, endpoint.id, ping.id)
+        .await
+        .expect("delivery");
+    assert_eq!(replayed.state, WebhookDeliveryState::Delivered);
+
+    // Another organization's owner finds none of it.
+    let globex = app.sign_up("Hank", "hank@globex.test", "Globex").await;
+    assert_eq!(globex.get(&path).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        globex.get(&detail_path).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let csrf_page = "/settings/webhooks";
+    for action in ["ping", "disable", "enable", "delete"] {
+        let response = globex
+            .submit(csrf_page, &format!("{path}/{action}"), &[])
+            .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    let replay = globex
+        .submit(csrf_page, &format!("{detail_path}/replay"), &[])
+        .await;
+    assert_eq!(replay.status(), StatusCode::NOT_FOUND);
+
+    // Disable, enable, delete.
+    owner.submit(&path, &format!("{path}/disable"), &[]).await;
+    let disabled = app
+        .state
+        .store
+        .get_webhook_endpoint(org, endpoint.id)
+        .await
+        .expect("endpoint");
+    assert!(!disabled.enabled);
+    assert!(owner.get_html(&path).await.contains("Disabled."));
+    owner.submit(&path, &format!("{path}/enable"), &[]).await;
+    assert!(
+        app.state
+            .store
+            .get_webhook_endpoint(org, endpoint.id)
+            .await
+            .expect("endpoint")
+            .enabled
+    );
+    let deleted = owner.submit(&path, &format!("{path}/delete"), &[]).await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(owner.get(&path).await.status(), StatusCode::NOT_FOUND);
+}
