@@ -2,6 +2,8 @@
 //! dispatcher creates from the event log (one per endpoint and event, body fixed once),
 //! and every attempt to deliver them. Sending is the server's job (`webhook.deliver`).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::{EventId, OrgId};
 use serde::Serialize;
@@ -14,7 +16,7 @@ use crate::chat::{
 use crate::events::Event;
 use crate::jobs::{NewJob, insert_job};
 use crate::outbox::{NewEmail, insert_email};
-use crate::{Store, StoreError, on_db};
+use crate::{Db, Store, StoreError, on_db};
 
 /// The job kind that makes one attempt at a delivery.
 pub const WEBHOOK_DELIVER_JOB: &str = "webhook.deliver";
@@ -32,9 +34,6 @@ pub const PING: &str = "ping";
 /// How long a delivery is retried, and how long an endpoint may fail before it is disabled.
 pub const GIVE_UP_AFTER: Duration = Duration::hours(24);
 
-/// The same `IN (…)` list as [`WEBHOOK_EVENT_KINDS`], for the dispatcher's query.
-const KINDS_SQL: &str = "('conversation.created', 'conversation.updated', 'conversation.escalated', \
-     'message.created', 'contact.created', 'contact.updated')";
 /// Events this young (by their UUIDv7 time) may still have older-numbered neighbours in
 /// transactions that have not committed yet, so the cursor stays behind them; they are
 /// dispatched anyway and deduplicated by `(endpoint, event)`.
@@ -313,6 +312,25 @@ fn settled(id: EventId) -> bool {
         .is_ok_and(|age| age >= SETTLE)
 }
 
+/// The smallest UUIDv7 of `back` before `id`'s time: where a scan for events made since
+/// then can start.
+fn v7_floor(id: Uuid, back: std::time::Duration) -> Uuid {
+    let Some((secs, nanos)) = id.get_timestamp().map(|t| t.to_unix()) else {
+        return Uuid::nil();
+    };
+    let millis =
+        (u128::from(secs) * 1000 + u128::from(nanos) / 1_000_000).saturating_sub(back.as_millis());
+    let millis = u64::try_from(millis).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    // A UUIDv7 starts with its 48-bit millisecond timestamp, big-endian.
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    // Version 7 and the RFC variant with every random bit zero: still the smallest
+    // UUIDv7 of that millisecond.
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
+}
+
 impl Store {
     // ---- endpoints -----------------------------------------------------------------------
 
@@ -589,25 +607,26 @@ impl Store {
         let succeeded = result.error.is_none();
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let endpoint: (WebhookId, OrgId) = sqlx::query_as("SELECT endpoint_id, org_id FROM webhook_deliveries WHERE id = $1")
-                .bind(result.delivery_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let (endpoint_id, org) = endpoint;
-            sqlx::query(
+            // The write comes first: on SQLite a transaction that reads before it writes
+            // fails outright if another connection wrote in between.
+            let (endpoint_id,): (WebhookId,) = sqlx::query_as(
                 "INSERT INTO webhook_attempts (id, delivery_id, endpoint_id, attempted_at, response_status, latency_ms, succeeded, error) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 SELECT $1, d.id, d.endpoint_id, $3, $4, $5, $6, $7 FROM webhook_deliveries d WHERE d.id = $2 \
+                 RETURNING endpoint_id",
             )
             .bind(WebhookAttemptId::new())
             .bind(result.delivery_id)
-            .bind(endpoint_id)
             .bind(result.attempted_at)
             .bind(result.response_status.map(i32::from))
             .bind(result.latency_ms)
             .bind(succeeded)
             .bind(result.error.as_deref())
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            let (org,): (OrgId,) = sqlx::query_as("SELECT org_id FROM webhook_endpoints WHERE id = $1")
+                .bind(endpoint_id)
+                .fetch_one(&mut *tx)
+                .await?;
             let (state, retry_at) = match (&result.error, &after_failure) {
                 (None, _) => (WebhookDeliveryState::Delivered, None),
                 (Some(_), AfterFailure::RetryAt(at)) => (WebhookDeliveryState::Pending, Some(*at)),
@@ -683,24 +702,49 @@ impl Store {
         now: DateTime<Utc>,
         batch: i64,
     ) -> Result<Dispatched, StoreError> {
+        let _turn = self.write_turn().await;
+        let lock = match self.db {
+            Db::Sqlite(_) => "",
+            Db::Postgres(_) => " FOR UPDATE",
+        };
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let cursor: Option<(EventId,)> = sqlx::query_as("SELECT last_event_id FROM webhook_dispatch_cursor WHERE name = $1")
+            // A write first: on SQLite it takes the write lock now (a transaction that reads
+            // first fails if another connection writes meanwhile); on PostgreSQL the row
+            // lock below makes dispatchers in several processes take turns.
+            sqlx::query(
+                "INSERT INTO webhook_dispatch_cursor (name, last_event_id) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET last_event_id = webhook_dispatch_cursor.last_event_id",
+            )
+            .bind(CURSOR_NAME)
+            .bind(Uuid::nil())
+            .execute(&mut *tx)
+            .await?;
+            let sql = format!("SELECT last_event_id FROM webhook_dispatch_cursor WHERE name = $1{lock}");
+            let (cursor,): (Uuid,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(CURSOR_NAME)
+                .fetch_one(&mut *tx)
+                .await?;
+            // Nothing to do without an enabled endpoint; with one, nothing older than the
+            // oldest of them matters (they get only events from after they were added).
+            let oldest: Option<(WebhookId,)> = sqlx::query_as("SELECT id FROM webhook_endpoints WHERE enabled = TRUE ORDER BY id LIMIT 1")
                 .fetch_optional(&mut *tx)
                 .await?;
-            let after = cursor.map(|(id,)| id.as_uuid()).unwrap_or(Uuid::nil());
-            let sql = format!(
-                "SELECT e.id, e.org_id, e.kind, e.subject_id, e.conversation_id, e.payload, e.created_at FROM events e \
-                 WHERE e.id > $1 AND e.kind IN {KINDS_SQL} AND EXISTS (SELECT 1 FROM webhook_endpoints w \
-                     WHERE w.org_id = e.org_id AND w.enabled = TRUE AND w.created_at <= e.created_at) \
-                 ORDER BY e.id LIMIT $2"
-            );
-            let events = sqlx::query_as::<_, Event>(sqlx::AssertSqlSafe(sql))
-                .bind(after)
-                .bind(batch)
-                .fetch_all(&mut *tx)
-                .await?;
+            let Some((oldest,)) = oldest else {
+                tx.commit().await?;
+                return Ok(Dispatched::default());
+            };
+            let after = cursor.max(v7_floor(oldest.as_uuid(), SETTLE));
+            // Every event, not only webhook kinds: the cursor moves past the rest too, so
+            // an idle pass reads nothing.
+            let events = sqlx::query_as::<_, Event>(
+                "SELECT id, org_id, kind, subject_id, conversation_id, payload, created_at FROM events \
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
             let mut dispatched = Dispatched {
                 events_read: events.len(),
                 batch_full: events.len() as i64 >= batch,
@@ -708,22 +752,32 @@ impl Store {
             };
             let mut new_cursor = None;
             let mut still_settling = false;
+            let mut endpoints_of: HashMap<OrgId, Vec<WebhookEndpoint>> = HashMap::new();
             for event in &events {
                 still_settling |= !settled(event.id);
                 if !still_settling {
                     new_cursor = Some(event.id);
                 }
                 let Some(org) = event.org_id else { continue };
-                let sql = format!(
-                    "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
-                     WHERE org_id = $1 AND enabled = TRUE AND created_at <= $2 AND (events = '' OR events LIKE $3) ORDER BY id"
-                );
-                let endpoints = sqlx::query_as::<_, WebhookEndpoint>(sqlx::AssertSqlSafe(sql))
-                    .bind(org)
-                    .bind(event.created_at)
-                    .bind(format!("%,{},%", event.kind))
-                    .fetch_all(&mut *tx)
-                    .await?;
+                if !WEBHOOK_EVENT_KINDS.contains(&event.kind.as_str()) {
+                    continue;
+                }
+                if !endpoints_of.contains_key(&org) {
+                    let sql = format!(
+                        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND enabled = TRUE ORDER BY id"
+                    );
+                    let found = sqlx::query_as::<_, WebhookEndpoint>(sqlx::AssertSqlSafe(sql))
+                        .bind(org)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    endpoints_of.insert(org, found);
+                }
+                let endpoints: Vec<&WebhookEndpoint> = endpoints_of
+                    .get(&org)
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e.created_at <= event.created_at && e.events.includes(&event.kind))
+                    .collect();
                 if endpoints.is_empty() {
                     continue;
                 }
@@ -820,6 +874,21 @@ mod tests {
         assert!(kinds.includes("contact.created") && !kinds.includes("contact.updated"));
         assert!(EventKinds::default().includes("contact.updated"));
         assert_eq!(EventKinds::default().to_column(), "");
+    }
+
+    #[test]
+    fn the_v7_floor_sorts_before_every_id_made_since() {
+        let id = Uuid::now_v7();
+        let floor = v7_floor(id, SETTLE);
+        assert!(floor < id);
+        assert!(floor > Uuid::nil());
+        let (secs, _) = floor
+            .get_timestamp()
+            .map(|t| t.to_unix())
+            .unwrap_or_default();
+        let (id_secs, _) = id.get_timestamp().map(|t| t.to_unix()).unwrap_or_default();
+        assert!((id_secs - secs).abs_diff(10) <= 1, "{id_secs} vs {secs}");
+        assert_eq!(v7_floor(Uuid::nil(), SETTLE), Uuid::nil());
     }
 
     #[test]

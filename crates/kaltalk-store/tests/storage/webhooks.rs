@@ -339,3 +339,25 @@ async fn failures_retry_then_a_day_of_them_disables_the_endpoint_and_tells_the_a
         assert!(hook.enabled && hook.disabled_reason.is_none() && hook.failing_since.is_none());
     }
 }
+
+#[tokio::test]
+async fn events_from_before_an_endpoint_existed_are_not_sent_to_it() {
+    for (backend, store) in test_stores().await.stores {
+        let (owner, org) = sign_up(&store, "owner@example.com").await;
+        // Without any endpoint a pass reads nothing at all.
+        visitor_then_note(&store, org.id, owner, "wi_early").await;
+        let idle = store.dispatch_webhooks(now(), 100).await.expect(backend);
+        assert_eq!(idle, Default::default(), "{backend}");
+
+        let hook = endpoint(&store, org.id, "https://late.example/hook", &[]).await;
+        let pass = store.dispatch_webhooks(now(), 100).await.expect(backend);
+        assert_eq!(pass.deliveries_created, 0, "{backend}: {pass:?}");
+        assert!(
+            store
+                .list_webhook_deliveries(org.id, hook.id, 10)
+                .await
+                .expect(backend)
+                .is_empty()
+        );
+    }
+}
