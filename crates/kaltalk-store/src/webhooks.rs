@@ -762,7 +762,7 @@ impl Store {
                 if !WEBHOOK_EVENT_KINDS.contains(&event.kind.as_str()) {
                     continue;
                 }
-                if !endpoints_of.contains_key(&org) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = endpoints_of.entry(org) {
                     let sql = format!(
                         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND enabled = TRUE ORDER BY id"
                     );
@@ -770,7 +770,7 @@ impl Store {
                         .bind(org)
                         .fetch_all(&mut *tx)
                         .await?;
-                    endpoints_of.insert(org, found);
+                    slot.insert(found);
                 }
                 let endpoints: Vec<&WebhookEndpoint> = endpoints_of
                     .get(&org)
