@@ -96,6 +96,7 @@ async fn handle(state: &AppState, job: &Job) -> anyhow::Result<()> {
             crate::knowledge::index_source(state, job).await
         }
         kaltalk_store::knowledge::REEMBED_JOB => crate::knowledge::reembed(state, job).await,
+        kaltalk_store::webhooks::WEBHOOK_DELIVER_JOB => crate::webhooks::deliver(state, job).await,
         other => Err(anyhow!("no handler for job kind {other:?}")),
     }
 }

@@ -20,6 +20,7 @@ pub mod testing;
 pub mod tls;
 pub mod visitors;
 pub mod web;
+pub mod webhooks;
 pub mod widget;
 
 use std::future::Future;
@@ -228,6 +229,13 @@ impl Kaltalk {
             .collect();
 
         let housekeeping = tokio::spawn(housekeeping(state.clone(), workers_stop.clone()));
+        // Like the workers, off when the caller runs jobs itself (tests dispatch by hand).
+        let webhooks = (state.config.jobs.workers > 0).then(|| {
+            tokio::spawn(webhooks::dispatch_forever(
+                state.clone(),
+                workers_stop.clone(),
+            ))
+        });
         // Started here, not awaited: the server answers (keyword-only) while it runs.
         let download = matches!(
             *state.knowledge.embeddings(),
@@ -261,6 +269,7 @@ impl Kaltalk {
             .chain([housekeeping])
             .chain(smtp)
             .chain(imap)
+            .chain(webhooks)
         {
             let _ = task.await;
         }

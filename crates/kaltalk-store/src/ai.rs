@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use crate::chat::{
-    CONVERSATION_ESCALATED, CONVERSATION_UPDATED, Message, MessageDraft, Written, fetch_message,
-    insert_message,
+    CONTACT_UPDATED, CONVERSATION_ESCALATED, CONVERSATION_UPDATED, Message, MessageDraft, Written,
+    fetch_message, insert_message,
 };
 use crate::events::{NewEvent, append_event};
 use crate::{Store, StoreError, on_db};
@@ -99,6 +99,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
+            append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, contact.as_uuid(), json!({ "ai_opt_out": opt_out })), now)?;
             if opt_out {
                 sqlx::query("UPDATE conversations SET handling = 'human' WHERE org_id = $1 AND contact_id = $2 AND handling <> 'human'")
                     .bind(org)

@@ -20,6 +20,8 @@ use crate::{Store, StoreError, on_db};
 pub const INBOX_CREATED: &str = "inbox.created";
 pub const INBOX_UPDATED: &str = "inbox.updated";
 pub const CONTACT_CREATED: &str = "contact.created";
+/// A contact's identity (name, email, external id, attributes) or AI opt-out changed.
+pub const CONTACT_UPDATED: &str = "contact.updated";
 pub const CONVERSATION_CREATED: &str = "conversation.created";
 pub const CONVERSATION_UPDATED: &str = "conversation.updated";
 pub const CONVERSATION_SEEN: &str = "conversation.seen";
@@ -301,7 +303,7 @@ pub enum AssigneeFilter {
 }
 
 pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings";
-const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at";
+pub(crate) const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at";
 const SESSION_COLUMNS: &str =
     "id, org_id, inbox_id, contact_id, conversation_id, context, first_seen_at, last_seen_at";
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
@@ -323,6 +325,20 @@ pub(crate) const MESSAGE_SELECT: &str = "SELECT m.id, m.org_id, m.conversation_i
      FROM messages m \
      LEFT JOIN users u ON m.sender_kind = 'agent' AND u.id = m.sender_id \
      LEFT JOIN contacts ct ON m.sender_kind = 'contact' AND ct.id = m.sender_id";
+
+/// A contact's identity fields inside a transaction, to tell whether a write changed them
+/// (a `contact.updated` event is written only for a real change).
+macro_rules! contact_identity {
+    ($tx:expr, $id:expr) => {
+        sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>, Json<Value>)>(
+            "SELECT external_id, name, email, attributes FROM contacts WHERE id = $1",
+        )
+        .bind($id)
+        .fetch_one(&mut *$tx)
+        .await
+        .map(|(external_id, name, email, attributes)| (external_id, name, email, attributes.0))
+    };
+}
 
 /// Loads one message (with its sender's name and files) inside a transaction.
 macro_rules! fetch_message {
@@ -637,7 +653,8 @@ impl Store {
         Ok(row.map(|(id,)| id))
     }
 
-    /// Applies verified identity fields to the session's contact.
+    /// Applies verified identity fields to the session's contact; a real change is a
+    /// `contact.updated` event.
     pub async fn identify_contact(
         &self,
         session: &VisitorSession,
@@ -647,23 +664,30 @@ impl Store {
         let Some(contact) = session.contact_id else {
             return Ok(()); // no contact yet: the fields are applied with the first message
         };
-        on_db!(self, pool => sqlx::query(
-            "UPDATE contacts SET name = COALESCE($3, name), email = COALESCE($4, email), \
-             attributes = COALESCE($5, attributes), updated_at = $6, \
-             external_id = CASE WHEN EXISTS (SELECT 1 FROM contacts o WHERE o.org_id = contacts.org_id \
-                 AND o.external_id = $2 AND o.id <> contacts.id) THEN external_id ELSE COALESCE($2, external_id) END \
-             WHERE id = $1",
-        )
-        .bind(contact)
-        .bind(&fields.external_id)
-        .bind(&fields.name)
-        .bind(&fields.email)
-        .bind(fields.attributes.as_ref().map(Json))
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(())
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let before = contact_identity!(tx, contact)?;
+            sqlx::query(
+                "UPDATE contacts SET name = COALESCE($3, name), email = COALESCE($4, email), \
+                 attributes = COALESCE($5, attributes), updated_at = $6, \
+                 external_id = CASE WHEN EXISTS (SELECT 1 FROM contacts o WHERE o.org_id = contacts.org_id \
+                     AND o.external_id = $2 AND o.id <> contacts.id) THEN external_id ELSE COALESCE($2, external_id) END \
+                 WHERE id = $1",
+            )
+            .bind(contact)
+            .bind(&fields.external_id)
+            .bind(&fields.name)
+            .bind(&fields.email)
+            .bind(fields.attributes.as_ref().map(Json))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if contact_identity!(tx, contact)? != before {
+                append_event!(tx, NewEvent::new(Some(session.org_id), CONTACT_UPDATED, contact.as_uuid(), json!({})), now)?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// A visitor's message: creates what does not exist yet (session, contact,
@@ -726,6 +750,9 @@ impl Store {
             // A contact who asked not to be processed by AI never meets the bot.
             let (contact, opted_out) = match contact_id {
                 Some(id) => {
+                    let identifies = write.contact.external_id.is_some() || write.contact.name.is_some()
+                        || write.contact.email.is_some() || write.contact.attributes.is_some();
+                    let before = if identifies { Some(contact_identity!(tx, id)?) } else { None };
                     let (opted_out,): (bool,) = sqlx::query_as(
                         "UPDATE contacts SET details = $2, last_seen_at = $3, updated_at = $3, \
                          external_id = COALESCE($4, external_id), name = COALESCE($5, name), email = COALESCE($6, email), \
@@ -740,6 +767,9 @@ impl Store {
                     .bind(write.contact.attributes.as_ref().map(Json))
                     .fetch_one(&mut *tx)
                     .await?;
+                    if let Some(before) = before && contact_identity!(tx, id)? != before {
+                        events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({})), now)?);
+                    }
                     (id, opted_out)
                 }
                 None => {

@@ -335,21 +335,25 @@ impl Store {
             }
 
             // The sender: the contact with this address, else a new one.
-            let contact: Option<(ContactId, bool)> = sqlx::query_as(
-                "SELECT id, ai_opt_out FROM contacts WHERE org_id = $1 AND lower(email) = $2 ORDER BY created_at, id LIMIT 1",
+            let contact: Option<(ContactId, bool, Option<String>)> = sqlx::query_as(
+                "SELECT id, ai_opt_out, name FROM contacts WHERE org_id = $1 AND lower(email) = $2 ORDER BY created_at, id LIMIT 1",
             )
             .bind(org)
             .bind(&from)
             .fetch_optional(&mut *tx)
             .await?;
             let (contact, opted_out) = match contact {
-                Some((id, opted_out)) => {
+                Some((id, opted_out, name)) => {
                     sqlx::query("UPDATE contacts SET name = COALESCE(name, $2), last_seen_at = $3, updated_at = $3 WHERE id = $1")
                         .bind(id)
                         .bind(email.from_name)
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                    // The email gave a nameless contact its name.
+                    if name.is_none() && email.from_name.is_some() {
+                        events.push(append_event!(tx, NewEvent::new(Some(org), crate::chat::CONTACT_UPDATED, id.as_uuid(), json!({ "name": email.from_name })), now)?);
+                    }
                     (id, opted_out)
                 }
                 None => {

@@ -19,6 +19,7 @@ pub mod knowledge;
 pub mod labels;
 mod outbox;
 pub mod testing;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;

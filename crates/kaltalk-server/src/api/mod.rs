@@ -2,6 +2,7 @@
 //! dashboard session. Errors are RFC 9457 problem documents with a stable `code`.
 
 mod conversations;
+mod webhooks;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(me))
         .route("/team", get(team))
         .merge(conversations::router())
+        .merge(webhooks::router())
         .fallback(|| async { AppError::NotFound })
 }
 

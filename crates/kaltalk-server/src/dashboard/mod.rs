@@ -13,6 +13,7 @@ mod outbox;
 mod playground;
 mod profile;
 mod team;
+mod webhooks;
 
 use axum::Router;
 
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(ai::router())
         .merge(playground::router())
         .merge(knowledge::router())
+        .merge(webhooks::router())
 }
 
 /// The `?notice=` code a page shows a confirmation for after a redirect.

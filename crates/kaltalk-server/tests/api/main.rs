@@ -24,4 +24,5 @@ mod model_download;
 mod operations;
 mod playground;
 mod teams;
+mod webhooks;
 mod widget;

@@ -8,3 +8,4 @@ mod chat;
 mod email;
 mod jobs;
 mod knowledge;
+mod webhooks;
