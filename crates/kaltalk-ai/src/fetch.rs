@@ -108,9 +108,7 @@ impl Fetcher {
             .user_agent(policy.user_agent.clone())
             // A proxy would resolve names itself, out of the guard's sight.
             .no_proxy()
-            .dns_resolver(GuardedResolver {
-                policy: policy.clone(),
-            })
+            .dns_resolver(GuardedResolver::new(policy.clone()))
             .redirect(redirect::Policy::custom(move |attempt| {
                 // `previous` holds the first URL and every hop already taken.
                 if attempt.previous().len() > MAX_REDIRECTS {
@@ -197,11 +195,11 @@ impl Fetcher {
     }
 
     fn classify(&self, error: &reqwest::Error) -> FetchError {
+        if let Some(refusal) = refusal_in(error) {
+            return FetchError::Refused(refusal);
+        }
         let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
         while let Some(e) = cause {
-            if let Some(refusal) = e.downcast_ref::<Refusal>() {
-                return FetchError::Refused(refusal.0.clone());
-            }
             if e.is::<TooManyHops>() {
                 return FetchError::TooManyRedirects;
             }
@@ -258,9 +256,34 @@ struct Refusal(String);
 struct TooManyHops;
 
 /// Resolves names with the system resolver and keeps only the addresses the policy
-/// allows, so a name pointing at 10.0.0.5 is refused however the URL spelled it.
-struct GuardedResolver {
+/// allows, so a name pointing at 10.0.0.5 is refused however the URL spelled it. Other
+/// outbound clients (webhooks) install it too; [`refusal_in`] reads its reason back.
+pub struct GuardedResolver {
     policy: FetchPolicy,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: FetchPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+/// The guard's reason, when it is what failed `error` (a refused address or redirect).
+pub fn refusal_in(error: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(refusal) = e.downcast_ref::<Refusal>() {
+            return Some(refusal.0.clone());
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// Why the guard refuses `url` before connecting (its scheme, or an IP-literal host the
+/// policy forbids), if it does.
+pub fn refusal_for(url: &Url, policy: &FetchPolicy) -> Option<String> {
+    check_url(url, policy).err().map(|why| why.to_string())
 }
 
 impl Resolve for GuardedResolver {
@@ -295,7 +318,7 @@ impl Resolve for GuardedResolver {
 
 /// The deepest cause's text: reqwest's own top-level message ("error sending request")
 /// says less than hyper's or the OS's.
-fn innermost(error: &(dyn StdError + 'static)) -> String {
+pub fn innermost(error: &(dyn StdError + 'static)) -> String {
     let mut last = error;
     while let Some(next) = last.source() {
         last = next;

@@ -60,6 +60,13 @@ impl Inbox {
     }
 }
 
+/// The settings an inbox update replaces, by kind.
+#[derive(Debug, Clone, Copy)]
+pub enum InboxSettings<'a> {
+    Widget(&'a WidgetSettings),
+    Email(&'a EmailSettings),
+}
+
 pub struct NewInbox {
     pub org_id: OrgId,
     pub kind: InboxKind,
@@ -560,22 +567,38 @@ impl Store {
         )
     }
 
+    /// Renames an inbox and replaces its settings (a web inbox's widget, an email
+    /// inbox's mailbox and AI switch); settings of the other kind are refused as NotFound.
     pub async fn update_inbox(
         &self,
         org: OrgId,
         id: InboxId,
         name: &str,
-        settings: &WidgetSettings,
+        settings: InboxSettings<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let (sql, kind, value) = match settings {
+            InboxSettings::Widget(widget) => (
+                "UPDATE inboxes SET name = $3, settings = $4, updated_at = $5 WHERE org_id = $1 AND id = $2 AND kind <> $6",
+                InboxKind::Email,
+                serde_json::to_value(widget),
+            ),
+            InboxSettings::Email(email) => (
+                "UPDATE inboxes SET name = $3, email_settings = $4, updated_at = $5 WHERE org_id = $1 AND id = $2 AND kind = $6",
+                InboxKind::Email,
+                serde_json::to_value(email),
+            ),
+        };
+        let value = value.map_err(|e| StoreError::Corrupt(e.to_string()))?;
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
-            let updated = sqlx::query("UPDATE inboxes SET name = $3, settings = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
+            let updated = sqlx::query(sql)
                 .bind(org)
                 .bind(id)
                 .bind(name)
-                .bind(Json(settings))
+                .bind(Json(&value))
                 .bind(now)
+                .bind(kind.as_str())
                 .execute(&mut *tx)
                 .await?;
             if updated.rows_affected() == 0 {

@@ -645,34 +645,6 @@ impl Store {
             .await)?;
         Ok(row.and_then(|(error,)| error))
     }
-
-    /// Updates an email inbox's name and settings.
-    pub async fn update_email_inbox(
-        &self,
-        org: OrgId,
-        id: InboxId,
-        name: &str,
-        settings: &kaltalk_core::chat::EmailSettings,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let updated = sqlx::query("UPDATE inboxes SET name = $3, email_settings = $4, updated_at = $5 WHERE org_id = $1 AND id = $2 AND kind = 'email'")
-                .bind(org)
-                .bind(id)
-                .bind(name)
-                .bind(Json(settings))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            if updated.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            append_event!(tx, NewEvent::new(Some(org), crate::chat::INBOX_UPDATED, id.as_uuid(), json!({})), now)?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
 }
 
 /// `support+tag@example.com` → `support@example.com`, lower-cased.

@@ -14,7 +14,7 @@ use kaltalk_core::chat::{
     WidgetSettings,
 };
 use kaltalk_core::{EmailAddress, InboxId, OrgId, Permission, ValidationError, token};
-use kaltalk_store::chat::{Inbox, NewInbox};
+use kaltalk_store::chat::{Inbox, InboxSettings, NewInbox};
 use kaltalk_store::{Store, StoreError};
 use serde::Deserialize;
 
@@ -551,7 +551,13 @@ async fn update(
         };
         state
             .store
-            .update_email_inbox(session.org_id(), id, name, &settings, state.now())
+            .update_inbox(
+                session.org_id(),
+                id,
+                name,
+                InboxSettings::Email(&settings),
+                state.now(),
+            )
             .await?;
         return Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")));
     }
@@ -564,7 +570,13 @@ async fn update(
     };
     state
         .store
-        .update_inbox(session.org_id(), id, name, &settings, state.now())
+        .update_inbox(
+            session.org_id(),
+            id,
+            name,
+            InboxSettings::Widget(&settings),
+            state.now(),
+        )
         .await?;
     Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")))
 }

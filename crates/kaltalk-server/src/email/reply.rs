@@ -39,7 +39,7 @@ pub async fn send(state: &AppState, job: &Job) -> anyhow::Result<()> {
         Ok(()) => DeliveryOutcome::Sent,
         // Without a relay no retry can succeed: say so at once.
         Err(MailerError::NoRelay) => DeliveryOutcome::GaveUp(
-            "not sent: no SMTP relay is configured (smtp.url / KALTALK_SMTP__URL)".into(),
+            "no SMTP relay is configured (smtp.url / KALTALK_SMTP__URL)".into(),
         ),
         Err(err) if job.attempts >= job.max_attempts => DeliveryOutcome::GaveUp(err.to_string()),
         Err(err) => DeliveryOutcome::Retrying(err.to_string()),

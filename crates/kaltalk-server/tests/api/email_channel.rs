@@ -934,7 +934,13 @@ async fn an_imap_mailbox_is_polled_and_a_restart_imports_nothing_twice() {
     }
     app.state
         .store
-        .update_email_inbox(org, inbox.id, "Support", &settings_now, app.clock_now())
+        .update_inbox(
+            org,
+            inbox.id,
+            "Support",
+            kaltalk_store::chat::InboxSettings::Email(&settings_now),
+            app.clock_now(),
+        )
         .await
         .expect("update");
     let failed = kaltalk_server::email::imap::poll_all_once(&app.state, &tls).await;

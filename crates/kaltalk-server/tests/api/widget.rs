@@ -7,7 +7,7 @@ use kaltalk_core::chat::IdentityMode;
 use kaltalk_core::{ManualClock, OrgId};
 use kaltalk_server::testing::country_mmdb;
 use kaltalk_server::{Config, Kaltalk};
-use kaltalk_store::chat::Inbox;
+use kaltalk_store::chat::{Inbox, InboxSettings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -212,7 +212,13 @@ async fn identity_verification_refuses_wrong_hashes_and_anonymous_chats_when_req
     settings.identity = IdentityMode::Required;
     app.state
         .store
-        .update_inbox(org, inbox.id, "Website", &settings, app.clock_now())
+        .update_inbox(
+            org,
+            inbox.id,
+            "Website",
+            InboxSettings::Widget(&settings),
+            app.clock_now(),
+        )
         .await
         .expect("update");
     let mut visitor = Visitor::new(&app, &inbox);
@@ -280,7 +286,13 @@ async fn prechat_fields_are_required_when_configured() {
     settings.prechat_email = true;
     app.state
         .store
-        .update_inbox(org, inbox.id, "Website", &settings, app.clock_now())
+        .update_inbox(
+            org,
+            inbox.id,
+            "Website",
+            InboxSettings::Widget(&settings),
+            app.clock_now(),
+        )
         .await
         .expect("update");
     let visitor = Visitor::new(&app, &inbox);
