@@ -102,6 +102,20 @@ async fn create_email_inbox(owner: &Browser, address: &str) -> reqwest::Response
         .await
 }
 
+/// Olivia's organization with its support inbox on `app`; also where its SMTP listener is.
+async fn with_support_inbox(app: TestApp) -> (TestApp, Browser, OrgId, SocketAddr) {
+    let smtp = app.smtp.expect("SMTP listener on");
+    let owner = app
+        .sign_up("Olivia Owner", "olivia@acme.test", "Acme")
+        .await;
+    let org = owner.org_id().await;
+    assert_eq!(
+        create_email_inbox(&owner, SUPPORT).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    (app, owner, org, smtp)
+}
+
 async fn conversations(app: &TestApp, org: OrgId) -> Vec<ConversationSummary> {
     app.state
         .store
@@ -152,15 +166,7 @@ fn ada() -> Address {
 #[tokio::test]
 async fn the_listener_commits_a_message_before_it_answers_and_refuses_unknown_recipients() {
     let app = spawn_app().await;
-    let smtp = app.smtp.expect("SMTP listener on");
-    let owner = app
-        .sign_up("Olivia Owner", "olivia@acme.test", "Acme")
-        .await;
-    let org = owner.org_id().await;
-    assert_eq!(
-        create_email_inbox(&owner, SUPPORT).await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let (app, owner, org, smtp) = with_support_inbox(app).await;
 
     let raw = reply_fixture(
         ClientStyle::Gmail,
@@ -316,15 +322,7 @@ async fn a_ten_message_thread_in_three_mail_clients_stays_one_conversation_and_n
         config.smtp.url = Some(kaltalk_server::config::Secret::new(relay_url));
     })
     .await;
-    let smtp = app.smtp.expect("SMTP listener on");
-    let owner = app
-        .sign_up("Olivia Owner", "olivia@acme.test", "Acme")
-        .await;
-    let org = owner.org_id().await;
-    assert_eq!(
-        create_email_inbox(&owner, SUPPORT).await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let (app, owner, org, smtp) = with_support_inbox(app).await;
 
     let styles = [
         ClientStyle::Gmail,
@@ -498,15 +496,7 @@ async fn malformed_mime_an_unknown_charset_and_an_oversized_attachment_each_give
         config.inbound_email.max_attachment_bytes = 2048;
     })
     .await;
-    let smtp = app.smtp.expect("SMTP listener on");
-    let owner = app
-        .sign_up("Olivia Owner", "olivia@acme.test", "Acme")
-        .await;
-    let org = owner.org_id().await;
-    assert_eq!(
-        create_email_inbox(&owner, SUPPORT).await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let (app, owner, org, smtp) = with_support_inbox(app).await;
 
     let malformed = "From: ada@customer.test\r\nTo: support@acme.test\r\nSubject: broken\r\n\
         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"never-closed\"\r\n\r\n\
@@ -582,15 +572,7 @@ async fn a_failed_send_is_shown_on_the_message_and_retried_until_it_goes() {
         config.smtp.url = Some(kaltalk_server::config::Secret::new(relay_url));
     })
     .await;
-    let smtp = app.smtp.expect("SMTP listener on");
-    let owner = app
-        .sign_up("Olivia Owner", "olivia@acme.test", "Acme")
-        .await;
-    let org = owner.org_id().await;
-    assert_eq!(
-        create_email_inbox(&owner, SUPPORT).await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let (app, owner, org, smtp) = with_support_inbox(app).await;
     let raw = reply_fixture(
         ClientStyle::Gmail,
         &ada(),
@@ -772,15 +754,7 @@ async fn with_a_certificate_the_listener_offers_starttls_and_takes_mail_over_it(
         config.inbound_email.require_tls = true;
     })
     .await;
-    let smtp = app.smtp.expect("SMTP listener on");
-    let owner = app
-        .sign_up("Olivia Owner", "olivia@acme.test", "Acme")
-        .await;
-    let org = owner.org_id().await;
-    assert_eq!(
-        create_email_inbox(&owner, SUPPORT).await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let (app, _owner, org, smtp) = with_support_inbox(app).await;
     let raw = reply_fixture(
         ClientStyle::Apple,
         &ada(),
