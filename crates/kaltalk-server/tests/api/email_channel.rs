@@ -735,6 +735,31 @@ async fn email_inboxes_are_created_and_validated_in_the_dashboard_with_ai_off_un
         handling_of(&app, org, "two@customer.test").await,
         Handling::Bot
     );
+    // The bot's turn (it has no knowledge here, so it hands over) answers by email too:
+    // its message is queued for the relay, and without one it says it was not sent.
+    app.run_jobs().await;
+    let conversation = conversations(&app, org)
+        .await
+        .into_iter()
+        .find(|c| c.contact_email.as_deref() == Some("two@customer.test"))
+        .expect("conversation")
+        .conversation
+        .id;
+    let bot = messages(&app, org, conversation)
+        .await
+        .into_iter()
+        .find(|m| m.sender_kind.as_str() == "bot" && m.kind == MessageKind::Text)
+        .expect("the bot answered");
+    assert_eq!(
+        bot.email_fact("delivery"),
+        Some("failed"),
+        "{:?}",
+        bot.metadata
+    );
+    assert!(
+        bot.email_fact("error")
+            .is_some_and(|e| e.contains("no SMTP relay"))
+    );
 }
 
 #[tokio::test]
