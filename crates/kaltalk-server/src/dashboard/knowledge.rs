@@ -19,6 +19,7 @@ use super::{NoFields, NoticeQuery, see_other};
 use crate::attachments::clean_filename;
 use crate::auth::{AgentSession, SessionForm, SessionUpload, UploadCap};
 use crate::error::AppError;
+use crate::knowledge::sources;
 use crate::state::AppState;
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
@@ -141,28 +142,20 @@ async fn add_text(
     SessionForm { session, form }: SessionForm<TextForm>,
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
-    let mut errors = FieldErrors::default();
-    let title = form.title.trim();
-    if title.is_empty() || title.chars().count() > 200 {
-        errors.add(ValidationError::new(
-            "title",
-            "Give it a title (1 to 200 characters).",
-        ));
-    }
-    let body = form.body.trim();
-    if body.is_empty() || body.len() > 200_000 {
-        errors.add(ValidationError::new(
-            "body",
-            "Write the text (at most 200 KB).",
-        ));
-    }
-    if !errors.is_empty() {
-        let mut page = page(&state, &session).await?;
-        page.title = form.title;
-        page.body = form.body;
-        page.errors = errors;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-    }
+    let (title, body) = match sources::text_source(&form.title, &form.body, "body") {
+        Ok(valid) => valid,
+        Err(found) => {
+            let mut errors = FieldErrors::default();
+            for error in found {
+                errors.add(error);
+            }
+            let mut page = page(&state, &session).await?;
+            page.title = form.title.clone();
+            page.body = form.body.clone();
+            page.errors = errors;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
     state
         .store
         .add_text_source(session.org_id(), title, body, state.now())
@@ -188,15 +181,7 @@ async fn add_web(
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
     let mut errors = FieldErrors::default();
-    let url = url::Url::parse(form.url.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-    if url.is_none() {
-        errors.add(ValidationError::new(
-            "url",
-            "Enter a web address starting with https://",
-        ));
-    }
+    let url = errors.take(sources::web_url(&form.url));
     let interval = errors.take(sync_interval(&form.sync_every));
     let (Some(url), Some(interval)) = (url, interval) else {
         let mut page = page(&state, &session).await?;
@@ -206,10 +191,7 @@ async fn add_web(
         page.sync_options = sync_options(&form.sync_every);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
-    let title = match form.title.trim() {
-        "" => url.host_str().unwrap_or("Website").to_owned(),
-        title => title.chars().take(200).collect(),
-    };
+    let title = sources::web_title(&form.title, &url);
     let kind = if super::ticked(&form.whole_site) {
         "site"
     } else {
@@ -492,14 +474,6 @@ async fn delete(
     SessionForm { session, .. }: SessionForm<NoFields>,
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
-    let blob_key = state
-        .store
-        .delete_source(session.org_id(), id, state.now())
-        .await?;
-    // After the row is gone, so a failure here leaves an orphan file, never a source
-    // whose file is missing.
-    if let Some(key) = blob_key {
-        state.blobs.delete(&key).await;
-    }
+    sources::delete_source(&state, session.org_id(), id).await?;
     Ok(see_other("/settings/knowledge?notice=deleted"))
 }
