@@ -10,7 +10,7 @@ mod knowledge;
 mod pagination;
 mod webhooks;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -132,13 +132,19 @@ struct TeamMember {
 #[derive(Serialize)]
 struct Team {
     data: Vec<TeamMember>,
+    next_cursor: Option<String>,
 }
 
+/// Newest member first.
 async fn team(
     State(state): State<AppState>,
     principal: ApiPrincipal,
+    Query(query): Query<pagination::PageQuery>,
 ) -> Result<Json<Team>, AppError> {
+    let page = query.page()?;
     let members = state.store.list_members(principal.org_id()).await?;
+    let (members, next_cursor) =
+        pagination::newest_first(members, page, |m| (m.joined_at, m.user_id.as_uuid()));
     let data = members
         .into_iter()
         .map(|m| TeamMember {
@@ -149,5 +155,5 @@ async fn team(
             joined_at: m.joined_at,
         })
         .collect();
-    Ok(Json(Team { data }))
+    Ok(Json(Team { data, next_cursor }))
 }

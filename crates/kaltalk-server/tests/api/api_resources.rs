@@ -241,6 +241,7 @@ async fn every_resource_endpoint_checks_the_key_the_organization_and_the_input()
             Some(json!({ "kind": "api", "name": "X" })),
         ),
         (Method::GET, "/knowledge/sources", None),
+        (Method::GET, "/team", None),
         (
             Method::POST,
             "/knowledge/sources",
@@ -308,6 +309,7 @@ async fn every_resource_endpoint_checks_the_key_the_organization_and_the_input()
     let far = (app.clock_now() + Duration::days(2)).to_rfc3339();
     let past = (app.clock_now() - Duration::days(2)).to_rfc3339();
     let invalid: Vec<(Method, &str, Value, &str)> = vec![
+        (Method::GET, "/team?limit=0", Value::Null, "limit"),
         (Method::GET, "/contacts?limit=0", Value::Null, "limit"),
         (Method::GET, "/contacts?limit=101", Value::Null, "limit"),
         (
