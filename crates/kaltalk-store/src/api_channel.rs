@@ -10,8 +10,8 @@ use sqlx::types::Json;
 
 use crate::chat::{
     AI_TURN_JOB, CONTACT_COLUMNS, CONTACT_CREATED, CONVERSATION_CREATED, Contact, ContactFields,
-    Conversation, Inbox, Message, MessageDraft, Written, fetch_conversation, insert_message,
-    reopen_conversation,
+    Conversation, Inbox, Message, MessageDraft, NewAttachment, Written, fetch_conversation,
+    insert_message, reopen_conversation,
 };
 use crate::events::{NewEvent, append_event};
 use crate::{Store, StoreError, on_db};
@@ -162,6 +162,7 @@ impl Store {
         org: OrgId,
         conversation: ConversationId,
         text: &str,
+        attachments: &[NewAttachment],
         now: DateTime<Utc>,
     ) -> Result<Written<Message>, StoreError> {
         let _turn = self.write_turn().await;
@@ -178,7 +179,7 @@ impl Store {
                 kind: MessageKind::Text,
                 text,
                 client_id: None,
-                attachments: &[],
+                attachments,
                 metadata: None,
             };
             let (message, event) = insert_message!(tx, org, conversation, draft, now);

@@ -3,8 +3,8 @@
 //! the customer's own message.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::body::{object, refuse_unknown, required_text};
 use super::pagination::{self, PageQuery};
 use super::{acting_agent, require};
+use crate::attachments::{Refused, Upload};
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -30,7 +31,12 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}", get(show).patch(update))
         .route(
             "/conversations/{id}/messages",
-            get(messages).post(create_message),
+            // A little over the file cap times the files allowed, for the framing.
+            get(messages)
+                .post(create_message)
+                .layer(DefaultBodyLimit::max(
+                    MAX_FILES * crate::attachments::MAX_BYTES + 64 * 1024,
+                )),
         )
 }
 
@@ -320,46 +326,130 @@ async fn messages(
     })))
 }
 
+/// Files on one message at most.
+const MAX_FILES: usize = 5;
+
+/// Who a new message is from.
+enum Author {
+    /// A reply or a private note.
+    Team(MessageKind),
+    /// The customer, on an api inbox.
+    Customer,
+}
+
+/// A new message as asked for, before anything is stored.
+struct NewMessage {
+    text: String,
+    kind: String,
+    files: Vec<Upload>,
+}
+
+/// A JSON body: `{"text", "kind"}`.
+fn json_message(body: &Bytes) -> Result<NewMessage, AppError> {
+    let map = object(body)?;
+    refuse_unknown(&map, &["text", "kind"])?;
+    let text = required_text(&map, "text", MAX_MESSAGE_CHARS)?;
+    let kind = match map.get("kind") {
+        None | Some(Value::Null) => "reply".to_owned(),
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => return Err(AppError::invalid("kind", "Must be a string.")),
+    };
+    Ok(NewMessage {
+        text,
+        kind,
+        files: Vec::new(),
+    })
+}
+
+/// A multipart body: `text` (may be empty with a file), `kind`, and up to five `file`s
+/// (images or PDF, as in the widget).
+async fn multipart_message(mut multipart: Multipart) -> Result<NewMessage, AppError> {
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        AppError::invalid(
+            "file",
+            format!("The upload could not be read: {}", e.body_text()),
+        )
+    };
+    let mut message = NewMessage {
+        text: String::new(),
+        kind: "reply".to_owned(),
+        files: Vec::new(),
+    };
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                if message.files.len() == MAX_FILES {
+                    return Err(AppError::invalid("file", "At most 5 files per message."));
+                }
+                let filename = field.file_name().unwrap_or("file").to_owned();
+                let bytes = field.bytes().await.map_err(unreadable)?;
+                let upload = Upload::accept(&filename, bytes.to_vec()).map_err(|refused| {
+                    AppError::invalid(
+                        "file",
+                        match refused {
+                            Refused::TooLarge => "A file can be at most 10 MB.",
+                            Refused::UnsupportedType => {
+                                "Send an image (PNG, JPEG, GIF, WebP) or a PDF."
+                            }
+                            Refused::Empty => "The file is empty.",
+                        },
+                    )
+                })?;
+                message.files.push(upload);
+            }
+            "text" => message.text = field.text().await.map_err(unreadable)?.trim().to_owned(),
+            "kind" => message.kind = field.text().await.map_err(unreadable)?,
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "Unknown field {other:?}: expected text, kind, file."
+                )));
+            }
+        }
+    }
+    if message.text.is_empty() && message.files.is_empty() {
+        return Err(AppError::invalid(
+            "text",
+            "Write a message or attach a file.",
+        ));
+    }
+    if message.text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(AppError::invalid("text", "At most 10000 characters."));
+    }
+    Ok(message)
+}
+
 /// `reply` (sent to the customer) or `note` (the team only) by the team; `incoming` is the
-/// customer's message, on api inboxes only.
+/// customer's message, on api inboxes only. JSON, or multipart with files.
 async fn create_message(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
-    body: Bytes,
+    request: Request,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     require(&principal, Permission::UseInbox)?;
     let org = principal.org_id();
     let id = conversation_id(&id)?;
     let conversation = state.store.get_conversation(org, id).await?;
-    let map = object(&body)?;
-    refuse_unknown(&map, &["text", "kind"])?;
-    let text = required_text(&map, "text", MAX_MESSAGE_CHARS)?;
-    let kind = match map.get("kind") {
-        None | Some(Value::Null) => "reply",
-        Some(Value::String(kind)) => kind.as_str(),
-        Some(_) => return Err(AppError::invalid("kind", "Must be a string.")),
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let message = if is_multipart {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        multipart_message(multipart).await?
+    } else {
+        let body = Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        json_message(&body)?
     };
-    let written = match kind {
-        "reply" | "note" => {
-            let agent = acting_agent(&state, &principal).await?;
-            let kind = if kind == "note" {
-                MessageKind::Note
-            } else {
-                MessageKind::Text
-            };
-            let write = AgentWrite {
-                agent,
-                kind,
-                text: &text,
-                client_id: None,
-                attachments: &[],
-            };
-            state
-                .store
-                .agent_writes(org, id, write, state.now())
-                .await?
-        }
+    let author = match message.kind.as_str() {
+        "reply" => Author::Team(MessageKind::Text),
+        "note" => Author::Team(MessageKind::Note),
         "incoming" => {
             let inbox = state.store.get_inbox(org, conversation.inbox_id).await?;
             if inbox.kind != InboxKind::Api {
@@ -368,16 +458,47 @@ async fn create_message(
                     "Customer messages can be added only in api inboxes; the customer writes through the widget or by email here.",
                 ));
             }
+            Author::Customer
+        }
+        _ => return Err(AppError::invalid("kind", "One of reply, note or incoming.")),
+    };
+    let team = match author {
+        Author::Team(kind) => Some((acting_agent(&state, &principal).await?, kind)),
+        Author::Customer => None,
+    };
+    let mut attachments = Vec::new();
+    for file in &message.files {
+        attachments.push(crate::attachments::store(&state, org, file).await?);
+    }
+    let written = match team {
+        Some((agent, kind)) => {
+            let write = AgentWrite {
+                agent,
+                kind,
+                text: &message.text,
+                client_id: None,
+                attachments: &attachments,
+            };
+            state.store.agent_writes(org, id, write, state.now()).await
+        }
+        None => {
             state
                 .store
-                .api_customer_writes(org, id, &text, state.now())
-                .await?
-        }
-        _ => {
-            return Err(AppError::invalid("kind", "One of reply, note or incoming."));
+                .api_customer_writes(org, id, &message.text, &attachments, state.now())
+                .await
         }
     };
-    let message = written.value.to_json();
+    let written = match written {
+        Ok(written) => written,
+        Err(err) => {
+            // Nothing refers to the files: do not keep them.
+            for attachment in &attachments {
+                state.blobs.delete(&attachment.storage_key).await;
+            }
+            return Err(err.into());
+        }
+    };
+    let value = written.value.to_json();
     state.hub.publish_events(written.events);
-    Ok((StatusCode::CREATED, Json(message)))
+    Ok((StatusCode::CREATED, Json(value)))
 }

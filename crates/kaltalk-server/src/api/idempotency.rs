@@ -21,8 +21,8 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 /// Longest key accepted (Stripe's limit; UUIDs fit easily).
 const MAX_KEY_LEN: usize = 255;
-/// Bodies kept or hashed at most; the API's JSON bodies are far smaller.
-const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Bodies hashed or kept at most: a message with its five files of 10 MB.
+const MAX_BODY_BYTES: usize = 5 * crate::attachments::MAX_BYTES + 64 * 1024;
 
 /// A problem document with its own stable code, for the answers only this layer gives.
 fn problem(status: StatusCode, code: &'static str, detail: &str) -> Response {

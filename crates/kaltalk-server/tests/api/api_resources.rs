@@ -1396,3 +1396,112 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     assert_eq!(later.status(), StatusCode::CREATED);
     assert!(later.headers().get("idempotent-replayed").is_none());
 }
+
+/// The smallest PNG header the type check recognises, and some pixels' worth of bytes.
+fn png() -> Vec<u8> {
+    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    bytes.extend_from_slice(b"not really pixels");
+    bytes
+}
+
+async fn post_multipart(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    form: reqwest::multipart::Form,
+    idempotency_key: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .api()
+        .post(app.url(&format!("/api/v1{path}")))
+        .bearer_auth(key)
+        .multipart(form);
+    if let Some(idempotency_key) = idempotency_key {
+        request = request.header("idempotency-key", idempotency_key);
+    }
+    request.send().await.expect("request")
+}
+
+fn file_part(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned())
+}
+
+#[tokio::test]
+async fn messages_carry_files_sent_as_multipart() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Ada", "ada@acme.test", "Acme").await;
+    let key = create_key(&app, &owner, "Acme").await;
+    let inbox = create_api_inbox(&app, &key).await;
+    let started = start(&app, &key, &inbox, json!({ "name": "Cy" }), "My screen").await;
+    let path = format!(
+        "/conversations/{}/messages",
+        id_of(&started["conversation"])
+    );
+
+    // The customer sends a screenshot without text; the team answers with text and a file.
+    let form = reqwest::multipart::Form::new()
+        .text("kind", "incoming")
+        .part("file", file_part(png(), "../screen shot.png"));
+    let sent = post_multipart(&app, &path, &key, form, None).await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let sent: Value = sent.json().await.expect("json");
+    assert_eq!(sent["sender"], "contact");
+    assert_eq!(sent["attachments"][0]["filename"], "screen shot.png");
+    assert_eq!(sent["attachments"][0]["content_type"], "image/png");
+    let url = sent["attachments"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let served = app.api().get(app.url(&url)).send().await.expect("file");
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.bytes().await.expect("bytes").to_vec(), png());
+
+    let form = reqwest::multipart::Form::new()
+        .text("text", "Here is the fix")
+        .part("file", file_part(png(), "fix.png"))
+        .part("file", file_part(b"%PDF-1.4 tiny".to_vec(), "steps.pdf"));
+    let reply = post_multipart(&app, &path, &key, form, Some("files-1")).await;
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let reply: Value = reply.json().await.expect("json");
+    assert_eq!(reply["sender"], "agent");
+    assert_eq!(reply["attachments"].as_array().map(Vec::len), Some(2));
+    let listed = expect(&app, Method::GET, &path, &key, None, StatusCode::OK).await;
+    assert_eq!(
+        listed["data"][2]["attachments"][1]["content_type"],
+        "application/pdf"
+    );
+
+    // Refused: a file of another type, nothing at all, an unknown kind.
+    let cases = [
+        (
+            reqwest::multipart::Form::new().part(
+                "file",
+                file_part(b"<svg onload=alert(1)>".to_vec(), "x.svg"),
+            ),
+            "file",
+        ),
+        (reqwest::multipart::Form::new().text("kind", "note"), "text"),
+        (
+            reqwest::multipart::Form::new()
+                .text("text", "x")
+                .text("kind", "shout"),
+            "kind",
+        ),
+    ];
+    for (form, field) in cases {
+        let refused = post_multipart(&app, &path, &key, form, None).await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}"
+        );
+        let problem: Value = refused.json().await.expect("json");
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+    let listed = expect(&app, Method::GET, &path, &key, None, StatusCode::OK).await;
+    assert_eq!(
+        listed["data"].as_array().map(Vec::len),
+        Some(3),
+        "nothing refused was written"
+    );
+}
