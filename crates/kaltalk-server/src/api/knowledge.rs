@@ -1,12 +1,12 @@
 //! Knowledge sources over the API: list with their state, add text or a web page or site,
 //! re-sync, delete. Validation and deletion are the dashboard's (`knowledge::sources`).
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kaltalk_core::Permission;
+use kaltalk_ai::extract::ExtractError;
+use kaltalk_core::{OrgId, Permission};
 use kaltalk_store::knowledge::{Source, SyncInterval};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -14,14 +14,22 @@ use uuid::Uuid;
 use super::body::{object, refuse_unknown};
 use super::pagination::{self, PageQuery};
 use super::require;
+use crate::attachments::clean_filename;
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::knowledge::sources;
 use crate::state::AppState;
 
+/// A JSON source body at most (the text of a text source is capped at 200 KB).
+const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/knowledge/sources", get(list).post(create))
+        .route(
+            "/knowledge/sources",
+            // A file is read up to the configured cap by the handler itself.
+            get(list).post(create).layer(DefaultBodyLimit::disable()),
+        )
         .route("/knowledge/sources/{id}", get(show).delete(delete))
         .route("/knowledge/sources/{id}/resync", post(resync))
 }
@@ -84,15 +92,95 @@ async fn show(
     Ok(Json(source_json(&source)))
 }
 
+/// A file as multipart (`file`, optional `title`, optional `kind` = `file`); the file
+/// is read up to the configured cap, checked as the dashboard checks it, and stored.
+async fn create_file(
+    state: &AppState,
+    org: OrgId,
+    mut multipart: Multipart,
+) -> Result<Uuid, AppError> {
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        AppError::invalid(
+            "file",
+            format!("The upload could not be read: {}", e.body_text()),
+        )
+    };
+    let cap = state.config.knowledge.max_file_bytes;
+    let mut title = String::new();
+    let mut file = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(unreadable)? {
+        match field.name().unwrap_or_default() {
+            "file" => {
+                let name = clean_filename(field.file_name().unwrap_or("file"));
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() as u64 > cap {
+                        return Err(AppError::invalid(
+                            "file",
+                            format!(
+                                "{}: split it, or ask your administrator to raise knowledge.max_file_bytes.",
+                                ExtractError::TooLarge { limit: cap }
+                            ),
+                        ));
+                    }
+                }
+                file = Some((name, bytes));
+            }
+            "title" => title = field.text().await.map_err(unreadable)?,
+            "kind" => {
+                if field.text().await.map_err(unreadable)? != "file" {
+                    return Err(AppError::invalid(
+                        "kind",
+                        "A multipart upload adds a file; send text, url and site sources as JSON.",
+                    ));
+                }
+            }
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "Unknown field {other:?}: expected file, title, kind."
+                )));
+            }
+        }
+    }
+    let (file_name, bytes) =
+        file.ok_or_else(|| AppError::invalid("file", "Attach the file to add."))?;
+    if bytes.is_empty() {
+        return Err(AppError::invalid("file", "The file is empty."));
+    }
+    sources::check_file_type(&bytes, &file_name).map_err(|why| AppError::invalid("file", why))?;
+    sources::add_file_source(state, org, &title, &file_name, &bytes).await
+}
+
 /// `{"kind": "text", "title", "text"}`, or `{"kind": "url" | "site", "url", "title"?,
-/// "sync_every"?: "daily" | "weekly"}`. Indexing is queued; the answer is the source.
+/// "sync_every"?: "daily" | "weekly"}`, or a file as multipart. Indexing is queued; the
+/// answer is the source.
 async fn create(
     State(state): State<AppState>,
     principal: ApiPrincipal,
-    body: Bytes,
+    request: Request,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     require(&principal, Permission::ManageInboxes)?;
     let org = principal.org_id();
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if is_multipart {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        let id = create_file(&state, org, multipart).await?;
+        let source = state.store.get_source(org, id).await?;
+        return Ok((StatusCode::CREATED, Json(source_json(&source))));
+    }
+    // JSON bodies are small: the usual limit, since this route lifts it for files.
+    let body = axum::body::to_bytes(request.into_body(), JSON_BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            AppError::BadRequest("The body is too large (at most 1 MB of JSON).".into())
+        })?;
     let map = object(&body)?;
     let kind = string_field(&map, "kind")?;
     let id = match kind {
@@ -128,7 +216,7 @@ async fn create(
         _ => {
             return Err(AppError::invalid(
                 "kind",
-                "One of text, url or site (upload files in the dashboard).",
+                "One of text, url or site (send a file as multipart/form-data).",
             ));
         }
     };

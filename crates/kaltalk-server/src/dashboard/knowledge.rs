@@ -1,8 +1,6 @@
 //! The knowledge base: what the AI agent may answer from, and the state of each source:
 //! texts, web pages and sites (re-synced on a schedule if asked), and uploaded files.
 
-use std::path::Path;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -10,9 +8,9 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use kaltalk_ai::extract::{ExtractError, FileKind, Size, sniff};
+use kaltalk_ai::extract::{ExtractError, Size};
 use kaltalk_core::{Permission, ValidationError};
-use kaltalk_store::knowledge::{NewFileSource, Source, SyncInterval};
+use kaltalk_store::knowledge::{Source, SyncInterval};
 use serde::Deserialize;
 
 use super::{NoFields, NoticeQuery, see_other};
@@ -226,53 +224,6 @@ struct FileForm {
     title: String,
 }
 
-/// What each kind of file may be named; the content decides the kind.
-fn extensions(kind: FileKind) -> &'static [&'static str] {
-    match kind {
-        FileKind::Pdf => &["pdf"],
-        FileKind::Docx => &["docx"],
-        FileKind::Html => &["html", "htm"],
-        FileKind::Markdown => &["md", "markdown"],
-        FileKind::Text => &["txt", "text"],
-    }
-}
-
-/// Whether an upload is a kind of file the knowledge base reads: its content must be one
-/// (sniffed), and its name, if it has an extension, must agree, so that a misnamed or
-/// unexpected file (a spreadsheet, a ZIP of something else) is refused now rather than
-/// failing later.
-fn check_file_type(bytes: &[u8], file_name: &str) -> Result<FileKind, String> {
-    let kind = sniff(bytes, file_name).map_err(|e| e.to_string())?;
-    let extension = Path::new(file_name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let Some(extension) = extension else {
-        return Ok(kind);
-    };
-    if extensions(kind).contains(&extension.as_str()) {
-        return Ok(kind);
-    }
-    let known = [
-        FileKind::Pdf,
-        FileKind::Docx,
-        FileKind::Html,
-        FileKind::Markdown,
-        FileKind::Text,
-    ]
-    .iter()
-    .any(|k| extensions(*k).contains(&extension.as_str()));
-    Err(if known {
-        format!(
-            "The file is named .{extension} but its content is a {kind}; it may be damaged or misnamed."
-        )
-    } else {
-        format!(
-            "Only PDF, DOCX, Markdown, HTML and plain-text files can be added (.pdf, .docx, .md, .html, .txt), not .{extension}."
-        )
-    })
-}
-
 /// An uploaded file: checked (size, type), stored, and queued to be read into chunks.
 async fn add_file(
     State(state): State<AppState>,
@@ -308,7 +259,7 @@ async fn add_file(
             )),
             Some(bytes) => {
                 let name = clean_filename(&file.file_name);
-                check_file_type(&bytes, &name)
+                sources::check_file_type(&bytes, &name)
                     .map(|_| (name, bytes))
                     .map_err(|why| (StatusCode::UNPROCESSABLE_ENTITY, why))
             }
@@ -323,25 +274,7 @@ async fn add_file(
             return Ok((status, page).into_response());
         }
     };
-    let org = session.org_id();
-    let blob_key = format!("knowledge/{org}/{}", uuid::Uuid::now_v7());
-    state.blobs.put(&blob_key, &bytes).await.map_err(|e| {
-        AppError::Internal(anyhow::Error::new(e).context("storing a knowledge file"))
-    })?;
-    let title: String = match form.title.trim() {
-        "" => file_name.clone(),
-        title => title.chars().take(200).collect(),
-    };
-    let source = NewFileSource {
-        title: &title,
-        file_name: &file_name,
-        blob_key: &blob_key,
-    };
-    if let Err(err) = state.store.add_file_source(org, &source, state.now()).await {
-        // Nothing refers to the bytes: do not keep them.
-        state.blobs.delete(&blob_key).await;
-        return Err(err.into());
-    }
+    sources::add_file_source(&state, session.org_id(), &form.title, &file_name, &bytes).await?;
     Ok(see_other("/settings/knowledge?notice=added"))
 }
 

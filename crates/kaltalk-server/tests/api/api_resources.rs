@@ -1137,7 +1137,7 @@ async fn contacts_are_created_searched_updated_merged_and_deleted() {
 
 #[tokio::test]
 async fn knowledge_sources_are_added_listed_with_state_resynced_and_deleted() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_app_with(|config| config.knowledge.max_file_bytes = 4096).await;
     let owner = app.sign_up("Ada", "ada@acme.test", "Acme").await;
     let key = create_key(&app, &owner, "Acme").await;
     let source = expect(
@@ -1212,6 +1212,64 @@ async fn knowledge_sources_are_added_listed_with_state_resynced_and_deleted() {
         StatusCode::NOT_FOUND,
     )
     .await;
+
+    // A file, as multipart: checked as the dashboard checks it, then indexed.
+    let form = reqwest::multipart::Form::new()
+        .text("title", "Shipping")
+        .part(
+            "file",
+            file_part(
+                b"# Shipping\n\nWe ship within two days.".to_vec(),
+                "shipping.md",
+            ),
+        );
+    let added = post_multipart(&app, "/knowledge/sources", &key, form, None).await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let added: Value = added.json().await.expect("json");
+    assert_eq!(
+        (
+            added["kind"].as_str(),
+            added["title"].as_str(),
+            added["file_name"].as_str()
+        ),
+        (Some("file"), Some("Shipping"), Some("shipping.md"))
+    );
+    app.run_jobs().await;
+    let shown = expect(
+        &app,
+        Method::GET,
+        &format!("/knowledge/sources/{}", id_of(&added)),
+        &key,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["state"], "ready");
+    for (bytes, name) in [
+        (png(), "photo.png"),
+        (vec![b'a'; 5000], "big.txt"),
+        (b"# Title".to_vec(), "sheet.xlsx"),
+    ] {
+        let form = reqwest::multipart::Form::new().part("file", file_part(bytes, name));
+        let refused = post_multipart(&app, "/knowledge/sources", &key, form, None).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let problem: Value = refused.json().await.expect("json");
+        assert_eq!(problem["errors"][0]["field"], "file", "{name}");
+    }
+    let list = expect(
+        &app,
+        Method::GET,
+        "/knowledge/sources",
+        &key,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        list["data"].as_array().map(Vec::len),
+        Some(2),
+        "the web source and the file; nothing refused was kept"
+    );
 }
 
 #[tokio::test]
