@@ -746,7 +746,9 @@ async fn an_api_inbox_carries_the_customers_messages_and_the_teams_replies() {
     );
 
     // The dashboard shows the api inbox and its conversation like any other.
-    let page = owner.get_html(&format!("/inbox?view=all&c={conversation}")).await;
+    let page = owner
+        .get_html(&format!("/inbox?view=all&c={conversation}"))
+        .await;
     assert!(page.contains("Where is my order?") && page.contains("Thanks!"));
     let settings = owner.get_html("/settings/inboxes").await;
     assert!(settings.contains("Mobile app"));
