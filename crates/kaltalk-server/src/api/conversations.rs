@@ -10,7 +10,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, InboxKind, MessageKind};
 use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
-use kaltalk_store::chat::{AgentWrite, AssigneeFilter, Conversation, ConversationFilter};
+use kaltalk_store::chat::{
+    AgentWrite, AssigneeFilter, Conversation, ConversationFilter, ConversationOrder,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -55,7 +57,8 @@ struct ListQuery {
     q: Option<String>,
 }
 
-/// Newest activity first; `next_cursor` continues after the last item.
+/// Newest first by creation, so a conversation that gets a message while a client pages
+/// through does not jump pages; `next_cursor` continues after the last item.
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -111,13 +114,14 @@ async fn list(
             .map(|(at, id)| (at, ConversationId::from_uuid(id))),
         // One more than asked tells whether there is a next page.
         limit: page.limit + 1,
+        order: ConversationOrder::Created,
     };
     let found = state
         .store
         .list_conversations(principal.org_id(), &filter)
         .await?;
     let (data, next_cursor) = pagination::finish(found, page, |c| {
-        (c.conversation.last_message_at, c.conversation.id.as_uuid())
+        (c.conversation.created_at, c.conversation.id.as_uuid())
     });
     Ok(Json(json!({ "data": data, "next_cursor": next_cursor })))
 }

@@ -593,11 +593,25 @@ async fn pagination_stays_stable_while_new_rows_arrive() {
     ] {
         let before = walk(&app, &key, path, 100, async || {}).await;
         assert!(before.len() >= 7, "{path}: {before:?}");
-        // New rows arrive after every page.
+        // The last conversation listed, not read until the last page.
+        let listed_last = walk(&app, &key, "/conversations", 100, async || {})
+            .await
+            .pop()
+            .expect("a conversation");
+        // New rows arrive after every page, and that conversation gets a message.
         let n = std::cell::Cell::new(0);
         let paged = walk(&app, &key, path, 3, async || {
             n.set(n.get() + 1);
             let i = n.get();
+            expect(
+                &app,
+                Method::POST,
+                &format!("/conversations/{listed_last}/messages"),
+                &key,
+                Some(json!({ "text": format!("late{i}"), "kind": "incoming" })),
+                StatusCode::CREATED,
+            )
+            .await;
             expect(
                 &app,
                 Method::POST,
@@ -638,7 +652,7 @@ async fn pagination_stays_stable_while_new_rows_arrive() {
                 Method::POST,
                 &format!("/conversations/{conversation}/messages"),
                 &key,
-                Some(json!({ "text": format!("new{i}"), "kind": "note" })),
+                Some(json!({ "text": format!("new{i}"), "kind": "incoming" })),
                 StatusCode::CREATED,
             )
             .await;
