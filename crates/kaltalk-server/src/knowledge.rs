@@ -3,6 +3,8 @@
 //! reciprocal rank), rebuilt from the store whenever the organization's knowledge
 //! version changes, so every instance answers alike.
 
+pub mod sources;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

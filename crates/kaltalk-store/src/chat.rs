@@ -296,9 +296,21 @@ pub struct ConversationFilter {
     pub assignee: AssigneeFilter,
     /// Only conversations with this label.
     pub label: Option<String>,
-    /// Only conversations whose last message is older than this (the next page).
+    /// Only conversations that sort after this one (the next page), by `order`'s time.
     pub before: Option<(DateTime<Utc>, ConversationId)>,
     pub limit: i64,
+    pub order: ConversationOrder,
+}
+
+/// How the conversation list is sorted, newest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConversationOrder {
+    /// By the last message: what the inbox shows.
+    #[default]
+    LastActivity,
+    /// By creation: a conversation never moves, so paging through is stable even while
+    /// customers write (the API's order).
+    Created,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -1019,7 +1031,7 @@ impl Store {
         )
     }
 
-    /// Conversations, most recently active first.
+    /// Conversations, newest first by `filter.order`.
     pub async fn list_conversations(
         &self,
         org: OrgId,
@@ -1033,11 +1045,15 @@ impl Store {
             AssigneeFilter::Unassigned => " AND ($4 IS NULL AND c.assignee_id IS NULL)",
             AssigneeFilter::User(_) => " AND c.assignee_id = $4",
         });
-        sql.push_str(
-            " AND ($5 IS NULL OR c.last_message_at < $5 OR (c.last_message_at = $5 AND c.id < $6))",
-        );
+        let at = match filter.order {
+            ConversationOrder::LastActivity => "c.last_message_at",
+            ConversationOrder::Created => "c.created_at",
+        };
+        sql.push_str(&format!(
+            " AND ($5 IS NULL OR {at} < $5 OR ({at} = $5 AND c.id < $6))"
+        ));
         sql.push_str(" AND ($8 IS NULL OR EXISTS (SELECT 1 FROM conversation_labels l WHERE l.conversation_id = c.id AND l.label = $8))");
-        sql.push_str(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT $7");
+        sql.push_str(&format!(" ORDER BY {at} DESC, c.id DESC LIMIT $7"));
         let assignee = match filter.assignee {
             AssigneeFilter::User(id) => Some(id),
             _ => None,

@@ -12,6 +12,8 @@ pub enum Conflict {
     ShortcutTaken,
     /// `inboxes.email_address`
     InboxAddressTaken,
+    /// `contacts (org_id, external_id)`
+    ExternalIdTaken,
     /// Any other unique constraint, by name.
     Other(String),
 }
@@ -68,6 +70,9 @@ fn unique_violation(err: &sqlx::Error) -> Option<Conflict> {
             Conflict::ShortcutTaken
         }
         "inboxes_email_address_key" | "inboxes.email_address" => Conflict::InboxAddressTaken,
+        "contacts_external_id_key" | "contacts.org_id, contacts.external_id" => {
+            Conflict::ExternalIdTaken
+        }
         _ => Conflict::Other(key),
     })
 }

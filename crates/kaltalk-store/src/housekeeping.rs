@@ -1,6 +1,6 @@
-//! Deleting what has outlived its use: expired sessions and email-link tokens, and
-//! finished jobs once they are a week old (failed, dead-lettered jobs stay for people to
-//! look at).
+//! Deleting what has outlived its use: expired sessions and email-link tokens, API
+//! idempotency keys past their 24 hours, and finished jobs once they are a week old
+//! (failed, dead-lettered jobs stay for people to look at).
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -15,6 +15,7 @@ pub struct Purged {
     pub sessions: u64,
     pub tokens: u64,
     pub jobs: u64,
+    pub idempotency_keys: u64,
 }
 
 impl Store {
@@ -34,10 +35,16 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        let idempotency_keys = on_db!(self, pool => sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
+            .bind(now - crate::idempotency::IDEMPOTENCY_WINDOW)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(Purged {
             sessions,
             tokens,
             jobs,
+            idempotency_keys,
         })
     }
 }

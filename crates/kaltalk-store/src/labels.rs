@@ -105,6 +105,45 @@ impl Store {
         })
     }
 
+    /// Replaces a conversation's labels with `labels` (already normalized), in one
+    /// transaction with one `conversation.updated` event.
+    pub async fn set_labels(
+        &self,
+        org: OrgId,
+        conversation: ConversationId,
+        labels: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Written<()>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let found: Option<(ConversationId,)> = sqlx::query_as("SELECT id FROM conversations WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(conversation)
+                .fetch_optional(&mut *tx)
+                .await?;
+            found.ok_or(StoreError::NotFound)?;
+            sqlx::query("DELETE FROM conversation_labels WHERE conversation_id = $1")
+                .bind(conversation)
+                .execute(&mut *tx)
+                .await?;
+            for label in labels {
+                sqlx::query(
+                    "INSERT INTO conversation_labels (conversation_id, org_id, label, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (conversation_id, label) DO NOTHING",
+                )
+                .bind(conversation)
+                .bind(org)
+                .bind(label)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let event = labels_event!(tx, org, conversation, now);
+            tx.commit().await?;
+            Ok(Written { value: (), events: vec![event] })
+        })
+    }
+
     pub async fn labels_of(
         &self,
         org: OrgId,

@@ -9,11 +9,14 @@
 
 mod accounts;
 pub mod ai;
+pub mod api_channel;
 pub mod chat;
+pub mod contacts;
 pub mod email;
 mod error;
 mod events;
 mod housekeeping;
+pub mod idempotency;
 mod jobs;
 pub mod knowledge;
 pub mod labels;

@@ -1,24 +1,45 @@
-//! Conversations and their messages over the API (read side for now; the API issue adds
-//! writes).
+//! Conversations and their messages over the API: list, read, update (status, assignee,
+//! labels), and new messages: a reply or private note by the team, or, on an api inbox,
+//! the customer's own message.
 
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use kaltalk_core::chat::ConversationStatus;
-use kaltalk_core::{ConversationId, InboxId, UserId};
-use kaltalk_store::chat::{AssigneeFilter, ConversationFilter};
+use kaltalk_core::chat::{ConversationStatus, InboxKind, MessageKind};
+use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
+use kaltalk_store::chat::{
+    AgentWrite, AssigneeFilter, Conversation, ConversationFilter, ConversationOrder,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::body::{object, refuse_unknown, required_text};
+use super::pagination::{self, PageQuery};
+use super::{acting_agent, require};
+use crate::attachments::{Refused, Upload};
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::state::AppState;
 
+/// The longest message the API accepts, as in the dashboard's composer.
+const MAX_MESSAGE_CHARS: usize = 10_000;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/conversations", get(list))
-        .route("/conversations/{id}/messages", get(messages))
+        .route("/conversations/{id}", get(show).patch(update))
+        .route(
+            "/conversations/{id}/messages",
+            // A little over the file cap times the files allowed, for the framing.
+            get(messages)
+                .post(create_message)
+                .layer(DefaultBodyLimit::max(
+                    MAX_FILES * crate::attachments::MAX_BYTES + 64 * 1024,
+                )),
+        )
 }
 
 #[derive(Deserialize, Default)]
@@ -28,7 +49,7 @@ struct ListQuery {
     inbox_id: Option<String>,
     /// A user id, or `unassigned`.
     assignee_id: Option<String>,
-    limit: Option<i64>,
+    limit: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     label: Option<String>,
@@ -36,24 +57,14 @@ struct ListQuery {
     q: Option<String>,
 }
 
-fn cursor_of(at: DateTime<Utc>, id: ConversationId) -> String {
-    format!("{}_{}", at.timestamp_micros(), id)
-}
-
-fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, ConversationId)> {
-    let (micros, id) = cursor.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        id.parse().ok()?,
-    ))
-}
-
-/// Newest activity first; `next_cursor` continues after the last item.
+/// Newest first by creation, so a conversation that gets a message while a client pages
+/// through does not jump pages; `next_cursor` continues after the last item.
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
+    require(&principal, Permission::UseInbox)?;
     let status = match query.status.as_deref() {
         Some(s) => Some(
             s.parse::<ConversationStatus>()
@@ -76,21 +87,15 @@ async fn list(
                 AppError::invalid("assignee_id", "Not a user id (or `unassigned`).")
             })?),
         };
-    let before = match query.cursor.as_deref() {
-        Some(c) => Some(
-            parse_cursor(c)
-                .ok_or_else(|| AppError::invalid("cursor", "Not a cursor from a previous page."))?,
-        ),
-        None => None,
-    };
-    let limit = query.limit.unwrap_or(25);
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::invalid("limit", "Between 1 and 100."));
+    let page = PageQuery {
+        limit: query.limit.clone(),
+        cursor: query.cursor.clone(),
     }
+    .page()?;
     if let Some(words) = query.q.as_deref().filter(|q| !q.trim().is_empty()) {
         let found = state
             .store
-            .search_conversations(principal.org_id(), words, limit)
+            .search_conversations(principal.org_id(), words, page.limit)
             .await?;
         return Ok(Json(json!({ "data": found, "next_cursor": null })));
     }
@@ -104,32 +109,400 @@ async fn list(
         status,
         inbox,
         assignee,
-        before,
-        limit,
+        before: page
+            .after
+            .map(|(at, id)| (at, ConversationId::from_uuid(id))),
+        // One more than asked tells whether there is a next page.
+        limit: page.limit + 1,
+        order: ConversationOrder::Created,
     };
-    let page = state
+    let found = state
         .store
         .list_conversations(principal.org_id(), &filter)
         .await?;
-    let next_cursor = (page.len() as i64 == limit)
-        .then(|| {
-            page.last()
-                .map(|c| cursor_of(c.conversation.last_message_at, c.conversation.id))
-        })
-        .flatten();
-    Ok(Json(json!({ "data": page, "next_cursor": next_cursor })))
+    let (data, next_cursor) = pagination::finish(found, page, |c| {
+        (c.conversation.created_at, c.conversation.id.as_uuid())
+    });
+    Ok(Json(json!({ "data": data, "next_cursor": next_cursor })))
 }
 
-async fn messages(
+fn conversation_id(raw: &str) -> Result<ConversationId, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+/// A conversation as the API shows it: its row and its labels.
+async fn conversation_json(
+    state: &AppState,
+    conversation: &Conversation,
+) -> Result<Value, AppError> {
+    let labels = state
+        .store
+        .labels_of(conversation.org_id, conversation.id)
+        .await?;
+    let mut value = serde_json::to_value(conversation)
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    value["labels"] = json!(labels);
+    Ok(value)
+}
+
+async fn show(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    let id: ConversationId = id.parse().map_err(|_| AppError::NotFound)?;
+    require(&principal, Permission::UseInbox)?;
+    let conversation = state
+        .store
+        .get_conversation(principal.org_id(), conversation_id(&id)?)
+        .await?;
+    Ok(Json(conversation_json(&state, &conversation).await?))
+}
+
+/// What a PATCH asks for, every field checked before anything is written.
+struct Change {
+    status: Option<(ConversationStatus, Option<DateTime<Utc>>)>,
+    assignee: Option<Option<UserId>>,
+    labels: Option<Vec<String>>,
+}
+
+async fn parse_change(
+    state: &AppState,
+    principal: &ApiPrincipal,
+    body: &Bytes,
+) -> Result<Change, AppError> {
+    let map = object(body)?;
+    refuse_unknown(&map, &["status", "snoozed_until", "assignee_id", "labels"])?;
+    let snoozed_until = match map.get("snoozed_until") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(raw)) => Some(
+            DateTime::parse_from_rfc3339(raw)
+                .map_err(|_| {
+                    AppError::invalid(
+                        "snoozed_until",
+                        "An RFC 3339 time, e.g. 2026-12-01T09:00:00Z.",
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+        Some(_) => return Err(AppError::invalid("snoozed_until", "Must be a string.")),
+    };
+    let status = match map.get("status") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(raw)) => Some(
+            raw.parse::<ConversationStatus>()
+                .map_err(|e| AppError::invalid("status", e))?,
+        ),
+        Some(_) => return Err(AppError::invalid("status", "Must be a string.")),
+    };
+    let status = match (status, snoozed_until) {
+        (Some(ConversationStatus::Snoozed), Some(until)) if until > state.now() => {
+            Some((ConversationStatus::Snoozed, Some(until)))
+        }
+        (Some(ConversationStatus::Snoozed), Some(_)) => {
+            return Err(AppError::invalid("snoozed_until", "Must be in the future."));
+        }
+        (Some(ConversationStatus::Snoozed), None) => {
+            return Err(AppError::invalid(
+                "snoozed_until",
+                "Say until when to snooze (RFC 3339).",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(AppError::invalid(
+                "snoozed_until",
+                "Only with \"status\": \"snoozed\".",
+            ));
+        }
+        (Some(status), None) => Some((status, None)),
+        (None, None) => None,
+    };
+    let assignee = match map.get("assignee_id") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(raw)) => {
+            let not_member = || AppError::invalid("assignee_id", "Not a member of the team.");
+            let user: UserId = raw.parse().map_err(|_| not_member())?;
+            // Only a member of this organization can be assigned.
+            state
+                .store
+                .get_member(principal.org_id(), user)
+                .await
+                .map_err(|_| not_member())?;
+            Some(Some(user))
+        }
+        Some(_) => {
+            return Err(AppError::invalid(
+                "assignee_id",
+                "A member's user id, or null to unassign.",
+            ));
+        }
+    };
+    let labels = match map.get("labels") {
+        None => None,
+        Some(Value::Array(items)) => {
+            let mut labels = Vec::new();
+            for item in items {
+                let raw = item
+                    .as_str()
+                    .ok_or_else(|| AppError::invalid("labels", "Must be a list of label names."))?;
+                let label = crate::inbox::normalize_label(raw).map_err(|_| {
+                    AppError::invalid(
+                        "labels",
+                        format!("{raw:?}: use 1 to 40 letters, digits, dashes or underscores."),
+                    )
+                })?;
+                if !labels.contains(&label) {
+                    labels.push(label);
+                }
+            }
+            Some(labels)
+        }
+        Some(_) => {
+            return Err(AppError::invalid(
+                "labels",
+                "The full list of labels (an empty list removes them all).",
+            ));
+        }
+    };
+    Ok(Change {
+        status,
+        assignee,
+        labels,
+    })
+}
+
+/// Changes status, assignee and labels; each change is its own event.
+async fn update(
+    State(state): State<AppState>,
+    principal: ApiPrincipal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    require(&principal, Permission::UseInbox)?;
     let org = principal.org_id();
+    let id = conversation_id(&id)?;
+    // Another organization's id is a 404 before the body is judged.
     state.store.get_conversation(org, id).await?;
-    let messages = state.store.list_messages(org, id, true).await?;
-    Ok(Json(
-        json!({ "data": messages.iter().map(|m| m.to_json()).collect::<Vec<_>>() }),
-    ))
+    let change = parse_change(&state, &principal, &body).await?;
+    if let Some((status, until)) = change.status {
+        let written = state
+            .store
+            .set_conversation_status(org, id, status, until, state.now())
+            .await?;
+        state.hub.publish_events(written.events);
+    }
+    if let Some(assignee) = change.assignee {
+        let written = state
+            .store
+            .assign_conversation(org, id, assignee, state.now())
+            .await?;
+        state.hub.publish_events(written.events);
+    }
+    if let Some(labels) = change.labels {
+        let written = state
+            .store
+            .set_labels(org, id, &labels, state.now())
+            .await?;
+        state.hub.publish_events(written.events);
+    }
+    let conversation = state.store.get_conversation(org, id).await?;
+    Ok(Json(conversation_json(&state, &conversation).await?))
+}
+
+/// Oldest first, private notes included (the API acts for the team).
+async fn messages(
+    State(state): State<AppState>,
+    principal: ApiPrincipal,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Value>, AppError> {
+    require(&principal, Permission::UseInbox)?;
+    let id = conversation_id(&id)?;
+    let org = principal.org_id();
+    let page = query.page()?;
+    state.store.get_conversation(org, id).await?;
+    let all = state.store.list_messages(org, id, true).await?;
+    let (data, next_cursor) =
+        pagination::oldest_first(all, page, |m| (m.created_at, m.id.as_uuid()));
+    Ok(Json(json!({
+        "data": data.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
+
+/// Files on one message at most.
+const MAX_FILES: usize = 5;
+
+/// Who a new message is from.
+enum Author {
+    /// A reply or a private note.
+    Team(MessageKind),
+    /// The customer, on an api inbox.
+    Customer,
+}
+
+/// A new message as asked for, before anything is stored.
+struct NewMessage {
+    text: String,
+    kind: String,
+    files: Vec<Upload>,
+}
+
+/// A JSON body: `{"text", "kind"}`.
+fn json_message(body: &Bytes) -> Result<NewMessage, AppError> {
+    let map = object(body)?;
+    refuse_unknown(&map, &["text", "kind"])?;
+    let text = required_text(&map, "text", MAX_MESSAGE_CHARS)?;
+    let kind = match map.get("kind") {
+        None | Some(Value::Null) => "reply".to_owned(),
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => return Err(AppError::invalid("kind", "Must be a string.")),
+    };
+    Ok(NewMessage {
+        text,
+        kind,
+        files: Vec::new(),
+    })
+}
+
+/// A multipart body: `text` (may be empty with a file), `kind`, and up to five `file`s
+/// (images or PDF, as in the widget).
+async fn multipart_message(mut multipart: Multipart) -> Result<NewMessage, AppError> {
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        AppError::invalid(
+            "file",
+            format!("The upload could not be read: {}", e.body_text()),
+        )
+    };
+    let mut message = NewMessage {
+        text: String::new(),
+        kind: "reply".to_owned(),
+        files: Vec::new(),
+    };
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                if message.files.len() == MAX_FILES {
+                    return Err(AppError::invalid("file", "At most 5 files per message."));
+                }
+                let filename = field.file_name().unwrap_or("file").to_owned();
+                let bytes = field.bytes().await.map_err(unreadable)?;
+                let upload = Upload::accept(&filename, bytes.to_vec()).map_err(|refused| {
+                    AppError::invalid(
+                        "file",
+                        match refused {
+                            Refused::TooLarge => "A file can be at most 10 MB.",
+                            Refused::UnsupportedType => {
+                                "Send an image (PNG, JPEG, GIF, WebP) or a PDF."
+                            }
+                            Refused::Empty => "The file is empty.",
+                        },
+                    )
+                })?;
+                message.files.push(upload);
+            }
+            "text" => message.text = field.text().await.map_err(unreadable)?.trim().to_owned(),
+            "kind" => message.kind = field.text().await.map_err(unreadable)?,
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "Unknown field {other:?}: expected text, kind, file."
+                )));
+            }
+        }
+    }
+    if message.text.is_empty() && message.files.is_empty() {
+        return Err(AppError::invalid(
+            "text",
+            "Write a message or attach a file.",
+        ));
+    }
+    if message.text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(AppError::invalid("text", "At most 10000 characters."));
+    }
+    Ok(message)
+}
+
+/// `reply` (sent to the customer) or `note` (the team only) by the team; `incoming` is the
+/// customer's message, on api inboxes only. JSON, or multipart with files.
+async fn create_message(
+    State(state): State<AppState>,
+    principal: ApiPrincipal,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    require(&principal, Permission::UseInbox)?;
+    let org = principal.org_id();
+    let id = conversation_id(&id)?;
+    let conversation = state.store.get_conversation(org, id).await?;
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let message = if is_multipart {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        multipart_message(multipart).await?
+    } else {
+        let body = Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        json_message(&body)?
+    };
+    let author = match message.kind.as_str() {
+        "reply" => Author::Team(MessageKind::Text),
+        "note" => Author::Team(MessageKind::Note),
+        "incoming" => {
+            let inbox = state.store.get_inbox(org, conversation.inbox_id).await?;
+            if inbox.kind != InboxKind::Api {
+                return Err(AppError::invalid(
+                    "kind",
+                    "Customer messages can be added only in api inboxes; the customer writes through the widget or by email here.",
+                ));
+            }
+            Author::Customer
+        }
+        _ => return Err(AppError::invalid("kind", "One of reply, note or incoming.")),
+    };
+    let team = match author {
+        Author::Team(kind) => Some((acting_agent(&state, &principal).await?, kind)),
+        Author::Customer => None,
+    };
+    let mut attachments = Vec::new();
+    for file in &message.files {
+        attachments.push(crate::attachments::store(&state, org, file).await?);
+    }
+    let written = match team {
+        Some((agent, kind)) => {
+            let write = AgentWrite {
+                agent,
+                kind,
+                text: &message.text,
+                client_id: None,
+                attachments: &attachments,
+            };
+            state.store.agent_writes(org, id, write, state.now()).await
+        }
+        None => {
+            state
+                .store
+                .api_customer_writes(org, id, &message.text, &attachments, state.now())
+                .await
+        }
+    };
+    let written = match written {
+        Ok(written) => written,
+        Err(err) => {
+            // Nothing refers to the files: do not keep them.
+            for attachment in &attachments {
+                state.blobs.delete(&attachment.storage_key).await;
+            }
+            return Err(err.into());
+        }
+    };
+    let value = written.value.to_json();
+    state.hub.publish_events(written.events);
+    Ok((StatusCode::CREATED, Json(value)))
 }

@@ -68,6 +68,26 @@ pub async fn create_email_inbox(
     store.create_inbox(&inbox, now).await
 }
 
+/// Creates an inbox of kind `api`: an external system writes as the customer over the
+/// API. Its public token is never used by a widget; it only keeps the column's meaning.
+pub async fn create_api_inbox(
+    store: &Store,
+    org: OrgId,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Inbox, StoreError> {
+    let inbox = NewInbox {
+        org_id: org,
+        kind: InboxKind::Api,
+        name: name.to_owned(),
+        public_token: token::generate("ai_"),
+        identity_secret: token::generate(""),
+        settings: WidgetSettings::default(),
+        email: None,
+    };
+    store.create_inbox(&inbox, now).await
+}
+
 /// The one `<script>` line a website pastes to show the widget.
 pub fn embed_snippet(public_base: &str, inbox_token: &str) -> String {
     format!(

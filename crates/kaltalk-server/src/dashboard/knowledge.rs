@@ -1,8 +1,6 @@
 //! The knowledge base: what the AI agent may answer from, and the state of each source:
 //! texts, web pages and sites (re-synced on a schedule if asked), and uploaded files.
 
-use std::path::Path;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -10,15 +8,16 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use kaltalk_ai::extract::{ExtractError, FileKind, Size, sniff};
+use kaltalk_ai::extract::{ExtractError, Size};
 use kaltalk_core::{Permission, ValidationError};
-use kaltalk_store::knowledge::{NewFileSource, Source, SyncInterval};
+use kaltalk_store::knowledge::{Source, SyncInterval};
 use serde::Deserialize;
 
 use super::{NoFields, NoticeQuery, see_other};
 use crate::attachments::clean_filename;
 use crate::auth::{AgentSession, SessionForm, SessionUpload, UploadCap};
 use crate::error::AppError;
+use crate::knowledge::sources;
 use crate::state::AppState;
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
@@ -141,28 +140,20 @@ async fn add_text(
     SessionForm { session, form }: SessionForm<TextForm>,
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
-    let mut errors = FieldErrors::default();
-    let title = form.title.trim();
-    if title.is_empty() || title.chars().count() > 200 {
-        errors.add(ValidationError::new(
-            "title",
-            "Give it a title (1 to 200 characters).",
-        ));
-    }
-    let body = form.body.trim();
-    if body.is_empty() || body.len() > 200_000 {
-        errors.add(ValidationError::new(
-            "body",
-            "Write the text (at most 200 KB).",
-        ));
-    }
-    if !errors.is_empty() {
-        let mut page = page(&state, &session).await?;
-        page.title = form.title;
-        page.body = form.body;
-        page.errors = errors;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-    }
+    let (title, body) = match sources::text_source(&form.title, &form.body, "body") {
+        Ok(valid) => valid,
+        Err(found) => {
+            let mut errors = FieldErrors::default();
+            for error in found {
+                errors.add(error);
+            }
+            let mut page = page(&state, &session).await?;
+            page.title = form.title.clone();
+            page.body = form.body.clone();
+            page.errors = errors;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
     state
         .store
         .add_text_source(session.org_id(), title, body, state.now())
@@ -188,15 +179,7 @@ async fn add_web(
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
     let mut errors = FieldErrors::default();
-    let url = url::Url::parse(form.url.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-    if url.is_none() {
-        errors.add(ValidationError::new(
-            "url",
-            "Enter a web address starting with https://",
-        ));
-    }
+    let url = errors.take(sources::web_url(&form.url));
     let interval = errors.take(sync_interval(&form.sync_every));
     let (Some(url), Some(interval)) = (url, interval) else {
         let mut page = page(&state, &session).await?;
@@ -206,10 +189,7 @@ async fn add_web(
         page.sync_options = sync_options(&form.sync_every);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
-    let title = match form.title.trim() {
-        "" => url.host_str().unwrap_or("Website").to_owned(),
-        title => title.chars().take(200).collect(),
-    };
+    let title = sources::web_title(&form.title, &url);
     let kind = if super::ticked(&form.whole_site) {
         "site"
     } else {
@@ -242,53 +222,6 @@ impl UploadCap for KnowledgeFileCap {
 struct FileForm {
     #[serde(default)]
     title: String,
-}
-
-/// What each kind of file may be named; the content decides the kind.
-fn extensions(kind: FileKind) -> &'static [&'static str] {
-    match kind {
-        FileKind::Pdf => &["pdf"],
-        FileKind::Docx => &["docx"],
-        FileKind::Html => &["html", "htm"],
-        FileKind::Markdown => &["md", "markdown"],
-        FileKind::Text => &["txt", "text"],
-    }
-}
-
-/// Whether an upload is a kind of file the knowledge base reads: its content must be one
-/// (sniffed), and its name, if it has an extension, must agree, so that a misnamed or
-/// unexpected file (a spreadsheet, a ZIP of something else) is refused now rather than
-/// failing later.
-fn check_file_type(bytes: &[u8], file_name: &str) -> Result<FileKind, String> {
-    let kind = sniff(bytes, file_name).map_err(|e| e.to_string())?;
-    let extension = Path::new(file_name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let Some(extension) = extension else {
-        return Ok(kind);
-    };
-    if extensions(kind).contains(&extension.as_str()) {
-        return Ok(kind);
-    }
-    let known = [
-        FileKind::Pdf,
-        FileKind::Docx,
-        FileKind::Html,
-        FileKind::Markdown,
-        FileKind::Text,
-    ]
-    .iter()
-    .any(|k| extensions(*k).contains(&extension.as_str()));
-    Err(if known {
-        format!(
-            "The file is named .{extension} but its content is a {kind}; it may be damaged or misnamed."
-        )
-    } else {
-        format!(
-            "Only PDF, DOCX, Markdown, HTML and plain-text files can be added (.pdf, .docx, .md, .html, .txt), not .{extension}."
-        )
-    })
 }
 
 /// An uploaded file: checked (size, type), stored, and queued to be read into chunks.
@@ -326,7 +259,7 @@ async fn add_file(
             )),
             Some(bytes) => {
                 let name = clean_filename(&file.file_name);
-                check_file_type(&bytes, &name)
+                sources::check_file_type(&bytes, &name)
                     .map(|_| (name, bytes))
                     .map_err(|why| (StatusCode::UNPROCESSABLE_ENTITY, why))
             }
@@ -341,25 +274,7 @@ async fn add_file(
             return Ok((status, page).into_response());
         }
     };
-    let org = session.org_id();
-    let blob_key = format!("knowledge/{org}/{}", uuid::Uuid::now_v7());
-    state.blobs.put(&blob_key, &bytes).await.map_err(|e| {
-        AppError::Internal(anyhow::Error::new(e).context("storing a knowledge file"))
-    })?;
-    let title: String = match form.title.trim() {
-        "" => file_name.clone(),
-        title => title.chars().take(200).collect(),
-    };
-    let source = NewFileSource {
-        title: &title,
-        file_name: &file_name,
-        blob_key: &blob_key,
-    };
-    if let Err(err) = state.store.add_file_source(org, &source, state.now()).await {
-        // Nothing refers to the bytes: do not keep them.
-        state.blobs.delete(&blob_key).await;
-        return Err(err.into());
-    }
+    sources::add_file_source(&state, session.org_id(), &form.title, &file_name, &bytes).await?;
     Ok(see_other("/settings/knowledge?notice=added"))
 }
 
@@ -492,14 +407,6 @@ async fn delete(
     SessionForm { session, .. }: SessionForm<NoFields>,
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
-    let blob_key = state
-        .store
-        .delete_source(session.org_id(), id, state.now())
-        .await?;
-    // After the row is gone, so a failure here leaves an orphan file, never a source
-    // whose file is missing.
-    if let Some(key) = blob_key {
-        state.blobs.delete(&key).await;
-    }
+    sources::delete_source(&state, session.org_id(), id).await?;
     Ok(see_other("/settings/knowledge?notice=deleted"))
 }

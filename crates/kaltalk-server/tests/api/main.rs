@@ -13,6 +13,7 @@ mod accounts;
 mod ai;
 mod ai_model;
 mod api;
+mod api_resources;
 mod cross_org;
 mod csrf;
 mod email;

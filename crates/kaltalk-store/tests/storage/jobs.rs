@@ -265,6 +265,10 @@ async fn housekeeping_drops_expired_sessions_tokens_and_old_finished_jobs() {
             .await
             .expect(backend);
 
+        store
+            .claim_idempotency_key(org.id, "k", "POST /contacts", "h", t0)
+            .await
+            .expect(backend);
         assert_eq!(
             store.purge_expired(t0).await.expect(backend),
             Purged::default(),
@@ -279,7 +283,8 @@ async fn housekeeping_drops_expired_sessions_tokens_and_old_finished_jobs() {
             Purged {
                 sessions: 2,
                 tokens: 1,
-                jobs: 1
+                jobs: 1,
+                idempotency_keys: 1,
             },
             "{backend}"
         );

@@ -1,0 +1,156 @@
+//! Inboxes over the API: list them, create api inboxes, and start conversations in an api
+//! inbox as the customer.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kaltalk_core::chat::InboxKind;
+use kaltalk_core::{ContactId, InboxId, Permission};
+use kaltalk_store::api_channel::ApiContact;
+use kaltalk_store::chat::Inbox;
+use serde_json::{Value, json};
+
+use super::body::{object, refuse_unknown, required_text};
+use super::contacts::{contact_fields, contact_json};
+use super::pagination::{self, PageQuery};
+use super::require;
+use crate::auth::ApiPrincipal;
+use crate::dashboard::inboxes::create_api_inbox;
+use crate::error::AppError;
+use crate::state::AppState;
+
+const MAX_NAME_CHARS: usize = 100;
+const MAX_MESSAGE_CHARS: usize = 10_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/inboxes", get(list).post(create))
+        .route("/inboxes/{id}/conversations", post(start_conversation))
+}
+
+fn inbox_json(inbox: &Inbox) -> Value {
+    json!({
+        "id": inbox.id,
+        "kind": inbox.kind,
+        "name": inbox.name,
+        "email_address": inbox.email_address,
+        "created_at": inbox.created_at,
+    })
+}
+
+/// Newest first.
+async fn list(
+    State(state): State<AppState>,
+    principal: ApiPrincipal,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Value>, AppError> {
+    require(&principal, Permission::UseInbox)?;
+    let page = query.page()?;
+    // An organization has a handful of inboxes: paged in memory.
+    let inboxes = state.store.list_inboxes(principal.org_id()).await?;
+    let (data, next_cursor) =
+        pagination::newest_first(inboxes, page, |i| (i.created_at, i.id.as_uuid()));
+    let data: Vec<Value> = data.iter().map(inbox_json).collect();
+    Ok(Json(json!({ "data": data, "next_cursor": next_cursor })))
+}
+
+/// Creates an inbox of kind `api` (web and email inboxes are set up in the dashboard).
+async fn create(
+    State(state): State<AppState>,
+    principal: ApiPrincipal,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    require(&principal, Permission::ManageInboxes)?;
+    let map = object(&body)?;
+    refuse_unknown(&map, &["kind", "name"])?;
+    match map.get("kind") {
+        Some(Value::String(kind)) if kind == "api" => {}
+        _ => {
+            return Err(AppError::invalid(
+                "kind",
+                "Only \"api\" inboxes are created over the API; add web and email inboxes in the dashboard.",
+            ));
+        }
+    }
+    let name = required_text(&map, "name", MAX_NAME_CHARS)?;
+    let inbox = create_api_inbox(&state.store, principal.org_id(), &name, state.now()).await?;
+    Ok((StatusCode::CREATED, Json(inbox_json(&inbox))))
+}
+
+/// The customer starts a conversation in an api inbox: `contact` is `{"id"}` of a known
+/// contact, or `{"external_id", "email", "name"}` found by external id, then email, and
+/// created when neither matches.
+async fn start_conversation(
+    State(state): State<AppState>,
+    principal: ApiPrincipal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    require(&principal, Permission::UseInbox)?;
+    let org = principal.org_id();
+    let id: InboxId = id.parse().map_err(|_| AppError::NotFound)?;
+    let inbox = state.store.get_inbox(org, id).await?;
+    if inbox.kind != InboxKind::Api {
+        return Err(AppError::invalid(
+            "inbox",
+            "Conversations can be started over the API only in inboxes of kind api.",
+        ));
+    }
+    let map = object(&body)?;
+    refuse_unknown(&map, &["contact", "text"])?;
+    let text = required_text(&map, "text", MAX_MESSAGE_CHARS)?;
+    let contact_map = match map.get("contact") {
+        Some(Value::Object(contact)) => contact,
+        _ => {
+            return Err(AppError::invalid(
+                "contact",
+                "An object: {\"id\"} of a contact, or {\"external_id\", \"email\", \"name\"}.",
+            ));
+        }
+    };
+    refuse_unknown(
+        contact_map,
+        &["id", "external_id", "email", "name", "attributes"],
+    )?;
+    let fields = contact_fields(contact_map)?;
+    let contact = match contact_map.get("id") {
+        None | Some(Value::Null) => {
+            if fields.external_id.is_none() && fields.email.is_none() && fields.name.is_none() {
+                return Err(AppError::invalid(
+                    "contact",
+                    "Give the contact's id, external_id, email or at least a name.",
+                ));
+            }
+            ApiContact::Details(&fields)
+        }
+        Some(Value::String(raw)) => {
+            let unknown = || AppError::invalid("contact.id", "Not a contact of this organization.");
+            let contact: ContactId = raw.parse().map_err(|_| unknown())?;
+            state
+                .store
+                .get_contact(org, contact)
+                .await
+                .map_err(|_| unknown())?;
+            ApiContact::Id(contact)
+        }
+        Some(_) => return Err(AppError::invalid("contact.id", "Must be a string.")),
+    };
+    let bot_first = state.store.ai_settings(org).await?.enabled;
+    let written = state
+        .store
+        .start_api_conversation(&inbox, contact, &text, bot_first, state.now())
+        .await?;
+    let started = &written.value;
+    let mut conversation = serde_json::to_value(&started.conversation)
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    conversation["labels"] = json!([]);
+    let value = json!({
+        "conversation": conversation,
+        "contact": contact_json(&started.contact),
+        "message": started.message.to_json(),
+    });
+    state.hub.publish_events(written.events);
+    Ok((StatusCode::CREATED, Json(value)))
+}
