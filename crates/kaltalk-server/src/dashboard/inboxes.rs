@@ -581,6 +581,26 @@ async fn update(
             .await?;
         return Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")));
     }
+    if inbox.kind == InboxKind::Api {
+        // An api inbox has only its name; its widget settings stay as they are.
+        if !errors.is_empty() {
+            let mut page = inbox_page(&state, &session, id).await?;
+            page.name = form.name.clone();
+            page.errors = errors;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+        state
+            .store
+            .update_inbox(
+                session.org_id(),
+                id,
+                name,
+                InboxSettings::Widget(&inbox.settings.0),
+                state.now(),
+            )
+            .await?;
+        return Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")));
+    }
     let Some(settings) = parse_settings(&form, &mut errors) else {
         let mut page = inbox_page(&state, &session, id).await?;
         page.name = form.name.clone();

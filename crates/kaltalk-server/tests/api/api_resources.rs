@@ -766,6 +766,21 @@ async fn an_api_inbox_carries_the_customers_messages_and_the_teams_replies() {
     assert!(page.contains("Where is my order?") && page.contains("Thanks!"));
     let settings = owner.get_html("/settings/inboxes").await;
     assert!(settings.contains("Mobile app"));
+    // Its settings page explains the API instead of offering a widget, and renames it.
+    let inbox_page = format!("/settings/inboxes/{inbox}");
+    let page = owner.get_html(&inbox_page).await;
+    assert!(page.contains("Connected through the API"), "{page}");
+    assert!(!page.contains("Embed on your website"));
+    let renamed = owner
+        .submit(&inbox_page, &inbox_page, &[("name", "Mobile app (iOS)")])
+        .await;
+    assert_eq!(renamed.status(), StatusCode::SEE_OTHER);
+    assert!(
+        owner
+            .get_html("/settings/inboxes")
+            .await
+            .contains("Mobile app (iOS)")
+    );
 
     // Found again by external id (or email): the same contact, a new conversation.
     let again = start(
