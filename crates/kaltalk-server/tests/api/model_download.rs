@@ -166,6 +166,24 @@ async fn model_download_in_the_background_then_the_knowledge_base_is_re_embedded
         assert!(installed.join(file).is_file(), "{file} installed");
     }
 
+    // The download task switches to the new model, then queues the re-embedding: wait
+    // for the job (on a loaded machine it can trail the switch by a moment).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !app
+        .state
+        .store
+        .list_jobs(kaltalk_store::JobState::Queued, 100)
+        .await
+        .expect("jobs")
+        .iter()
+        .any(|job| job.kind == "knowledge.reembed")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no re-embedding was queued after the download"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         app.run_jobs().await,
         vec![Ran::Done("knowledge.reembed".into())]
