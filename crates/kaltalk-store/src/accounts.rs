@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::events::{NewEvent, append_event};
 use crate::outbox::{NewEmail, insert_email};
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 impl TryFrom<String> for RoleColumn {
     type Error = StoreError;
@@ -257,7 +257,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(UserId, Organization), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let user_id = insert_user!(tx, user, now);
             let org = insert_organization!(tx, org_name, user_id, now);
             if let Some((token, email)) = verification {
@@ -278,7 +278,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<UserId, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let user_id = insert_user!(tx, user, now);
             let exists: Option<(OrgId,)> = sqlx::query_as("SELECT id FROM organizations WHERE id = $1")
                 .bind(org_id)
@@ -320,7 +320,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE users SET name = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(name.as_str())
@@ -343,7 +343,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE users SET email = $2, email_verified_at = NULL, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(email.as_str())
@@ -367,7 +367,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(password_hash)
@@ -394,7 +394,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             insert_user_token!(tx, user_id, purpose, address, token.token_hash, token.expires_at, now);
             insert_email!(tx, email, now);
             tx.commit().await?;
@@ -410,7 +410,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<UserId, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let (user_id, address) = consume_user_token!(tx, token_hash, TokenPurpose::VerifyEmail, now);
             let updated = sqlx::query("UPDATE users SET email_verified_at = $3 WHERE id = $1 AND email = $2")
                 .bind(user_id)
@@ -435,7 +435,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<UserId, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let (user_id, address) = consume_user_token!(tx, token_hash, TokenPurpose::ResetPassword, now);
             sqlx::query(
                 "UPDATE users SET password_hash = $2, updated_at = $3, \
@@ -487,7 +487,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Organization, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let org = insert_organization!(tx, name, owner, now);
             tx.commit().await?;
             Ok(org)
@@ -510,7 +510,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE organizations SET name = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(name.as_str())
@@ -585,7 +585,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query("UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2 AND role <> 'owner'")
                 .bind(org)
                 .bind(user)
@@ -609,7 +609,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let deleted = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2 AND role <> 'owner'")
                 .bind(org)
                 .bind(user)
@@ -633,7 +633,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let promoted = sqlx::query("UPDATE memberships SET role = 'owner' WHERE org_id = $1 AND user_id = $2 AND role <> 'owner'")
                 .bind(org)
                 .bind(to)
@@ -662,7 +662,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<InvitationId, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let id = InvitationId::new();
             sqlx::query(
                 "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, created_at, expires_at) \
@@ -709,7 +709,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query("UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL")
                 .bind(org)
                 .bind(id)
@@ -735,7 +735,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(UserId, OrgId), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let accepted: Option<(OrgId, String)> = sqlx::query_as(
                 "UPDATE invitations SET accepted_at = $2 \
                  WHERE token_hash = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
@@ -822,7 +822,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ApiKeyId, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let id = ApiKeyId::new();
             sqlx::query(
                 "INSERT INTO api_keys (id, org_id, name, prefix, token_hash, created_by, created_at) \
@@ -859,7 +859,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL")
                 .bind(org)
                 .bind(id)

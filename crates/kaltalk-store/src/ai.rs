@@ -12,7 +12,7 @@ use crate::chat::{
     fetch_message, insert_message,
 };
 use crate::events::{NewEvent, append_event};
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// What the bot says, once, when it hands over.
 pub const HANDOFF_MESSAGE: &str =
@@ -88,7 +88,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query("UPDATE contacts SET ai_opt_out = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(contact)
@@ -133,7 +133,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Written<bool>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
                 "UPDATE conversations SET handling = 'waiting_human', assignee_id = NULL, status = 'open', snoozed_until = NULL, updated_at = $3 \
                  WHERE org_id = $1 AND id = $2 AND handling = 'bot'",
@@ -178,7 +178,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query("UPDATE conversations SET handling = 'bot', bot_turns = 0, updated_at = $3 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(conversation)
@@ -210,7 +210,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<Written<Message>>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let counted = sqlx::query("UPDATE conversations SET bot_turns = bot_turns + 1 WHERE org_id = $1 AND id = $2 AND handling = 'bot'")
                 .bind(org)
                 .bind(conversation)
@@ -241,7 +241,7 @@ impl Store {
     /// A message by id within an organization (the AI turn reads the question it answers).
     pub async fn get_message(&self, org: OrgId, id: MessageId) -> Result<Message, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let message = fetch_message!(tx, id)?;
             tx.commit().await?;
             if message.org_id != org {

@@ -14,7 +14,7 @@ use crate::chat::{
     insert_message, reopen_conversation,
 };
 use crate::events::{NewEvent, append_event};
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// Who a new conversation is with.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +47,7 @@ impl Store {
         let org = inbox.org_id;
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut events = Vec::new();
             let by_id = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND id = $2");
             let found = match contact {
@@ -167,7 +167,7 @@ impl Store {
     ) -> Result<Written<Message>, StoreError> {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let current = fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
             let mut events = Vec::new();
             if matches!(current.status, ConversationStatus::Resolved | ConversationStatus::Snoozed) {

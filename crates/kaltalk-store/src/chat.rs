@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use crate::events::{Event, NewEvent, append_event};
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 pub const INBOX_CREATED: &str = "inbox.created";
 pub const INBOX_UPDATED: &str = "inbox.updated";
@@ -529,7 +529,7 @@ impl Store {
     ) -> Result<Inbox, StoreError> {
         let id = InboxId::new();
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO inboxes (id, org_id, kind, name, public_token, identity_secret, settings, created_at, updated_at, email_address, email_settings) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
@@ -603,7 +603,7 @@ impl Store {
         };
         let value = value.map_err(|e| StoreError::Corrupt(e.to_string()))?;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(sql)
                 .bind(org)
                 .bind(id)
@@ -700,7 +700,7 @@ impl Store {
             return Ok(()); // no contact yet: the fields are applied with the first message
         };
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let before = contact_identity!(tx, contact)?;
             sqlx::query(
                 "UPDATE contacts SET name = COALESCE($3, name), email = COALESCE($4, email), \
@@ -736,7 +736,7 @@ impl Store {
         let org = inbox.org_id;
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut events = Vec::new();
 
             let (session_id, mut contact_id, mut conversation_id) = match write.session {
@@ -956,7 +956,7 @@ impl Store {
         } = write;
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let current = fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
             if let Some(client_id) = client_id {
                 let repeated: Option<(MessageId,)> = sqlx::query_as("SELECT id FROM messages WHERE conversation_id = $1 AND client_id = $2")
@@ -1144,7 +1144,7 @@ impl Store {
         let snoozed_until = snoozed_until.filter(|_| status == ConversationStatus::Snoozed);
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query("UPDATE conversations SET status = $3, snoozed_until = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
@@ -1177,7 +1177,7 @@ impl Store {
     ) -> Result<Written<()>, StoreError> {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query("UPDATE conversations SET assignee_id = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
@@ -1208,7 +1208,7 @@ impl Store {
     ) -> Result<Written<()>, StoreError> {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let last: Option<(MessageId,)> = sqlx::query_as(
                 "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
                  WHERE c.org_id = $1 AND c.id = $2 AND m.sender_kind = 'contact' \
@@ -1247,7 +1247,7 @@ impl Store {
     ) -> Result<Written<()>, StoreError> {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let newest: Option<(MessageId, OrgId)> = sqlx::query_as(
                 "SELECT m.id, c.org_id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
                  WHERE c.id = $1 AND m.sender_kind IN ('agent', 'bot') AND m.kind = 'text' \

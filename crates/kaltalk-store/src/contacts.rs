@@ -13,7 +13,7 @@ use crate::chat::{
     ContactFields, Written,
 };
 use crate::events::{NewEvent, append_event};
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// A contact was deleted, on its own or merged into another.
 pub const CONTACT_DELETED: &str = "contact.deleted";
@@ -83,7 +83,7 @@ impl Store {
     ) -> Result<Written<Contact>, StoreError> {
         let id = ContactId::new();
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO contacts (id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8)",
@@ -174,7 +174,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Written<Contact>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let current = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
             let name = change.name.clone().unwrap_or(current.name.clone());
             let email = change.email.clone().unwrap_or(current.email.clone());
@@ -216,7 +216,7 @@ impl Store {
     ) -> Result<Written<Vec<String>>, StoreError> {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let blobs: Vec<(String,)> = sqlx::query_as(
                 "SELECT a.storage_key FROM attachments a JOIN conversations c ON c.id = a.conversation_id \
                  WHERE c.org_id = $1 AND c.contact_id = $2",
@@ -251,7 +251,7 @@ impl Store {
     ) -> Result<Written<Contact>, StoreError> {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let from = fetch_contact!(tx, org, source)?.ok_or(StoreError::NotFound)?;
             let target = fetch_contact!(tx, org, into)?.ok_or(StoreError::NotFound)?;
             let (source_opted_out,): (bool,) = sqlx::query_as("SELECT ai_opt_out FROM contacts WHERE id = $1")

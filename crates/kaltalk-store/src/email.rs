@@ -18,7 +18,7 @@ use crate::chat::{
     NewAttachment, Written, fetch_message, insert_message, reopen_conversation,
 };
 use crate::events::{NewEvent, append_event};
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// The job that sends an agent's or the bot's reply through the SMTP relay.
 pub const EMAIL_REPLY_JOB: &str = "email.reply";
@@ -297,7 +297,7 @@ impl Store {
         let from = email.from_address.trim().to_lowercase();
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut events = Vec::new();
             let known: Option<(EmailMessageId,)> = sqlx::query_as("SELECT id FROM email_messages WHERE inbox_id = $1 AND rfc_message_id = $2")
                 .bind(inbox.id)
@@ -557,7 +557,7 @@ impl Store {
         };
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row: Option<(OrgId, Option<ConversationId>, Option<MessageId>, i32)> = sqlx::query_as(
                 "UPDATE email_messages SET delivery = $2, last_error = $3, attempts = attempts + 1 WHERE id = $1 AND direction = 'out' \
                  RETURNING org_id, conversation_id, message_id, attempts",

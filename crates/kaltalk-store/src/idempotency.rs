@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::OrgId;
 
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// How long a key's answer is replayed; after that the key may be used again.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
@@ -44,7 +44,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<IdempotencyClaim, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // An expired key is free again.
             sqlx::query("DELETE FROM idempotency_keys WHERE org_id = $1 AND idempotency_key = $2 AND request = $3 AND created_at <= $4")
                 .bind(org)

@@ -7,7 +7,7 @@ use kaltalk_core::JobId;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::{Db, Store, StoreError, on_db};
+use crate::{BeginWrite, Db, Store, StoreError, on_db};
 
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 8;
 
@@ -126,7 +126,7 @@ impl JobLane {
 impl Store {
     pub async fn enqueue_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<JobId, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let id = insert_job!(tx, job, now)?;
             tx.commit().await?;
             Ok(id)

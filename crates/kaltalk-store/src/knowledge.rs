@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::events::{NewEvent, append_event};
 use crate::jobs::{NewJob, insert_job};
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// The job that (re)builds a source's chunks.
 pub const INDEX_SOURCE_JOB: &str = "knowledge.index";
@@ -254,7 +254,7 @@ impl Store {
         let id = Uuid::now_v7();
         let interval = source.interval;
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO knowledge_sources (id, org_id, kind, title, body, url, file_name, blob_key, \
                  state, sync_interval_hours, next_sync_at, created_at, updated_at) \
@@ -308,7 +308,7 @@ impl Store {
         let source = self.get_source(org, id).await?;
         let next = source.sync_interval().map(|i| i.after(now));
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
                 "UPDATE knowledge_sources SET state = 'queued', error = NULL, next_sync_at = $3, updated_at = $4 \
                  WHERE org_id = $1 AND id = $2",
@@ -340,7 +340,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let next_sync_at = interval.map(|i| i.after(now));
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
                 "UPDATE knowledge_sources SET sync_interval_hours = $3, next_sync_at = $4, updated_at = $5 \
                  WHERE org_id = $1 AND id = $2 AND kind IN ('url', 'site')",
@@ -385,7 +385,7 @@ impl Store {
             // One short transaction per source, its claim first: on SQLite a transaction
             // that read before writing could not wait for a concurrent writer.
             let claimed: bool = on_db!(self, pool => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 let claimed = sqlx::query(
                     "UPDATE knowledge_sources SET state = 'queued', error = NULL, next_sync_at = $3, updated_at = $4 \
                      WHERE id = $1 AND next_sync_at = $2",
@@ -423,7 +423,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let deleted: Option<(Option<String>,)> = sqlx::query_as("DELETE FROM knowledge_sources WHERE org_id = $1 AND id = $2 RETURNING blob_key")
                 .bind(org)
                 .bind(id)
@@ -451,7 +451,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE knowledge_sources SET state = $3, error = $4, progress_done = NULL, progress_total = NULL, updated_at = $5 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
@@ -477,7 +477,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM knowledge_chunks WHERE org_id = $1 AND source_id = $2")
                 .bind(org)
                 .bind(source)
@@ -606,7 +606,7 @@ impl Store {
         vectors: &[(Uuid, Vec<f32>)],
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for (id, vector) in vectors {
                 sqlx::query("UPDATE knowledge_chunks SET embedding = $3, embedding_model = $4 WHERE org_id = $1 AND id = $2")
                     .bind(org)
@@ -639,7 +639,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let orgs: Vec<(OrgId,)> = sqlx::query_as(
                 "SELECT DISTINCT org_id FROM knowledge_chunks WHERE embedding_model IS NULL OR embedding_model <> $1",
             )

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::chat::{CONVERSATION_UPDATED, ConversationSummary, Written};
 use crate::events::{NewEvent, append_event};
-use crate::{Db, Store, StoreError, on_db};
+use crate::{BeginWrite, Db, Store, StoreError, on_db};
 
 /// A saved reply, typed as `/shortcut`.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -58,7 +58,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let found: Option<(ConversationId,)> = sqlx::query_as("SELECT id FROM conversations WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(conversation)
@@ -89,7 +89,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let removed = sqlx::query("DELETE FROM conversation_labels WHERE org_id = $1 AND conversation_id = $2 AND label = $3")
                 .bind(org)
                 .bind(conversation)
@@ -115,7 +115,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let found: Option<(ConversationId,)> = sqlx::query_as("SELECT id FROM conversations WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(conversation)
@@ -295,7 +295,7 @@ impl Store {
     /// Reopens snoozed conversations whose time has come.
     pub async fn wake_snoozed(&self, now: DateTime<Utc>) -> Result<Written<usize>, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let woken: Vec<(ConversationId, OrgId)> = sqlx::query_as(
                 "UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $1 \
                  WHERE status = 'snoozed' AND snoozed_until <= $1 RETURNING id, org_id",

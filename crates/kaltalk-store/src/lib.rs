@@ -56,6 +56,33 @@ macro_rules! on_db {
 }
 pub(crate) use on_db;
 
+/// Opens a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: the write lock
+/// is taken at the start, waiting out the busy timeout if another writer holds it. A
+/// deferred transaction that reads before it writes would instead fail at once with
+/// SQLITE_BUSY_SNAPSHOT whenever another writer (a job worker, the webhook dispatcher)
+/// committed in between: the busy timeout cannot help there.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
     Sqlite(SqlitePool),

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use kaltalk_core::{EmailId, OrgId};
 
-use crate::{Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// The job kind that delivers one outbound email.
 pub const DELIVER_EMAIL_JOB: &str = "email.deliver";
@@ -138,7 +138,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<EmailId, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let id = insert_email!(tx, email, now);
             tx.commit().await?;
             Ok(id)

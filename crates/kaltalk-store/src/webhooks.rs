@@ -16,7 +16,7 @@ use crate::chat::{
 use crate::events::Event;
 use crate::jobs::{NewJob, insert_job};
 use crate::outbox::{NewEmail, insert_email};
-use crate::{Db, Store, StoreError, on_db};
+use crate::{BeginWrite, Db, Store, StoreError, on_db};
 
 /// The job kind that makes one attempt at a delivery.
 pub const WEBHOOK_DELIVER_JOB: &str = "webhook.deliver";
@@ -525,7 +525,7 @@ impl Store {
         let id = WebhookDeliveryId::new();
         let body = webhook_body(id, PING, now, org, json!({ "webhook_id": endpoint }));
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO webhook_deliveries (id, org_id, endpoint_id, event_id, event_kind, body, state, next_attempt_at, created_at, updated_at) \
                  VALUES ($1, $2, $3, NULL, $4, $5, 'pending', $6, $6, $6)",
@@ -555,7 +555,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<WebhookDelivery, StoreError> {
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let round: Option<(i32,)> = sqlx::query_as(
                 "UPDATE webhook_deliveries SET state = 'pending', round = round + 1, next_attempt_at = $4, updated_at = $4 \
                  WHERE org_id = $1 AND endpoint_id = $2 AND id = $3 RETURNING round",
@@ -606,7 +606,7 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let succeeded = result.error.is_none();
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // The write comes first: on SQLite a transaction that reads before it writes
             // fails outright if another connection wrote in between.
             let (endpoint_id,): (WebhookId,) = sqlx::query_as(
@@ -708,7 +708,7 @@ impl Store {
             Db::Postgres(_) => " FOR UPDATE",
         };
         on_db!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // A write first: on SQLite it takes the write lock now (a transaction that reads
             // first fails if another connection writes meanwhile); on PostgreSQL the row
             // lock below makes dispatchers in several processes take turns.
