@@ -2,8 +2,7 @@
 //! writes).
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::ConversationStatus;
 use kaltalk_core::{ConversationId, InboxId, UserId};
@@ -14,20 +13,28 @@ use serde_json::{Value, json};
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::state::AppState;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/conversations", get(list))
-        .route("/conversations/{id}/messages", get(messages))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(messages))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `open`, `pending`, `resolved` or `snoozed`.
     status: Option<String>,
+    /// An inbox id.
     inbox_id: Option<String>,
     /// A user id, or `unassigned`.
     assignee_id: Option<String>,
+    /// Conversations per page, 1 to 100 (default 25).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -49,6 +56,8 @@ fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, ConversationId)> {
 }
 
 /// Newest activity first; `next_cursor` continues after the last item.
+#[utoipa::path(get, path = "/conversations", tag = "conversations", params(ListQuery),
+    responses((status = 200, body = super::docs::ConversationPage)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -120,6 +129,10 @@ async fn list(
     Ok(Json(json!({ "data": page, "next_cursor": next_cursor })))
 }
 
+/// A conversation's messages, private notes included.
+#[utoipa::path(get, path = "/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id.")),
+    responses((status = 200, body = super::docs::MessageList)))]
 async fn messages(
     State(state): State<AppState>,
     principal: ApiPrincipal,

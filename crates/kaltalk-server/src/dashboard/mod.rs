@@ -2,6 +2,7 @@
 
 mod account;
 mod ai;
+mod api_reference;
 pub(crate) mod api_keys;
 mod canned;
 mod home;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(organization::router())
         .merge(team::router())
         .merge(api_keys::router())
+        .merge(api_reference::router())
         .merge(outbox::router())
         .merge(inboxes::router())
         .merge(canned::router())
