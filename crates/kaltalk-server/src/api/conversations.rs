@@ -1,8 +1,8 @@
 //! Conversations and their messages over the API (read side for now; the API issue adds
 //! writes).
 
-use axum::extract::{Path, Query, State};
 use axum::Json;
+use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::ConversationStatus;
 use kaltalk_core::{ConversationId, InboxId, UserId};

@@ -62,8 +62,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
     // Serializing a document built from our own types cannot fail; an empty one would
     // show at once in the spec test.
     let json = doc.to_pretty_json().unwrap_or_default();
-    let per_minute = NonZeroU32::new(state.config.api.rate_limit_per_minute)
-        .unwrap_or(NonZeroU32::MIN);
+    let per_minute =
+        NonZeroU32::new(state.config.api.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
     let limiter = ApiRateLimiter::new(per_minute, state.clock.clone());
     router
         .layer(Extension(spec::SpecJson(Arc::new(json))))

@@ -99,7 +99,10 @@ pub async fn limit_api_keys(
     request: Request,
     next: Next,
 ) -> Response {
-    if !request.headers().contains_key(axum::http::header::AUTHORIZATION) {
+    if !request
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+    {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();

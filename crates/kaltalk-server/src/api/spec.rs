@@ -97,7 +97,8 @@ impl Modify for CommonParts {
                     .entry("401".into())
                     .or_insert_with(|| problem("The key is missing, wrong or revoked."));
                 responses.entry("429".into()).or_insert_with(|| {
-                    let mut response = problem("Over this key's rate limit: wait `Retry-After` seconds.");
+                    let mut response =
+                        problem("Over this key's rate limit: wait `Retry-After` seconds.");
                     if let RefOr::T(response) = &mut response {
                         response.headers.insert(
                             "Retry-After".into(),

@@ -1,10 +1,10 @@
 //! Webhook endpoints over the API: create, list, read (with the secret), update, delete,
 //! a test ping, the delivery log and replay.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use kaltalk_core::Permission;
 use kaltalk_store::webhooks::{
     NewWebhookEndpoint, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointChange,

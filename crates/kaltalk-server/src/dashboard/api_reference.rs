@@ -106,9 +106,10 @@ pub(crate) fn operations(doc: &Value) -> Vec<OperationView> {
                     .collect(),
                 summary: str_of(&op["summary"]),
                 description: str_of(&op["description"]),
-                public: op["security"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty()))),
+                public: op["security"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+                }),
                 parameters: op["parameters"]
                     .as_array()
                     .map(|ps| ps.iter().map(parameter).collect())

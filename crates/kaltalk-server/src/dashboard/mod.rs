@@ -2,8 +2,8 @@
 
 mod account;
 mod ai;
-mod api_reference;
 pub(crate) mod api_keys;
+mod api_reference;
 mod canned;
 mod home;
 pub(crate) mod inboxes;

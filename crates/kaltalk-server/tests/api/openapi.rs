@@ -51,9 +51,10 @@ fn concrete(path: &str) -> String {
 }
 
 fn is_public(operation: &Value) -> bool {
-    operation["security"]
-        .as_array()
-        .is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())))
+    operation["security"].as_array().is_some_and(|s| {
+        s.iter()
+            .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+    })
 }
 
 #[tokio::test]
@@ -62,7 +63,10 @@ async fn every_documented_operation_is_routed_and_wants_a_key() {
     let spec = spec(&app).await;
     assert_eq!(spec["openapi"], "3.1.0");
     let ops = operations(&spec);
-    assert!(ops.len() >= 12, "the API's operations are documented: {ops:?}");
+    assert!(
+        ops.len() >= 12,
+        "the API's operations are documented: {ops:?}"
+    );
 
     for (method, path, operation) in &ops {
         assert!(path.starts_with("/api/v1/"), "{path}");
@@ -127,7 +131,12 @@ async fn api_routes_exist_only_with_their_documentation() {
     for entry in std::fs::read_dir(&dir).expect("src/api") {
         let path = entry.expect("entry").path();
         let source = std::fs::read_to_string(&path).expect("source");
-        for forbidden in [".route(", ".route_service(", ".nest_service(", "axum::routing"] {
+        for forbidden in [
+            ".route(",
+            ".route_service(",
+            ".nest_service(",
+            "axum::routing",
+        ] {
             assert!(
                 !source.contains(forbidden),
                 "{} uses `{forbidden}`: add API routes with `.routes(routes!(handler))` so \
@@ -165,8 +174,8 @@ async fn the_document_describes_errors_and_the_bearer_scheme() {
     );
     assert!(me["responses"]["429"]["headers"]["Retry-After"].is_object());
     assert_eq!(
-        spec["paths"]["/api/v1/conversations"]["get"]["responses"]["200"]["content"]
-            ["application/json"]["schema"]["$ref"],
+        spec["paths"]["/api/v1/conversations"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
         "#/components/schemas/ConversationPage"
     );
 }
@@ -185,8 +194,14 @@ async fn the_reference_page_renders_the_document() {
     }
     assert!(html.contains("id=\"schema-ConversationPage\""));
     assert!(html.contains("<code>next_cursor</code>"));
-    assert!(html.contains("<code>limit</code>"), "query parameters are listed");
-    assert!(!html.contains("<script src=\"http"), "no third-party script");
+    assert!(
+        html.contains("<code>limit</code>"),
+        "query parameters are listed"
+    );
+    assert!(
+        !html.contains("<script src=\"http"),
+        "no third-party script"
+    );
 
     let anonymous = app.browser().get("/settings/api/reference").await;
     assert_ne!(anonymous.status(), StatusCode::OK, "for signed-in people");
@@ -202,10 +217,7 @@ async fn get_me(app: &TestApp, key: &str) -> reqwest::Response {
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
-    response.headers()[name]
-        .to_str()
-        .expect("ascii")
-        .to_owned()
+    response.headers()[name].to_str().expect("ascii").to_owned()
 }
 
 #[tokio::test]
