@@ -71,7 +71,7 @@ done
 [[ -n $base ]] || { echo "schemathesis.sh: the server did not start:" >&2; cat "$log" >&2; exit 1; }
 
 status=0
-"$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
+"$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/api/v1/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks all \
   --max-examples "$MAX_EXAMPLES" \

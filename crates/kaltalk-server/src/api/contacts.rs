@@ -147,7 +147,8 @@ struct ListQuery {
     /// Contacts per page, 1 to 100 (default 25).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page; omitted or empty: the first page.
+    #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
     cursor: Option<String>,
 }
 

@@ -48,15 +48,21 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// `open`, `pending`, `resolved` or `snoozed`.
+    #[param(pattern = "^(open|pending|resolved|snoozed)$")]
     status: Option<String>,
     /// An inbox id.
+    #[param(format = Uuid)]
     inbox_id: Option<String>,
     /// A user id, or `unassigned`.
+    #[param(
+        pattern = "^(unassigned|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})$"
+    )]
     assignee_id: Option<String>,
     /// Conversations per page, 1 to 100 (default 25).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page; omitted or empty: the first page.
+    #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
     cursor: Option<String>,
     /// Only conversations with this label.
     label: Option<String>,

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Never constructed: read by `utoipa` only.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -106,23 +106,21 @@ pub struct WebhookList {
 }
 
 /// A new webhook endpoint.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// Where KalTalk POSTs events (https, or http on a private network if allowed).
     url: String,
-    /// Event names; omitted or empty: every event.
-    #[schema(nullable = false)]
+    /// Event names; omitted, null or empty: every event.
     events: Option<Vec<String>>,
 }
 
-/// Fields to change; omitted ones stay.
-#[derive(ToSchema)]
+/// Fields to change; omitted or null ones stay.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookChange {
-    #[schema(nullable = false)]
     url: Option<String>,
-    #[schema(nullable = false)]
     events: Option<Vec<String>>,
-    #[schema(nullable = false)]
     enabled: Option<bool>,
 }
 

@@ -22,7 +22,8 @@ pub struct PageQuery {
     /// Items per page, 1 to 100 (default 25).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page; omitted or empty: the first page.
+    #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
     pub cursor: Option<String>,
 }
 

@@ -1,10 +1,12 @@
 //! Schemas of the contacts, inboxes, knowledge sources and single-conversation bodies,
 //! which handlers read and write as JSON field by field. Like `docs`, they only describe;
-//! `scripts/schemathesis.sh` checks real answers against them.
+//! `scripts/schemathesis.sh` checks real answers against them. Request bodies carry
+//! `deny_unknown_fields` only so the document says `additionalProperties: false`: the
+//! handlers refuse unknown fields (a typo is a 400, not silently ignored).
 #![allow(dead_code)] // Never constructed: read by `utoipa` only.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -35,7 +37,8 @@ pub struct ConversationDetail {
 }
 
 /// Fields to change; omitted ones stay. Each change is its own event.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConversationChange {
     /// `open`, `pending`, `resolved`, or `snoozed` with `snoozed_until`.
     #[schema(pattern = "^(open|pending|resolved|snoozed)$")]
@@ -52,7 +55,8 @@ pub struct ConversationChange {
 }
 
 /// A reply or note by the team, or the customer's message on an api inbox.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewMessage {
     #[schema(min_length = 1, max_length = 10000)]
     text: String,
@@ -63,7 +67,8 @@ pub struct NewMessage {
 }
 
 /// A message with files: `text` may be empty when a file is attached.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewMessageWithFiles {
     #[schema(nullable = false, max_length = 10000)]
     text: Option<String>,
@@ -72,8 +77,8 @@ pub struct NewMessageWithFiles {
     kind: Option<String>,
     /// Up to 5 images (PNG, JPEG, GIF, WebP) or PDFs of at most 10 MB each, each as a
     /// part named `file`.
-    #[schema(value_type = Vec<String>, content_media_type = "application/octet-stream", max_items = 5)]
-    file: Vec<Vec<u8>>,
+    #[schema(value_type = Option<Vec<String>>, nullable = false, content_media_type = "application/octet-stream", max_items = 5)]
+    file: Option<Vec<Vec<u8>>>,
 }
 
 /// What KalTalk learned about a contact's browser and page.
@@ -120,13 +125,14 @@ pub struct ContactPage {
     next_cursor: Option<String>,
 }
 
-/// A contact's fields. On create, omitted or null means none; on update, omitted fields
-/// stay and null clears one.
-#[derive(ToSchema)]
+/// A contact's fields. On create, omitted, null or blank means none; on update, omitted
+/// fields stay and null or blank clears one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContactFields {
     #[schema(max_length = 200)]
     name: Option<String>,
-    #[schema(format = Email)]
+    /// An email address (checked by the server; blank means none).
     email: Option<String>,
     /// Unique in the organization: another contact with it is a 422 (merge them instead).
     #[schema(max_length = 200)]
@@ -137,7 +143,8 @@ pub struct ContactFields {
 }
 
 /// Which contact to merge this one into.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContactMerge {
     /// Another contact's id; it keeps its fields and takes this one's where it has none.
     into: Uuid,
@@ -165,7 +172,8 @@ pub struct InboxPage {
 
 /// A new inbox. Only `api` inboxes are created over the API; web and email inboxes are
 /// set up in the dashboard.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewInbox {
     #[schema(pattern = "^api$")]
     kind: String,
@@ -175,12 +183,13 @@ pub struct NewInbox {
 
 /// Who starts the conversation: `id` of a known contact, or details found by
 /// `external_id`, then `email`, and created when neither matches.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConversationContact {
     id: Option<Uuid>,
     #[schema(max_length = 200)]
     external_id: Option<String>,
-    #[schema(format = Email)]
+    /// An email address (checked by the server; blank means none).
     email: Option<String>,
     #[schema(max_length = 200)]
     name: Option<String>,
@@ -189,7 +198,8 @@ pub struct ConversationContact {
 }
 
 /// The customer's first message in an api inbox.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewConversation {
     contact: ConversationContact,
     #[schema(min_length = 1, max_length = 10000)]
@@ -246,7 +256,8 @@ pub enum NewKnowledgeSource {
 }
 
 /// Text written for the assistant.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTextSource {
     #[schema(pattern = "^text$")]
     kind: String,
@@ -258,7 +269,8 @@ pub struct NewTextSource {
 }
 
 /// A web page, or a site crawled from that page.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewWebSource {
     #[schema(pattern = "^(url|site)$")]
     kind: String,
@@ -266,15 +278,16 @@ pub struct NewWebSource {
     #[schema(pattern = "^https?://")]
     url: String,
     /// Defaults to the address's host.
-    #[schema(nullable = false, max_length = 200)]
+    #[schema(max_length = 200)]
     title: Option<String>,
     /// `none` (default), `daily` or `weekly`.
-    #[schema(nullable = false, pattern = "^(none|daily|weekly)$")]
+    #[schema(pattern = "^(none|daily|weekly)$")]
     sync_every: Option<String>,
 }
 
 /// A file (PDF, DOCX, Markdown, HTML or text) up to the server's size limit.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewFileSource {
     #[schema(value_type = String, content_media_type = "application/octet-stream")]
     file: Vec<u8>,

@@ -144,14 +144,13 @@ fn document_idempotency_key(operation: &mut Operation) {
                  and a retry with the same key and body gets it again, with \
                  `Idempotent-Replayed: true`. The same key with another body is a 422 \
                  `idempotency_key_reused`; while the first request runs, a 409 \
-                 `idempotency_key_in_use`. 1 to 255 visible characters, e.g. a UUID.",
+                 `idempotency_key_in_use`. 1 to 255 characters, e.g. a UUID.",
             ))
             .schema(Some(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .min_length(Some(1))
-                    .max_length(Some(255))
-                    .pattern(Some("^[\\x21-\\x7e]+$")),
+                    .max_length(Some(255)),
             ))
             .build()
             .into(),
