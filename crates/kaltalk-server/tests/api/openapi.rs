@@ -181,6 +181,70 @@ async fn the_document_describes_errors_and_the_bearer_scheme() {
 }
 
 #[tokio::test]
+async fn the_document_describes_the_resources_idempotency_and_uploads() {
+    let app = spawn_app().await;
+    let spec = spec(&app).await;
+    let paths = &spec["paths"];
+    for (method, path) in [
+        ("get", "/api/v1/contacts"),
+        ("post", "/api/v1/contacts/{id}/merge"),
+        ("patch", "/api/v1/conversations/{id}"),
+        ("post", "/api/v1/inboxes/{id}/conversations"),
+        ("post", "/api/v1/knowledge/sources/{id}/resync"),
+        ("delete", "/api/v1/knowledge/sources/{id}"),
+    ] {
+        assert!(paths[path][method].is_object(), "{method} {path}");
+    }
+
+    // Every POST, and only POSTs, take an Idempotency-Key, whose refusals are documented.
+    for (method, path, operation) in operations(&spec) {
+        let takes_key = operation["parameters"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")
+        });
+        assert_eq!(takes_key, method == "post", "{method} {path}");
+    }
+    let code = spec["components"]["schemas"]["Problem"]["properties"]["code"]["description"]
+        .as_str()
+        .expect("code is described");
+    assert!(code.contains("idempotency_key_reused"), "{code}");
+    assert!(code.contains("idempotency_key_in_use"), "{code}");
+
+    // Messages and knowledge files are sent as JSON or as multipart with files.
+    for path in [
+        "/api/v1/conversations/{id}/messages",
+        "/api/v1/knowledge/sources",
+    ] {
+        let content = &paths[path]["post"]["requestBody"]["content"];
+        assert!(content["application/json"].is_object(), "{path}: {content}");
+        assert!(
+            content["multipart/form-data"].is_object(),
+            "{path}: {content}"
+        );
+    }
+
+    // Lists take the shared pagination parameters and answer with `next_cursor`.
+    for path in [
+        "/api/v1/contacts",
+        "/api/v1/inboxes",
+        "/api/v1/knowledge/sources",
+        "/api/v1/team",
+    ] {
+        let names: Vec<&str> = paths[path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"limit") && names.contains(&"cursor"),
+            "{path}: {names:?}"
+        );
+    }
+    assert!(spec["components"]["schemas"]["ContactPage"]["properties"]["next_cursor"].is_object());
+}
+
+#[tokio::test]
 async fn the_reference_page_renders_the_document() {
     let app = spawn_app().await;
     let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
@@ -317,4 +381,32 @@ async fn errors_axum_answers_itself_are_problem_documents() {
     assert!(wrong_method.headers().get("allow").is_some());
     let body: Value = wrong_method.json().await.expect("json");
     assert_eq!(body["code"], "method_not_allowed");
+}
+
+/// The rate limit counts a request before an `Idempotency-Key` may replay a stored answer,
+/// so retrying with a key is no way around a key's allowance.
+#[tokio::test]
+async fn an_idempotent_replay_counts_against_the_rate_limit() {
+    let app = spawn_app_with(|c| c.api.rate_limit_per_minute = 2).await;
+    let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let key = create_key(&app, &owner, "CRM").await;
+    let create = || {
+        app.api()
+            .post(app.url("/api/v1/contacts"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "contact-1")
+            .json(&serde_json::json!({ "name": "Grace" }))
+            .send()
+    };
+
+    let first = create().await.expect("post");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let replayed = create().await.expect("post");
+    assert_eq!(replayed.status(), StatusCode::CREATED);
+    assert_eq!(header(&replayed, "idempotent-replayed"), "true");
+    assert_eq!(header(&replayed, "ratelimit-remaining"), "0");
+
+    let refused = create().await.expect("post");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().get("idempotent-replayed").is_none());
 }
