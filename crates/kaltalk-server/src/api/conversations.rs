@@ -28,16 +28,28 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// `open`, `pending`, `resolved` or `snoozed`.
+    #[param(pattern = "^(open|pending|resolved|snoozed)$")]
     status: Option<String>,
     /// An inbox id.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     inbox_id: Option<String>,
     /// A user id, or `unassigned`.
+    #[param(
+        pattern = "^(unassigned|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
     assignee_id: Option<String>,
     /// Conversations per page, 1 to 100 (default 25).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(
+        pattern = "^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
+    /// Conversations with this label.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
     label: Option<String>,
     /// Search words (message text, contact name or email); other filters do not apply.
     q: Option<String>,
