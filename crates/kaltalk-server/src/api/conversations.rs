@@ -51,11 +51,13 @@ struct ListQuery {
     #[param(pattern = "^(open|pending|resolved|snoozed)$")]
     status: Option<String>,
     /// An inbox id.
-    #[param(format = Uuid)]
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     inbox_id: Option<String>,
     /// A user id, or `unassigned`.
     #[param(
-        pattern = "^(unassigned|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})$"
+        pattern = "^(unassigned|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
     )]
     assignee_id: Option<String>,
     /// Conversations per page, 1 to 100 (default 25).
@@ -65,6 +67,7 @@ struct ListQuery {
     #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
     cursor: Option<String>,
     /// Only conversations with this label.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
     label: Option<String>,
     /// Search words (message text, contact name or email); other filters do not apply
     /// and the answer is one page.

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Never constructed: read by `utoipa` only.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -105,22 +105,50 @@ pub struct WebhookList {
     data: Vec<Webhook>,
 }
 
-/// A new webhook endpoint.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewWebhook {
-    /// Where KalTalk POSTs events (https, or http on a private network if allowed).
-    url: String,
-    /// Event names; omitted, null or empty: every event.
-    events: Option<Vec<String>>,
+/// An event a webhook endpoint can subscribe to.
+#[derive(Serialize, ToSchema)]
+pub enum EventName {
+    #[serde(rename = "conversation.created")]
+    ConversationCreated,
+    #[serde(rename = "conversation.updated")]
+    ConversationUpdated,
+    #[serde(rename = "conversation.escalated")]
+    ConversationEscalated,
+    #[serde(rename = "message.created")]
+    MessageCreated,
+    #[serde(rename = "contact.created")]
+    ContactCreated,
+    #[serde(rename = "contact.updated")]
+    ContactUpdated,
 }
 
-/// Fields to change; omitted or null ones stay.
-#[derive(Deserialize, ToSchema)]
+// The patterns describe what `webhooks::parse_url` accepts (an http(s) URL with a host
+// and no credentials), narrowed so that generated examples are real URLs.
+
+/// A new webhook endpoint. Unknown fields are refused.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// Where KalTalk POSTs events, e.g. `https://example.com/kaltalk`.
+    #[schema(
+        pattern = "^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,4}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]{0,200})?$",
+        max_length = 2000
+    )]
+    url: String,
+    /// Event names; omitted, null or empty: every event.
+    events: Option<Vec<EventName>>,
+}
+
+/// Fields to change; omitted (or null) ones stay. Unknown fields are refused.
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookChange {
+    #[schema(
+        pattern = "^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,4}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]{0,200})?$",
+        max_length = 2000
+    )]
     url: Option<String>,
-    events: Option<Vec<String>>,
+    events: Option<Vec<EventName>>,
     enabled: Option<bool>,
 }
 
