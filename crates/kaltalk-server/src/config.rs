@@ -67,6 +67,23 @@ pub struct Config {
     pub knowledge: KnowledgeConfig,
     pub ai: AiConfig,
     pub embeddings: EmbeddingsConfig,
+    pub api: ApiConfig,
+}
+
+/// The JSON API under `/api/v1`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Requests each API key may make per minute (a steady rate, bursts up to this many).
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_minute: 600,
+        }
+    }
 }
 
 /// Where the knowledge base's embeddings come from.
@@ -391,6 +408,7 @@ impl Default for Config {
             knowledge: KnowledgeConfig::default(),
             ai: AiConfig::default(),
             embeddings: EmbeddingsConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -551,6 +569,11 @@ impl Config {
         if self.sessions.lifetime_hours < 1 {
             return Err(ConfigError::Invalid(
                 "sessions.lifetime_hours must be at least 1".into(),
+            ));
+        }
+        if self.api.rate_limit_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "api.rate_limit_per_minute must be at least 1 (600 is the default)".into(),
             ));
         }
         if self.knowledge.max_file_bytes == 0 {

@@ -330,7 +330,7 @@ pub fn router(state: AppState) -> Router {
     let same_site = Router::new()
         .merge(dashboard::router())
         .merge(inbox::router())
-        .nest("/api/v1", api::router(state.clone()))
+        .merge(api::router(&state))
         .layer(from_fn(auth::csrf::same_origin_only));
     Router::new()
         .merge(ops::router())

@@ -1,21 +1,23 @@
 //! Contacts over the API: create, search, read, update, delete (with their
 //! conversations) and merge.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use kaltalk_core::{ContactId, EmailAddress, Permission};
 use kaltalk_store::chat::{Contact, ContactFields};
 use kaltalk_store::contacts::{ContactChange, ContactQuery};
 use kaltalk_store::{Conflict, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::{nullable_string, object, refuse_unknown};
 use super::pagination::{self, PageQuery};
-use super::require;
+use super::{require, resource_docs};
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -25,11 +27,11 @@ const MAX_EXTERNAL_ID_CHARS: usize = 200;
 /// Attributes are a small object of the customer's facts, not a document store.
 const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/contacts", get(list).post(create))
-        .route("/contacts/{id}", get(show).patch(update).delete(delete))
-        .route("/contacts/{id}/merge", post(merge))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(merge))
 }
 
 pub fn contact_json(contact: &Contact) -> Value {
@@ -112,6 +114,10 @@ fn external_id_taken(err: StoreError) -> AppError {
     }
 }
 
+/// Adds a contact; every field is optional.
+#[utoipa::path(post, path = "/contacts", tag = "contacts",
+    request_body(content = resource_docs::ContactFields, content_type = "application/json"),
+    responses((status = 201, body = resource_docs::Contact)))]
 async fn create(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -131,16 +137,24 @@ async fn create(
     Ok((StatusCode::CREATED, Json(value)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Text found in the name or email address.
+    #[param(max_length = 200)]
     q: Option<String>,
+    /// Contacts per page, 1 to 100 (default 25).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page; omitted or empty: the first page.
+    #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
     cursor: Option<String>,
 }
 
-/// Newest first.
+/// Newest first; `q` searches names and email addresses.
+#[utoipa::path(get, path = "/contacts", tag = "contacts", params(ListQuery),
+    responses((status = 200, body = resource_docs::ContactPage)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -172,6 +186,10 @@ async fn list(
     Ok(Json(json!({ "data": data, "next_cursor": next_cursor })))
 }
 
+/// One contact.
+#[utoipa::path(get, path = "/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id.")),
+    responses((status = 200, body = resource_docs::Contact)))]
 async fn show(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -186,6 +204,10 @@ async fn show(
 }
 
 /// Changes the given fields; `null` clears one.
+#[utoipa::path(patch, path = "/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id.")),
+    request_body(content = resource_docs::ContactFields, content_type = "application/json"),
+    responses((status = 200, body = resource_docs::Contact)))]
 async fn update(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -224,6 +246,9 @@ async fn update(
 }
 
 /// Deletes the contact with its conversations and their messages and files.
+#[utoipa::path(delete, path = "/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id.")),
+    responses((status = 204, description = "Deleted.")))]
 async fn delete(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -245,6 +270,10 @@ async fn delete(
 
 /// Moves this contact's conversations to `into`, which keeps its fields and takes this
 /// one's where it has none; then deletes this one. Answers with the merged contact.
+#[utoipa::path(post, path = "/contacts/{id}/merge", tag = "contacts",
+    params(("id" = String, Path, description = "The id of the contact merged away.")),
+    request_body(content = resource_docs::ContactMerge, content_type = "application/json"),
+    responses((status = 200, body = resource_docs::Contact)))]
 async fn merge(
     State(state): State<AppState>,
     principal: ApiPrincipal,

@@ -2,11 +2,10 @@
 //! labels), and new messages: a reply or private note by the team, or, on an api inbox,
 //! the customer's own message.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, InboxKind, MessageKind};
 use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
@@ -23,42 +22,62 @@ use crate::attachments::{Refused, Upload};
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::state::AppState;
+use utoipa::IntoParams;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use super::{docs, resource_docs};
 
 /// The longest message the API accepts, as in the dashboard's composer.
 const MAX_MESSAGE_CHARS: usize = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/conversations", get(list))
-        .route("/conversations/{id}", get(show).patch(update))
-        .route(
-            "/conversations/{id}/messages",
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, update))
+        .routes(
             // A little over the file cap times the files allowed, for the framing.
-            get(messages)
-                .post(create_message)
-                .layer(DefaultBodyLimit::max(
-                    MAX_FILES * crate::attachments::MAX_BYTES + 64 * 1024,
-                )),
+            routes!(messages, create_message).layer(DefaultBodyLimit::max(
+                MAX_FILES * crate::attachments::MAX_BYTES + 64 * 1024,
+            )),
         )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `open`, `pending`, `resolved` or `snoozed`.
+    #[param(pattern = "^(open|pending|resolved|snoozed)$")]
     status: Option<String>,
+    /// An inbox id.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     inbox_id: Option<String>,
     /// A user id, or `unassigned`.
+    #[param(
+        pattern = "^(unassigned|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
     assignee_id: Option<String>,
+    /// Conversations per page, 1 to 100 (default 25).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page; omitted or empty: the first page.
+    #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
     cursor: Option<String>,
+    /// Only conversations with this label.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
     label: Option<String>,
-    /// Search words (message text, contact name or email); other filters do not apply.
+    /// Search words (message text, contact name or email); other filters do not apply
+    /// and the answer is one page.
     q: Option<String>,
 }
 
 /// Newest first by creation, so a conversation that gets a message while a client pages
 /// through does not jump pages; `next_cursor` continues after the last item.
+#[utoipa::path(get, path = "/conversations", tag = "conversations", params(ListQuery),
+    responses((status = 200, body = docs::ConversationPage)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -145,6 +164,10 @@ async fn conversation_json(
     Ok(value)
 }
 
+/// One conversation, with its labels.
+#[utoipa::path(get, path = "/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id.")),
+    responses((status = 200, body = resource_docs::ConversationDetail)))]
 async fn show(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -272,6 +295,10 @@ async fn parse_change(
 }
 
 /// Changes status, assignee and labels; each change is its own event.
+#[utoipa::path(patch, path = "/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id.")),
+    request_body(content = resource_docs::ConversationChange, content_type = "application/json"),
+    responses((status = 200, body = resource_docs::ConversationDetail)))]
 async fn update(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -309,7 +336,11 @@ async fn update(
     Ok(Json(conversation_json(&state, &conversation).await?))
 }
 
-/// Oldest first, private notes included (the API acts for the team).
+/// A conversation's messages, oldest first, private notes included (the API acts for the
+/// team).
+#[utoipa::path(get, path = "/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id."), PageQuery),
+    responses((status = 200, body = docs::MessageList)))]
 async fn messages(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -425,6 +456,13 @@ async fn multipart_message(mut multipart: Multipart) -> Result<NewMessage, AppEr
 
 /// `reply` (sent to the customer) or `note` (the team only) by the team; `incoming` is the
 /// customer's message, on api inboxes only. JSON, or multipart with files.
+#[utoipa::path(post, path = "/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation's id.")),
+    request_body(content(
+        (resource_docs::NewMessage = "application/json"),
+        (resource_docs::NewMessageWithFiles = "multipart/form-data"),
+    )),
+    responses((status = 201, body = docs::Message)))]
 async fn create_message(
     State(state): State<AppState>,
     principal: ApiPrincipal,

@@ -1,21 +1,22 @@
 //! Inboxes over the API: list them, create api inboxes, and start conversations in an api
 //! inbox as the customer.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use kaltalk_core::chat::InboxKind;
 use kaltalk_core::{ContactId, InboxId, Permission};
 use kaltalk_store::api_channel::ApiContact;
 use kaltalk_store::chat::Inbox;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::{object, refuse_unknown, required_text};
 use super::contacts::{contact_fields, contact_json};
 use super::pagination::{self, PageQuery};
-use super::require;
+use super::{require, resource_docs};
 use crate::auth::ApiPrincipal;
 use crate::dashboard::inboxes::create_api_inbox;
 use crate::error::AppError;
@@ -24,10 +25,10 @@ use crate::state::AppState;
 const MAX_NAME_CHARS: usize = 100;
 const MAX_MESSAGE_CHARS: usize = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/inboxes", get(list).post(create))
-        .route("/inboxes/{id}/conversations", post(start_conversation))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(start_conversation))
 }
 
 fn inbox_json(inbox: &Inbox) -> Value {
@@ -40,7 +41,9 @@ fn inbox_json(inbox: &Inbox) -> Value {
     })
 }
 
-/// Newest first.
+/// The organization's inboxes, newest first.
+#[utoipa::path(get, path = "/inboxes", tag = "inboxes", params(PageQuery),
+    responses((status = 200, body = resource_docs::InboxPage)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -57,6 +60,9 @@ async fn list(
 }
 
 /// Creates an inbox of kind `api` (web and email inboxes are set up in the dashboard).
+#[utoipa::path(post, path = "/inboxes", tag = "inboxes",
+    request_body(content = resource_docs::NewInbox, content_type = "application/json"),
+    responses((status = 201, body = resource_docs::Inbox)))]
 async fn create(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -82,6 +88,10 @@ async fn create(
 /// The customer starts a conversation in an api inbox: `contact` is `{"id"}` of a known
 /// contact, or `{"external_id", "email", "name"}` found by external id, then email, and
 /// created when neither matches.
+#[utoipa::path(post, path = "/inboxes/{id}/conversations", tag = "inboxes",
+    params(("id" = String, Path, description = "The id of an inbox of kind `api`.")),
+    request_body(content = resource_docs::NewConversation, content_type = "application/json"),
+    responses((status = 201, body = resource_docs::StartedConversation)))]
 async fn start_conversation(
     State(state): State<AppState>,
     principal: ApiPrincipal,

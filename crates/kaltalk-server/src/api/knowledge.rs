@@ -1,19 +1,20 @@
 //! Knowledge sources over the API: list with their state, add text or a web page or site,
 //! re-sync, delete. Validation and deletion are the dashboard's (`knowledge::sources`).
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use kaltalk_ai::extract::ExtractError;
 use kaltalk_core::{OrgId, Permission};
 use kaltalk_store::knowledge::{Source, SyncInterval};
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::body::{object, refuse_unknown};
 use super::pagination::{self, PageQuery};
-use super::require;
+use super::{require, resource_docs};
 use crate::attachments::clean_filename;
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
@@ -23,15 +24,12 @@ use crate::state::AppState;
 /// A JSON source body at most (the text of a text source is capped at 200 KB).
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/knowledge/sources",
-            // A file is read up to the configured cap by the handler itself.
-            get(list).post(create).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/knowledge/sources/{id}", get(show).delete(delete))
-        .route("/knowledge/sources/{id}/resync", post(resync))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // A file is read up to the configured cap by the handler itself.
+        .routes(routes!(list, create).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(show, delete))
+        .routes(routes!(resync))
 }
 
 fn source_json(source: &Source) -> Value {
@@ -65,6 +63,8 @@ fn string_field<'a>(map: &'a Map<String, Value>, field: &'static str) -> Result<
 }
 
 /// Newest first, each with its indexing state (`queued`, `indexing`, `ready`, `failed`).
+#[utoipa::path(get, path = "/knowledge/sources", tag = "knowledge", params(PageQuery),
+    responses((status = 200, body = resource_docs::KnowledgeSourcePage)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -79,6 +79,10 @@ async fn list(
     Ok(Json(json!({ "data": data, "next_cursor": next_cursor })))
 }
 
+/// One source with its indexing state.
+#[utoipa::path(get, path = "/knowledge/sources/{id}", tag = "knowledge",
+    params(("id" = String, Path, description = "The source's id.")),
+    responses((status = 200, body = resource_docs::KnowledgeSource)))]
 async fn show(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -155,6 +159,12 @@ async fn create_file(
 /// `{"kind": "text", "title", "text"}`, or `{"kind": "url" | "site", "url", "title"?,
 /// "sync_every"?: "daily" | "weekly"}`, or a file as multipart. Indexing is queued; the
 /// answer is the source.
+#[utoipa::path(post, path = "/knowledge/sources", tag = "knowledge",
+    request_body(content(
+        (resource_docs::NewKnowledgeSource = "application/json"),
+        (resource_docs::NewFileSource = "multipart/form-data"),
+    )),
+    responses((status = 201, body = resource_docs::KnowledgeSource)))]
 async fn create(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -224,6 +234,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(source_json(&source))))
 }
 
+/// Fetches and indexes the source again; the answer is the source, queued.
+#[utoipa::path(post, path = "/knowledge/sources/{id}/resync", tag = "knowledge",
+    params(("id" = String, Path, description = "The source's id.")),
+    responses((status = 202, body = resource_docs::KnowledgeSource)))]
 async fn resync(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -237,6 +251,10 @@ async fn resync(
     Ok((StatusCode::ACCEPTED, Json(source_json(&source))))
 }
 
+/// Deletes the source and what was indexed from it.
+#[utoipa::path(delete, path = "/knowledge/sources/{id}", tag = "knowledge",
+    params(("id" = String, Path, description = "The source's id.")),
+    responses((status = 204, description = "Deleted.")))]
 async fn delete(
     State(state): State<AppState>,
     principal: ApiPrincipal,

@@ -1,42 +1,96 @@
 //! The JSON API under `/api/v1`, authenticated by an organization's API key (Bearer) or a
 //! dashboard session. Errors are RFC 9457 problem documents with a stable `code`.
+//!
+//! Routes are declared only through `OpenApiRouter::routes(routes!(handler))`: a handler
+//! without `#[utoipa::path]` does not compile there, so the OpenAPI document served at
+//! `/api/v1/openapi.json` lists exactly the routes that exist. To add an endpoint, annotate
+//! its handler and add one `.routes(routes!(…))` line to its module's `routes()`.
 
 mod body;
 mod contacts;
 mod conversations;
+mod docs;
 mod idempotency;
 mod inboxes;
 mod knowledge;
 mod pagination;
+mod problems;
+mod rate_limit;
+mod resource_docs;
+pub mod spec;
 mod webhooks;
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
-use axum::middleware::from_fn_with_state;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::{Extension, Json, Router};
 use kaltalk_core::{Permission, Role, UserId};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// The API's routes. `state` is needed by the `Idempotency-Key` layer, which
-/// authenticates a POST before deciding whether to run or replay it.
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/me", get(me))
-        .route("/team", get(team))
-        .merge(conversations::router())
-        .merge(contacts::router())
-        .merge(inboxes::router())
-        .merge(knowledge::router())
-        .merge(webhooks::router())
-        .fallback(|| async { AppError::NotFound })
+pub use rate_limit::ApiRateLimiter;
+
+/// Where the API is mounted.
+pub const PREFIX: &str = "/api/v1";
+
+/// Every API route with its documentation, paths relative to [`PREFIX`].
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(team))
+        .merge(conversations::routes())
+        .merge(contacts::routes())
+        .merge(inboxes::routes())
+        .merge(knowledge::routes())
+        .merge(webhooks::routes())
+        .routes(routes!(spec::openapi_json))
+}
+
+/// The API's routes and their document, both under [`PREFIX`].
+fn mounted() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, routed) = OpenApiRouter::new()
+        .nest(PREFIX, routes().fallback(|| async { AppError::NotFound }))
+        .split_for_parts();
+    (router, spec::document(routed))
+}
+
+/// The OpenAPI 3.1 document of the API, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    mounted().1
+}
+
+/// The API, mounted at [`PREFIX`]; merge it into the root router.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let (router, doc) = mounted();
+    let json = doc
+        .to_pretty_json()
+        .expect("a document built from our own types serializes");
+    let per_minute =
+        NonZeroU32::new(state.config.api.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
+    let limiter = ApiRateLimiter::new(per_minute, state.clock.clone());
+    // The last layer added runs first: errors become problem documents, then the key's
+    // rate limit is counted, and only then may an `Idempotency-Key` replay a stored
+    // answer, so replays are rate limited like any other request. The idempotency layer
+    // needs the state because it authenticates a POST before deciding to run or replay it.
+    router
+        .layer(Extension(spec::SpecJson(Arc::new(json))))
         .layer(from_fn_with_state(
-            state,
+            state.clone(),
             idempotency::honour_idempotency_key,
         ))
+        .layer(from_fn_with_state(
+            (state.clone(), limiter),
+            rate_limit::limit_api_keys,
+        ))
+        .layer(from_fn(problems::plain_errors_as_problems))
 }
 
 /// API keys act for the whole organization; a signed-in member needs the permission the
@@ -70,13 +124,14 @@ async fn acting_agent(state: &AppState, principal: &ApiPrincipal) -> Result<User
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct OrgView {
     id: String,
     name: String,
 }
 
-#[derive(Serialize)]
+/// Who the request acts as.
+#[derive(Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Actor {
     ApiKey {
@@ -91,12 +146,15 @@ enum Actor {
     },
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Me {
     actor: Actor,
     organization: OrgView,
 }
 
+/// The caller: the API key (or signed-in person) and its organization.
+#[utoipa::path(get, path = "/me", tag = "organization",
+    responses((status = 200, body = Me)))]
 async fn me(State(state): State<AppState>, principal: ApiPrincipal) -> Result<Json<Me>, AppError> {
     let org = state.store.get_organization(principal.org_id()).await?;
     let actor = match principal {
@@ -120,7 +178,7 @@ async fn me(State(state): State<AppState>, principal: ApiPrincipal) -> Result<Js
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TeamMember {
     id: String,
     name: String,
@@ -129,13 +187,15 @@ struct TeamMember {
     joined_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Team {
     data: Vec<TeamMember>,
     next_cursor: Option<String>,
 }
 
-/// Newest member first.
+/// The organization's members, newest first.
+#[utoipa::path(get, path = "/team", tag = "organization", params(pagination::PageQuery),
+    responses((status = 200, body = Team)))]
 async fn team(
     State(state): State<AppState>,
     principal: ApiPrincipal,

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -12,11 +13,17 @@ use crate::error::AppError;
 pub const DEFAULT_LIMIT: i64 = 25;
 pub const MAX_LIMIT: i64 = 100;
 
-/// The `limit` and `cursor` query parameters, as given.
-#[derive(Debug, Default, Deserialize)]
+/// The `limit` and `cursor` query parameters, as given: `limit` is parsed by [`PageQuery::page`]
+/// so that a wrong one is a 422 naming it.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, 1 to 100 (default 25).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page; omitted or empty: the first page.
+    #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
     pub cursor: Option<String>,
 }
 

@@ -1,11 +1,10 @@
 //! Webhook endpoints over the API: create, list, read (with the secret), update, delete,
 //! a test ping, the delivery log and replay.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use kaltalk_core::Permission;
 use kaltalk_store::webhooks::{
     NewWebhookEndpoint, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointChange,
@@ -17,21 +16,22 @@ use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::webhooks;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::docs;
 
 /// Deliveries listed at most.
 const DELIVERY_PAGE: i64 = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks", get(list).post(create))
-        .route("/webhooks/{id}", get(show).patch(update).delete(delete))
-        .route("/webhooks/{id}/ping", post(ping))
-        .route("/webhooks/{id}/deliveries", get(deliveries))
-        .route("/webhooks/{id}/deliveries/{delivery_id}", get(delivery))
-        .route(
-            "/webhooks/{id}/deliveries/{delivery_id}/replay",
-            post(replay),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(ping))
+        .routes(routes!(deliveries))
+        .routes(routes!(delivery))
+        .routes(routes!(replay))
 }
 
 /// API keys act for the whole organization; a signed-in member needs an admin's role, as
@@ -140,6 +140,10 @@ fn refuse_unknown(map: &Map<String, Value>, known: &[&str]) -> Result<(), AppErr
     }
 }
 
+/// Adds an endpoint; the answer includes its signing secret.
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks",
+    request_body(content = docs::NewWebhook, content_type = "application/json"),
+    responses((status = 201, body = docs::Webhook)))]
 async fn create(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -163,6 +167,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(endpoint_json(&created, true))))
 }
 
+/// The organization's endpoints (without secrets).
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks",
+    responses((status = 200, body = docs::WebhookList)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -176,6 +183,9 @@ async fn list(
     Ok(Json(json!({ "data": data })))
 }
 
+/// One endpoint, with its signing secret.
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id.")),
+    responses((status = 200, body = docs::Webhook)))]
 async fn show(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -189,6 +199,10 @@ async fn show(
     Ok(Json(endpoint_json(&endpoint, true)))
 }
 
+/// Changes an endpoint's URL, events or whether it is enabled.
+#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id.")),
+    request_body(content = docs::WebhookChange, content_type = "application/json"),
+    responses((status = 200, body = docs::Webhook)))]
 async fn update(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -221,6 +235,9 @@ async fn update(
     Ok(Json(endpoint_json(&endpoint, false)))
 }
 
+/// Removes an endpoint and its delivery log.
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id.")),
+    responses((status = 204, description = "Deleted.")))]
 async fn delete(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -234,6 +251,9 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Queues a `ping` delivery to test the endpoint.
+#[utoipa::path(post, path = "/webhooks/{id}/ping", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id.")),
+    responses((status = 202, body = docs::Delivery)))]
 async fn ping(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -247,6 +267,9 @@ async fn ping(
     Ok((StatusCode::ACCEPTED, Json(delivery_json(&delivery))))
 }
 
+/// The endpoint's latest deliveries, newest first (at most 100).
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id.")),
+    responses((status = 200, body = docs::DeliveryList)))]
 async fn deliveries(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -269,6 +292,9 @@ fn ids(raw: &(String, String)) -> Result<(WebhookId, WebhookDeliveryId), AppErro
 }
 
 /// One delivery with the exact body sent and every attempt.
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id."), ("delivery_id" = String, Path, description = "The delivery's id.")),
+    responses((status = 200, body = docs::DeliveryDetail)))]
 async fn delivery(
     State(state): State<AppState>,
     principal: ApiPrincipal,
@@ -289,6 +315,9 @@ async fn delivery(
 }
 
 /// A new attempt of the same delivery (same id, same body).
+#[utoipa::path(post, path = "/webhooks/{id}/deliveries/{delivery_id}/replay", tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id."), ("delivery_id" = String, Path, description = "The delivery's id.")),
+    responses((status = 202, body = docs::Delivery)))]
 async fn replay(
     State(state): State<AppState>,
     principal: ApiPrincipal,

@@ -187,6 +187,18 @@ impl FromRequestParts<AppState> for ApiPrincipal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The API's rate limiter identified the caller already.
+        if let Some(principal) = parts.extensions.get::<ApiPrincipal>() {
+            return Ok(principal.clone());
+        }
+        let principal = ApiPrincipal::identify(parts, state).await?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+impl ApiPrincipal {
+    async fn identify(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         if let Some(header) = parts.headers.get(AUTHORIZATION) {
             let key = header
                 .to_str()

@@ -3,6 +3,7 @@
 mod account;
 mod ai;
 pub(crate) mod api_keys;
+mod api_reference;
 mod canned;
 mod home;
 pub(crate) mod inboxes;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(organization::router())
         .merge(team::router())
         .merge(api_keys::router())
+        .merge(api_reference::router())
         .merge(outbox::router())
         .merge(inboxes::router())
         .merge(canned::router())

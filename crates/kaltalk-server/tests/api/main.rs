@@ -22,6 +22,7 @@ mod embeddings;
 mod inbox;
 mod knowledge;
 mod model_download;
+mod openapi;
 mod operations;
 mod playground;
 mod teams;
