@@ -76,12 +76,17 @@ done
 # Every check but negative_data_rejection: the document describes webhook URLs with a
 # pattern narrower than what the server accepts (any http(s) URL with a host), so that
 # generated examples are real URLs; URLs outside that pattern are rightly accepted.
+# Not the stateful phase: it chains create → read → delete, but its POSTs carry generated
+# Idempotency-Keys, and schemathesis reuses the same few keys and bodies, so a replayed
+# "created" answer can name a resource an earlier step deleted; the 404 that follows is
+# correct behaviour, reported as "created resource not found" (ST302).
 # Run from the throw-away directory: schemathesis keeps a cache in its working directory.
 status=0
 (cd "$data_dir" && "$venv/bin/schemathesis" --config-file "$config" run "$base/api/v1/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks all \
   --exclude-checks negative_data_rejection \
+  --phases examples,coverage,fuzzing \
   --max-examples "$MAX_EXAMPLES" \
   --seed 1 \
   --no-color) || status=$?
