@@ -217,9 +217,12 @@ impl Store {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            // The files of the contact's messages and the originals of their emails.
             let blobs: Vec<(String,)> = sqlx::query_as(
                 "SELECT a.storage_key FROM attachments a JOIN conversations c ON c.id = a.conversation_id \
-                 WHERE c.org_id = $1 AND c.contact_id = $2",
+                 WHERE c.org_id = $1 AND c.contact_id = $2 \
+                 UNION ALL SELECT em.raw_key FROM email_messages em JOIN conversations c ON c.id = em.conversation_id \
+                 WHERE c.org_id = $1 AND c.contact_id = $2 AND em.raw_key IS NOT NULL",
             )
             .bind(org)
             .bind(id)

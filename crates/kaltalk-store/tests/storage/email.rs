@@ -391,3 +391,39 @@ async fn delivery_outcomes_show_on_the_message_and_addresses_are_unique() {
         );
     }
 }
+
+#[tokio::test]
+async fn deleting_a_contact_hands_back_the_originals_of_their_emails_for_removal() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = email_inbox(&store, org.id, "help@acme.test")
+            .await
+            .expect(backend);
+        let received = receive(
+            &store,
+            &inbox,
+            Mail::new("x1@mail.test", "ada@example.test"),
+        )
+        .await;
+        let Received::Message { conversation, .. } = received else {
+            panic!("{backend}: expected a message");
+        };
+        let deleted = store
+            .delete_contact(org.id, conversation.contact_id, now())
+            .await
+            .expect(backend);
+        assert_eq!(
+            deleted.value,
+            vec!["org/email/raw.eml".to_owned()],
+            "{backend}"
+        );
+        assert!(
+            store
+                .conversation_emails(org.id, conversation.id)
+                .await
+                .expect(backend)
+                .is_empty(),
+            "{backend}: the email rows went with the contact"
+        );
+    }
+}
