@@ -146,6 +146,12 @@ impl Kaltalk {
                 tracing::info!(organizations = queued, model = %embedder.model_id(), "re-embedding queued");
             }
         }
+        let webhook_client = webhooks::client::WebhookClient::new(
+            config.knowledge.allow_loopback,
+            config.knowledge.allow_private,
+        )
+        .map(Arc::new)
+        .context("the webhook delivery client")?;
         let state = AppState {
             chat,
             store,
@@ -159,6 +165,7 @@ impl Kaltalk {
             metrics: metrics_handle(),
             assets: Arc::new(web::assets::Assets::load()),
             hub,
+            webhook_client,
             blobs,
             knowledge: Arc::new(knowledge::Indexes::new(embeddings)),
             geoip,

@@ -29,6 +29,8 @@ pub struct AppState {
     pub chat: Option<Arc<kaltalk_ai::chat::ChatClient>>,
     /// Attachment bytes.
     pub blobs: crate::attachments::Blobs,
+    /// The SSRF-guarded client webhook deliveries go out through, built once.
+    pub webhook_client: Arc<crate::webhooks::client::WebhookClient>,
     /// Fan-out of committed events to connected sockets.
     pub hub: Hub,
     /// The country database, loaded once when `visitors.geoip_database` names one.

@@ -19,6 +19,7 @@ use crate::webhooks;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::body::{object, refuse_unknown};
 use super::docs;
 
 /// Deliveries listed at most.
@@ -80,20 +81,6 @@ fn webhook_id(raw: &str) -> Result<WebhookId, AppError> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
-/// The request body as a JSON object; each field is then checked by name so that a wrong
-/// type is a 422 naming the field, not a generic parse error.
-fn object(body: &Bytes) -> Result<Map<String, Value>, AppError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(AppError::BadRequest(
-            "The body must be a JSON object, e.g. {\"url\": \"https://example.com/hook\"}.".into(),
-        )),
-        Err(err) => Err(AppError::BadRequest(format!(
-            "The body is not valid JSON: {err}."
-        ))),
-    }
-}
-
 fn url_field(map: &Map<String, Value>, required: bool) -> Result<Option<String>, AppError> {
     match map.get("url") {
         None | Some(Value::Null) if !required => Ok(None),
@@ -128,16 +115,6 @@ fn events_field(
     Ok(Some(
         webhooks::parse_events("events", &kinds).map_err(|e| AppError::Validation(vec![e]))?,
     ))
-}
-
-fn refuse_unknown(map: &Map<String, Value>, known: &[&str]) -> Result<(), AppError> {
-    match map.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(unknown) => Err(AppError::BadRequest(format!(
-            "Unknown field {unknown:?}: expected {}.",
-            known.join(", ")
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// Adds an endpoint; the answer includes its signing secret.

@@ -20,7 +20,6 @@ use sha2::Sha256;
 use tokio::sync::watch;
 
 use crate::state::AppState;
-use client::WebhookClient;
 
 /// Events read per dispatcher pass.
 const DISPATCH_BATCH: i64 = 200;
@@ -197,16 +196,11 @@ pub async fn deliver(state: &AppState, job: &Job) -> anyhow::Result<()> {
             signature_header(&endpoint.secret, now.timestamp(), &delivery.body),
         ),
     ];
-    let knowledge = &state.config.knowledge;
     let started = Instant::now();
-    let outcome = match WebhookClient::new(knowledge.allow_loopback, knowledge.allow_private) {
-        Ok(client) => {
-            client
-                .post(&endpoint.url, &headers, delivery.body.clone())
-                .await
-        }
-        Err(err) => Err(err),
-    };
+    let outcome = state
+        .webhook_client
+        .post(&endpoint.url, &headers, delivery.body.clone())
+        .await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (response_status, error) = match outcome {
         Ok(status) if (200..300).contains(&status) => (Some(status), None),
