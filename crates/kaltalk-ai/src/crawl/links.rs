@@ -21,7 +21,12 @@ pub struct PageLinks {
     pub links: Vec<Url>,
 }
 
+/// A page nested too deeply to parse safely yields nothing (its text is refused with a
+/// reason when it is read; see `extract_html`).
 pub fn extract(html: &str, page_url: &Url) -> PageLinks {
+    if kaltalk_core::html::too_deeply_nested(html) {
+        return PageLinks::default();
+    }
     let document = Html::parse_document(html);
     let title = document
         .select(&TITLE)
@@ -79,6 +84,18 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap_or_else(|_| panic!("bad test url {s}"))
+    }
+
+    #[test]
+    fn a_page_nested_too_deep_yields_no_links() {
+        let bomb = format!(
+            "<title>Deep</title><a href=\"/a\">a</a>{}",
+            "<div>".repeat(100_000)
+        );
+        assert_eq!(
+            extract(&bomb, &url("http://docs.example/")),
+            PageLinks::default()
+        );
     }
 
     #[test]

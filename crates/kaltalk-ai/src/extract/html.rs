@@ -18,6 +18,14 @@ pub fn extract_html(html: &str, url: Option<&str>) -> Result<Document, ExtractEr
         kind: FileKind::Html,
         reason,
     };
+    // html5ever's time grows with the square of the nesting: a hostile page could hold
+    // an indexing worker for minutes.
+    if kaltalk_core::html::too_deeply_nested(html) {
+        return Err(unreadable(format!(
+            "it nests elements more than {} levels deep",
+            kaltalk_core::html::MAX_NESTING
+        )));
+    }
     let mut readability = Readability::new(html, url, None).map_err(|error| match error {
         ReadabilityError::BadDocumentURL => {
             unreadable("its address is not an absolute URL".to_owned())

@@ -117,3 +117,26 @@ fn a_relative_page_address_is_refused_with_a_reason() {
     );
     assert!(error.to_string().contains("absolute"), "{error}");
 }
+
+#[test]
+fn a_page_nested_too_deep_is_refused_at_once_with_a_reason() {
+    // 100,000 nested elements kept the parser busy for minutes before the guard.
+    let bomb = format!(
+        "<html><body>{}text{}</body></html>",
+        "<div>".repeat(100_000),
+        "</div>".repeat(100_000)
+    );
+    let error = extract_html(&bomb, Some("https://docs.example/deep")).expect_err("too deep");
+
+    assert!(
+        matches!(
+            error,
+            ExtractError::Unreadable {
+                kind: FileKind::Html,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("500 levels deep"), "{error}");
+}

@@ -53,11 +53,11 @@ fn parse_structured(raw: &[u8], limits: &ParseLimits) -> InboundEmail {
     }
     if message
         .html_bodies()
-        .any(|part| matches!(&part.body, PartType::Html(html) if html::too_deeply_nested(html)))
+        .any(|part| matches!(&part.body, PartType::Html(html) if kaltalk_core::html::too_deeply_nested(html)))
     {
         notes.push(format!(
             "The HTML of this email nests more than {} levels deep and was not read; only its plain text is shown.",
-            html::MAX_NESTING
+            kaltalk_core::html::MAX_NESTING
         ));
     }
 
@@ -150,7 +150,7 @@ fn bodies(message: &Message<'_>) -> (String, Option<String>, String) {
         .collect();
     let html_source = (!html_source.is_empty())
         .then(|| html_source.join("\n"))
-        .filter(|source| !html::too_deeply_nested(source));
+        .filter(|source| !kaltalk_core::html::too_deeply_nested(source));
 
     let plain_text = plain.join("\n\n").trim_end().to_owned();
     match html_source {
