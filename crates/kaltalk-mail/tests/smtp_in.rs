@@ -620,3 +620,62 @@ async fn shutdown_lets_a_message_in_progress_finish() {
         b"Subject: half\r\n\r\nfirst half\r\nsecond half\r\n"
     );
 }
+
+#[tokio::test]
+async fn messages_over_the_shared_memory_budget_get_452_and_go_through_later() {
+    let server = spawn(SmtpConfig {
+        max_message_bytes: 2000,
+        max_buffered_bytes: 3000,
+        ..SmtpConfig::default()
+    })
+    .await;
+    let lines = |tag: &str| format!("{tag}{}\r\n", "x".repeat(98)).repeat(15); // 1,500 bytes
+
+    // One sender is in the middle of a 1,500-byte message...
+    let mut first = connect(server.addr).await;
+    assert_eq!(first.say("EHLO first.test").await, 250);
+    start_transaction(&mut first).await;
+    first
+        .send(format!("Subject: first\r\n\r\n{}", lines("a")).as_bytes())
+        .await;
+
+    // ...so a second one of the same size does not fit beside it: read to its end, then
+    // a temporary refusal. (Until the server has read the first sender's bytes the second
+    // may still fit; it retries like a real sender would.)
+    let mut second = connect(server.addr).await;
+    assert_eq!(second.say("EHLO second.test").await, 250);
+    let second_message = format!("Subject: second\r\n\r\n{}.\r\n", lines("b"));
+    let mut refused = None;
+    for _ in 0..100 {
+        start_transaction(&mut second).await;
+        second.send(second_message.as_bytes()).await;
+        let (code, text) = second.reply().await;
+        if code == 452 {
+            refused = Some(text);
+            break;
+        }
+        assert_eq!(code, 250, "{text:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = refused.expect("a 452 once the first message holds its share");
+    assert!(refused[0].starts_with("4.3.1"), "{refused:?}");
+
+    // Once the first message is delivered its share is back, and the retry goes through.
+    first.send(b".\r\n").await;
+    assert_eq!(first.code().await, 250);
+    start_transaction(&mut second).await;
+    second.send(second_message.as_bytes()).await;
+    assert_eq!(second.code().await, 250);
+    let messages = server.messages().await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.raw.starts_with(b"Subject: first"))
+    );
+    let last = messages.last().expect("messages");
+    assert!(
+        last.raw.starts_with(b"Subject: second"),
+        "{:?}",
+        String::from_utf8_lossy(&last.raw)
+    );
+}

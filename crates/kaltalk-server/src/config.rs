@@ -317,6 +317,10 @@ pub struct InboundEmailConfig {
     pub hostname: String,
     /// The largest message accepted, in bytes; a larger one is refused at DATA (552).
     pub max_message_bytes: usize,
+    /// The most bytes of messages all SMTP connections together hold in memory at once;
+    /// past it a message is refused with 452 (try again later). At least
+    /// `max_message_bytes`.
+    pub max_buffered_bytes: usize,
     /// Attachments larger than this are not kept; the message says so to the agent.
     pub max_attachment_bytes: usize,
     /// The certificate STARTTLS offers; default: the `[tls]` one. Without either, the
@@ -338,6 +342,7 @@ impl Default for InboundEmailConfig {
         Self {
             hostname: "localhost".into(),
             max_message_bytes: 25 * 1024 * 1024,
+            max_buffered_bytes: 128 * 1024 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
             tls_cert_path: None,
             tls_key_path: None,
@@ -550,6 +555,13 @@ impl Config {
                 "inbound_email.max_message_bytes must be at least 1024 (26214400 is 25 MB)".into(),
             ));
         }
+        if self.inbound_email.max_buffered_bytes < self.inbound_email.max_message_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "inbound_email.max_buffered_bytes ({}) must be at least inbound_email.max_message_bytes ({}), \
+                 or no message of the largest size could ever be received",
+                self.inbound_email.max_buffered_bytes, self.inbound_email.max_message_bytes
+            )));
+        }
         self.ai.validate()?;
         if self.embeddings.provider == EmbeddingProvider::Openai {
             let missing: Vec<&str> = [
@@ -737,6 +749,30 @@ mod tests {
         assert!(
             zero.to_string().contains("knowledge.max_file_bytes"),
             "{zero}"
+        );
+    }
+
+    #[test]
+    fn the_smtp_memory_budget_must_hold_the_largest_message() {
+        let config = Config::load_from(
+            None,
+            env(&[("KALTALK_INBOUND_EMAIL__MAX_BUFFERED_BYTES", "67108864")]),
+        )
+        .expect("a budget");
+        assert_eq!(config.inbound_email.max_buffered_bytes, 64 * 1024 * 1024);
+        let small = Config::load_from(
+            None,
+            env(&[
+                ("KALTALK_INBOUND_EMAIL__MAX_MESSAGE_BYTES", "2048"),
+                ("KALTALK_INBOUND_EMAIL__MAX_BUFFERED_BYTES", "1024"),
+            ]),
+        )
+        .expect_err("smaller than one message");
+        assert!(
+            small
+                .to_string()
+                .contains("inbound_email.max_buffered_bytes (1024)"),
+            "{small}"
         );
     }
 

@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWrite
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::data::DataReader;
+use super::data::{DataReader, MemoryBudget};
 use super::reply::Reply;
 use super::session::{MAX_COMMAND_LINE, Next, Session};
 use super::{MailSink, SmtpConfig};
@@ -36,6 +36,7 @@ pub(super) async fn run(
     peer: SocketAddr,
     config: Arc<SmtpConfig>,
     sink: Arc<dyn MailSink>,
+    budget: MemoryBudget,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut session = Session::new(Arc::clone(&config), peer);
@@ -49,6 +50,7 @@ pub(super) async fn run(
         &mut session,
         sink.as_ref(),
         &config,
+        &budget,
         &mut stopping,
     )
     .await;
@@ -86,6 +88,7 @@ pub(super) async fn run(
         &mut session,
         sink.as_ref(),
         &config,
+        &budget,
         &mut stopping,
     )
     .await;
@@ -126,6 +129,7 @@ async fn converse<S>(
     session: &mut Session,
     sink: &dyn MailSink,
     config: &SmtpConfig,
+    budget: &MemoryBudget,
     stopping: &mut watch::Receiver<bool>,
 ) -> Ending
 where
@@ -183,7 +187,7 @@ where
             Next::Close => return Ending::Quit,
             Next::StartTls => return Ending::StartTls,
             Next::ReadData => {
-                let mut data = DataReader::new(config.max_message_bytes);
+                let mut data = DataReader::new(config.max_message_bytes, budget.clone());
                 loop {
                     line.clear();
                     let read = tokio::time::timeout(

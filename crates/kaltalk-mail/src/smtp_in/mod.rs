@@ -78,6 +78,10 @@ pub struct SmtpConfig {
     pub command_timeout: Duration,
     /// Connections beyond this many are greeted with 421 and closed.
     pub max_connections: usize,
+    /// The most bytes of message bodies all connections together hold in memory while
+    /// they are read and delivered. A message that does not fit is read to its end and
+    /// refused with 452 4.3.1, which senders retry later.
+    pub max_buffered_bytes: usize,
     /// After shutdown is requested, how long sessions in the middle of a message may take
     /// to finish before they are cut off.
     pub shutdown_grace: Duration,
@@ -93,6 +97,7 @@ impl Default for SmtpConfig {
             max_recipients: 100,
             command_timeout: Duration::from_secs(5 * 60),
             max_connections: 256,
+            max_buffered_bytes: 128 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -108,6 +113,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("max_recipients", &self.max_recipients)
             .field("command_timeout", &self.command_timeout)
             .field("max_connections", &self.max_connections)
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
@@ -129,6 +135,7 @@ pub async fn serve(
         );
     }
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let budget = data::MemoryBudget::new(config.max_buffered_bytes);
     let (stopping_tx, stopping_rx) = watch::channel(false);
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
@@ -150,9 +157,10 @@ pub async fn serve(
                 let config = Arc::clone(&config);
                 let sink = Arc::clone(&sink);
                 let stopping = stopping_rx.clone();
+                let budget = budget.clone();
                 sessions.spawn(async move {
                     match slot {
-                        Some(_slot) => connection::run(stream, peer, config, sink, stopping).await,
+                        Some(_slot) => connection::run(stream, peer, config, sink, budget, stopping).await,
                         None => connection::refuse_busy(stream, peer, &config).await,
                     }
                 });

@@ -321,8 +321,17 @@ impl Session {
             // Unreachable through `command`, which only asks for DATA inside a transaction.
             return Reply::new(503, "5.5.1 Need MAIL before DATA");
         };
-        let raw = match outcome {
-            DataOutcome::Complete(raw) => raw,
+        // The message's share of the memory budget is held until it has been delivered.
+        let (raw, _reservation) = match outcome {
+            DataOutcome::Complete(raw, reservation) => (raw, reservation),
+            DataOutcome::OutOfMemoryBudget => {
+                tracing::warn!(
+                    peer = %self.peer,
+                    limit = self.config.max_buffered_bytes,
+                    "SMTP: messages being received hold the whole memory budget; asked the sender to retry"
+                );
+                return Reply::new(452, "4.3.1 Insufficient system storage, try again later");
+            }
             DataOutcome::TooLarge { received_bytes } => {
                 tracing::info!(
                     peer = %self.peer,
@@ -409,6 +418,12 @@ fn parse_path(text: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::super::DeliveryError;
     use super::*;
+
+    /// A complete message outside any budget.
+    fn complete(raw: &[u8]) -> DataOutcome {
+        let budget = crate::smtp_in::data::MemoryBudget::new(0);
+        DataOutcome::Complete(raw.to_vec(), crate::smtp_in::data::Reservation::new(budget))
+    }
     use tokio::sync::Mutex;
 
     /// Knows one address, and records deliveries (or fails them).
@@ -482,9 +497,7 @@ mod tests {
             say(&mut session, &sink, "DATA").await,
             (354, Next::ReadData)
         );
-        let reply = session
-            .finish_data(DataOutcome::Complete(b"hello\r\n".to_vec()), &sink)
-            .await;
+        let reply = session.finish_data(complete(b"hello\r\n"), &sink).await;
         assert_eq!(reply.code, 250);
         assert_eq!(reply.lines, vec!["2.0.0 queued as m1".to_owned()]);
         let delivered = sink.delivered.lock().await;
@@ -579,9 +592,7 @@ mod tests {
         code(&mut session, &sink, "MAIL FROM:<a@b.test>").await;
         code(&mut session, &sink, "RCPT TO:<support@acme.test>").await;
         code(&mut session, &sink, "DATA").await;
-        let reply = session
-            .finish_data(DataOutcome::Complete(b"x\r\n".to_vec()), &sink)
-            .await;
+        let reply = session.finish_data(complete(b"x\r\n"), &sink).await;
         assert_eq!(reply.code, 451);
         assert!(
             !reply.lines.concat().contains("database"),

@@ -103,6 +103,7 @@ pub fn spawn(
     let config = Arc::new(SmtpConfig {
         hostname: inbound.hostname.clone(),
         max_message_bytes: inbound.max_message_bytes,
+        max_buffered_bytes: inbound.max_buffered_bytes,
         tls,
         require_tls: inbound.require_tls,
         ..SmtpConfig::default()
