@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::chat::{
     CONTACT_COLUMNS, CONVERSATION_COLUMNS, Contact, Conversation, MESSAGE_CREATED, fetch_message,
 };
+use crate::contacts::CONTACT_DELETED;
 use crate::events::Event;
 use crate::jobs::{NewJob, insert_job};
 use crate::outbox::{NewEmail, insert_email};
@@ -21,13 +22,14 @@ use crate::{BeginWrite, Db, Store, StoreError, on_db};
 /// The job kind that makes one attempt at a delivery.
 pub const WEBHOOK_DELIVER_JOB: &str = "webhook.deliver";
 /// The event kinds an endpoint can subscribe to.
-pub const WEBHOOK_EVENT_KINDS: [&str; 6] = [
+pub const WEBHOOK_EVENT_KINDS: [&str; 7] = [
     "conversation.created",
     "conversation.updated",
     "conversation.escalated",
     "message.created",
     "contact.created",
     "contact.updated",
+    "contact.deleted",
 ];
 /// The kind of a test delivery sent from the dashboard or the API.
 pub const PING: &str = "ping";
@@ -783,6 +785,12 @@ impl Store {
                 }
                 let Some(subject) = event.subject_id else { continue };
                 let data = match event.kind.split('.').next() {
+                    // The contact is gone: only its id (and whom it was merged into) is told,
+                    // none of what it held.
+                    _ if event.kind == CONTACT_DELETED => Some(json!({
+                        "id": subject,
+                        "merged_into": event.payload.0.get("merged_into"),
+                    })),
                     Some("conversation") => {
                         let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.org_id = $1 AND c.id = $2");
                         sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql))

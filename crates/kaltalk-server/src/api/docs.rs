@@ -120,6 +120,8 @@ pub enum EventName {
     ContactCreated,
     #[serde(rename = "contact.updated")]
     ContactUpdated,
+    #[serde(rename = "contact.deleted")]
+    ContactDeleted,
 }
 
 // The patterns describe what `webhooks::parse_url` accepts (an http(s) URL with a host

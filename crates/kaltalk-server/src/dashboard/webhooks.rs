@@ -114,6 +114,8 @@ struct CreateForm {
     contact_created: Option<String>,
     #[serde(rename = "contact.updated")]
     contact_updated: Option<String>,
+    #[serde(rename = "contact.deleted")]
+    contact_deleted: Option<String>,
 }
 
 impl CreateForm {
@@ -125,6 +127,7 @@ impl CreateForm {
             &self.message_created,
             &self.contact_created,
             &self.contact_updated,
+            &self.contact_deleted,
         ]
         .into_iter()
         .zip(WEBHOOK_EVENT_KINDS)

@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use kaltalk_core::chat::{InboxKind, MessageKind, VisitorDetails, WidgetSettings};
-use kaltalk_core::{OrgId, UserId};
+use kaltalk_core::{ContactId, OrgId, UserId};
 use kaltalk_store::chat::{AgentWrite, ContactFields, NewInbox, SessionChoice, VisitorWrite};
 use kaltalk_store::webhooks::{
     AfterFailure, AttemptResult, DisableNotice, EventKinds, NewWebhookEndpoint,
@@ -28,7 +28,8 @@ async fn endpoint(store: &Store, org: OrgId, url: &str, events: &[&str]) -> Webh
 }
 
 /// A visitor's first message (contact, conversation, message) and then a private note.
-async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str) {
+/// Returns the visitor's contact.
+async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str) -> ContactId {
     let inbox = NewInbox {
         org_id: org,
         kind: InboxKind::Web,
@@ -72,6 +73,7 @@ async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str
         .set_ai_opt_out(org, written.value.conversation.contact_id, true, now())
         .await
         .expect("opt out");
+    written.value.conversation.contact_id
 }
 
 fn kinds_of(deliveries: &[kaltalk_store::webhooks::WebhookDelivery]) -> Vec<String> {
@@ -155,6 +157,47 @@ async fn dispatch_creates_one_delivery_per_subscribed_endpoint_and_event_exactly
             .filter(|j| j.kind == WEBHOOK_DELIVER_JOB)
             .count();
         assert_eq!(deliver_jobs, 5, "{backend}: one job per delivery");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_contact_is_told_by_its_id_alone() {
+    for (backend, store) in test_stores().await.stores {
+        let (owner, org) = sign_up(&store, "owner@example.com").await;
+        let hook = endpoint(
+            &store,
+            org.id,
+            "https://a.example/hook",
+            &["contact.deleted"],
+        )
+        .await;
+        let contact = visitor_then_note(&store, org.id, owner, "wi_gone").await;
+        let change = kaltalk_store::contacts::ContactChange {
+            name: Some(Some("Ada Lovelace".into())),
+            email: Some(Some("ada@example.com".into())),
+            ..Default::default()
+        };
+        store
+            .update_contact(org.id, contact, &change, now())
+            .await
+            .expect(backend);
+        store
+            .delete_contact(org.id, contact, now())
+            .await
+            .expect(backend);
+
+        store.dispatch_webhooks(now(), 100).await.expect(backend);
+        let deliveries = store
+            .list_webhook_deliveries(org.id, hook.id, 50)
+            .await
+            .expect(backend);
+        assert_eq!(kinds_of(&deliveries), ["contact.deleted"], "{backend}");
+        let body: Value = serde_json::from_str(&deliveries[0].body).expect("JSON body");
+        assert_eq!(
+            body["data"],
+            serde_json::json!({ "id": contact, "merged_into": null }),
+            "{backend}: nothing of what the contact held"
+        );
     }
 }
 
