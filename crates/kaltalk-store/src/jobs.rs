@@ -125,6 +125,7 @@ impl JobLane {
 
 impl Store {
     pub async fn enqueue_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<JobId, StoreError> {
+        let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let id = insert_job!(tx, job, now)?;
@@ -153,6 +154,9 @@ impl Store {
         now: DateTime<Utc>,
         lane: JobLane,
     ) -> Result<Option<Job>, StoreError> {
+        // Job writes queue with the chat's (see `write_turn`): in SQLite's busy handler a
+        // worker lost the lock for seconds to a steady stream of visitor messages.
+        let _turn = self.write_turn().await;
         on_db!(self, pool => sqlx::query(
             "UPDATE jobs SET state = 'dead', locked_by = NULL, locked_until = NULL, updated_at = $1, \
              last_error = COALESCE(last_error, 'the worker stopped before finishing the last attempt') \
@@ -197,6 +201,7 @@ impl Store {
         worker: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let renewed = on_db!(self, pool => sqlx::query(
             "UPDATE jobs SET locked_until = $3 WHERE id = $1 AND locked_by = $2 AND state = 'running'",
         )
@@ -215,6 +220,7 @@ impl Store {
         worker: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = on_db!(self, pool => sqlx::query(
             "UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $3 \
              WHERE id = $1 AND locked_by = $2 AND state = 'running'",
@@ -246,6 +252,7 @@ impl Store {
         } else {
             "queued"
         };
+        let _turn = self.write_turn().await;
         on_db!(self, pool => sqlx::query(
             "UPDATE jobs SET state = $3, run_at = $4, last_error = $5, locked_by = NULL, \
              locked_until = NULL, updated_at = $6 \

@@ -168,9 +168,10 @@ impl Store {
     /// SQLite lets one transaction write at a time, and a connection that finds the lock
     /// taken sleeps in its busy handler for 1, 2, 5, 10… ms instead of being woken when
     /// the lock is free: under a steady stream of visitor messages the lock stood idle
-    /// while writers slept. Queueing the hot write paths here hands the lock over at once,
-    /// in arrival order. SQLite's own locking stays the authority; writers that do not
-    /// queue (background jobs) still wait in the busy handler.
+    /// while writers slept. Queueing the hot write paths here (the chat's writes, the job
+    /// queue's, the webhook dispatcher's) hands the lock over at once, in arrival order.
+    /// SQLite's own locking stays the authority; writers that do not queue (settings,
+    /// accounts, knowledge indexing) still wait in the busy handler.
     pub(crate) async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
         match self.db {
             Db::Sqlite(_) => Some(self.writer.lock().await),
