@@ -206,8 +206,11 @@ impl Store {
     }
 
     /// Deletes a contact and, by cascade, its conversations, messages and widget
-    /// sessions. Returns the blob keys of the deleted attachments, for the caller to
-    /// remove from blob storage once the rows are gone.
+    /// sessions; with them what the event log and the webhook deliveries kept of them
+    /// (message texts and contact details ride in event payloads and delivery bodies),
+    /// and the auto-replies and bounces that came from their address. Returns the blob
+    /// keys of the deleted attachments and email originals, for the caller to remove
+    /// from blob storage once the rows are gone.
     pub async fn delete_contact(
         &self,
         org: OrgId,
@@ -228,6 +231,32 @@ impl Store {
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
+            // The contact's events: about the contact itself, or in one of its conversations.
+            let about_contact = "SELECT id FROM events WHERE org_id = $1 AND (subject_id = $2 \
+                 OR conversation_id IN (SELECT id FROM conversations WHERE org_id = $1 AND contact_id = $2))";
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM webhook_deliveries WHERE org_id = $1 AND event_id IN ({about_contact})"
+            )))
+            .bind(org)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM events WHERE id IN ({about_contact})")))
+                .bind(org)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            // Auto-replies and bounces belong to no conversation; they came from the
+            // contact's address.
+            let noise_originals: Vec<(Option<String>,)> = sqlx::query_as(
+                "DELETE FROM email_messages WHERE org_id = $1 AND conversation_id IS NULL \
+                 AND LOWER(from_address) = (SELECT LOWER(email) FROM contacts WHERE org_id = $1 AND id = $2) \
+                 RETURNING raw_key",
+            )
+            .bind(org)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
             let deleted = sqlx::query("DELETE FROM contacts WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
@@ -238,7 +267,8 @@ impl Store {
             }
             let event = append_event!(tx, NewEvent::new(Some(org), CONTACT_DELETED, id.as_uuid(), json!({})), now)?;
             tx.commit().await?;
-            Ok(Written { value: blobs.into_iter().map(|(key,)| key).collect(), events: vec![event] })
+            let keys = blobs.into_iter().map(|(key,)| key).chain(noise_originals.into_iter().filter_map(|(key,)| key));
+            Ok(Written { value: keys.collect(), events: vec![event] })
         })
     }
 

@@ -129,6 +129,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted rows are overwritten with zeros, not left in free pages: deleting a
+            // contact or an organization removes their words from the file itself.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let folder = Path::new(options.get_filename()).parent();

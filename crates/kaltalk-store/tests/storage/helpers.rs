@@ -6,7 +6,7 @@ use kaltalk_store::{Delivery, NewEmail, NewUser, Organization, Store};
 /// A fresh store per backend under test, with the temp dir that holds the SQLite file.
 pub struct TestStores {
     pub stores: Vec<(&'static str, Store)>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 pub async fn test_stores() -> TestStores {
@@ -24,7 +24,14 @@ pub async fn test_stores() -> TestStores {
             .await,
         ));
     }
-    TestStores { stores, _dir: dir }
+    TestStores { stores, dir }
+}
+
+impl TestStores {
+    /// The SQLite store's database file.
+    pub fn sqlite_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("test.db")
+    }
 }
 
 async fn open(url: &str) -> Store {

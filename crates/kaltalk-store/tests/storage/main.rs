@@ -9,4 +9,5 @@ mod chat;
 mod email;
 mod jobs;
 mod knowledge;
+mod privacy;
 mod webhooks;
