@@ -408,14 +408,40 @@ async fn deleting_a_contact_hands_back_the_originals_of_their_emails_for_removal
         let Received::Message { conversation, .. } = received else {
             panic!("{backend}: expected a message");
         };
+        // An out-of-office from the same address that threads to nothing, and one from
+        // somebody else.
+        for (id, from) in [
+            ("ooo-ada@mail.test", "ADA@example.test"),
+            ("ooo-bob@mail.test", "bob@example.test"),
+        ] {
+            let mut stray = Mail::new(id, from);
+            stray.noise = Some(EmailNoise::AutoReply);
+            receive(&store, &inbox, stray).await;
+        }
         let deleted = store
             .delete_contact(org.id, conversation.contact_id, now())
             .await
             .expect(backend);
         assert_eq!(
             deleted.value,
-            vec!["org/email/raw.eml".to_owned()],
-            "{backend}"
+            vec![
+                "org/email/raw.eml".to_owned(),
+                "org/email/raw.eml".to_owned()
+            ],
+            "{backend}: the message's original and the auto-reply's"
+        );
+        let unthreaded = store
+            .unthreaded_emails(org.id, inbox.id)
+            .await
+            .expect(backend);
+        let senders: Vec<_> = unthreaded
+            .iter()
+            .map(|e| e.from_address.as_deref())
+            .collect();
+        assert_eq!(
+            senders,
+            [Some("bob@example.test")],
+            "{backend}: only the other sender's is kept"
         );
         assert!(
             store
