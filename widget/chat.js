@@ -337,7 +337,9 @@
         log.append(d);
         group(d);
       }
-      d.t.textContent += m.delta || '';
+      // A socket opened mid-answer first hears the whole draft so far.
+      if (m.replace) d.t.textContent = m.delta || '';
+      else d.t.textContent += m.delta || '';
       if (pinned) toBottom();
     }
 

@@ -518,6 +518,7 @@ impl<'a> Draft<'a> {
             draft: self.id,
             delta,
             end,
+            replace: false,
         });
     }
 }

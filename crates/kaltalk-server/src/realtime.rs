@@ -37,6 +37,9 @@ pub enum Live {
         draft: Uuid,
         delta: String,
         end: bool,
+        /// `delta` is the whole draft so far, to show instead of what the socket had: the
+        /// first item a socket that subscribes mid-draft hears.
+        replace: bool,
     },
 }
 
@@ -96,7 +99,12 @@ impl Topic {
 /// between thousands of sockets; the channel keeps publishes and subscriptions in order.
 enum Command {
     Publish(Live),
-    Subscribe(Topic, oneshot::Sender<broadcast::Receiver<Live>>),
+    /// Answered with the topic's receiver and, for a conversation whose bot answer is
+    /// being written, the draft so far.
+    Subscribe(
+        Topic,
+        oneshot::Sender<(broadcast::Receiver<Live>, Option<Live>)>,
+    ),
     /// A subscriber went away: the topic is dropped once it has no receiver left.
     Left(Topic),
     /// How many topics are open (tests check that none leak).
@@ -165,9 +173,10 @@ impl Hub {
     pub async fn subscribe(&self, topic: Topic) -> Option<Subscription> {
         let (reply, receiver) = oneshot::channel();
         self.commands.send(Command::Subscribe(topic, reply)).ok()?;
-        let rx = receiver.await.ok()?;
+        let (rx, draft_so_far) = receiver.await.ok()?;
         Some(Subscription {
             rx: Some(rx),
+            first: draft_so_far,
             topic,
             commands: self.commands.clone(),
         })
@@ -179,12 +188,17 @@ pub struct Subscription {
     /// Always `Some` until dropped: taken in `drop` so the receiver is gone before the
     /// router counts what is left.
     rx: Option<broadcast::Receiver<Live>>,
+    /// Heard before anything from `rx`: the bot's draft so far, when subscribing mid-draft.
+    first: Option<Live>,
     topic: Topic,
     commands: mpsc::UnboundedSender<Command>,
 }
 
 impl Subscription {
     pub async fn recv(&mut self) -> Result<Live, RecvError> {
+        if let Some(first) = self.first.take() {
+            return Ok(first);
+        }
         match &mut self.rx {
             Some(rx) => rx.recv().await,
             None => Err(RecvError::Closed),
@@ -199,9 +213,77 @@ impl Drop for Subscription {
     }
 }
 
+/// The bot answers being written, by conversation: what a socket that subscribes in the
+/// middle of one missed. Drafts are not in the event log, so nothing else could tell it.
+#[derive(Default)]
+struct DraftsSoFar(HashMap<ConversationId, DraftSoFar>);
+
+struct DraftSoFar {
+    org: OrgId,
+    draft: Uuid,
+    text: String,
+    updated: std::time::Instant,
+}
+
+impl DraftsSoFar {
+    /// Past this many drafts in progress, ones silent for [`Self::ABANDONED_AFTER`] are
+    /// dropped: a turn that died without ending its draft must not be kept forever.
+    const SWEEP_ABOVE: usize = 1024;
+    const ABANDONED_AFTER: Duration = Duration::from_secs(300);
+
+    fn follow(&mut self, live: &Live) {
+        let Live::BotDraft {
+            org,
+            conversation,
+            draft,
+            delta,
+            end,
+            ..
+        } = live
+        else {
+            return;
+        };
+        if *end {
+            self.0.remove(conversation);
+            return;
+        }
+        let entry = self.0.entry(*conversation).or_insert_with(|| DraftSoFar {
+            org: *org,
+            draft: *draft,
+            text: String::new(),
+            updated: std::time::Instant::now(),
+        });
+        if entry.draft != *draft {
+            entry.draft = *draft;
+            entry.text.clear();
+        }
+        entry.text.push_str(delta);
+        entry.updated = std::time::Instant::now();
+        if self.0.len() > Self::SWEEP_ABOVE {
+            self.0
+                .retain(|_, d| d.updated.elapsed() < Self::ABANDONED_AFTER);
+        }
+    }
+
+    fn snapshot(&self, topic: Topic) -> Option<Live> {
+        let Topic::Conversation(conversation) = topic else {
+            return None; // only widgets show drafts
+        };
+        self.0.get(&conversation).map(|d| Live::BotDraft {
+            org: d.org,
+            conversation,
+            draft: d.draft,
+            delta: d.text.clone(),
+            end: false,
+            replace: true,
+        })
+    }
+}
+
 /// The router: owns one broadcast channel per topic somebody listens to.
 async fn route(mut commands: mpsc::UnboundedReceiver<Command>, buffer: usize) {
     let mut topics: HashMap<Topic, broadcast::Sender<Live>> = HashMap::new();
+    let mut drafts = DraftsSoFar::default();
     let forget_if_unheard = |topics: &mut HashMap<Topic, broadcast::Sender<Live>>, topic| {
         if topics
             .get(&topic)
@@ -213,6 +295,7 @@ async fn route(mut commands: mpsc::UnboundedReceiver<Command>, buffer: usize) {
     while let Some(command) = commands.recv().await {
         match command {
             Command::Publish(live) => {
+                drafts.follow(&live);
                 for topic in live.topics().into_iter().flatten() {
                     // Nobody listening to a topic is the common case: no channel, no work.
                     if let Some(tx) = topics.get(&topic) {
@@ -226,7 +309,7 @@ async fn route(mut commands: mpsc::UnboundedReceiver<Command>, buffer: usize) {
                     .or_insert_with(|| broadcast::channel(topic.capacity(buffer)).0)
                     .subscribe();
                 // The socket gave up before its answer came: undo.
-                if let Err(rx) = reply.send(rx) {
+                if let Err((rx, _)) = reply.send((rx, drafts.snapshot(topic))) {
                     drop(rx);
                     forget_if_unheard(&mut topics, topic);
                 }
@@ -505,6 +588,47 @@ mod tests {
         drop(second);
         drop(dashboard);
         assert_eq!(open_topics(&hub).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_widget_that_subscribes_mid_answer_first_hears_the_draft_so_far() {
+        let hub = Hub::new(16, Duration::from_secs(20));
+        let (org, conversation, draft) = (OrgId::new(), ConversationId::new(), Uuid::now_v7());
+        let delta = |text: &str, end: bool| Live::BotDraft {
+            org,
+            conversation,
+            draft,
+            delta: text.to_owned(),
+            end,
+            replace: false,
+        };
+        let early = hub.subscribe(Topic::Conversation(conversation)).await;
+        hub.publish(delta("Refunds ", false));
+        hub.publish(delta("take ", false));
+
+        let mut late = hub
+            .subscribe(Topic::Conversation(conversation))
+            .await
+            .expect("hub");
+        hub.publish(delta("5 days.", false));
+        let heard = |live: Result<Live, RecvError>| match live {
+            Ok(Live::BotDraft { delta, replace, .. }) => Some((delta, replace)),
+            _ => None,
+        };
+        assert_eq!(
+            heard(late.recv().await),
+            Some(("Refunds take ".to_owned(), true))
+        );
+        assert_eq!(
+            heard(late.recv().await),
+            Some(("5 days.".to_owned(), false))
+        );
+
+        // Once the draft has ended, nobody is told about it any more.
+        hub.publish(delta("", true));
+        let after_end = hub.subscribe(Topic::Conversation(conversation)).await;
+        assert!(after_end.is_some_and(|s| s.first.is_none()));
+        drop(early);
     }
 
     #[test]

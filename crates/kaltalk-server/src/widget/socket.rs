@@ -118,10 +118,11 @@ impl Feed for WidgetFeed {
                 draft,
                 delta,
                 end,
+                replace,
                 ..
-            } if *c == conversation => {
-                Some(json!({ "type": "bot.delta", "draft_id": draft, "delta": delta, "end": end }))
-            }
+            } if *c == conversation => Some(
+                json!({ "type": "bot.delta", "draft_id": draft, "delta": delta, "end": end, "replace": replace }),
+            ),
             _ => None,
         }
     }
