@@ -126,6 +126,18 @@ impl Blobs {
     pub async fn delete(&self, key: &str) {
         let _ = tokio::fs::remove_file(self.path(key)).await;
     }
+
+    /// Removes every file of a deleted organization: attachments and email originals
+    /// (`<org>/`) and knowledge-base uploads (`knowledge/<org>/`).
+    pub async fn delete_organization(&self, org: OrgId) -> std::io::Result<()> {
+        for folder in [org.to_string(), format!("knowledge/{org}")] {
+            match tokio::fs::remove_dir_all(self.path(&folder)).await {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Stores an accepted upload for `org`; returns what the message row records.

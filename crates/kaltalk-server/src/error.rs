@@ -100,6 +100,12 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(Conflict::AlreadyMember) => {
                 AppError::Conflict("This person is already a member of the organization.".into())
             }
+            StoreError::Conflict(Conflict::OwnsSharedOrganization(name)) => {
+                AppError::Conflict(format!(
+                    "You own {name}, where others are members: make one of them the owner first \
+                     (Settings → Team), then delete your account."
+                ))
+            }
             other => AppError::Internal(other.into()),
         }
     }

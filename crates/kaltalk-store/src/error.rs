@@ -14,6 +14,8 @@ pub enum Conflict {
     InboxAddressTaken,
     /// `contacts (org_id, external_id)`
     ExternalIdTaken,
+    /// Deleting an account whose person owns an organization others are in (its name).
+    OwnsSharedOrganization(String),
     /// Any other unique constraint, by name.
     Other(String),
 }

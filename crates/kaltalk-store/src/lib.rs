@@ -21,6 +21,7 @@ mod jobs;
 pub mod knowledge;
 pub mod labels;
 mod outbox;
+pub mod privacy;
 pub mod testing;
 pub mod webhooks;
 

@@ -220,6 +220,7 @@ fn login_notice(code: Option<&str>) -> Option<&'static str> {
             Some("Your password was changed and every session was signed out. Log in again.")
         }
         Some("logged-out") => Some("You are logged out."),
+        Some("account-deleted") => Some("Your account and your personal data were deleted."),
         _ => None,
     }
 }

@@ -1,15 +1,18 @@
-//! A person's own account: name, sign-in address, password.
+//! A person's own account: name, sign-in address, password, a copy of their data, and
+//! deleting the account.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use chrono::Duration;
 use kaltalk_core::{EmailAddress, Password, PersonName, ValidationError};
+use kaltalk_store::privacy::Leaving;
+use kaltalk_store::{Conflict, StoreError};
 use serde::Deserialize;
 
 use super::account::{VERIFY_LINK_HOURS, verification_for};
@@ -25,6 +28,15 @@ pub fn router() -> Router<AppState> {
         .route("/settings/profile/name", post(rename))
         .route("/settings/profile/email", post(change_email))
         .route("/settings/profile/password", post(change_password))
+        .route("/settings/profile/export", get(export))
+        .route("/settings/profile/delete", post(delete_account))
+}
+
+/// What deleting the account does in one organization, as the page says it.
+struct DeletionStep {
+    organization: String,
+    outcome: &'static str,
+    blocks: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -37,6 +49,13 @@ struct ProfilePage {
     email: String,
     verified: bool,
     errors: FieldErrors,
+    deletion: Vec<DeletionStep>,
+}
+
+impl ProfilePage {
+    fn deletion_blocked(&self) -> bool {
+        self.deletion.iter().any(|step| step.blocks)
+    }
 }
 
 async fn page(
@@ -45,6 +64,28 @@ async fn page(
     errors: FieldErrors,
     notice: Option<&'static str>,
 ) -> Result<ProfilePage, AppError> {
+    let plan = state.store.account_deletion_plan(session.user.id).await?;
+    let deletion = plan
+        .into_iter()
+        .map(|(_, organization, leaving)| {
+            let outcome = match leaving {
+                Leaving::DeletesOrganization => {
+                    "deleted with it: you are its only member, so its conversations, contacts, knowledge base and settings go too"
+                }
+                Leaving::LeavesOrganization => {
+                    "you leave it; the replies you wrote stay there without your name"
+                }
+                Leaving::MustTransferOwnership => {
+                    "you own it and others are members: make one of them the owner first (Team)"
+                }
+            };
+            DeletionStep {
+                organization,
+                outcome,
+                blocks: leaving == Leaving::MustTransferOwnership,
+            }
+        })
+        .collect();
     Ok(ProfilePage {
         layout: Layout::signed_in(state, session, "profile").await?,
         notice,
@@ -53,6 +94,7 @@ async fn page(
         email: session.user.email.clone(),
         verified: session.user.email_verified_at.is_some(),
         errors,
+        deletion,
     })
 }
 
@@ -187,6 +229,88 @@ async fn change_password(
     Ok((
         CookieJar::new().add(cookie),
         Redirect::to("/settings/profile?notice=password"),
+    )
+        .into_response())
+}
+
+/// A copy of what KalTalk holds about the signed-in person, as a JSON download.
+async fn export(State(state): State<AppState>, session: AgentSession) -> PageResult {
+    let data = state.store.account_data(session.user.id).await?;
+    let body = serde_json::to_string_pretty(&serde_json::json!({
+        "exported_at": state.now(),
+        "account": data,
+    }))
+    .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("writing the export")))?;
+    let filename = format!(
+        "attachment; filename=\"kaltalk-account-{}.json\"",
+        state.now().format("%Y-%m-%d")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_DISPOSITION, filename),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    delete_password: String,
+}
+
+/// Deletes the account once the person has typed their password; the browser is signed
+/// out (every session went with the account).
+async fn delete_account(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<DeleteForm>,
+) -> PageResult {
+    if !password::verify(
+        &form.delete_password,
+        Some(&session.user.password_hash),
+        state.bcrypt_cost,
+    )
+    .await?
+    {
+        return invalid(
+            &state,
+            &session,
+            ValidationError::new("delete_password", "That is not your password."),
+        )
+        .await;
+    }
+    let deleted = match state
+        .store
+        .delete_account(session.user.id, state.now())
+        .await
+    {
+        Ok(deleted) => deleted,
+        Err(StoreError::Conflict(Conflict::OwnsSharedOrganization(name))) => {
+            let message = format!(
+                "You own {name}, where others are members: make one of them the owner first (Team), then delete your account."
+            );
+            return invalid(
+                &state,
+                &session,
+                ValidationError::new("delete_password", &message),
+            )
+            .await;
+        }
+        Err(err) => return Err(err.into()),
+    };
+    for org in &deleted.deleted_organizations {
+        if let Err(error) = state.blobs.delete_organization(*org).await {
+            // The rows are gone; the files are orphans an operator can remove by hand.
+            tracing::error!(%org, %error, "could not remove a deleted organization's files");
+        }
+    }
+    state.hub.publish_events(deleted.events);
+    Ok((
+        CookieJar::new().add(session::removal_cookie(&state)),
+        Redirect::to("/login?notice=account-deleted"),
     )
         .into_response())
 }

@@ -594,3 +594,193 @@ async fn profile_name_and_email_changes() {
         StatusCode::OK
     );
 }
+
+/// Ada alone in Acme and an agent in Bob's Globex; Bob owns Globex.
+async fn ada_and_bob(
+    app: &crate::helpers::TestApp,
+) -> (crate::helpers::Browser, crate::helpers::Browser) {
+    let ada = app.sign_up("Ada Lovelace", "ada@example.com", "Acme").await;
+    let bob = app
+        .sign_up("Bob Builder", "bob@example.com", "Globex")
+        .await;
+    let globex = bob.org_id().await;
+    let invitation = kaltalk_store::NewInvitation {
+        org_id: globex,
+        email: EmailAddress::parse("email", "ada@example.com").expect("email"),
+        role: kaltalk_core::Role::Agent,
+        token_hash: "invite-ada".into(),
+        invited_by: bob.user_id().await,
+        expires_at: app.clock_now() + Duration::days(1),
+    };
+    let store = &app.state.store;
+    let email = kaltalk_store::NewEmail {
+        org_id: Some(globex),
+        to: "ada@example.com".into(),
+        subject: "Bob invited you to Globex".into(),
+        text_body: "Join us".into(),
+        html_body: "<p>Join us</p>".into(),
+        kind: "invitation",
+        delivery: kaltalk_store::Delivery::KeepInOutbox,
+    };
+    store
+        .create_invitation(&invitation, &email, app.clock_now())
+        .await
+        .expect("invitation");
+    store
+        .accept_invitation(
+            "invite-ada",
+            kaltalk_store::Acceptor::Existing(ada.user_id().await),
+            app.clock_now(),
+        )
+        .await
+        .expect("accepted");
+    (ada, bob)
+}
+
+#[tokio::test]
+async fn a_person_downloads_their_data_as_json() {
+    let app = spawn_app().await;
+    let (ada, _bob) = ada_and_bob(&app).await;
+
+    let response = ada.get("/settings/profile/export").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .expect("header")
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"kaltalk-account-"),
+        "{disposition}"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let data: serde_json::Value = response.json().await.expect("JSON");
+    let account = &data["account"];
+    assert_eq!(account["user"]["email"], "ada@example.com");
+    assert_eq!(account["user"]["name"], "Ada Lovelace");
+    assert!(account["user"].get("password_hash").is_none(), "{account}");
+    let orgs: Vec<&str> = account["organizations"]
+        .as_array()
+        .expect("organizations")
+        .iter()
+        .map(|o| o["organization"].as_str().expect("name"))
+        .collect();
+    assert_eq!(orgs, ["Acme", "Globex"]);
+    assert!(!account["sessions"].as_array().expect("sessions").is_empty());
+    let subjects: Vec<&str> = account["emails"]
+        .as_array()
+        .expect("emails")
+        .iter()
+        .map(|e| e["subject"].as_str().expect("subject"))
+        .collect();
+    assert!(
+        subjects.contains(&"Bob invited you to Globex"),
+        "{subjects:?}"
+    );
+    assert!(
+        !data.to_string().contains("bob@example.com"),
+        "nothing of Bob's own account"
+    );
+
+    let anonymous = app.browser().get("/settings/profile/export").await;
+    assert_eq!(location(&anonymous), "/login");
+}
+
+#[tokio::test]
+async fn deleting_an_account_needs_the_password_and_a_new_owner_for_shared_organizations() {
+    let app = spawn_app().await;
+    let (ada, bob) = ada_and_bob(&app).await;
+    let acme = ada.org_id().await;
+    let blobs = &app.state.blobs;
+    for key in [
+        format!("{acme}/a-file"),
+        format!("knowledge/{acme}/a-document"),
+    ] {
+        blobs.put(&key, b"Acme's file").await.expect("blob");
+    }
+
+    // Bob owns Globex, where Ada is: the page says so, and the store refuses.
+    let page = bob.get_html("/settings/profile").await;
+    assert!(page.contains("you own it and others are members"), "{page}");
+    assert!(
+        page.contains(r#"<button type="submit" class="danger" disabled"#),
+        "the button is off: {page}"
+    );
+    let refused = bob
+        .submit(
+            "/settings/profile",
+            "/settings/profile/delete",
+            &[("delete_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("body")
+            .contains("You own Globex")
+    );
+
+    // Ada: a wrong password changes nothing.
+    let page = ada.get_html("/settings/profile").await;
+    assert!(
+        page.contains("deleted with it: you are its only member"),
+        "{page}"
+    );
+    let wrong = ada
+        .submit(
+            "/settings/profile",
+            "/settings/profile/delete",
+            &[("delete_password", "not my password")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong
+            .text()
+            .await
+            .expect("body")
+            .contains("That is not your password.")
+    );
+    assert_eq!(ada.get("/").await.status(), StatusCode::OK);
+
+    let deleted = ada
+        .submit(
+            "/settings/profile",
+            "/settings/profile/delete",
+            &[("delete_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&deleted), "/login?notice=account-deleted");
+    assert_eq!(location(&ada.get("/").await), "/login", "signed out");
+    let login = app
+        .browser()
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        login.status(),
+        StatusCode::UNAUTHORIZED,
+        "the account is gone"
+    );
+
+    // Acme went with her, files included; Globex stays, without her.
+    assert!(app.state.store.get_organization(acme).await.is_err());
+    for key in [
+        format!("{acme}/a-file"),
+        format!("knowledge/{acme}/a-document"),
+    ] {
+        assert!(blobs.get(&key).await.is_err(), "{key} is still stored");
+    }
+    let team = bob.get_html("/settings/team").await;
+    assert!(
+        team.contains("Bob Builder") && !team.contains("ada@example.com"),
+        "{team}"
+    );
+    // Bob can delete his account now that he is alone in Globex.
+    let page = bob.get_html("/settings/profile").await;
+    assert!(page.contains("deleted with it"), "{page}");
+}

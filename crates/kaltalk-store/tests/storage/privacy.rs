@@ -18,11 +18,15 @@ const SECRETS: [&str; 4] = ["zanzibar", "Quokkaface", "quokka.test", "parcel-778
 const KEPT: &str = "brioche";
 
 async fn inbox(store: &Store, org: OrgId) -> Inbox {
+    inbox_of(store, org, "wi_privacy").await
+}
+
+async fn inbox_of(store: &Store, org: OrgId, token: &str) -> Inbox {
     let inbox = NewInbox {
         org_id: org,
         kind: InboxKind::Web,
         name: "Website".into(),
-        public_token: "wi_privacy".into(),
+        public_token: token.into(),
         identity_secret: "secret".into(),
         settings: WidgetSettings::default(),
         email: None,
@@ -192,6 +196,244 @@ async fn a_deleted_contact_leaves_nothing_behind() {
     }
     assert!(
         contains_ignoring_case(&bytes, KEPT),
+        "the scan finds what was kept"
+    );
+}
+
+async fn person(
+    store: &Store,
+    email: &str,
+    name: &str,
+    org: &str,
+) -> (UserId, kaltalk_store::Organization) {
+    let user = kaltalk_store::NewUser {
+        name: kaltalk_core::PersonName::parse("name", name).expect("name"),
+        ..crate::helpers::new_user(email)
+    };
+    let org = kaltalk_core::OrgName::parse("org", org).expect("org");
+    store
+        .sign_up(&user, &org, None, now())
+        .await
+        .expect("sign up")
+}
+
+async fn join(
+    store: &Store,
+    org: &kaltalk_store::Organization,
+    inviter: UserId,
+    user: UserId,
+    email: &str,
+) {
+    let invitation = kaltalk_store::NewInvitation {
+        org_id: org.id,
+        email: kaltalk_core::EmailAddress::parse("email", email).expect("email"),
+        role: kaltalk_core::Role::Agent,
+        token_hash: format!("invite-{email}"),
+        invited_by: inviter,
+        expires_at: now() + chrono::Duration::days(1),
+    };
+    store
+        .create_invitation(&invitation, &crate::helpers::kept_email(email), now())
+        .await
+        .expect("invitation");
+    store
+        .accept_invitation(
+            &invitation.token_hash,
+            kaltalk_store::Acceptor::Existing(user),
+            now(),
+        )
+        .await
+        .expect("accepted");
+}
+
+#[tokio::test]
+async fn deleting_an_account_takes_its_lone_organizations_and_its_name_with_it() {
+    use kaltalk_store::privacy::Leaving;
+    use kaltalk_store::{Conflict, JobState, StoreError};
+
+    let stores = test_stores().await;
+    for (backend, store) in &stores.stores {
+        // Ada alone in Acme; Bob owns Globex, where Ada is an agent.
+        let (ada, acme) = person(store, "ada@example.com", "Ada Lovelace", "Acme").await;
+        let (bob, globex) = person(store, "bob@example.com", "Bob Builder", "Globex").await;
+        join(store, &globex, bob, ada, "ada@example.com").await;
+        let hook = NewWebhookEndpoint {
+            org_id: globex.id,
+            url: "https://hooks.example/kaltalk".into(),
+            secret: "whsec_test".into(),
+            events: EventKinds::default(),
+        };
+        let hook = store
+            .create_webhook_endpoint(&hook, now())
+            .await
+            .expect(backend);
+
+        // Acme's data, with a bot turn queued (a job naming the organization).
+        let acme_inbox = inbox_of(store, acme.id, "wi_acme").await;
+        store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &acme_inbox,
+                    session: SessionChoice::New {
+                        token_hash: "hash-acme",
+                    },
+                    details: &VisitorDetails::default(),
+                    contact: &ContactFields::default(),
+                    text: "acme-only marzipan question",
+                    client_id: None,
+                    attachments: &[],
+                    bot_first: true,
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        // In Globex, Ada answers a visitor (and so is assigned).
+        let globex_inbox = inbox_of(store, globex.id, "wi_globex").await;
+        let (_, conversation) = visitor_says(
+            store,
+            &globex_inbox,
+            "hash-globex",
+            ContactFields::default(),
+            "Is Globex open?",
+        )
+        .await;
+        agent_says(store, globex.id, ada, conversation, "Yes, until six").await;
+        store.dispatch_webhooks(now(), 100).await.expect(backend);
+
+        let copy = store.account_data(ada).await.expect(backend);
+        assert_eq!(copy.user.email, "ada@example.com");
+        let orgs: Vec<_> = copy
+            .organizations
+            .iter()
+            .map(|m| {
+                (
+                    m.organization.as_str(),
+                    m.messages_written,
+                    m.conversations_assigned,
+                )
+            })
+            .collect();
+        assert_eq!(orgs, [("Acme", 0, 0), ("Globex", 1, 1)], "{backend}");
+        assert_eq!(copy.emails.len(), 1, "{backend}: the invitation email");
+
+        let plan = |list: Vec<(kaltalk_core::OrgId, String, Leaving)>| {
+            list.into_iter()
+                .map(|(_, name, leaving)| (name, leaving))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            plan(store.account_deletion_plan(ada).await.expect(backend)),
+            [
+                ("Acme".to_owned(), Leaving::DeletesOrganization),
+                ("Globex".to_owned(), Leaving::LeavesOrganization)
+            ],
+            "{backend}"
+        );
+        // Bob owns Globex, where Ada still is: he must hand it over first.
+        let refused = store.delete_account(bob, now()).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(Conflict::OwnsSharedOrganization(name))) if name == "Globex"),
+            "{backend}: {refused:?}"
+        );
+
+        let deleted = store.delete_account(ada, now()).await.expect(backend);
+        assert_eq!(deleted.deleted_organizations, [acme.id], "{backend}");
+        assert_eq!(
+            deleted.events.len(),
+            1,
+            "{backend}: member.removed in Globex"
+        );
+
+        // Acme is gone, with its event log and its queued jobs.
+        assert!(
+            matches!(
+                store.get_organization(acme.id).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}"
+        );
+        assert!(
+            store
+                .events_since(acme.id, None, 100)
+                .await
+                .expect(backend)
+                .is_empty(),
+            "{backend}"
+        );
+        let acme_id = acme.id.to_string();
+        for state in [JobState::Queued, JobState::Running, JobState::Dead] {
+            let jobs = store.list_jobs(state, 1000).await.expect(backend);
+            assert!(
+                !jobs
+                    .iter()
+                    .any(|j| j.payload.0["org_id"] == acme_id.as_str()),
+                "{backend}: a job of Acme is left"
+            );
+        }
+        // Ada is gone; her reply in Globex stays, without her name, and unassigned.
+        assert!(store.get_user(ada).await.is_err(), "{backend}");
+        let messages = store
+            .list_messages(globex.id, conversation, true)
+            .await
+            .expect(backend);
+        let reply = messages
+            .iter()
+            .find(|m| m.text == "Yes, until six")
+            .expect("the reply stays");
+        assert_eq!(reply.sender_name, None, "{backend}");
+        let kept = store
+            .get_conversation(globex.id, conversation)
+            .await
+            .expect(backend);
+        assert_eq!(kept.assignee_id, None, "{backend}");
+        let events = store
+            .events_since(globex.id, None, 1000)
+            .await
+            .expect(backend);
+        let log = serde_json::to_string(&events.iter().map(|e| &e.payload.0).collect::<Vec<_>>())
+            .expect("JSON");
+        let bodies: String = store
+            .list_webhook_deliveries(globex.id, hook.id, 100)
+            .await
+            .expect(backend)
+            .iter()
+            .map(|d| d.body.clone())
+            .collect();
+        assert!(
+            log.contains("Yes, until six") && bodies.contains("Yes, until six"),
+            "{backend}"
+        );
+        assert!(
+            !log.contains("Ada Lovelace"),
+            "{backend}: her name is still in the event log: {log}"
+        );
+        assert!(
+            !bodies.contains("Ada Lovelace"),
+            "{backend}: her name is still in a webhook delivery"
+        );
+        assert!(
+            store.account_data(bob).await.is_ok(),
+            "{backend}: Bob is untouched"
+        );
+    }
+
+    // SQLite: Acme's words and Ada's name are out of the file too.
+    let (_, sqlite) = &stores.stores[0];
+    sqlite.close().await;
+    let file = stores.sqlite_file();
+    let mut bytes = std::fs::read(&file).expect("the database file");
+    if let Ok(wal) = std::fs::read(file.with_extension("db-wal")) {
+        bytes.extend(wal);
+    }
+    for secret in ["marzipan", "Ada Lovelace", "ada@example.com"] {
+        assert!(
+            !contains_ignoring_case(&bytes, secret),
+            "{secret} is still in the SQLite file"
+        );
+    }
+    assert!(
+        contains_ignoring_case(&bytes, "until six"),
         "the scan finds what was kept"
     );
 }
