@@ -70,7 +70,7 @@ async fn page(
         .map(|(_, organization, leaving)| {
             let outcome = match leaving {
                 Leaving::DeletesOrganization => {
-                    "deleted with it: you are its only member, so its conversations, contacts, knowledge base and settings go too"
+                    "deleted with your account: you are its only member, so its conversations, contacts, knowledge base and settings go too"
                 }
                 Leaving::LeavesOrganization => {
                     "you leave it; the replies you wrote stay there without your name"

@@ -724,7 +724,7 @@ async fn deleting_an_account_needs_the_password_and_a_new_owner_for_shared_organ
     // Ada: a wrong password changes nothing.
     let page = ada.get_html("/settings/profile").await;
     assert!(
-        page.contains("deleted with it: you are its only member"),
+        page.contains("deleted with your account: you are its only member"),
         "{page}"
     );
     let wrong = ada
@@ -782,5 +782,5 @@ async fn deleting_an_account_needs_the_password_and_a_new_owner_for_shared_organ
     );
     // Bob can delete his account now that he is alone in Globex.
     let page = bob.get_html("/settings/profile").await;
-    assert!(page.contains("deleted with it"), "{page}");
+    assert!(page.contains("deleted with your account"), "{page}");
 }
