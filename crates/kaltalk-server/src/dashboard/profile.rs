@@ -103,6 +103,21 @@ async fn invalid(state: &AppState, session: &AgentSession, error: ValidationErro
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
+/// Goes on only when `typed` is the person's password; otherwise the page again, with
+/// `wrong` on its field.
+async fn require_password(
+    state: &AppState,
+    session: &AgentSession,
+    typed: &str,
+    wrong: ValidationError,
+) -> Result<(), PageResult> {
+    match password::verify(typed, Some(&session.user.password_hash), state.bcrypt_cost).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(invalid(state, session, wrong).await),
+        Err(error) => Err(Err(error.into())),
+    }
+}
+
 async fn show(
     State(state): State<AppState>,
     session: AgentSession,
@@ -202,19 +217,15 @@ async fn change_password(
     State(state): State<AppState>,
     SessionForm { session, form }: SessionForm<PasswordForm>,
 ) -> PageResult {
-    if !password::verify(
+    if let Err(page) = require_password(
+        &state,
+        &session,
         &form.current_password,
-        Some(&session.user.password_hash),
-        state.bcrypt_cost,
+        ValidationError::new("current_password", "That is not your current password."),
     )
-    .await?
+    .await
     {
-        return invalid(
-            &state,
-            &session,
-            ValidationError::new("current_password", "That is not your current password."),
-        )
-        .await;
+        return page;
     }
     let new_password = match Password::parse("new_password", &form.new_password) {
         Ok(password) => password,
@@ -268,19 +279,15 @@ async fn delete_account(
     State(state): State<AppState>,
     SessionForm { session, form }: SessionForm<DeleteForm>,
 ) -> PageResult {
-    if !password::verify(
+    if let Err(page) = require_password(
+        &state,
+        &session,
         &form.delete_password,
-        Some(&session.user.password_hash),
-        state.bcrypt_cost,
+        ValidationError::new("delete_password", "That is not your password."),
     )
-    .await?
+    .await
     {
-        return invalid(
-            &state,
-            &session,
-            ValidationError::new("delete_password", "That is not your password."),
-        )
-        .await;
+        return page;
     }
     let deleted = match state
         .store

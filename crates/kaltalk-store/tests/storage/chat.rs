@@ -1,28 +1,11 @@
 use chrono::Duration;
-use kaltalk_core::OrgId;
-use kaltalk_core::chat::{
-    ConversationStatus, InboxKind, MessageKind, SenderKind, VisitorDetails, WidgetSettings,
-};
+use kaltalk_core::chat::{ConversationStatus, MessageKind, SenderKind, VisitorDetails};
+use kaltalk_store::StoreError;
 use kaltalk_store::chat::{
-    AgentWrite, AssigneeFilter, ContactFields, ConversationFilter, Inbox, NewInbox, SessionChoice,
-    VisitorWrite,
+    AgentWrite, AssigneeFilter, ContactFields, ConversationFilter, SessionChoice, VisitorWrite,
 };
-use kaltalk_store::{Store, StoreError};
 
-use crate::helpers::{now, sign_up, test_stores};
-
-async fn web_inbox(store: &Store, org: OrgId, token: &str) -> Inbox {
-    let inbox = NewInbox {
-        org_id: org,
-        kind: InboxKind::Web,
-        name: "Website".into(),
-        public_token: token.into(),
-        identity_secret: "secret".into(),
-        settings: WidgetSettings::default(),
-        email: None,
-    };
-    store.create_inbox(&inbox, now()).await.expect("inbox")
-}
+use crate::helpers::{now, sign_up, test_stores, web_inbox};
 
 fn details(page: &str) -> VisitorDetails {
     VisitorDetails {

@@ -76,3 +76,21 @@ pub fn kept_email(to: &str) -> NewEmail {
         delivery: Delivery::KeepInOutbox,
     }
 }
+
+/// A website inbox of `org` with the public token `token`.
+pub async fn web_inbox(
+    store: &Store,
+    org: kaltalk_core::OrgId,
+    token: &str,
+) -> kaltalk_store::chat::Inbox {
+    let inbox = kaltalk_store::chat::NewInbox {
+        org_id: org,
+        kind: kaltalk_core::chat::InboxKind::Web,
+        name: "Website".into(),
+        public_token: token.into(),
+        identity_secret: "secret".into(),
+        settings: kaltalk_core::chat::WidgetSettings::default(),
+        email: None,
+    };
+    store.create_inbox(&inbox, now()).await.expect("inbox")
+}

@@ -1,38 +1,19 @@
-//! Deleting a contact (a customer's request to delete their data) leaves nothing of them
-//! behind: not in the tables, the event log or the webhook deliveries, and on SQLite not
-//! in the database file either.
+//! Deleting a contact (a customer's request) or a person's own account leaves nothing of
+//! them behind: not in the tables, the event log or the webhook deliveries, and on SQLite
+//! not in the database file either.
 
-use kaltalk_core::chat::{InboxKind, MessageKind, VisitorDetails, WidgetSettings};
+use kaltalk_core::chat::{MessageKind, VisitorDetails};
 use kaltalk_core::{ContactId, OrgId, UserId};
 use kaltalk_store::Store;
-use kaltalk_store::chat::{
-    AgentWrite, ContactFields, Inbox, NewInbox, SessionChoice, VisitorWrite,
-};
+use kaltalk_store::chat::{AgentWrite, ContactFields, Inbox, SessionChoice, VisitorWrite};
 use kaltalk_store::webhooks::{EventKinds, NewWebhookEndpoint};
 
-use crate::helpers::{now, sign_up, test_stores};
+use crate::helpers::{now, sign_up, test_stores, web_inbox};
 
 /// What only the deleted contact said or was.
 const SECRETS: [&str; 4] = ["zanzibar", "Quokkaface", "quokka.test", "parcel-7781"];
 /// What another contact said, which must stay.
 const KEPT: &str = "brioche";
-
-async fn inbox(store: &Store, org: OrgId) -> Inbox {
-    inbox_of(store, org, "wi_privacy").await
-}
-
-async fn inbox_of(store: &Store, org: OrgId, token: &str) -> Inbox {
-    let inbox = NewInbox {
-        org_id: org,
-        kind: InboxKind::Web,
-        name: "Website".into(),
-        public_token: token.into(),
-        identity_secret: "secret".into(),
-        settings: WidgetSettings::default(),
-        email: None,
-    };
-    store.create_inbox(&inbox, now()).await.expect("inbox")
-}
 
 async fn visitor_says(
     store: &Store,
@@ -81,6 +62,19 @@ async fn agent_says(
         .expect("agent reply");
 }
 
+/// Everything the SQLite database holds on disk, once its store is closed (the last
+/// connection folds the write-ahead log back into the file).
+async fn sqlite_bytes(stores: &crate::helpers::TestStores) -> Vec<u8> {
+    let (_, sqlite) = &stores.stores[0];
+    sqlite.close().await;
+    let file = stores.sqlite_file();
+    let mut bytes = std::fs::read(&file).expect("the database file");
+    if let Ok(wal) = std::fs::read(file.with_extension("db-wal")) {
+        bytes.extend(wal);
+    }
+    bytes
+}
+
 fn contains_ignoring_case(haystack: &[u8], needle: &str) -> bool {
     let needle = needle.to_ascii_lowercase().into_bytes();
     haystack
@@ -103,7 +97,7 @@ async fn a_deleted_contact_leaves_nothing_behind() {
             .create_webhook_endpoint(&hook, now())
             .await
             .expect(backend);
-        let inbox = inbox(store, org.id).await;
+        let inbox = web_inbox(store, org.id, "wi_privacy").await;
         let quentin = ContactFields {
             name: Some("Quentin Quokkaface".into()),
             email: Some("quentin@quokka.test".into()),
@@ -181,13 +175,7 @@ async fn a_deleted_contact_leaves_nothing_behind() {
 
     // SQLite: not in the file either (zeroed pages, FTS5 secure-delete), once the last
     // connection has folded the write-ahead log back into it.
-    let (_, sqlite) = &stores.stores[0];
-    sqlite.close().await;
-    let file = stores.sqlite_file();
-    let mut bytes = std::fs::read(&file).expect("the database file");
-    if let Ok(wal) = std::fs::read(file.with_extension("db-wal")) {
-        bytes.extend(wal);
-    }
+    let bytes = sqlite_bytes(&stores).await;
     for secret in SECRETS {
         assert!(
             !contains_ignoring_case(&bytes, secret),
@@ -269,7 +257,7 @@ async fn deleting_an_account_takes_its_lone_organizations_and_its_name_with_it()
             .expect(backend);
 
         // Acme's data, with a bot turn queued (a job naming the organization).
-        let acme_inbox = inbox_of(store, acme.id, "wi_acme").await;
+        let acme_inbox = web_inbox(store, acme.id, "wi_acme").await;
         store
             .visitor_writes(
                 VisitorWrite {
@@ -289,7 +277,7 @@ async fn deleting_an_account_takes_its_lone_organizations_and_its_name_with_it()
             .await
             .expect(backend);
         // In Globex, Ada answers a visitor (and so is assigned).
-        let globex_inbox = inbox_of(store, globex.id, "wi_globex").await;
+        let globex_inbox = web_inbox(store, globex.id, "wi_globex").await;
         let (_, conversation) = visitor_says(
             store,
             &globex_inbox,
@@ -419,13 +407,7 @@ async fn deleting_an_account_takes_its_lone_organizations_and_its_name_with_it()
     }
 
     // SQLite: Acme's words and Ada's name are out of the file too.
-    let (_, sqlite) = &stores.stores[0];
-    sqlite.close().await;
-    let file = stores.sqlite_file();
-    let mut bytes = std::fs::read(&file).expect("the database file");
-    if let Ok(wal) = std::fs::read(file.with_extension("db-wal")) {
-        bytes.extend(wal);
-    }
+    let bytes = sqlite_bytes(&stores).await;
     for secret in ["marzipan", "Ada Lovelace", "ada@example.com"] {
         assert!(
             !contains_ignoring_case(&bytes, secret),

@@ -2,9 +2,9 @@
 //! attempts are recorded, and a day of failures disables the endpoint.
 
 use chrono::Duration;
-use kaltalk_core::chat::{InboxKind, MessageKind, VisitorDetails, WidgetSettings};
+use kaltalk_core::chat::{MessageKind, VisitorDetails};
 use kaltalk_core::{ContactId, OrgId, UserId};
-use kaltalk_store::chat::{AgentWrite, ContactFields, NewInbox, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{AgentWrite, ContactFields, SessionChoice, VisitorWrite};
 use kaltalk_store::webhooks::{
     AfterFailure, AttemptResult, DisableNotice, EventKinds, NewWebhookEndpoint,
     WEBHOOK_DELIVER_JOB, WebhookDeliveryState, WebhookEndpoint, WebhookEndpointChange,
@@ -12,7 +12,7 @@ use kaltalk_store::webhooks::{
 use kaltalk_store::{JobState, Store, StoreError};
 use serde_json::Value;
 
-use crate::helpers::{kept_email, now, sign_up, test_stores};
+use crate::helpers::{kept_email, now, sign_up, test_stores, web_inbox};
 
 async fn endpoint(store: &Store, org: OrgId, url: &str, events: &[&str]) -> WebhookEndpoint {
     let endpoint = NewWebhookEndpoint {
@@ -30,16 +30,7 @@ async fn endpoint(store: &Store, org: OrgId, url: &str, events: &[&str]) -> Webh
 /// A visitor's first message (contact, conversation, message) and then a private note.
 /// Returns the visitor's contact.
 async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str) -> ContactId {
-    let inbox = NewInbox {
-        org_id: org,
-        kind: InboxKind::Web,
-        name: "Website".into(),
-        public_token: token.into(),
-        identity_secret: "secret".into(),
-        settings: WidgetSettings::default(),
-        email: None,
-    };
-    let inbox = store.create_inbox(&inbox, now()).await.expect("inbox");
+    let inbox = web_inbox(store, org, token).await;
     let written = store
         .visitor_writes(
             VisitorWrite {
