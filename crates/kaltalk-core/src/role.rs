@@ -33,6 +33,8 @@ pub enum Permission {
     ReadOutbox,
     /// Hand the organization to another member; appoint or remove admins.
     TransferOwnership,
+    /// Delete the organization and everything in it.
+    DeleteOrganization,
 }
 
 impl Role {

@@ -38,6 +38,33 @@ macro_rules! plan {
     }};
 }
 
+/// Deletes organization `$org` and everything in it inside `$tx`; evaluates to
+/// `Err(NotFound)` when there is no such organization.
+macro_rules! delete_organization_rows {
+    ($tx:expr, $org:expr) => {{
+        let org: OrgId = $org;
+        // The event log and the job queue name the organization without a foreign key;
+        // every other table goes by cascade.
+        sqlx::query("DELETE FROM events WHERE org_id = $1")
+            .bind(org)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query("DELETE FROM jobs WHERE payload ->> 'org_id' = $1")
+            .bind(org.to_string())
+            .execute(&mut *$tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM organizations WHERE id = $1")
+            .bind(org)
+            .execute(&mut *$tx)
+            .await?;
+        if deleted.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }};
+}
+
 /// What a person gets when they ask for a copy of their data.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountData {
@@ -157,6 +184,19 @@ impl Store {
         })
     }
 
+    /// Deletes an organization and everything in it: conversations, contacts, inboxes,
+    /// knowledge, settings, memberships and sessions, its event log and queued jobs. Its
+    /// files are the caller's to remove.
+    pub async fn delete_organization(&self, org: OrgId) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            delete_organization_rows!(tx, org)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// What deleting `user`'s account would do in each of their organizations.
     pub async fn account_deletion_plan(
         &self,
@@ -195,14 +235,7 @@ impl Store {
             let mut deleted = AccountDeleted::default();
             for (org, _, leaving) in plan {
                 if leaving == Leaving::DeletesOrganization {
-                    // The event log and the job queue name the organization without a
-                    // foreign key; every other table goes by cascade.
-                    sqlx::query("DELETE FROM events WHERE org_id = $1").bind(org).execute(&mut *tx).await?;
-                    sqlx::query("DELETE FROM jobs WHERE payload ->> 'org_id' = $1")
-                        .bind(org.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("DELETE FROM organizations WHERE id = $1").bind(org).execute(&mut *tx).await?;
+                    delete_organization_rows!(tx, org)?;
                     deleted.deleted_organizations.push(org);
                 } else {
                     deleted.events.push(append_event!(tx, NewEvent::new(Some(org), MEMBER_REMOVED, user.as_uuid(), json!({ "account_deleted": true })), now)?);

@@ -39,6 +39,7 @@ async fn home(
         Some("verification-sent") => Some("We sent a new confirmation link."),
         Some("joined") => Some("You joined the organization."),
         Some("switched") => Some("Switched organization."),
+        Some("organization-deleted") => Some("The organization and everything in it were deleted."),
         _ => None,
     };
     Ok(HomePage {

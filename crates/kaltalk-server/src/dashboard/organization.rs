@@ -1,17 +1,20 @@
-//! The organization's settings, creating another organization, switching between them.
+//! The organization's settings, creating another organization, switching between them,
+//! deleting one.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use kaltalk_core::{OrgId, OrgName, Permission};
+use axum_extra::extract::CookieJar;
+use kaltalk_core::{OrgId, OrgName, Permission, ValidationError};
 use serde::Deserialize;
 
+use super::profile::is_their_password;
 use super::{NoticeQuery, see_other};
-use crate::auth::{AgentSession, SessionForm};
+use crate::auth::{AgentSession, SessionForm, session};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::{FieldErrors, Layout, PageResult};
@@ -21,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/organization", get(show).post(rename))
         .route("/orgs", post(create))
         .route("/orgs/switch", post(switch))
+        .route("/settings/organization/delete", post(delete))
 }
 
 #[derive(Template, WebTemplate)]
@@ -30,6 +34,9 @@ struct OrganizationPage {
     notice: Option<&'static str>,
     csrf: String,
     can_manage: bool,
+    can_delete: bool,
+    /// The person belongs to another organization to carry on in after deleting this one.
+    has_another: bool,
     org_name: String,
     new_org_name: String,
     errors: FieldErrors,
@@ -46,6 +53,8 @@ async fn page(
         notice,
         csrf: session.csrf_token.clone(),
         can_manage: session.role().can(Permission::ManageOrganization),
+        can_delete: session.role().can(Permission::DeleteOrganization),
+        has_another: state.store.memberships_of(session.user.id).await?.len() > 1,
         org_name: session.org.name.clone(),
         new_org_name: String::new(),
         errors,
@@ -138,4 +147,70 @@ async fn switch(
         .switch_session_org(session.session_id, org_id)
         .await?;
     Ok(see_other("/?notice=switched"))
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    confirm_name: String,
+    #[serde(default)]
+    delete_password: String,
+}
+
+/// Deletes the organization and everything in it, once its owner has typed its name and
+/// their password; they carry on in another organization of theirs. With none left, they
+/// are sent to delete their account instead (a person without an organization has
+/// nothing to sign in to).
+async fn delete(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<DeleteForm>,
+) -> PageResult {
+    session.require(Permission::DeleteOrganization)?;
+    let org = session.org_id();
+    let refuse = |error: ValidationError| async {
+        let page = page(&state, &session, vec![error].into(), None).await?;
+        Ok::<_, AppError>((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+    };
+    let next = state
+        .store
+        .memberships_of(session.user.id)
+        .await?
+        .into_iter()
+        .find(|member| member.org_id != org);
+    let Some(next) = next else {
+        return Ok(refuse(ValidationError::new(
+            "confirm_name",
+            "This is your only organization: delete your account instead (Profile), or create another organization first.",
+        ))
+        .await?);
+    };
+    if form.confirm_name.trim() != session.org.name {
+        return Ok(refuse(ValidationError::new(
+            "confirm_name",
+            format!(
+                "Type the organization's name, {}, to confirm.",
+                session.org.name
+            ),
+        ))
+        .await?);
+    }
+    if !is_their_password(&state, &session, &form.delete_password).await? {
+        return Ok(refuse(ValidationError::new(
+            "delete_password",
+            "That is not your password.",
+        ))
+        .await?);
+    }
+    state.store.delete_organization(org).await?;
+    if let Err(error) = state.blobs.delete_organization(org).await {
+        // The rows are gone; the files are orphans an operator can remove by hand.
+        tracing::error!(%org, %error, "could not remove a deleted organization's files");
+    }
+    // This browser's session went with the organization: a new one in the next.
+    let cookie = session::start(&state, session.user.id, next.org_id).await?;
+    Ok((
+        CookieJar::new().add(cookie),
+        Redirect::to("/?notice=organization-deleted"),
+    )
+        .into_response())
 }

@@ -103,6 +103,16 @@ async fn invalid(state: &AppState, session: &AgentSession, error: ValidationErro
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
+/// Whether `typed` is the signed-in person's password (asked again before what cannot be
+/// undone).
+pub(super) async fn is_their_password(
+    state: &AppState,
+    session: &AgentSession,
+    typed: &str,
+) -> Result<bool, AppError> {
+    Ok(password::verify(typed, Some(&session.user.password_hash), state.bcrypt_cost).await?)
+}
+
 /// Goes on only when `typed` is the person's password; otherwise the page again, with
 /// `wrong` on its field.
 async fn require_password(
@@ -111,7 +121,7 @@ async fn require_password(
     typed: &str,
     wrong: ValidationError,
 ) -> Result<(), PageResult> {
-    match password::verify(typed, Some(&session.user.password_hash), state.bcrypt_cost).await {
+    match is_their_password(state, session, typed).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(invalid(state, session, wrong).await),
         Err(error) => Err(Err(error.into())),

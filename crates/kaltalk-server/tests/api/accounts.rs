@@ -784,3 +784,110 @@ async fn deleting_an_account_needs_the_password_and_a_new_owner_for_shared_organ
     let page = bob.get_html("/settings/profile").await;
     assert!(page.contains("deleted with your account"), "{page}");
 }
+
+#[tokio::test]
+async fn an_owner_deletes_an_organization_and_carries_on_in_another() {
+    let app = spawn_app().await;
+    let (ada, bob) = ada_and_bob(&app).await;
+    let globex = bob.org_id().await;
+    app.state
+        .blobs
+        .put(&format!("{globex}/a-file"), b"Globex's file")
+        .await
+        .expect("blob");
+    let delete = |browser: &crate::helpers::Browser, name: &str, password: &str| {
+        let fields = [
+            ("confirm_name", name.to_owned()),
+            ("delete_password", password.to_owned()),
+        ];
+        let browser = browser.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser
+                .submit(
+                    "/settings/organization",
+                    "/settings/organization/delete",
+                    &fields,
+                )
+                .await
+        }
+    };
+
+    // Globex is Bob's only organization: he is sent to delete his account instead.
+    let only = delete(&bob, "Globex", PASSWORD).await;
+    assert_eq!(only.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        only.text()
+            .await
+            .expect("body")
+            .contains("This is your only organization")
+    );
+    // An agent may not delete it at all.
+    ada.submit(
+        "/settings/organization",
+        "/orgs/switch",
+        &[("org_id", &globex.to_string())],
+    )
+    .await;
+    assert_eq!(ada.org_id().await, globex);
+    let agent = delete(&ada, "Globex", PASSWORD).await;
+    assert_eq!(agent.status(), StatusCode::FORBIDDEN);
+
+    // With a second organization, Bob can, after typing its name and his password.
+    bob.submit(
+        "/settings/organization",
+        "/orgs",
+        &[("new_org_name", "Initech")],
+    )
+    .await;
+    bob.submit(
+        "/settings/organization",
+        "/orgs/switch",
+        &[("org_id", &globex.to_string())],
+    )
+    .await;
+    assert_eq!(bob.org_id().await, globex);
+    let wrong_name = delete(&bob, "Globe", PASSWORD).await;
+    assert_eq!(wrong_name.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong_name
+            .text()
+            .await
+            .expect("body")
+            .contains("name, Globex, to confirm")
+    );
+    let wrong_password = delete(&bob, "Globex", "not my password").await;
+    assert_eq!(wrong_password.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        app.state.store.get_organization(globex).await.is_ok(),
+        "nothing deleted yet"
+    );
+
+    let deleted = delete(&bob, "Globex", PASSWORD).await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&deleted), "/?notice=organization-deleted");
+    let home = bob.get_html("/?notice=organization-deleted").await;
+    assert!(
+        home.contains("The organization and everything in it were deleted."),
+        "{home}"
+    );
+    assert_eq!(bob.me().await["organization"]["name"], "Initech");
+    assert!(app.state.store.get_organization(globex).await.is_err());
+    assert!(
+        app.state
+            .blobs
+            .get(&format!("{globex}/a-file"))
+            .await
+            .is_err()
+    );
+    // Ada's session in Globex went with it; she still has Acme.
+    assert_eq!(location(&ada.get("/").await), "/login");
+    let again = app.browser();
+    again
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(again.me().await["organization"]["name"], "Acme");
+}

@@ -419,3 +419,67 @@ async fn deleting_an_account_takes_its_lone_organizations_and_its_name_with_it()
         "the scan finds what was kept"
     );
 }
+
+#[tokio::test]
+async fn deleting_an_organization_takes_its_event_log_and_jobs_and_nothing_else() {
+    use kaltalk_store::{JobState, StoreError};
+
+    for (backend, store) in test_stores().await.stores {
+        let (_, acme) = person(&store, "ada@example.com", "Ada Lovelace", "Acme").await;
+        let (_, globex) = person(&store, "bob@example.com", "Bob Builder", "Globex").await;
+        for (org, token) in [(&acme, "wi_acme"), (&globex, "wi_globex")] {
+            let inbox = web_inbox(&store, org.id, token).await;
+            store
+                .visitor_writes(
+                    VisitorWrite {
+                        inbox: &inbox,
+                        session: SessionChoice::New { token_hash: token },
+                        details: &VisitorDetails::default(),
+                        contact: &ContactFields::default(),
+                        text: "Hello there",
+                        client_id: None,
+                        attachments: &[],
+                        bot_first: true,
+                    },
+                    now(),
+                )
+                .await
+                .expect(backend);
+        }
+
+        store.delete_organization(acme.id).await.expect(backend);
+        assert!(
+            matches!(
+                store.delete_organization(acme.id).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}: gone already"
+        );
+
+        assert!(store.get_organization(acme.id).await.is_err(), "{backend}");
+        assert!(
+            store
+                .events_since(acme.id, None, 100)
+                .await
+                .expect(backend)
+                .is_empty()
+        );
+        assert!(
+            !store
+                .events_since(globex.id, None, 100)
+                .await
+                .expect(backend)
+                .is_empty()
+        );
+        let jobs = store.list_jobs(JobState::Queued, 100).await.expect(backend);
+        let orgs: Vec<&str> = jobs
+            .iter()
+            .filter_map(|job| job.payload.0["org_id"].as_str())
+            .collect();
+        assert_eq!(
+            orgs,
+            [globex.id.to_string()],
+            "{backend}: only Globex's bot turn is left"
+        );
+    }
+}
