@@ -1,5 +1,6 @@
-//! A person's rights over their own account: a copy of what KalTalk holds about them, and
-//! deleting the account (the privacy policy's "we will remove your personal data").
+//! Rights over data: a copy of what KalTalk holds about a person, deleting their account
+//! (the privacy policy's "we will remove your personal data"), and deleting a whole
+//! organization.
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::event::MEMBER_REMOVED;
