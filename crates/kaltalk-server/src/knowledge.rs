@@ -787,6 +787,11 @@ impl Indexes {
         self.by_org.lock().await.clear();
     }
 
+    /// Drops a deleted organization's index.
+    pub async fn forget(&self, org: OrgId) {
+        self.by_org.lock().await.remove(&org);
+    }
+
     /// The organization's index, rebuilt first if its knowledge changed.
     pub async fn get(&self, state: &AppState, org: OrgId) -> anyhow::Result<Arc<OrgIndex>> {
         let version = state.store.knowledge_version(org).await?;

@@ -60,6 +60,16 @@ impl AppState {
         format!("{}{path}", self.public_base)
     }
 
+    /// After an organization's rows are deleted: what it left outside the database, its
+    /// files and its search index in memory.
+    pub async fn forget_organization(&self, org: kaltalk_core::OrgId) {
+        self.knowledge.forget(org).await;
+        if let Err(error) = self.blobs.delete_organization(org).await {
+            // The rows are gone; the files are orphans an operator can remove by hand.
+            tracing::error!(%org, %error, "could not remove a deleted organization's files");
+        }
+    }
+
     pub(crate) fn public_base_for(config: &Config, bound: SocketAddr) -> Arc<str> {
         config.public_base(bound).into()
     }

@@ -202,10 +202,7 @@ async fn delete(
         .await?);
     }
     state.store.delete_organization(org).await?;
-    if let Err(error) = state.blobs.delete_organization(org).await {
-        // The rows are gone; the files are orphans an operator can remove by hand.
-        tracing::error!(%org, %error, "could not remove a deleted organization's files");
-    }
+    state.forget_organization(org).await;
     // This browser's session went with the organization: a new one in the next.
     let cookie = session::start(&state, session.user.id, next.org_id).await?;
     Ok((

@@ -319,10 +319,7 @@ async fn delete_account(
         Err(err) => return Err(err.into()),
     };
     for org in &deleted.deleted_organizations {
-        if let Err(error) = state.blobs.delete_organization(*org).await {
-            // The rows are gone; the files are orphans an operator can remove by hand.
-            tracing::error!(%org, %error, "could not remove a deleted organization's files");
-        }
+        state.forget_organization(*org).await;
     }
     state.hub.publish_events(deleted.events);
     Ok((
