@@ -550,73 +550,55 @@ async fn update(
         ));
     }
     let inbox = state.store.get_inbox(session.org_id(), id).await?;
-    if inbox.kind == InboxKind::Email {
-        let saved = inbox.email();
-        let imap = form.imap.parse(saved.imap.as_ref(), &mut errors);
-        if !errors.is_empty() {
-            let mut page = inbox_page(&state, &session, id).await?;
-            page.name = form.name.clone();
-            page.imap = ImapForm {
-                password_saved: page.imap.password_saved,
-                imap_password: String::new(),
-                ..form.imap
+    // Each kind reads its own part of the form; the name is saved the same way for all.
+    let (email_settings, widget_settings);
+    let settings = match inbox.kind {
+        InboxKind::Email => {
+            let saved = inbox.email();
+            let imap = form.imap.parse(saved.imap.as_ref(), &mut errors);
+            if !errors.is_empty() {
+                let mut page = inbox_page(&state, &session, id).await?;
+                page.name = form.name.clone();
+                page.imap = ImapForm {
+                    password_saved: page.imap.password_saved,
+                    imap_password: String::new(),
+                    ..form.imap
+                };
+                page.email.ai_replies = ticked(&form.ai_replies);
+                page.errors = errors;
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            }
+            email_settings = EmailSettings {
+                ai_replies: ticked(&form.ai_replies),
+                imap,
             };
-            page.email.ai_replies = ticked(&form.ai_replies);
-            page.errors = errors;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            InboxSettings::Email(&email_settings)
         }
-        let settings = EmailSettings {
-            ai_replies: ticked(&form.ai_replies),
-            imap,
-        };
-        state
-            .store
-            .update_inbox(
-                session.org_id(),
-                id,
-                name,
-                InboxSettings::Email(&settings),
-                state.now(),
-            )
-            .await?;
-        return Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")));
-    }
-    if inbox.kind == InboxKind::Api {
         // An api inbox has only its name; its widget settings stay as they are.
-        if !errors.is_empty() {
-            let mut page = inbox_page(&state, &session, id).await?;
-            page.name = form.name.clone();
-            page.errors = errors;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        InboxKind::Api => {
+            if !errors.is_empty() {
+                let mut page = inbox_page(&state, &session, id).await?;
+                page.name = form.name.clone();
+                page.errors = errors;
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            }
+            InboxSettings::Widget(&inbox.settings.0)
         }
-        state
-            .store
-            .update_inbox(
-                session.org_id(),
-                id,
-                name,
-                InboxSettings::Widget(&inbox.settings.0),
-                state.now(),
-            )
-            .await?;
-        return Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")));
-    }
-    let Some(settings) = parse_settings(&form, &mut errors) else {
-        let mut page = inbox_page(&state, &session, id).await?;
-        page.name = form.name.clone();
-        page.domains = form.allowed_domains.clone();
-        page.errors = errors;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        InboxKind::Web => {
+            let Some(settings) = parse_settings(&form, &mut errors) else {
+                let mut page = inbox_page(&state, &session, id).await?;
+                page.name = form.name.clone();
+                page.domains = form.allowed_domains.clone();
+                page.errors = errors;
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            };
+            widget_settings = settings;
+            InboxSettings::Widget(&widget_settings)
+        }
     };
     state
         .store
-        .update_inbox(
-            session.org_id(),
-            id,
-            name,
-            InboxSettings::Widget(&settings),
-            state.now(),
-        )
+        .update_inbox(session.org_id(), id, name, settings, state.now())
         .await?;
     Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")))
 }

@@ -15,12 +15,47 @@ const SECRETS: [&str; 4] = ["zanzibar", "Quokkaface", "quokka.test", "parcel-778
 /// What another contact said, which must stay.
 const KEPT: &str = "brioche";
 
+/// A webhook endpoint that hears every event of `org`.
+async fn hook_for_everything(
+    store: &Store,
+    org: OrgId,
+) -> kaltalk_store::webhooks::WebhookEndpoint {
+    let hook = NewWebhookEndpoint {
+        org_id: org,
+        url: "https://hooks.example/kaltalk".into(),
+        secret: "whsec_test".into(),
+        events: EventKinds::default(),
+    };
+    store
+        .create_webhook_endpoint(&hook, now())
+        .await
+        .expect("endpoint")
+}
+
+/// A new visitor's first message, answered by a person.
 async fn visitor_says(
     store: &Store,
     inbox: &Inbox,
     token: &str,
     contact: ContactFields,
     text: &str,
+) -> (ContactId, kaltalk_core::ConversationId) {
+    first_message(store, inbox, token, contact, text, false).await
+}
+
+/// A new visitor's first message, for the bot: its turn is a queued job naming the
+/// organization.
+async fn visitor_asks_the_bot(store: &Store, inbox: &Inbox, token: &str, text: &str) {
+    first_message(store, inbox, token, ContactFields::default(), text, true).await;
+}
+
+async fn first_message(
+    store: &Store,
+    inbox: &Inbox,
+    token: &str,
+    contact: ContactFields,
+    text: &str,
+    bot_first: bool,
 ) -> (ContactId, kaltalk_core::ConversationId) {
     let written = store
         .visitor_writes(
@@ -32,7 +67,7 @@ async fn visitor_says(
                 text,
                 client_id: None,
                 attachments: &[],
-                bot_first: false,
+                bot_first,
             },
             now(),
         )
@@ -87,16 +122,7 @@ async fn a_deleted_contact_leaves_nothing_behind() {
     let stores = test_stores().await;
     for (backend, store) in &stores.stores {
         let (agent, org) = sign_up(store, "owner@example.com").await;
-        let hook = NewWebhookEndpoint {
-            org_id: org.id,
-            url: "https://hooks.example/kaltalk".into(),
-            secret: "whsec_test".into(),
-            events: EventKinds::default(),
-        };
-        let hook = store
-            .create_webhook_endpoint(&hook, now())
-            .await
-            .expect(backend);
+        let hook = hook_for_everything(store, org.id).await;
         let inbox = web_inbox(store, org.id, "wi_privacy").await;
         let quentin = ContactFields {
             name: Some("Quentin Quokkaface".into()),
@@ -245,37 +271,17 @@ async fn deleting_an_account_takes_its_lone_organizations_and_its_name_with_it()
         let (ada, acme) = person(store, "ada@example.com", "Ada Lovelace", "Acme").await;
         let (bob, globex) = person(store, "bob@example.com", "Bob Builder", "Globex").await;
         join(store, &globex, bob, ada, "ada@example.com").await;
-        let hook = NewWebhookEndpoint {
-            org_id: globex.id,
-            url: "https://hooks.example/kaltalk".into(),
-            secret: "whsec_test".into(),
-            events: EventKinds::default(),
-        };
-        let hook = store
-            .create_webhook_endpoint(&hook, now())
-            .await
-            .expect(backend);
+        let hook = hook_for_everything(store, globex.id).await;
 
         // Acme's data, with a bot turn queued (a job naming the organization).
         let acme_inbox = web_inbox(store, acme.id, "wi_acme").await;
-        store
-            .visitor_writes(
-                VisitorWrite {
-                    inbox: &acme_inbox,
-                    session: SessionChoice::New {
-                        token_hash: "hash-acme",
-                    },
-                    details: &VisitorDetails::default(),
-                    contact: &ContactFields::default(),
-                    text: "acme-only marzipan question",
-                    client_id: None,
-                    attachments: &[],
-                    bot_first: true,
-                },
-                now(),
-            )
-            .await
-            .expect(backend);
+        visitor_asks_the_bot(
+            store,
+            &acme_inbox,
+            "hash-acme",
+            "acme-only marzipan question",
+        )
+        .await;
         // In Globex, Ada answers a visitor (and so is assigned).
         let globex_inbox = web_inbox(store, globex.id, "wi_globex").await;
         let (_, conversation) = visitor_says(
@@ -429,22 +435,7 @@ async fn deleting_an_organization_takes_its_event_log_and_jobs_and_nothing_else(
         let (_, globex) = person(&store, "bob@example.com", "Bob Builder", "Globex").await;
         for (org, token) in [(&acme, "wi_acme"), (&globex, "wi_globex")] {
             let inbox = web_inbox(&store, org.id, token).await;
-            store
-                .visitor_writes(
-                    VisitorWrite {
-                        inbox: &inbox,
-                        session: SessionChoice::New { token_hash: token },
-                        details: &VisitorDetails::default(),
-                        contact: &ContactFields::default(),
-                        text: "Hello there",
-                        client_id: None,
-                        attachments: &[],
-                        bot_first: true,
-                    },
-                    now(),
-                )
-                .await
-                .expect(backend);
+            visitor_asks_the_bot(&store, &inbox, token, "Hello there").await;
         }
 
         store.delete_organization(acme.id).await.expect(backend);
