@@ -68,6 +68,9 @@ pub struct Config {
     pub ai: AiConfig,
     pub embeddings: EmbeddingsConfig,
     pub api: ApiConfig,
+    /// On SIGTERM or Ctrl-C, how long in-flight requests and jobs may take to finish
+    /// before the server exits anyway (a runaway request must not keep it alive).
+    pub shutdown_grace_seconds: u64,
 }
 
 /// The JSON API under `/api/v1`.
@@ -414,7 +417,27 @@ impl Default for Config {
             ai: AiConfig::default(),
             embeddings: EmbeddingsConfig::default(),
             api: ApiConfig::default(),
+            shutdown_grace_seconds: 30,
         }
+    }
+}
+
+impl Config {
+    /// The defaults with nothing a test cannot own: both listeners on port 0 (a developer's
+    /// `kaltalk serve` may hold 3000 and 2525 on the same machine), the data in
+    /// `data_dir`, no model download (only loopback is reachable), no IMAP poller (tests
+    /// poll themselves) and private IMAP hosts allowed (the test Dovecot is on loopback).
+    pub fn for_tests(data_dir: &std::path::Path) -> Self {
+        let mut config = Self {
+            listen: "127.0.0.1:0".into(),
+            smtp_listen: "127.0.0.1:0".into(),
+            data_dir: data_dir.to_path_buf(),
+            ..Self::default()
+        };
+        config.embeddings.download = false;
+        config.inbound_email.imap_poller = false;
+        config.inbound_email.imap_allow_private = true;
+        config
     }
 }
 

@@ -191,7 +191,9 @@ impl Kaltalk {
     }
 
     /// Serves until `shutdown` resolves, then stops taking connections, lets in-flight
-    /// requests and jobs finish, and returns.
+    /// requests and jobs finish, and returns; after `shutdown_grace_seconds` it returns
+    /// anyway, aborting the background tasks (a runaway request or job cannot keep a
+    /// stopped server alive).
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -202,6 +204,22 @@ impl Kaltalk {
             local_addr,
             smtp,
         } = self;
+        // The grace period starts when shutdown is asked for and bounds all that follows:
+        // the requests in flight, the workers' jobs, the database pool's close.
+        let grace = std::time::Duration::from_secs(state.config.shutdown_grace_seconds);
+        let (asked, asked_to_stop) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = asked.send(());
+        };
+        let deadline = async move {
+            if asked_to_stop.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                // Serving ended by itself (an error): no deadline to keep.
+                std::future::pending::<()>().await;
+            }
+        };
         let (stop_workers, workers_stop) = watch::channel(false);
         let smtp = match smtp {
             Some(listener) => {
@@ -252,37 +270,60 @@ impl Kaltalk {
         let app = router(state.clone())
             .into_make_service_with_connect_info::<auth::session::ClientAddr>();
         tracing::info!(backend = ?state.store.backend(), address = %local_addr, "listening on {}", state.public_base);
-        let served = match &state.config.tls {
-            Some(tls) => {
-                let config = tls::server_config(&tls.cert_path, &tls.key_path)?;
-                axum::serve(tls::TlsListener::new(listener, config)?, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        };
-        let _ = stop_workers.send(true);
-        // An unfinished download is dropped; its staging directory is cleared on the
-        // next start, which downloads again.
-        if let Some(download) = download {
-            download.abort();
-        }
-        for task in workers
+        let tasks: Vec<_> = workers
             .into_iter()
             .chain([housekeeping])
             .chain(smtp)
             .chain(imap)
             .chain(webhooks)
-        {
-            let _ = task.await;
+            .collect();
+        let aborts: Vec<_> = tasks
+            .iter()
+            .map(tokio::task::JoinHandle::abort_handle)
+            .chain(download.as_ref().map(tokio::task::JoinHandle::abort_handle))
+            .collect();
+        let stopping = async move {
+            let served = match &state.config.tls {
+                Some(tls) => {
+                    let config = tls::server_config(&tls.cert_path, &tls.key_path)?;
+                    axum::serve(tls::TlsListener::new(listener, config)?, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+            };
+            let _ = stop_workers.send(true);
+            // An unfinished download is dropped; its staging directory is cleared on the
+            // next start, which downloads again.
+            if let Some(download) = download {
+                download.abort();
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+            state.store.close().await;
+            tracing::info!("stopped");
+            served.context("serving HTTP")
+        };
+        tokio::select! {
+            result = stopping => result,
+            () = deadline => {
+                // The connections' own tasks end when the runtime does (the binary returns
+                // from main next); the workers are stopped here.
+                for task in aborts {
+                    task.abort();
+                }
+                tracing::warn!(
+                    grace_seconds = grace.as_secs(),
+                    "requests or jobs still running after the shutdown grace period; stopping anyway"
+                );
+                Ok(())
+            }
         }
-        state.store.close().await;
-        tracing::info!("stopped");
-        served.context("serving HTTP")
     }
 }
 

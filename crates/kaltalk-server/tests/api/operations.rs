@@ -1,4 +1,5 @@
 use reqwest::StatusCode;
+use tokio::io::AsyncWriteExt as _;
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -205,4 +206,39 @@ async fn an_https_public_url_marks_cookies_secure() {
         "https://support.example.com/x",
         "emailed links use the public URL"
     );
+}
+
+#[tokio::test]
+async fn shutdown_ends_within_its_grace_period_with_a_request_still_running() {
+    let app = spawn_app_with(|config| config.shutdown_grace_seconds = 1).await;
+    // A request that never finishes: its body is announced and never sent, so the handler
+    // waits for it as long as the connection stays open.
+    let mut stuck = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    stuck
+        .write_all(
+            b"POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\nemail=",
+        )
+        .await
+        .expect("write the start of a request");
+    // The server has the request once it answers another on a second connection after it.
+    assert_eq!(
+        app.api()
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::OK
+    );
+
+    // Without a deadline the stop waits for the stuck request forever; this bound is many
+    // times the grace period, only so that a regression fails instead of hanging.
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), app.stop()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the server stops after its grace period: {stopped:?}"
+    );
+    drop(stuck);
 }
