@@ -7,6 +7,7 @@ use kaltalk_mail::imap_in::{
     Batch, IdleOutcome, ImapAccount, ImapCursor, ImapError, ImapSecurity, TlsOptions, fetch_new,
     wait_for_new,
 };
+use kaltalk_mail::testing::ClosedPort;
 use kaltalk_mail::testing::dovecot::Dovecot;
 
 /// A CRLF message (what IMAP stores and returns) with an 8-bit body, so "byte-exact" means
@@ -166,11 +167,9 @@ async fn a_wrong_password_is_a_login_error_naming_the_user() {
 
 #[tokio::test]
 async fn a_closed_port_is_a_connect_error() {
-    // A port that was free a moment ago and that nothing listens on now.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a loopback port")
-        .port();
+    // Held for the whole test, so nothing else can start listening there meanwhile.
+    let closed = ClosedPort::new();
+    let closed_port = closed.addr().port();
     let account = ImapAccount {
         host: "127.0.0.1".to_owned(),
         port: closed_port,

@@ -30,18 +30,10 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a server whose configuration `tweak` may change first.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.jobs.run_in_caller(); // tests run jobs one at a time with `run_jobs`
     // Only loopback is reachable here: a test that wants the model downloaded points
-    // `download_url` at a local fake and switches this back on.
-    config.embeddings.download = false;
-    // Each test's SMTP listener on its own port; tests poll IMAP themselves.
-    config.smtp_listen = "127.0.0.1:0".into();
-    config.inbound_email.imap_poller = false;
-    config.inbound_email.imap_allow_private = true;
+    // `download_url` at a local fake and switches the download back on.
+    let mut config = Config::for_tests(dir.path());
+    config.jobs.run_in_caller(); // tests run jobs one at a time with `run_jobs`
     if let Ok(admin_url) = std::env::var("KALTALK_TEST_DATABASE_URL") {
         config.database_url = Some(Secret::new(
             kaltalk_store::testing::fresh_postgres_database(&admin_url)

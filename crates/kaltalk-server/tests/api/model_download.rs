@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use kaltalk_mail::testing::ClosedPort;
 use kaltalk_server::jobs::Ran;
 use kaltalk_server::knowledge::Embeddings;
 use tokio::sync::watch;
@@ -239,13 +240,9 @@ async fn model_download_with_a_wrong_hash_is_refused_and_retrieval_stays_keyword
 
 #[tokio::test]
 async fn model_download_while_offline_leaves_the_server_keyword_only_saying_why() {
-    // A port that was just free and is closed again: the connection is refused, as
-    // on a machine without internet access.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address")
-    };
-    let app = spawn_downloading(&format!("http://{closed}")).await;
+    // A port that refuses connections, as on a machine without internet access.
+    let closed = ClosedPort::new();
+    let app = spawn_downloading(&format!("http://{}", closed.addr())).await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
 
     let embeddings = settled(&app).await;

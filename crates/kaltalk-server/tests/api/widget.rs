@@ -563,10 +563,7 @@ async fn a_missing_or_corrupt_country_database_stops_start_up() {
     let corrupt = dir.path().join("corrupt.mmdb");
     std::fs::write(&corrupt, b"not a MaxMind DB").expect("write");
     for path in [dir.path().join("missing.mmdb"), corrupt] {
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let mut config = Config::for_tests(dir.path());
         config.visitors.geoip_database = Some(path.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
