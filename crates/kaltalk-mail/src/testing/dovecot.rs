@@ -7,13 +7,15 @@
 
 use std::fs;
 use std::io::Write as _;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
+use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;
 
 use crate::imap_in::{ImapAccount, ImapSecurity, ImapSession, TlsOptions, open_session};
@@ -21,9 +23,6 @@ use crate::imap_in::{ImapAccount, ImapSecurity, ImapSession, TlsOptions, open_se
 const DOVECOT: &str = "/usr/sbin/dovecot";
 const USER: &str = "kaltalk-test";
 const PASSWORD: &str = "imap-test-password";
-/// Dovecot cannot listen on port 0 and say which port it got, so free ports are picked
-/// beforehand; another process may take one in between, hence a few attempts.
-const START_ATTEMPTS: usize = 5;
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
 /// A running Dovecot with one user whose INBOX starts empty.
@@ -41,17 +40,10 @@ impl Dovecot {
     /// Dovecot's own log when it cannot start: this is test setup.
     pub async fn start() -> Dovecot {
         install_once();
-        let mut failures = Vec::new();
-        for _ in 0..START_ATTEMPTS {
-            match Self::try_start().await {
-                Ok(dovecot) => return dovecot,
-                Err(failure) => failures.push(failure),
-            }
+        match Self::try_start().await {
+            Ok(dovecot) => dovecot,
+            Err(failure) => panic!("Dovecot did not start:\n{failure}"),
         }
-        panic!(
-            "Dovecot did not start in {START_ATTEMPTS} attempts:\n{}",
-            failures.join("\n---\n")
-        );
     }
 
     async fn try_start() -> Result<Dovecot, String> {
@@ -63,18 +55,40 @@ impl Dovecot {
         // file and write the mail store inside it.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
             .map_err(|err| format!("making the temporary directory readable: {err}"))?;
-        let imap_port = free_port()?;
-        let imaps_port = free_port()?;
+        // Dovecot cannot listen on port 0 and say which port it got, but it takes sockets
+        // its parent already bound and listens on (systemd's socket activation:
+        // LISTEN_FDS, fds from 3 on, matched to the configured listeners by port). So the
+        // ports are bound to port 0 here and handed over: no other process can take them
+        // in between, and connections made before Dovecot is up wait in the backlog.
+        let bind = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .map_err(|err| format!("binding a loopback port for Dovecot: {err}"))
+        };
+        let (imap, imaps) = (bind()?, bind()?);
+        let port = |listener: &std::net::TcpListener| {
+            listener
+                .local_addr()
+                .map(|addr| addr.port())
+                .map_err(|err| format!("the bound port: {err}"))
+        };
+        let (imap_port, imaps_port) = (port(&imap)?, port(&imaps)?);
         let ca_cert = write_config(dir.path(), imap_port, imaps_port)?;
         let config = dir.path().join("dovecot.conf");
         let stderr = fs::File::create(dir.path().join("stderr.log"))
             .map_err(|err| format!("creating stderr.log: {err}"))?;
-        let child = Command::new(DOVECOT)
-            .arg("-F")
+        // The two sockets arrive as the shell's stdin and stdout, move to fds 3 and 4, and
+        // `exec` keeps the shell's pid, which LISTEN_PID must name: the pid we hold (and
+        // kill on drop) is Dovecot's master.
+        let child = Command::new("sh")
             .arg("-c")
+            .arg(
+                r#"exec 3<&0 4>&1 0</dev/null 1>/dev/null
+LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" -F -c "$1""#,
+            )
+            .arg(DOVECOT)
             .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(Stdio::from(OwnedFd::from(imap)))
+            .stdout(Stdio::from(OwnedFd::from(imaps)))
             .stderr(stderr)
             .spawn()
             .map_err(|err| {
@@ -87,31 +101,41 @@ impl Dovecot {
             ca_cert,
             dir,
         };
-        dovecot.wait_until_listening().await?;
+        dovecot.wait_for_greeting().await?;
         Ok(dovecot)
     }
 
-    async fn wait_until_listening(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("Dovecot exited ({status}):\n{}", self.logs()));
+    /// Ready once Dovecot greets on the plain port. If it dies instead, its sockets close
+    /// with it (this process holds no copy) and the read ends at once.
+    async fn wait_for_greeting(&mut self) -> Result<(), String> {
+        let greeting = async {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.imap_port))
+                .await
+                .map_err(|err| err.to_string())?;
+            let mut line = [0_u8; 64];
+            let read = stream
+                .read(&mut line)
+                .await
+                .map_err(|err| err.to_string())?;
+            if line[..read].starts_with(b"* OK") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "greeted with {:?}",
+                    String::from_utf8_lossy(&line[..read])
+                ))
             }
-            let imap = TcpStream::connect(("127.0.0.1", self.imap_port)).await;
-            let imaps = TcpStream::connect(("127.0.0.1", self.imaps_port)).await;
-            if imap.is_ok() && imaps.is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "Dovecot did not listen within {READY_WITHIN:?}:\n{}",
-                    self.logs()
-                ));
-            }
-            // Nothing announces readiness to a child that keeps running in the foreground,
-            // so poll the ports.
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        };
+        let result = tokio::time::timeout(READY_WITHIN, greeting)
+            .await
+            .unwrap_or_else(|_| Err(format!("no greeting within {READY_WITHIN:?}")));
+        result.map_err(|problem| {
+            let status = match self.child.try_wait() {
+                Ok(Some(status)) => format!("exited ({status})"),
+                _ => "still running".to_owned(),
+            };
+            format!("Dovecot {status}, {problem}:\n{}", self.logs())
+        })
     }
 
     /// Dovecot's log and anything it printed before its log was set up.
@@ -323,13 +347,6 @@ fn install_once() {
     if let Err(problem) = installed {
         panic!("Dovecot is not available for the IMAP tests: {problem}");
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|err| format!("finding a free loopback port: {err}"))
 }
 
 /// Writes the CA-signed certificate, the password file and `dovecot.conf`; returns the CA.
