@@ -44,23 +44,23 @@ cleanup() {
 trap cleanup EXIT
 
 # The server reads every KALTALK_* variable as configuration and refuses unknown ones:
-# pass only its own.
-kaltalk() {
-  env -u KALTALK_BIN -u KALTALK_DATABASE_URL -u KALTALK_PUBLIC_URL \
-    KALTALK_DATA_DIR="$data_dir" "$bin" "$@"
-}
+# pass only its own. `env` execs the binary, so a backgrounded `"${kaltalk[@]}" serve &`
+# gives `$!` = the server's own pid (a shell function would give a subshell's, and the
+# trap would kill the subshell and leave the server running).
+kaltalk=(env -u KALTALK_BIN -u KALTALK_DATABASE_URL -u KALTALK_PUBLIC_URL
+  KALTALK_DATA_DIR="$data_dir" "$bin")
 value_of() { sed -n "s/^$1=//p"; }
 
 org_id=$(printf 'correct horse battery staple\n' |
-  kaltalk admin create-user --email owner@example.com --name Owner --password-stdin --org Acme |
+  "${kaltalk[@]}" admin create-user --email owner@example.com --name Owner --password-stdin --org Acme |
   value_of org_id)
-kaltalk admin create-inbox --org-id "$org_id" --name Website --domain example.com >/dev/null
-key=$(kaltalk admin create-api-key --org-id "$org_id" --name schemathesis | tail -n 1)
+"${kaltalk[@]}" admin create-inbox --org-id "$org_id" --name Website --domain example.com >/dev/null
+key=$("${kaltalk[@]}" admin create-api-key --org-id "$org_id" --name schemathesis | tail -n 1)
 [[ $key == kt_* ]] || { echo "schemathesis.sh: no API key from the CLI: $key" >&2; exit 1; }
 
 KALTALK_LISTEN=127.0.0.1:0 KALTALK_SMTP_LISTEN=127.0.0.1:0 KALTALK_EMBEDDINGS__DOWNLOAD=false \
   KALTALK_LOG_FORMAT=text KALTALK_API__RATE_LIMIT_PER_MINUTE=1000000 \
-  kaltalk serve >"$log" 2>&1 &
+  "${kaltalk[@]}" serve >"$log" 2>&1 &
 server_pid=$!
 # Readiness from the server's own log line; no port probing, no fixed sleep.
 base=

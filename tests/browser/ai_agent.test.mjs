@@ -13,6 +13,8 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import { startFakeOpenAi } from './fake_openai.mjs';
@@ -20,6 +22,8 @@ import {
   ACTION_TIMEOUT_MS, agentAndVisitorSteps, CHROMIUM_ARGS, CHROMIUM_PATH, artifactsDir, clip, expectVisible, logIn,
   openLiveInbox, outerHtml, startHostServer, until, watchConsole, widgetHtml,
 } from './helpers.mjs';
+
+const execFileAsync = promisify(execFile);
 
 const OWNER = {
   name: 'Olivia Owner',
@@ -234,15 +238,29 @@ describe('the AI agent answers from the knowledge base and hands over', { timeou
 
     const before = (await widgetBubbles(pageB)).length;
     const calls = provider.requests.length;
+    const turns = await botTurnsQueued(dataDir);
     const box = pageB.getByRole('textbox', { name: 'Message', exact: true });
     await box.fill(AFTER_REPLY);
     await box.press('Enter');
     await expectVisible(pageA.locator('#messages').getByText(AFTER_REPLY), 'expected the visitor’s message in the agent’s conversation, live', async () =>
       `#messages: ${await outerHtml(pageA, '#messages')}`);
-    // The bot would have answered within a second or two (step 3); give it longer.
-    await new Promise((r) => setTimeout(r, 3000));
+    // A bot turn is a job committed in the same transaction as the visitor's message, so
+    // now that the message is on the agent's screen the queue already says whether the
+    // bot will answer: no waiting for an answer that should not come.
+    assert.equal(await botTurnsQueued(dataDir), turns, 'no bot turn was queued for the message');
     const after = await widgetBubbles(pageB);
     assert.equal(after.length, before, `no bot message after a person replied: ${JSON.stringify(after.slice(before))}`);
     assert.equal(provider.requests.length, calls, 'the model was not called again');
   });
 });
+
+/** How many bot turns (jobs of kind `ai.turn`, whatever their state) the server's SQLite
+ * database holds; read with Python's own sqlite3 module (WAL lets it read beside the
+ * server), so the test needs no SQLite package of its own. */
+async function botTurnsQueued(dir) {
+  const script = 'import sqlite3, sys\n' +
+    'db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)\n' +
+    'print(db.execute("SELECT count(*) FROM jobs WHERE kind = \'ai.turn\'").fetchone()[0])';
+  const { stdout } = await execFileAsync('python3', ['-c', script, path.join(dir, 'kaltalk.db')]);
+  return Number(stdout.trim());
+}

@@ -123,9 +123,17 @@ export async function startServer(options = {}) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 
+  // However this test process ends (a failed hook, an uncaught error), the server goes
+  // with it: no orphan holding a port after the suite.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
   let output = '';
   const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('exit', (code, signal) => {
+      process.removeListener('exit', killOnExit);
+      resolve({ code, signal });
+    });
   });
 
   let baseUrl;

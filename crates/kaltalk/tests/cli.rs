@@ -101,6 +101,19 @@ fn create_user_refuses_a_short_password_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 10 characters"));
 }
 
+/// A `kaltalk serve` child that is killed when the test ends, pass or fail: a failed
+/// assertion unwinds through this drop instead of leaving an orphan server behind.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Waits for the "listening on URL" log line of a starting server.
 fn wait_for_url(child: &mut Child) -> String {
     let out = child.stdout.take().expect("stdout");
@@ -266,15 +279,17 @@ fn an_operator_creates_a_user_and_a_key_then_calls_the_api() {
     let key = stdout(&key_output).trim().to_owned();
     assert!(key.starts_with("kt_"), "{key}");
 
-    let mut server = kaltalk(dir.path())
-        .env("KALTALK_LISTEN", "127.0.0.1:0")
-        .env("KALTALK_LOG_LEVEL", "info")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("serve");
-    let url = wait_for_url(&mut server);
+    let mut server = Server(
+        kaltalk(dir.path())
+            .env("KALTALK_LISTEN", "127.0.0.1:0")
+            .env("KALTALK_LOG_LEVEL", "info")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("serve"),
+    );
+    let url = wait_for_url(&mut server.0);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -319,11 +334,11 @@ fn an_operator_creates_a_user_and_a_key_then_calls_the_api() {
 
     // SIGTERM: a graceful stop with a zero exit.
     let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
-    let status = server.wait().expect("wait");
+    let status = server.0.wait().expect("wait");
     assert!(status.success(), "{status:?}");
 
     let bad_org = kaltalk(dir.path())
