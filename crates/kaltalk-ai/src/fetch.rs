@@ -291,8 +291,22 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            // One answer for a name that does not resolve, resolves to nothing, or only to
+            // forbidden addresses: the person who typed the URL (an organization's admin)
+            // must not learn from our errors which internal names exist or what they
+            // resolve to. The operator's log keeps the detail.
+            let refuse = || {
+                Box::new(Refusal(format!(
+                    "{host} does not resolve to a public internet address"
+                ))) as Box<dyn StdError + Send + Sync>
+            };
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(found) => found.collect(),
+                Err(err) => {
+                    tracing::info!(%host, error = %err, "outbound fetch: the name did not resolve");
+                    return Err(refuse());
+                }
+            };
             let mut refused = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -305,11 +319,13 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let reason = match refused {
-                    Some((ip, why)) => format!("{host} resolves to {ip}, which is {why}"),
-                    None => format!("{host} has no addresses"),
-                };
-                return Err(Box::new(Refusal(reason)) as Box<dyn StdError + Send + Sync>);
+                match refused {
+                    Some((ip, why)) => {
+                        tracing::info!(%host, %ip, why, "outbound fetch refused after DNS");
+                    }
+                    None => tracing::info!(%host, "outbound fetch: the name has no addresses"),
+                }
+                return Err(refuse());
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })

@@ -173,6 +173,7 @@ async fn a_closed_port_is_a_connect_error() {
     let account = ImapAccount {
         host: "127.0.0.1".to_owned(),
         port: closed_port,
+        connect_to: Vec::new(),
         security: ImapSecurity::Tls,
         user: "someone".to_owned(),
         password: "secret".to_owned(),
@@ -314,4 +315,25 @@ async fn waiting_past_everything_times_out_even_after_deletions() {
         .expect("wait_for_new");
 
     assert_eq!(outcome, IdleOutcome::TimedOut);
+}
+
+#[tokio::test]
+async fn the_connection_goes_to_the_checked_addresses_not_to_a_new_lookup() {
+    let dovecot = Dovecot::start().await;
+    // A name that resolves nowhere (RFC 2606): a second lookup would fail. The caller
+    // resolved and checked the host once and hands over where to connect.
+    let account = ImapAccount {
+        host: "imap.example.invalid".to_owned(),
+        connect_to: vec![std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            dovecot.imap_port(),
+        ))],
+        ..dovecot.account(ImapSecurity::Plain)
+    };
+
+    let batch = fetch_new(&account, &dovecot.tls_options(), None, 10)
+        .await
+        .expect("connected to the pinned address");
+
+    assert!(batch.messages.is_empty());
 }

@@ -596,7 +596,7 @@ impl Store {
     /// Where IMAP polling of an inbox stopped, if it ever ran.
     pub async fn imap_cursor(&self, inbox: InboxId) -> Result<Option<ImapCursorRow>, StoreError> {
         Ok(on_db!(self, pool => sqlx::query_as::<_, ImapCursorRow>(
-            "SELECT uid_validity, last_uid FROM imap_cursors WHERE inbox_id = $1",
+            "SELECT uid_validity, last_uid FROM imap_cursors WHERE inbox_id = $1 AND uid_validity <> 0",
         )
         .bind(inbox)
         .fetch_optional(pool)
@@ -626,7 +626,12 @@ impl Store {
                 .bind(now)
                 .execute(pool)
                 .await?,
-                None => sqlx::query("UPDATE imap_cursors SET last_error = $2, polled_at = $3 WHERE inbox_id = $1")
+                // No cursor yet (the first poll failed): a row that holds only the error,
+                // its UIDVALIDITY 0 (never a server's: RFC 3501 makes it non-zero).
+                None => sqlx::query(
+                    "INSERT INTO imap_cursors (inbox_id, uid_validity, last_uid, last_error, polled_at) VALUES ($1, 0, 0, $2, $3) \
+                     ON CONFLICT (inbox_id) DO UPDATE SET last_error = excluded.last_error, polled_at = excluded.polled_at",
+                )
                     .bind(inbox)
                     .bind(error)
                     .bind(now)

@@ -72,13 +72,16 @@ pub(crate) async fn open_session(
     account: &ImapAccount,
     tls: &TlsOptions,
 ) -> Result<ImapSession, ImapError> {
-    let tcp = TcpStream::connect((account.host.as_str(), account.port))
-        .await
-        .map_err(|source| ImapError::Connect {
-            host: account.host.clone(),
-            port: account.port,
-            source,
-        })?;
+    let connected = if account.connect_to.is_empty() {
+        TcpStream::connect((account.host.as_str(), account.port)).await
+    } else {
+        TcpStream::connect(account.connect_to.as_slice()).await
+    };
+    let tcp = connected.map_err(|source| ImapError::Connect {
+        host: account.host.clone(),
+        port: account.port,
+        source,
+    })?;
     let client = match account.security {
         ImapSecurity::Tls => {
             let stream = tls_handshake(tcp, &account.host, tls).await?;

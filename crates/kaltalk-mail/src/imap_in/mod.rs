@@ -44,8 +44,14 @@ pub enum ImapSecurity {
 /// Where a mailbox lives and how to log in to it.
 #[derive(Clone)]
 pub struct ImapAccount {
+    /// The server's name: what TLS verifies, and what is resolved unless `connect_to`
+    /// says where to connect.
     pub host: String,
     pub port: u16,
+    /// The addresses to connect to, already resolved from `host` and checked by the
+    /// caller; empty: resolve `host` here. Connecting to the checked addresses, not to
+    /// the name again, leaves no window for a DNS answer that changes in between.
+    pub connect_to: Vec<std::net::SocketAddr>,
     pub security: ImapSecurity,
     pub user: String,
     pub password: String,
@@ -58,6 +64,7 @@ impl fmt::Debug for ImapAccount {
         f.debug_struct("ImapAccount")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("connect_to", &self.connect_to)
             .field("security", &self.security)
             .field("user", &self.user)
             .field("password", &"[redacted]")

@@ -10,6 +10,7 @@ fn account_at(port: u16) -> ImapAccount {
     ImapAccount {
         host: "127.0.0.1".to_owned(),
         port,
+        connect_to: Vec::new(),
         security: ImapSecurity::Plain,
         user: "someone".to_owned(),
         password: "hunter2".to_owned(),

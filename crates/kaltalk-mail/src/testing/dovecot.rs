@@ -187,6 +187,7 @@ LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" -F -c "$1""#,
         ImapAccount {
             host: self.host().to_owned(),
             port,
+            connect_to: Vec::new(),
             security,
             user: USER.to_owned(),
             password: PASSWORD.to_owned(),

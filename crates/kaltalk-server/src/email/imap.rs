@@ -60,10 +60,11 @@ async fn poll(
     settings: &ImapSettings,
     tls: &TlsOptions,
 ) -> anyhow::Result<usize> {
-    check_host(state, &settings.host, settings.port).await?;
+    let connect_to = checked_addresses(state, &settings.host, settings.port).await?;
     let account = ImapAccount {
         host: settings.host.clone(),
         port: settings.port,
+        connect_to,
         security: match settings.security {
             ImapSecurity::Tls => imap_in::ImapSecurity::Tls,
             ImapSecurity::StartTls => imap_in::ImapSecurity::StartTls,
@@ -123,9 +124,16 @@ async fn poll(
     }
 }
 
-/// Refuses loopback and private hosts unless `inbound_email.imap_allow_private`: inbox
-/// settings must not become a way to probe the internal network.
-async fn check_host(state: &AppState, host: &str, port: u16) -> anyhow::Result<()> {
+/// Resolves the IMAP host once and refuses loopback and private addresses unless
+/// `inbound_email.imap_allow_private`: inbox settings must not become a way to probe the
+/// internal network. The poll connects to exactly these addresses. The refusal names the
+/// host, never the address it resolved to (an admin must not learn the internal network's
+/// names from it); the operator's log has the address.
+async fn checked_addresses(
+    state: &AppState,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<Vec<std::net::SocketAddr>> {
     let allow = state.config.inbound_email.imap_allow_private;
     let policy = kaltalk_ai::fetch::FetchPolicy {
         allow_loopback: allow,
@@ -136,15 +144,15 @@ async fn check_host(state: &AppState, host: &str, port: u16) -> anyhow::Result<(
         .await
         .with_context(|| format!("the IMAP host {host} could not be resolved"))?
         .collect();
-    for address in addresses {
+    for address in &addresses {
         if let Some(why) = kaltalk_ai::fetch::is_forbidden(address.ip(), &policy) {
+            tracing::info!(%host, ip = %address.ip(), why, "IMAP host refused");
             bail!(
-                "the IMAP host {host} is {why} ({}); set inbound_email.imap_allow_private to allow it",
-                address.ip()
+                "the IMAP host {host} is not a public internet address; set inbound_email.imap_allow_private to allow private and loopback hosts"
             );
         }
     }
-    Ok(())
+    Ok(addresses)
 }
 
 /// Polls each inbox on its own interval until `stop` turns true.

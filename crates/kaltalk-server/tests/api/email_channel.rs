@@ -960,3 +960,46 @@ async fn an_imap_mailbox_is_polled_and_a_restart_imports_nothing_twice() {
         .await;
     assert!(page.contains("Last poll failed"), "{page}");
 }
+
+#[tokio::test]
+async fn an_imap_host_on_the_internal_network_is_refused_without_saying_what_it_resolves_to() {
+    let app = spawn_app_with(|config| config.inbound_email.imap_allow_private = false).await;
+    let owner = app
+        .sign_up("Olivia Owner", "olivia@acme.test", "Acme")
+        .await;
+    let created = create_email_inbox(&owner, SUPPORT).await;
+    let settings = crate::helpers::location(&created);
+    let settings = settings.split('?').next().expect("path").to_owned();
+    let saved = owner
+        .submit(
+            &settings,
+            &settings,
+            &[
+                ("name", "Support"),
+                ("imap_host", "localhost"),
+                ("imap_port", "143"),
+                ("imap_security", "starttls"),
+                ("imap_user", "someone"),
+                ("imap_password", "secret"),
+                ("imap_mailbox", "INBOX"),
+                ("imap_poll_seconds", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+
+    let tls = kaltalk_mail::imap_in::TlsOptions::default();
+    let failed = kaltalk_server::email::imap::poll_all_once(&app.state, &tls).await;
+
+    assert!(failed.is_err(), "a loopback IMAP host is refused");
+    let page = owner.get_html(&settings).await;
+    let shown = page
+        .lines()
+        .find(|line| line.contains("id=\"imap-error\""))
+        .unwrap_or_else(|| panic!("the first failed poll is shown: {page}"));
+    assert!(
+        shown.contains("the IMAP host localhost is not a public internet address"),
+        "{shown}"
+    );
+    assert!(!shown.contains("127.0.0.1"), "no resolved address: {shown}");
+}
