@@ -388,6 +388,9 @@ async fn conversation_page(
 ) -> PageResult {
     session.require(Permission::UseInbox)?;
     if !is_htmx(&headers) {
+        // A link to a conversation this organization does not have is a 404 here, not a
+        // redirect to an inbox that then cannot open it.
+        state.store.get_conversation(session.org_id(), id).await?;
         let view = View {
             c: Some(id.to_string()),
             ..view

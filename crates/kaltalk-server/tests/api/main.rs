@@ -15,6 +15,7 @@ mod ai_model;
 mod api;
 mod api_resources;
 mod cross_org;
+mod cross_org_sweep;
 mod csrf;
 mod email;
 mod email_channel;
