@@ -104,8 +104,8 @@ async fn a_generated_answer_streams_to_the_widget_then_commits_with_citations_an
     .await;
     let deltas: Vec<&Value> = frames.iter().filter(|f| f["type"] == "bot.delta").collect();
     assert!(
-        deltas.len() >= 2,
-        "the answer arrives in pieces: {frames:?}"
+        !deltas.is_empty(),
+        "the answer is shown while it is written: {frames:?}"
     );
     let streamed: String = deltas
         .iter()
@@ -114,7 +114,13 @@ async fn a_generated_answer_streams_to_the_widget_then_commits_with_citations_an
     let answer = &frames.last().expect("answer")["message"];
     let text =
         "Refunds reach your card within 5 to 7 working days after we receive the parcel [1].";
-    assert_eq!(streamed, text);
+    // Drafts go out at most every 50 ms: pieces that reach the server closer together
+    // (a loaded machine reads two at once) travel in one delta, and the last may come
+    // only with the committed message. What is streamed is always the answer's start.
+    assert!(
+        !streamed.is_empty() && text.starts_with(&streamed),
+        "{streamed:?} begins the answer"
+    );
     assert_eq!(answer["text"], text);
     assert!(deltas.iter().all(|f| f["end"] == false));
     assert_eq!(
