@@ -204,13 +204,15 @@ struct LoginForm {
     next: String,
 }
 
-/// Only same-site paths, so the login page cannot be used to bounce people elsewhere.
+/// Only same-origin paths, so the login page cannot be used to bounce people elsewhere;
+/// anything else goes home. Browsers drop tabs and newlines from URLs and read `\` as
+/// `/`, so `/\t/evil.test` or `/\evil.test` would lead to another host: only printable
+/// ASCII without a backslash passes (which also keeps the `Location` header valid), and a
+/// second `/` would start an authority.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next
-    } else {
-        "/"
-    }
+    let printable = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    let path = next.starts_with('/') && !next.starts_with("//");
+    if printable && path { next } else { "/" }
 }
 
 fn login_notice(code: Option<&str>) -> Option<&'static str> {

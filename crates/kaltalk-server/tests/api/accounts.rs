@@ -191,6 +191,54 @@ async fn log_in_and_log_out() {
 }
 
 #[tokio::test]
+async fn login_next_goes_only_to_a_same_origin_path() {
+    let app = spawn_app().await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let log_in_with = |next: &'static str| {
+        let browser = app.browser();
+        async move {
+            let response = browser
+                .post_form(
+                    "/login",
+                    &[
+                        ("email", "ada@example.com"),
+                        ("password", PASSWORD),
+                        ("next", next),
+                    ],
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::SEE_OTHER, "next={next:?}");
+            location(&response)
+        }
+    };
+    for outside in [
+        "//evil.test",
+        "/\\evil.test",
+        "/\t/evil.test",
+        "/\n/evil.test",
+        "/\r\n//evil.test",
+        "/ /evil.test",
+        "/settings\\..\\\\evil.test",
+        "https://evil.test/",
+        "javascript:alert(1)",
+        "evil.test",
+        "",
+    ] {
+        assert_eq!(log_in_with(outside).await, "/", "next={outside:?}");
+    }
+    assert_eq!(
+        log_in_with("/settings/team?tab=invites").await,
+        "/settings/team?tab=invites"
+    );
+    // The login page carries only a safe `next` into its form.
+    let page = app
+        .browser()
+        .get_html("/login?next=%2F%09%2Fevil.test")
+        .await;
+    assert!(page.contains(r#"name="next" value="/""#), "{page}");
+}
+
+#[tokio::test]
 async fn a_copied_session_cookie_stops_working_after_logout() {
     let app = spawn_app().await;
     app.sign_up("Ada", "ada@example.com", "Acme").await;
