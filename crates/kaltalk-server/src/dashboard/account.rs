@@ -256,10 +256,14 @@ async fn login(
         let error = AppError::RateLimited { retry_after_secs };
         let mut response = page(
             StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many login attempts. Try again in {} minute(s).",
-                retry_after_secs.div_ceil(60)
-            ),
+            if retry_after_secs < 60 {
+                format!("Too many login attempts. Try again in {retry_after_secs} seconds.")
+            } else {
+                format!(
+                    "Too many login attempts. Try again in {} minute(s).",
+                    retry_after_secs.div_ceil(60)
+                )
+            },
         );
         error.decorate(&mut response);
         response
@@ -268,7 +272,7 @@ async fn login(
         return Ok(limited(retry));
     }
     let account = form.email.trim().to_lowercase();
-    if let Err(retry) = state.login_limiter.account_blocked(&account).await {
+    if let Err(retry) = state.login_limiter.account_blocked(&account, ip).await {
         return Ok(limited(retry));
     }
     let user = match EmailAddress::parse("email", &form.email) {
@@ -282,7 +286,7 @@ async fn login(
     )
     .await?;
     let Some(user) = user.filter(|_| ok) else {
-        state.login_limiter.record_failure(&account).await;
+        state.login_limiter.record_failure(&account, ip).await;
         return Ok(page(
             StatusCode::UNAUTHORIZED,
             "That email and password do not match an account.".into(),

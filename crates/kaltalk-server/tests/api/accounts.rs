@@ -2,7 +2,7 @@ use chrono::Duration;
 use kaltalk_core::EmailAddress;
 use reqwest::StatusCode;
 
-use crate::helpers::{PASSWORD, link_in, location, path_of, spawn_app};
+use crate::helpers::{Browser, PASSWORD, link_in, location, path_of, spawn_app};
 
 #[tokio::test]
 async fn sign_up_creates_a_bcrypt_cost_12_account_owner_session_and_org() {
@@ -425,6 +425,52 @@ async fn login_is_rate_limited_per_account_with_retry_after() {
         StatusCode::SEE_OTHER,
         "the lock lifts after the window"
     );
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_lock_the_owner_out_from_another_ip() {
+    let app = spawn_app().await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let limits = app.state.config.login_limits.clone();
+    let stranger = app.browser_from([127, 0, 0, 2].into());
+    for _ in 0..limits.per_account {
+        let response = stranger
+            .post_form(
+                "/login",
+                &[("email", "ada@example.com"), ("password", "wrong password")],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let log_in = |browser: Browser| async move {
+        browser
+            .post_form(
+                "/login",
+                &[("email", "ada@example.com"), ("password", PASSWORD)],
+            )
+            .await
+    };
+
+    // From her own IP Ada waits a short delay, not the whole window.
+    let owner = app.browser_from([127, 0, 0, 3].into());
+    let early = log_in(owner.clone()).await;
+    assert_eq!(early.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: i64 = early.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert_eq!(retry_after, limits.lockout_delay_seconds);
+    assert!(retry_after < limits.window_seconds);
+    app.clock
+        .advance(Duration::seconds(limits.lockout_delay_seconds));
+    let in_time = log_in(owner).await;
+    assert_eq!(in_time.status(), StatusCode::SEE_OTHER, "the owner gets in");
+
+    // The stranger's IP stays locked out of the account for the window, even with the
+    // right password.
+    let still = log_in(stranger).await;
+    assert_eq!(still.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test]

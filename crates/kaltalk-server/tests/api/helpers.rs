@@ -96,6 +96,21 @@ impl TestApp {
         }
     }
 
+    /// A browser connecting from another loopback address (all of 127.0.0.0/8 reaches the
+    /// server on Linux), for what depends on the client's IP.
+    pub fn browser_from(&self, ip: std::net::IpAddr) -> Browser {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .local_address(ip)
+            .build()
+            .expect("client");
+        Browser {
+            client,
+            base: self.base.clone(),
+        }
+    }
+
     /// A client with no cookies, for the API.
     pub fn api(&self) -> reqwest::Client {
         reqwest::Client::builder()
