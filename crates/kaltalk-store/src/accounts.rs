@@ -127,9 +127,6 @@ pub struct LinkToken<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Builds an email once the organization it belongs to exists.
-pub type EmailFor<'a> = &'a (dyn Fn(OrgId) -> NewEmail + Sync);
-
 pub struct NewSession {
     pub token_hash: String,
     pub user_id: UserId,
@@ -248,12 +245,12 @@ impl Store {
     // ---- users -------------------------------------------------------------------------
 
     /// Signs a person up: the user, their organization and their owner membership, one
-    /// transaction. `welcome` builds the first email (verification) once the ids exist.
+    /// transaction, with the verification email when one is due.
     pub async fn sign_up(
         &self,
         user: &NewUser,
         org_name: &OrgName,
-        verification: Option<(LinkToken<'_>, EmailFor<'_>)>,
+        verification: Option<(LinkToken<'_>, &NewEmail)>,
         now: DateTime<Utc>,
     ) -> Result<(UserId, Organization), StoreError> {
         on_db!(self, pool => {
@@ -262,7 +259,7 @@ impl Store {
             let org = insert_organization!(tx, org_name, user_id, now);
             if let Some((token, email)) = verification {
                 insert_user_token!(tx, user_id, TokenPurpose::VerifyEmail, user.email.as_str(), token.token_hash, token.expires_at, now);
-                insert_email!(tx, &email(org.id), now);
+                insert_email!(tx, email, now);
             }
             tx.commit().await?;
             Ok((user_id, org))

@@ -109,7 +109,7 @@ async fn signup(State(state): State<AppState>, Form(form): Form<SignupForm>) -> 
     let verify_token = token::generate("");
     let message = verification_email(&state, user.name.as_str(), &verify_token)?;
     let now = state.now();
-    let build = |org: OrgId| new_email(&state, Some(org), email.as_str(), &message, "verify_email");
+    let outgoing = personal_email(&state, email.as_str(), &message, "verify_email");
     let result = state
         .store
         .sign_up(
@@ -120,7 +120,7 @@ async fn signup(State(state): State<AppState>, Form(form): Form<SignupForm>) -> 
                     token_hash: &token::hash(&verify_token),
                     expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
                 },
-                &build,
+                &outgoing,
             )),
             now,
         )
@@ -147,6 +147,7 @@ fn verification_email(
         .map_err(|e| AppError::Internal(e.into()))
 }
 
+/// An organization's email, which its owners may read in the outbox.
 pub(crate) fn new_email(
     state: &AppState,
     org: Option<OrgId>,
@@ -165,8 +166,19 @@ pub(crate) fn new_email(
     }
 }
 
-/// The organization whose owners may read a person's account emails in the outbox: their
-/// oldest membership.
+/// An email to a person about their own account (a link to confirm an address, to reset a
+/// password): kept out of every organization's outbox, since whoever reads it can take the
+/// account. Without SMTP only the operator reads it (`kaltalk admin outbox`).
+pub(crate) fn personal_email(
+    state: &AppState,
+    to: &str,
+    message: &RenderedEmail,
+    kind: &'static str,
+) -> NewEmail {
+    new_email(state, None, to, message, kind)
+}
+
+/// The organization a person lands in after logging in: their oldest membership.
 async fn home_org(state: &AppState, user: UserId) -> Result<Option<OrgId>, AppError> {
     Ok(state
         .store
@@ -376,12 +388,7 @@ pub(crate) async fn send_verification(
     state: &AppState,
     session: &AgentSession,
 ) -> Result<(), AppError> {
-    let (token_hash, email) = verification_for(
-        state,
-        &session.user.name,
-        session.org_id(),
-        &session.user.email,
-    )?;
+    let (token_hash, email) = verification_for(state, &session.user.name, &session.user.email)?;
     let now = state.now();
     let token = LinkToken {
         token_hash: &token_hash,
@@ -404,14 +411,13 @@ pub(crate) async fn send_verification(
 pub(crate) fn verification_for(
     state: &AppState,
     name: &str,
-    org: OrgId,
     address: &str,
 ) -> Result<(String, NewEmail), AppError> {
     let verify_token = token::generate("");
     let message = verification_email(state, name, &verify_token)?;
     Ok((
         token::hash(&verify_token),
-        new_email(state, Some(org), address, &message, "verify_email"),
+        personal_email(state, address, &message, "verify_email"),
     ))
 }
 
@@ -473,8 +479,7 @@ async fn forgot(
         }
         .email()
         .map_err(|e| AppError::Internal(e.into()))?;
-        let org = home_org(&state, user.id).await?;
-        let outgoing = new_email(&state, org, &user.email, &message, "password_reset");
+        let outgoing = personal_email(&state, &user.email, &message, "password_reset");
         let now = state.now();
         state
             .store

@@ -184,8 +184,7 @@ async fn change_email(
     if email.as_str() == session.user.email {
         return Ok(see_other("/settings/profile"));
     }
-    let (token_hash, message) =
-        verification_for(&state, &session.user.name, session.org_id(), email.as_str())?;
+    let (token_hash, message) = verification_for(&state, &session.user.name, email.as_str())?;
     let now = state.now();
     match state
         .store

@@ -504,7 +504,7 @@ async fn email_verification_link_confirms_the_address_and_expires() {
     let app = spawn_app().await;
     let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
     let org = browser.org_id().await;
-    let email = app.last_email_to(org, "ada@example.com").await;
+    let email = app.last_personal_email_to("ada@example.com").await;
     assert_eq!(email.subject, "Confirm your email address");
     let link = link_in(&email.text_body, "/verify-email?token=");
     assert!(email.html_body.contains(&link), "both parts carry the link");
@@ -529,7 +529,7 @@ async fn email_verification_link_confirms_the_address_and_expires() {
 
     // A new link, left for more than a day, is refused.
     browser.submit("/", "/verify-email/resend", &[]).await;
-    let resent = app.last_email_to(org, "ada@example.com").await;
+    let resent = app.last_personal_email_to("ada@example.com").await;
     let late = link_in(&resent.text_body, "/verify-email?token=");
     app.clock
         .advance(Duration::hours(24) + Duration::seconds(1));
@@ -570,14 +570,23 @@ async fn password_reset_answers_the_same_for_unknown_addresses_and_works_once_wi
     assert!(
         app.state
             .store
-            .list_emails(org, 100)
+            .list_personal_emails(None, 100)
             .await
             .expect("outbox")
             .iter()
             .all(|e| e.to_address != "nobody@example.com")
     );
+    assert!(
+        app.state
+            .store
+            .list_emails(org, 100)
+            .await
+            .expect("outbox")
+            .is_empty(),
+        "the reset is not the organization's mail"
+    );
 
-    let email = app.last_email_to(org, "ada@example.com").await;
+    let email = app.last_personal_email_to("ada@example.com").await;
     assert_eq!(email.subject, "Reset your KalTalk password");
     let link = link_in(&email.text_body, "/reset-password?token=");
     let page = visitor.get(&path_of(&link)).await;
@@ -627,7 +636,9 @@ async fn password_reset_answers_the_same_for_unknown_addresses_and_works_once_wi
         .post_form("/forgot-password", &[("email", "ada@example.com")])
         .await;
     let second = link_in(
-        &app.last_email_to(org, "ada@example.com").await.text_body,
+        &app.last_personal_email_to("ada@example.com")
+            .await
+            .text_body,
         "/reset-password?token=",
     );
     app.clock.advance(Duration::minutes(61));
@@ -643,6 +654,53 @@ async fn password_reset_answers_the_same_for_unknown_addresses_and_works_once_wi
         )
         .await;
     assert_eq!(late.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_owner_cannot_read_a_members_account_mail() {
+    let app = spawn_app().await;
+    let acme_owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let acme = acme_owner.org_id().await;
+    // Bob's account began with his Acme membership, then he started his own Globex.
+    let bob = crate::teams::join(&app, &acme_owner, "bob@example.com", "agent").await;
+    let created = bob
+        .submit("/", "/orgs", &[("new_org_name", "Globex")])
+        .await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+
+    let visitor = app.browser();
+    visitor
+        .post_form("/forgot-password", &[("email", "bob@example.com")])
+        .await;
+    bob.submit("/", "/verify-email/resend", &[]).await;
+
+    let reset = app.last_personal_email_to("bob@example.com").await;
+    assert_eq!(reset.org_id, None);
+    let outbox = app
+        .state
+        .store
+        .list_emails(acme, 100)
+        .await
+        .expect("outbox");
+    assert!(
+        outbox.iter().all(|e| e.kind == "invitation"),
+        "only Acme's own mail: {:?}",
+        outbox.iter().map(|e| &e.kind).collect::<Vec<_>>()
+    );
+    let page = acme_owner.get_html("/settings/outbox").await;
+    assert!(!page.contains("Reset your KalTalk password"), "{page}");
+    assert!(!page.contains("Confirm your email address"), "{page}");
+    let detail = acme_owner
+        .get(&format!("/settings/outbox/{}", reset.id))
+        .await;
+    assert_eq!(detail.status(), StatusCode::NOT_FOUND);
+    assert!(
+        !detail
+            .text()
+            .await
+            .expect("body")
+            .contains("/reset-password?token=")
+    );
 }
 
 #[tokio::test]
@@ -681,7 +739,7 @@ async fn profile_name_and_email_changes() {
         .await;
     assert_eq!(changed.status(), StatusCode::SEE_OTHER);
     assert_eq!(browser.me().await["actor"]["email"], "ada.king@example.com");
-    let email = app.last_email_to(org, "ada.king@example.com").await;
+    let email = app.last_personal_email_to("ada.king@example.com").await;
     let link = link_in(&email.text_body, "/verify-email?token=");
     assert_eq!(
         app.browser().get(&path_of(&link)).await.status(),

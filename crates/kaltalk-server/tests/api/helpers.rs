@@ -169,6 +169,19 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no email to {to}"))
     }
 
+    /// The newest personal email (about the person's own account) to `to`: the outbox
+    /// only the operator reads.
+    pub async fn last_personal_email_to(&self, to: &str) -> OutboundEmail {
+        self.state
+            .store
+            .list_personal_emails(Some(to), 1)
+            .await
+            .expect("personal outbox")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no personal email to {to}"))
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {

@@ -315,3 +315,45 @@ async fn smtp_email_queues_a_delivery_job_in_the_same_transaction() {
         assert_eq!(job.payload.0["email_id"], serde_json::json!(id));
     }
 }
+
+#[tokio::test]
+async fn personal_mail_is_in_no_organization_outbox() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let mut org_mail = kept_email("bob@example.com");
+        org_mail.org_id = Some(org.id);
+        org_mail.kind = "invitation";
+        store.queue_email(&org_mail, now()).await.expect(backend);
+        let mut reset = kept_email("Bob@Example.com");
+        reset.kind = "password_reset";
+        let reset_id = store.queue_email(&reset, now()).await.expect(backend);
+        store
+            .queue_email(
+                &kept_email("carol@example.com"),
+                now() + Duration::seconds(1),
+            )
+            .await
+            .expect(backend);
+
+        let outbox = store.list_emails(org.id, 10).await.expect(backend);
+        assert_eq!(outbox.len(), 1, "{backend}");
+        assert_eq!(outbox[0].kind, "invitation", "{backend}");
+        assert!(
+            matches!(
+                store.get_email(org.id, reset_id).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}"
+        );
+
+        let personal = store.list_personal_emails(None, 10).await.expect(backend);
+        let to: Vec<&str> = personal.iter().map(|e| e.to_address.as_str()).collect();
+        assert_eq!(to, ["carol@example.com", "Bob@Example.com"], "{backend}");
+        let bobs = store
+            .list_personal_emails(Some("bob@example.com"), 10)
+            .await
+            .expect(backend);
+        assert_eq!(bobs.len(), 1, "{backend}: the address matches in any case");
+        assert_eq!(bobs[0].id, reset_id, "{backend}");
+    }
+}
