@@ -36,8 +36,8 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use accounts::{
-    Acceptor, ApiKey, Invitation, LinkToken, Member, NewApiKey, NewInvitation, NewSession, NewUser,
-    Organization, SessionRecord, TokenPurpose, User,
+    Acceptor, ApiKey, EmailChange, Invitation, LinkToken, Member, NewApiKey, NewInvitation,
+    NewSession, NewUser, Organization, SessionRecord, TokenPurpose, User,
 };
 pub use error::{Conflict, StoreError};
 pub use events::{Event, NewEvent};

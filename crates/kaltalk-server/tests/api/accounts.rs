@@ -503,7 +503,6 @@ async fn login_is_rate_limited_per_ip() {
 async fn email_verification_link_confirms_the_address_and_expires() {
     let app = spawn_app().await;
     let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
-    let org = browser.org_id().await;
     let email = app.last_personal_email_to("ada@example.com").await;
     assert_eq!(email.subject, "Confirm your email address");
     let link = link_in(&email.text_body, "/verify-email?token=");
@@ -707,7 +706,6 @@ async fn an_owner_cannot_read_a_members_account_mail() {
 async fn profile_name_and_email_changes() {
     let app = spawn_app().await;
     let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
-    let org = browser.org_id().await;
     app.sign_up("Bob", "bob@example.com", "Bobs").await;
 
     let renamed = browser
@@ -724,26 +722,228 @@ async fn profile_name_and_email_changes() {
         .submit(
             "/settings/profile",
             "/settings/profile/email",
-            &[("email", "bob@example.com")],
+            &[("email", "bob@example.com"), ("email_password", PASSWORD)],
         )
         .await;
     assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(taken.text().await.expect("body").contains("already exists"));
+}
 
+async fn log_in_as(app: &crate::helpers::TestApp, email: &str) -> StatusCode {
+    app.browser()
+        .post_form("/login", &[("email", email), ("password", PASSWORD)])
+        .await
+        .status()
+}
+
+#[tokio::test]
+async fn changing_the_email_needs_the_current_password() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let before = app
+        .state
+        .store
+        .list_personal_emails(None, 100)
+        .await
+        .expect("outbox")
+        .len();
+    for password in ["", "not my password"] {
+        let refused = browser
+            .submit(
+                "/settings/profile",
+                "/settings/profile/email",
+                &[("email", "mallory@evil.test"), ("email_password", password)],
+            )
+            .await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            refused
+                .text()
+                .await
+                .expect("body")
+                .contains("That is not your password")
+        );
+    }
+    assert_eq!(browser.me().await["actor"]["email"], "ada@example.com");
+    let after = app.state.store.list_personal_emails(None, 100).await;
+    assert_eq!(after.expect("outbox").len(), before, "no link was sent");
+}
+
+#[tokio::test]
+async fn a_new_email_signs_in_only_after_its_link_is_followed() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
     let changed = browser
         .submit(
             "/settings/profile",
             "/settings/profile/email",
-            &[("email", "ada.king@example.com")],
+            &[
+                ("email", "ada.king@example.com"),
+                ("email_password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(changed.status(), StatusCode::SEE_OTHER);
-    assert_eq!(browser.me().await["actor"]["email"], "ada.king@example.com");
+    assert_eq!(location(&changed), "/settings/profile?notice=email");
+
+    // Nothing changed yet.
+    assert_eq!(browser.me().await["actor"]["email"], "ada@example.com");
+    assert_eq!(
+        log_in_as(&app, "ada.king@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        log_in_as(&app, "ada@example.com").await,
+        StatusCode::SEE_OTHER
+    );
+
     let email = app.last_personal_email_to("ada.king@example.com").await;
-    let link = link_in(&email.text_body, "/verify-email?token=");
+    assert_eq!(email.org_id, None, "personal mail");
+    assert_eq!(email.subject, "Confirm your new KalTalk sign-in address");
+    let link = link_in(&email.text_body, "/change-email/confirm?token=");
+    assert!(email.html_body.contains(&link), "both parts carry the link");
+    let followed = app.browser().get(&path_of(&link)).await;
+    assert_eq!(followed.status(), StatusCode::OK);
+    assert!(
+        followed
+            .text()
+            .await
+            .expect("body")
+            .contains("Email changed")
+    );
+
+    assert_eq!(browser.me().await["actor"]["email"], "ada.king@example.com");
+    let user = app
+        .state
+        .store
+        .find_user_by_email(&EmailAddress::parse("e", "ada.king@example.com").expect("e"))
+        .await
+        .expect("q")
+        .expect("user");
+    assert!(user.email_verified_at.is_some(), "the link proved it");
+    assert_eq!(
+        log_in_as(&app, "ada.king@example.com").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        log_in_as(&app, "ada@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         app.browser().get(&path_of(&link)).await.status(),
+        StatusCode::BAD_REQUEST,
+        "single use"
+    );
+}
+
+#[tokio::test]
+async fn the_old_address_gets_a_notice_whose_link_undoes_the_change() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    // Someone in Ada's session moves the account to their address and confirms it.
+    let changed = browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/email",
+            &[("email", "mallory@evil.test"), ("email_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let confirm = link_in(
+        &app.last_personal_email_to("mallory@evil.test")
+            .await
+            .text_body,
+        "/change-email/confirm?token=",
+    );
+    assert_eq!(
+        app.browser().get(&path_of(&confirm)).await.status(),
         StatusCode::OK
+    );
+    assert_eq!(browser.me().await["actor"]["email"], "mallory@evil.test");
+
+    let notice = app.last_personal_email_to("ada@example.com").await;
+    assert_eq!(
+        notice.subject,
+        "Your KalTalk sign-in address is being changed"
+    );
+    assert!(notice.text_body.contains("mallory@evil.test"));
+    let undo = link_in(&notice.text_body, "/change-email/undo?token=");
+    assert!(
+        notice.html_body.contains(&undo),
+        "both parts carry the link"
+    );
+
+    // Opening the link only shows a button (a mail scanner must not undo a wanted change).
+    let ada = app.browser();
+    let page = ada.get_html(&path_of(&undo)).await;
+    assert!(page.contains("Undo the change"), "{page}");
+    assert_eq!(browser.me().await["actor"]["email"], "mallory@evil.test");
+
+    let token = undo.split("token=").nth(1).expect("token");
+    let undone = ada
+        .post_form("/change-email/undo", &[("token", token)])
+        .await;
+    assert_eq!(undone.status(), StatusCode::OK);
+    assert!(undone.text().await.expect("body").contains("Change undone"));
+    assert_eq!(
+        location(&browser.get("/").await),
+        "/login",
+        "every session was signed out"
+    );
+    assert_eq!(
+        log_in_as(&app, "ada@example.com").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        log_in_as(&app, "mallory@evil.test").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ada.post_form("/change-email/undo", &[("token", token)])
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST,
+        "single use"
+    );
+}
+
+#[tokio::test]
+async fn undoing_a_pending_change_voids_its_link() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/email",
+            &[("email", "mallory@evil.test"), ("email_password", PASSWORD)],
+        )
+        .await;
+    let confirm = link_in(
+        &app.last_personal_email_to("mallory@evil.test")
+            .await
+            .text_body,
+        "/change-email/confirm?token=",
+    );
+    let undo = link_in(
+        &app.last_personal_email_to("ada@example.com")
+            .await
+            .text_body,
+        "/change-email/undo?token=",
+    );
+    let token = undo.split("token=").nth(1).expect("token");
+    let undone = app
+        .browser()
+        .post_form("/change-email/undo", &[("token", token)])
+        .await;
+    assert_eq!(undone.status(), StatusCode::OK);
+    assert_eq!(
+        app.browser().get(&path_of(&confirm)).await.status(),
+        StatusCode::BAD_REQUEST,
+        "the pending change is cancelled"
+    );
+    assert_eq!(
+        log_in_as(&app, "ada@example.com").await,
+        StatusCode::SEE_OTHER
     );
 }
 

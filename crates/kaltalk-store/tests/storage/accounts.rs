@@ -357,3 +357,94 @@ async fn personal_mail_is_in_no_organization_outbox() {
         assert_eq!(bobs[0].id, reset_id, "{backend}");
     }
 }
+
+#[tokio::test]
+async fn an_email_change_waits_for_its_link_and_can_be_undone() {
+    for (backend, store) in test_stores().await.stores {
+        let (user, _) = sign_up(&store, "ada@example.com").await;
+        let new = EmailAddress::parse("e", "ada.king@example.com").expect("email");
+        let change = |confirm: &'static str, undo: &'static str| {
+            let new = new.clone();
+            let store = &store;
+            async move {
+                let (to_new, to_old) = (kept_email(new.as_str()), kept_email("ada@example.com"));
+                let expires_at = now() + Duration::hours(24);
+                store
+                    .request_email_change(
+                        &kaltalk_store::EmailChange {
+                            user,
+                            from: "ada@example.com",
+                            to: &new,
+                            confirm: (
+                                kaltalk_store::LinkToken {
+                                    token_hash: confirm,
+                                    expires_at,
+                                },
+                                &to_new,
+                            ),
+                            undo: (
+                                kaltalk_store::LinkToken {
+                                    token_hash: undo,
+                                    expires_at,
+                                },
+                                &to_old,
+                            ),
+                        },
+                        now(),
+                    )
+                    .await
+            }
+        };
+        change("confirm-1", "undo-1").await.expect(backend);
+        assert_eq!(
+            store.get_user(user).await.expect(backend).email,
+            "ada@example.com",
+            "{backend}"
+        );
+        store
+            .confirm_email_change("confirm-1", now())
+            .await
+            .expect(backend);
+        let moved = store.get_user(user).await.expect(backend);
+        assert_eq!(moved.email, "ada.king@example.com", "{backend}");
+        assert!(moved.email_verified_at.is_some(), "{backend}");
+        assert!(
+            matches!(
+                store.confirm_email_change("confirm-1", now()).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}: single use"
+        );
+        store
+            .undo_email_change("undo-1", now())
+            .await
+            .expect(backend);
+        assert_eq!(
+            store.get_user(user).await.expect(backend).email,
+            "ada@example.com",
+            "{backend}"
+        );
+
+        // An undo cancels a pending change; an address another account has is refused.
+        change("confirm-2", "undo-2").await.expect(backend);
+        store
+            .undo_email_change("undo-2", now())
+            .await
+            .expect(backend);
+        assert!(
+            matches!(
+                store.confirm_email_change("confirm-2", now()).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}"
+        );
+        sign_up(&store, "ada.king@example.com").await;
+        assert!(
+            matches!(
+                change("confirm-3", "undo-3").await,
+                Err(StoreError::Conflict(Conflict::EmailTaken))
+            ),
+            "{backend}"
+        );
+    }
+}
