@@ -11,6 +11,8 @@ pub mod smtp_in;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use messages::{Invitation, PasswordReset, RenderedEmail, VerifyEmail};
+pub use messages::{
+    EmailChange, EmailChangeNotice, Invitation, PasswordReset, RenderedEmail, VerifyEmail,
+};
 pub use outbound::{OutgoingAttachment, ReplyEmail, build_reply, make_message_id, reply_subject};
 pub use relay::{Mailer, MailerError, OutgoingEmail};

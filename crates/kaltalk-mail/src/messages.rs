@@ -44,6 +44,8 @@ macro_rules! message {
 message!(VerifyEmail, "email/verify_email.txt", "email/verify_email.html", { name, link });
 message!(PasswordReset, "email/password_reset.txt", "email/password_reset.html", { name, link });
 message!(Invitation, "email/invitation.txt", "email/invitation.html", { inviter, org, role, link, expires });
+message!(EmailChange, "email/email_change.txt", "email/email_change.html", { name, link });
+message!(EmailChangeNotice, "email/email_change_notice.txt", "email/email_change_notice.html", { name, new_address, link });
 
 impl VerifyEmail<'_> {
     pub fn email(&self) -> Result<RenderedEmail, askama::Error> {
@@ -54,6 +56,18 @@ impl VerifyEmail<'_> {
 impl PasswordReset<'_> {
     pub fn email(&self) -> Result<RenderedEmail, askama::Error> {
         self.render("Reset your KalTalk password".to_owned())
+    }
+}
+
+impl EmailChange<'_> {
+    pub fn email(&self) -> Result<RenderedEmail, askama::Error> {
+        self.render("Confirm your new KalTalk sign-in address".to_owned())
+    }
+}
+
+impl EmailChangeNotice<'_> {
+    pub fn email(&self) -> Result<RenderedEmail, askama::Error> {
+        self.render("Your KalTalk sign-in address is being changed".to_owned())
     }
 }
 

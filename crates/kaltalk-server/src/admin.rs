@@ -88,6 +88,42 @@ pub async fn create_api_key(
         .context("creating the API key")
 }
 
+/// The personal outbox as `admin outbox` prints it: each email's headers, then its text.
+pub async fn personal_outbox(
+    store: &Store,
+    to: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<String> {
+    if limit < 1 {
+        bail!("--limit must be at least 1");
+    }
+    let emails = store
+        .list_personal_emails(to, limit)
+        .await
+        .context("reading the outbox")?;
+    if emails.is_empty() {
+        return Ok("No personal emails.\n".to_owned());
+    }
+    let mut out = String::new();
+    for email in emails {
+        let body = if email.text_body.is_empty() {
+            "(delivered through SMTP: the body is no longer kept)\n"
+        } else {
+            email.text_body.as_str()
+        };
+        out.push_str(&format!(
+            "--- {id}\nDate: {date}\nTo: {to}\nSubject: {subject}\nKind: {kind}\nState: {state}\n\n{body}\n",
+            id = email.id,
+            date = email.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            to = email.to_address,
+            subject = email.subject,
+            kind = email.kind,
+            state = email.state.as_str(),
+        ));
+    }
+    Ok(out)
+}
+
 /// What `create-inbox` prints.
 pub struct CreatedInbox {
     pub inbox_id: kaltalk_core::InboxId,

@@ -378,9 +378,13 @@ pub struct SessionConfig {
 pub struct LoginLimits {
     /// Login attempts per client IP per window.
     pub per_ip: u32,
-    /// Failed attempts per account per window.
+    /// Failed attempts per account per window. An IP that made this many fails for
+    /// the account stays locked out of it for the window; any other IP waits only
+    /// `lockout_delay_seconds` after the account's last failure, so whoever knows an
+    /// address cannot lock its owner out.
     pub per_account: u32,
     pub window_seconds: i64,
+    pub lockout_delay_seconds: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -464,6 +468,7 @@ impl Default for LoginLimits {
             per_ip: 30,
             per_account: 5,
             window_seconds: 15 * 60,
+            lockout_delay_seconds: 30,
         }
     }
 }

@@ -127,9 +127,6 @@ pub struct LinkToken<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Builds an email once the organization it belongs to exists.
-pub type EmailFor<'a> = &'a (dyn Fn(OrgId) -> NewEmail + Sync);
-
 pub struct NewSession {
     pub token_hash: String,
     pub user_id: UserId,
@@ -165,6 +162,10 @@ pub enum Acceptor<'a> {
 pub enum TokenPurpose {
     VerifyEmail,
     ResetPassword,
+    /// Makes the address the token was sent to the user's sign-in address.
+    ChangeEmail,
+    /// Sent to the old address on a change: puts it back and cancels pending changes.
+    UndoEmailChange,
 }
 
 impl TokenPurpose {
@@ -172,8 +173,20 @@ impl TokenPurpose {
         match self {
             TokenPurpose::VerifyEmail => "verify_email",
             TokenPurpose::ResetPassword => "reset_password",
+            TokenPurpose::ChangeEmail => "change_email",
+            TokenPurpose::UndoEmailChange => "undo_email_change",
         }
     }
+}
+
+/// A requested change of sign-in address: the link for the new address, the notice with
+/// an undo link for the old one.
+pub struct EmailChange<'a> {
+    pub user: UserId,
+    pub from: &'a str,
+    pub to: &'a EmailAddress,
+    pub confirm: (LinkToken<'a>, &'a NewEmail),
+    pub undo: (LinkToken<'a>, &'a NewEmail),
 }
 
 const USER_COLUMNS: &str = "id, name, email, password_hash, email_verified_at, created_at";
@@ -248,12 +261,12 @@ impl Store {
     // ---- users -------------------------------------------------------------------------
 
     /// Signs a person up: the user, their organization and their owner membership, one
-    /// transaction. `welcome` builds the first email (verification) once the ids exist.
+    /// transaction, with the verification email when one is due.
     pub async fn sign_up(
         &self,
         user: &NewUser,
         org_name: &OrgName,
-        verification: Option<(LinkToken<'_>, EmailFor<'_>)>,
+        verification: Option<(LinkToken<'_>, &NewEmail)>,
         now: DateTime<Utc>,
     ) -> Result<(UserId, Organization), StoreError> {
         on_db!(self, pool => {
@@ -262,7 +275,7 @@ impl Store {
             let org = insert_organization!(tx, org_name, user_id, now);
             if let Some((token, email)) = verification {
                 insert_user_token!(tx, user_id, TokenPurpose::VerifyEmail, user.email.as_str(), token.token_hash, token.expires_at, now);
-                insert_email!(tx, &email(org.id), now);
+                insert_email!(tx, email, now);
             }
             tx.commit().await?;
             Ok((user_id, org))
@@ -333,29 +346,83 @@ impl Store {
         })
     }
 
-    /// Changes the sign-in address. It is unverified until the link sent to it (built by
-    /// `verification`) is followed.
-    pub async fn change_user_email(
+    /// Asks to change a sign-in address. Nothing changes yet: the new address becomes the
+    /// sign-in address only when the link sent to it is followed (`confirm_email_change`),
+    /// so a hijacked session cannot move the account to an address nobody proved; the old
+    /// address gets an undo link. `EmailTaken` when another account has the address.
+    pub async fn request_email_change(
         &self,
-        id: UserId,
-        email: &EmailAddress,
-        verification: (LinkToken<'_>, &NewEmail),
+        change: &EmailChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("UPDATE users SET email = $2, email_verified_at = NULL, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(email.as_str())
+            let taken: Option<(UserId,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
+                .bind(change.to.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict(crate::Conflict::EmailTaken));
+            }
+            let (token, message) = change.confirm;
+            insert_user_token!(tx, change.user, TokenPurpose::ChangeEmail, change.to.as_str(), token.token_hash, token.expires_at, now);
+            insert_email!(tx, message, now);
+            let (token, message) = change.undo;
+            insert_user_token!(tx, change.user, TokenPurpose::UndoEmailChange, change.from, token.token_hash, token.expires_at, now);
+            insert_email!(tx, message, now);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Follows the link sent to a new address: it becomes the (verified) sign-in address,
+    /// and other pending changes are void. `NotFound` for a used, expired or unknown link;
+    /// `EmailTaken` when another account took the address meanwhile.
+    pub async fn confirm_email_change(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UserId, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let (user_id, address) = consume_user_token!(tx, token_hash, TokenPurpose::ChangeEmail, now);
+            sqlx::query("UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 WHERE id = $1")
+                .bind(user_id)
+                .bind(&address)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let (token, message) = verification;
-            insert_user_token!(tx, id, TokenPurpose::VerifyEmail, email.as_str(), token.token_hash, token.expires_at, now);
-            insert_email!(tx, message, now);
-            append_event!(tx, NewEvent::new(None, USER_UPDATED, id.as_uuid(), json!({ "field": "email" })), now)?;
+            void_user_tokens!(tx, user_id, TokenPurpose::ChangeEmail, now);
+            append_event!(tx, NewEvent::new(None, USER_UPDATED, user_id.as_uuid(), json!({ "field": "email" })), now)?;
             tx.commit().await?;
-            Ok(())
+            Ok(user_id)
+        })
+    }
+
+    /// Follows the undo link sent to the old address: it is the sign-in address again
+    /// (proved, since the link reached it), every pending change is void and every session
+    /// ends, so whoever asked for the change is signed out. `NotFound` for a used, expired
+    /// or unknown link.
+    pub async fn undo_email_change(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UserId, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let (user_id, address) = consume_user_token!(tx, token_hash, TokenPurpose::UndoEmailChange, now);
+            sqlx::query("UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 WHERE id = $1")
+                .bind(user_id)
+                .bind(&address)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            void_user_tokens!(tx, user_id, TokenPurpose::ChangeEmail, now);
+            void_user_tokens!(tx, user_id, TokenPurpose::UndoEmailChange, now);
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            append_event!(tx, NewEvent::new(None, USER_UPDATED, user_id.as_uuid(), json!({ "field": "email" })), now)?;
+            tx.commit().await?;
+            Ok(user_id)
         })
     }
 
@@ -447,12 +514,7 @@ impl Store {
             .bind(address)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE user_tokens SET used_at = $2 WHERE user_id = $1 AND purpose = $3 AND used_at IS NULL")
-                .bind(user_id)
-                .bind(now)
-                .bind(TokenPurpose::ResetPassword.as_str())
-                .execute(&mut *tx)
-                .await?;
+            void_user_tokens!(tx, user_id, TokenPurpose::ResetPassword, now);
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
             append_event!(tx, NewEvent::new(None, USER_UPDATED, user_id.as_uuid(), json!({ "field": "password" })), now)?;
             tx.commit().await?;
@@ -922,6 +984,22 @@ macro_rules! insert_user_token {
     }};
 }
 use insert_user_token;
+
+/// Marks every unused token of the user for `$purpose` used.
+macro_rules! void_user_tokens {
+    ($tx:expr, $user:expr, $purpose:expr, $now:expr) => {{
+        let purpose: TokenPurpose = $purpose;
+        sqlx::query(
+            "UPDATE user_tokens SET used_at = $2 WHERE user_id = $1 AND purpose = $3 AND used_at IS NULL",
+        )
+        .bind($user)
+        .bind($now)
+        .bind(purpose.as_str())
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+use void_user_tokens;
 
 /// Marks a token used if it is unused and unexpired; evaluates to `(UserId, address)` or
 /// returns `NotFound` from the enclosing function.

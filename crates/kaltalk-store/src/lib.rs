@@ -36,7 +36,7 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use accounts::{
-    Acceptor, ApiKey, EmailFor, Invitation, LinkToken, Member, NewApiKey, NewInvitation,
+    Acceptor, ApiKey, EmailChange, Invitation, LinkToken, Member, NewApiKey, NewInvitation,
     NewSession, NewUser, Organization, SessionRecord, TokenPurpose, User,
 };
 pub use error::{Conflict, StoreError};

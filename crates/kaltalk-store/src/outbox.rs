@@ -1,7 +1,8 @@
 //! Outbound email. Every email is first a row here, written in the same transaction as the
 //! action that caused it (an invitation, a reset request). With SMTP configured a job
-//! delivers it and then clears its body; without, it stays as the local outbox that owners
-//! read in the dashboard.
+//! delivers it and then clears its body; without, it stays as the local outbox: an
+//! organization's mail for its owners in the dashboard, a person's own account mail
+//! (verification, reset, address change) for the operator alone (`kaltalk admin outbox`).
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::{EmailId, OrgId};
@@ -53,7 +54,9 @@ impl TryFrom<String> for EmailState {
 
 #[derive(Debug, Clone)]
 pub struct NewEmail {
-    /// The organization whose owners may read it in the outbox.
+    /// The organization whose owners may read it in the outbox; `None` for a personal
+    /// email (to a person about their own account), which no organization may read: a
+    /// reset link in an owner's outbox would hand them the account.
     pub org_id: Option<OrgId>,
     pub to: String,
     pub subject: String,
@@ -157,6 +160,26 @@ impl Store {
         );
         let emails = on_db!(self, pool => sqlx::query_as::<_, OutboundEmail>(sqlx::AssertSqlSafe(sql))
             .bind(org_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        Ok(emails)
+    }
+
+    /// Personal emails (no organization's), newest first, for the operator; only those to
+    /// `to` when given.
+    pub async fn list_personal_emails(
+        &self,
+        to: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboundEmail>, StoreError> {
+        let sql = format!(
+            "SELECT {EMAIL_COLUMNS} FROM outbound_emails \
+             WHERE org_id IS NULL AND ($1 IS NULL OR LOWER(to_address) = LOWER($1)) \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let emails = on_db!(self, pool => sqlx::query_as::<_, OutboundEmail>(sqlx::AssertSqlSafe(sql))
+            .bind(to)
             .bind(limit)
             .fetch_all(pool)
             .await)?;

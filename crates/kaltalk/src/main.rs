@@ -129,6 +129,17 @@ enum AdminCommand {
         #[arg(long)]
         name: String,
     },
+    /// Print the personal outbox, newest first: mail to people about their own account
+    /// (address confirmations, password resets), which no organization's owner can read.
+    /// Without an SMTP relay, this is where those links are.
+    Outbox {
+        /// Only mail to this address.
+        #[arg(long)]
+        to: Option<String>,
+        /// How many emails at most.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }
 
 fn init_logging(config: &Config) {
@@ -284,6 +295,12 @@ async fn main() -> anyhow::Result<()> {
                 AdminCommand::CreateApiKey { org_id, name } => {
                     let key = admin::create_api_key(&store, org_id, &name, now).await?;
                     println!("{key}");
+                }
+                AdminCommand::Outbox { to, limit } => {
+                    print!(
+                        "{}",
+                        admin::personal_outbox(&store, to.as_deref(), limit).await?
+                    );
                 }
             }
         }

@@ -356,6 +356,82 @@ fn an_operator_creates_a_user_and_a_key_then_calls_the_api() {
     assert!(String::from_utf8_lossy(&bad_org.stderr).contains("no organization has this id"));
 }
 
+#[test]
+fn admin_outbox_prints_the_personal_mail_owners_cannot_read() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut command = kaltalk(dir.path());
+    command.args([
+        "admin",
+        "create-user",
+        "--email",
+        "ada@example.com",
+        "--name",
+        "Ada",
+        "--password-stdin",
+        "--org",
+        "Acme",
+    ]);
+    let created = run_with_stdin(command, "correct horse battery\n");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let outbox = |args: &[&str]| {
+        let output = kaltalk(dir.path())
+            .args(["admin", "outbox"])
+            .args(args)
+            .output()
+            .expect("outbox");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout(&output)
+    };
+    assert_eq!(outbox(&[]), "No personal emails.\n");
+
+    let mut server = Server(
+        kaltalk(dir.path())
+            .env("KALTALK_LISTEN", "127.0.0.1:0")
+            .env("KALTALK_LOG_LEVEL", "info")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("serve"),
+    );
+    let url = wait_for_url(&mut server.0);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/forgot-password"))
+            .header("origin", &url)
+            .form(&[("email", "ada@example.com")])
+            .send()
+            .await
+            .expect("forgot")
+            .status()
+    });
+    assert_eq!(status, reqwest::StatusCode::OK);
+
+    let printed = outbox(&["--to", "Ada@Example.com"]);
+    assert!(printed.contains("To: ada@example.com"), "{printed}");
+    assert!(
+        printed.contains("Subject: Reset your KalTalk password"),
+        "{printed}"
+    );
+    assert!(printed.contains("/reset-password?token="), "{printed}");
+    assert_eq!(
+        outbox(&["--to", "bob@example.com"]),
+        "No personal emails.\n"
+    );
+}
+
 /// The test embedding model: `KALTALK_EMBEDDING_MODEL_DIR`, or where
 /// scripts/fetch-model.sh puts it.
 fn model_dir() -> std::path::PathBuf {

@@ -1,6 +1,10 @@
 //! Login rate limits: attempts per client IP and failures per account, in fixed windows,
 //! read from the shared clock. Per instance: behind several instances an attacker gets
 //! the limit once per instance, still far below what guessing needs.
+//!
+//! A locked account is locked for the IPs that failed on it; others only wait a short
+//! delay after its last failure. A lock for everyone would let anyone who knows an address
+//! keep its owner out with a few wrong passwords.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +20,8 @@ use crate::config::LoginLimits;
 struct Window {
     started: DateTime<Utc>,
     count: u32,
+    /// The latest hit.
+    last: DateTime<Utc>,
 }
 
 pub struct LoginLimiter {
@@ -38,21 +44,36 @@ impl LoginLimiter {
         self.hit(format!("ip:{ip}"), self.limits.per_ip).await
     }
 
-    /// `Err(seconds)` while the account is locked by failures.
-    pub async fn account_blocked(&self, account: &str) -> Result<(), u64> {
+    /// `Err(seconds)` while the account is closed to `ip`: for the rest of the window when
+    /// `ip` made the failures that locked it, else until a short delay after its last
+    /// failure.
+    pub async fn account_blocked(&self, account: &str, ip: IpAddr) -> Result<(), u64> {
         let now = self.clock.now();
         let window = self.window_length();
+        let live = |w: &&Window| now - w.started < window;
         let windows = self.windows.lock().await;
-        match windows.get(&format!("account:{account}")) {
-            Some(w) if now - w.started < window && w.count >= self.limits.per_account => {
-                Err(retry_after(w.started + window - now))
-            }
-            _ => Ok(()),
+        let Some(account_window) = windows.get(&account_key(account)).filter(live) else {
+            return Ok(());
+        };
+        if account_window.count < self.limits.per_account {
+            return Ok(());
         }
+        if let Some(from_ip) = windows.get(&account_ip_key(account, ip)).filter(live)
+            && from_ip.count >= self.limits.per_account
+        {
+            return Err(retry_after(from_ip.started + window - now));
+        }
+        let open_at = account_window.last + Duration::seconds(self.limits.lockout_delay_seconds);
+        if now < open_at {
+            return Err(retry_after(open_at - now));
+        }
+        Ok(())
     }
 
-    pub async fn record_failure(&self, account: &str) {
-        let _ = self.hit(format!("account:{account}"), u32::MAX).await;
+    /// Counts a wrong password for `account` from `ip`.
+    pub async fn record_failure(&self, account: &str, ip: IpAddr) {
+        let _ = self.hit(account_key(account), u32::MAX).await;
+        let _ = self.hit(account_ip_key(account, ip), u32::MAX).await;
     }
 
     async fn hit(&self, key: String, limit: u32) -> Result<(), u64> {
@@ -62,26 +83,34 @@ impl LoginLimiter {
         if windows.len() > 100_000 {
             windows.retain(|_, w| now - w.started < window);
         }
-        let entry = windows.entry(key).or_insert(Window {
+        let fresh = Window {
             started: now,
             count: 0,
-        });
+            last: now,
+        };
+        let entry = windows.entry(key).or_insert(fresh);
         if now - entry.started >= window {
-            *entry = Window {
-                started: now,
-                count: 0,
-            };
+            *entry = fresh;
         }
         if entry.count >= limit {
             return Err(retry_after(entry.started + window - now));
         }
         entry.count += 1;
+        entry.last = now;
         Ok(())
     }
 
     fn window_length(&self) -> Duration {
         Duration::seconds(self.limits.window_seconds)
     }
+}
+
+fn account_key(account: &str) -> String {
+    format!("account:{account}")
+}
+
+fn account_ip_key(account: &str, ip: IpAddr) -> String {
+    format!("account-ip:{ip} {account}")
 }
 
 fn retry_after(remaining: Duration) -> u64 {
@@ -99,6 +128,7 @@ mod tests {
                 per_ip: 3,
                 per_account: 2,
                 window_seconds: 60,
+                lockout_delay_seconds: 5,
             },
             clock,
         )
@@ -123,13 +153,35 @@ mod tests {
     async fn account_locks_after_failures_only() {
         let clock = Arc::new(ManualClock::starting_now());
         let limiter = limiter(clock.clone());
-        assert!(limiter.account_blocked("a@x.test").await.is_ok());
-        limiter.record_failure("a@x.test").await;
-        assert!(limiter.account_blocked("a@x.test").await.is_ok());
-        limiter.record_failure("a@x.test").await;
-        assert!(limiter.account_blocked("a@x.test").await.is_err());
-        assert!(limiter.account_blocked("b@x.test").await.is_ok());
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        assert!(limiter.account_blocked("a@x.test", ip).await.is_ok());
+        limiter.record_failure("a@x.test", ip).await;
+        assert!(limiter.account_blocked("a@x.test", ip).await.is_ok());
+        limiter.record_failure("a@x.test", ip).await;
+        assert!(limiter.account_blocked("a@x.test", ip).await.is_err());
+        assert!(limiter.account_blocked("b@x.test", ip).await.is_ok());
         clock.advance(Duration::seconds(61));
-        assert!(limiter.account_blocked("a@x.test").await.is_ok());
+        assert!(limiter.account_blocked("a@x.test", ip).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_locked_account_opens_to_other_ips_after_the_delay() {
+        let clock = Arc::new(ManualClock::starting_now());
+        let limiter = limiter(clock.clone());
+        let attacker: IpAddr = [10, 0, 0, 1].into();
+        let owner: IpAddr = [10, 0, 0, 2].into();
+        limiter.record_failure("a@x.test", attacker).await;
+        limiter.record_failure("a@x.test", attacker).await;
+        assert_eq!(limiter.account_blocked("a@x.test", owner).await, Err(5));
+        clock.advance(Duration::seconds(5));
+        assert!(limiter.account_blocked("a@x.test", owner).await.is_ok());
+        assert_eq!(
+            limiter.account_blocked("a@x.test", attacker).await,
+            Err(55),
+            "the IP that failed stays out for the window"
+        );
+        // Each further failure from elsewhere starts the delay again.
+        limiter.record_failure("a@x.test", owner).await;
+        assert_eq!(limiter.account_blocked("a@x.test", owner).await, Err(5));
     }
 }

@@ -1,4 +1,5 @@
-//! Signing up, logging in and out, confirming an email address, resetting a password.
+//! Signing up, logging in and out, confirming an email address, changing it (or undoing
+//! the change) through the links we mail, resetting a password.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -10,8 +11,8 @@ use axum::{Form, Router};
 use axum_extra::extract::CookieJar;
 use chrono::Duration;
 use kaltalk_core::{EmailAddress, OrgId, OrgName, Password, PersonName, UserId, token};
-use kaltalk_mail::{PasswordReset, RenderedEmail, VerifyEmail};
-use kaltalk_store::{LinkToken, NewEmail, NewUser, TokenPurpose};
+use kaltalk_mail::{EmailChange, EmailChangeNotice, PasswordReset, RenderedEmail, VerifyEmail};
+use kaltalk_store::{LinkToken, NewEmail, NewUser, StoreError, TokenPurpose, User};
 use serde::Deserialize;
 
 use super::{NoFields, see_other, ticked};
@@ -22,6 +23,9 @@ use crate::web::{FieldErrors, Layout, PageResult};
 
 pub const VERIFY_LINK_HOURS: i64 = 24;
 pub const RESET_LINK_HOURS: i64 = 1;
+/// The undo link sent to the old address lasts longer than the new address's link, so it
+/// still works after an unwanted change went through.
+pub const UNDO_EMAIL_CHANGE_DAYS: i64 = 7;
 const AGE_REQUIRED: &str = "KalTalk is not for people under 16: confirm that you are 16 or older.";
 
 pub fn router() -> Router<AppState> {
@@ -31,6 +35,11 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/verify-email", get(verify_email))
         .route("/verify-email/resend", post(resend_verification))
+        .route("/change-email/confirm", get(confirm_email_change))
+        .route(
+            "/change-email/undo",
+            get(undo_email_change_page).post(undo_email_change),
+        )
         .route("/forgot-password", get(forgot_page).post(forgot))
         .route("/reset-password", get(reset_page).post(reset))
 }
@@ -109,7 +118,7 @@ async fn signup(State(state): State<AppState>, Form(form): Form<SignupForm>) -> 
     let verify_token = token::generate("");
     let message = verification_email(&state, user.name.as_str(), &verify_token)?;
     let now = state.now();
-    let build = |org: OrgId| new_email(&state, Some(org), email.as_str(), &message, "verify_email");
+    let outgoing = personal_email(&state, email.as_str(), &message, "verify_email");
     let result = state
         .store
         .sign_up(
@@ -120,7 +129,7 @@ async fn signup(State(state): State<AppState>, Form(form): Form<SignupForm>) -> 
                     token_hash: &token::hash(&verify_token),
                     expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
                 },
-                &build,
+                &outgoing,
             )),
             now,
         )
@@ -147,6 +156,7 @@ fn verification_email(
         .map_err(|e| AppError::Internal(e.into()))
 }
 
+/// An organization's email, which its owners may read in the outbox.
 pub(crate) fn new_email(
     state: &AppState,
     org: Option<OrgId>,
@@ -165,8 +175,19 @@ pub(crate) fn new_email(
     }
 }
 
-/// The organization whose owners may read a person's account emails in the outbox: their
-/// oldest membership.
+/// An email to a person about their own account (a link to confirm an address, to reset a
+/// password): kept out of every organization's outbox, since whoever reads it can take the
+/// account. Without SMTP only the operator reads it (`kaltalk admin outbox`).
+pub(crate) fn personal_email(
+    state: &AppState,
+    to: &str,
+    message: &RenderedEmail,
+    kind: &'static str,
+) -> NewEmail {
+    new_email(state, None, to, message, kind)
+}
+
+/// The organization a person lands in after logging in: their oldest membership.
 async fn home_org(state: &AppState, user: UserId) -> Result<Option<OrgId>, AppError> {
     Ok(state
         .store
@@ -204,13 +225,15 @@ struct LoginForm {
     next: String,
 }
 
-/// Only same-site paths, so the login page cannot be used to bounce people elsewhere.
+/// Only same-origin paths, so the login page cannot be used to bounce people elsewhere;
+/// anything else goes home. Browsers drop tabs and newlines from URLs and read `\` as
+/// `/`, so `/\t/evil.test` or `/\evil.test` would lead to another host: only printable
+/// ASCII without a backslash passes (which also keeps the `Location` header valid), and a
+/// second `/` would start an authority.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next
-    } else {
-        "/"
-    }
+    let printable = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    let path = next.starts_with('/') && !next.starts_with("//");
+    if printable && path { next } else { "/" }
 }
 
 fn login_notice(code: Option<&str>) -> Option<&'static str> {
@@ -254,10 +277,14 @@ async fn login(
         let error = AppError::RateLimited { retry_after_secs };
         let mut response = page(
             StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many login attempts. Try again in {} minute(s).",
-                retry_after_secs.div_ceil(60)
-            ),
+            if retry_after_secs < 60 {
+                format!("Too many login attempts. Try again in {retry_after_secs} seconds.")
+            } else {
+                format!(
+                    "Too many login attempts. Try again in {} minute(s).",
+                    retry_after_secs.div_ceil(60)
+                )
+            },
         );
         error.decorate(&mut response);
         response
@@ -266,7 +293,7 @@ async fn login(
         return Ok(limited(retry));
     }
     let account = form.email.trim().to_lowercase();
-    if let Err(retry) = state.login_limiter.account_blocked(&account).await {
+    if let Err(retry) = state.login_limiter.account_blocked(&account, ip).await {
         return Ok(limited(retry));
     }
     let user = match EmailAddress::parse("email", &form.email) {
@@ -280,7 +307,7 @@ async fn login(
     )
     .await?;
     let Some(user) = user.filter(|_| ok) else {
-        state.login_limiter.record_failure(&account).await;
+        state.login_limiter.record_failure(&account, ip).await;
         return Ok(page(
             StatusCode::UNAUTHORIZED,
             "That email and password do not match an account.".into(),
@@ -370,12 +397,7 @@ pub(crate) async fn send_verification(
     state: &AppState,
     session: &AgentSession,
 ) -> Result<(), AppError> {
-    let (token_hash, email) = verification_for(
-        state,
-        &session.user.name,
-        session.org_id(),
-        &session.user.email,
-    )?;
+    let (token_hash, email) = verification_for(state, &session.user.name, &session.user.email)?;
     let now = state.now();
     let token = LinkToken {
         token_hash: &token_hash,
@@ -398,15 +420,175 @@ pub(crate) async fn send_verification(
 pub(crate) fn verification_for(
     state: &AppState,
     name: &str,
-    org: OrgId,
     address: &str,
 ) -> Result<(String, NewEmail), AppError> {
     let verify_token = token::generate("");
     let message = verification_email(state, name, &verify_token)?;
     Ok((
         token::hash(&verify_token),
-        new_email(state, Some(org), address, &message, "verify_email"),
+        personal_email(state, address, &message, "verify_email"),
     ))
+}
+
+// ---- changing the sign-in address ------------------------------------------------------
+
+/// The two emails of an address change, with their tokens' hashes.
+pub(crate) struct EmailChangeMail {
+    pub confirm_hash: String,
+    pub confirm: NewEmail,
+    pub undo_hash: String,
+    pub undo: NewEmail,
+}
+
+/// The link for the new address and the notice, with an undo link, for the current one.
+pub(crate) fn email_change_for(
+    state: &AppState,
+    user: &User,
+    to: &EmailAddress,
+) -> Result<EmailChangeMail, AppError> {
+    let confirm_token = token::generate("");
+    let undo_token = token::generate("");
+    let confirm_link = state.link(&format!("/change-email/confirm?token={confirm_token}"));
+    let undo_link = state.link(&format!("/change-email/undo?token={undo_token}"));
+    let confirm = EmailChange {
+        name: &user.name,
+        link: &confirm_link,
+    }
+    .email()
+    .map_err(|e| AppError::Internal(e.into()))?;
+    let notice = EmailChangeNotice {
+        name: &user.name,
+        new_address: to.as_str(),
+        link: &undo_link,
+    }
+    .email()
+    .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(EmailChangeMail {
+        confirm_hash: token::hash(&confirm_token),
+        confirm: personal_email(state, to.as_str(), &confirm, "email_change"),
+        undo_hash: token::hash(&undo_token),
+        undo: personal_email(state, &user.email, &notice, "email_change_notice"),
+    })
+}
+
+fn message_page(
+    state: &AppState,
+    status: StatusCode,
+    (title, message): (&'static str, &'static str),
+    (link_href, link_text): (&'static str, &'static str),
+) -> axum::response::Response {
+    let page = MessagePage {
+        layout: Layout::public(state),
+        title,
+        message,
+        link_href,
+        link_text,
+    };
+    (status, page).into_response()
+}
+
+async fn confirm_email_change(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+) -> PageResult {
+    let confirmed = state
+        .store
+        .confirm_email_change(&token::hash(&query.token), state.now())
+        .await;
+    let (status, text) = match confirmed {
+        Ok(_) => (
+            StatusCode::OK,
+            (
+                "Email changed",
+                "This is your sign-in address now: log in with it from now on.",
+            ),
+        ),
+        Err(StoreError::NotFound) => (
+            StatusCode::BAD_REQUEST,
+            (
+                "Link expired",
+                "This link has expired, was already used, or the change was undone. Log in and ask for the change again.",
+            ),
+        ),
+        Err(StoreError::Conflict(kaltalk_store::Conflict::EmailTaken)) => (
+            StatusCode::CONFLICT,
+            (
+                "Address taken",
+                "Another account uses this address now, so yours keeps its sign-in address.",
+            ),
+        ),
+        Err(err) => return Err(AppError::from(err).into()),
+    };
+    Ok(message_page(&state, status, text, ("/", "Go to KalTalk")))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/undo_email.html")]
+struct UndoEmailPage {
+    layout: Layout,
+    token: String,
+    valid: bool,
+}
+
+/// Shows a button rather than undoing at once: mail scanners open links, and must not
+/// cancel a change the person wanted.
+async fn undo_email_change_page(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+) -> PageResult {
+    let valid = state
+        .store
+        .user_token_is_valid(
+            &token::hash(&query.token),
+            TokenPurpose::UndoEmailChange,
+            state.now(),
+        )
+        .await?;
+    let status = if valid {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let page = UndoEmailPage {
+        layout: Layout::public(&state),
+        token: query.token,
+        valid,
+    };
+    Ok((status, page).into_response())
+}
+
+async fn undo_email_change(
+    State(state): State<AppState>,
+    Form(form): Form<TokenQuery>,
+) -> PageResult {
+    match state
+        .store
+        .undo_email_change(&token::hash(&form.token), state.now())
+        .await
+    {
+        Ok(_) => Ok((
+            CookieJar::new().add(session::removal_cookie(&state)),
+            message_page(
+                &state,
+                StatusCode::OK,
+                (
+                    "Change undone",
+                    "Your sign-in address is the one this link was sent to, and every session was signed out. If you did not ask for the change, someone knows your password: choose a new one now.",
+                ),
+                ("/forgot-password", "Choose a new password"),
+            ),
+        )
+            .into_response()),
+        Err(StoreError::NotFound) => {
+            let page = UndoEmailPage {
+                layout: Layout::public(&state),
+                token: String::new(),
+                valid: false,
+            };
+            Ok((StatusCode::BAD_REQUEST, page).into_response())
+        }
+        Err(err) => Err(AppError::from(err).into()),
+    }
 }
 
 // ---- password reset --------------------------------------------------------------------
@@ -467,8 +649,7 @@ async fn forgot(
         }
         .email()
         .map_err(|e| AppError::Internal(e.into()))?;
-        let org = home_org(&state, user.id).await?;
-        let outgoing = new_email(&state, org, &user.email, &message, "password_reset");
+        let outgoing = personal_email(&state, &user.email, &message, "password_reset");
         let now = state.now();
         state
             .store

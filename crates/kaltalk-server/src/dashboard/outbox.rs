@@ -1,5 +1,6 @@
-//! The local outbox: every email KalTalk wrote, readable by owners. Without an SMTP relay
-//! this is how invitation and reset links reach people on a laptop install.
+//! The local outbox: the organization's own email, readable by owners. Without an SMTP
+//! relay this is how invitation links reach people on a laptop install (personal mail such
+//! as reset links is the operator's: `kaltalk admin outbox`).
 
 use askama::Template;
 use askama_web::WebTemplate;

@@ -12,10 +12,10 @@ use axum_extra::extract::CookieJar;
 use chrono::Duration;
 use kaltalk_core::{EmailAddress, Password, PersonName, ValidationError};
 use kaltalk_store::privacy::Leaving;
-use kaltalk_store::{Conflict, StoreError};
+use kaltalk_store::{Conflict, EmailChange, LinkToken, StoreError};
 use serde::Deserialize;
 
-use super::account::{VERIFY_LINK_HOURS, verification_for};
+use super::account::{UNDO_EMAIL_CHANGE_DAYS, VERIFY_LINK_HOURS, email_change_for};
 use super::{NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm, password, session};
 use crate::error::AppError;
@@ -136,7 +136,7 @@ async fn show(
     let notice = match query.notice.as_deref() {
         Some("name") => Some("Your name was saved."),
         Some("email") => Some(
-            "Your email address was changed. Follow the link we sent to the new address to confirm it.",
+            "Follow the link we sent to the new address: it becomes your sign-in address then. Until you do, you sign in with the current one.",
         ),
         Some("password") => Some("Your password was changed. Every other session was signed out."),
         _ => None,
@@ -171,12 +171,27 @@ async fn rename(
 struct EmailForm {
     #[serde(default)]
     email: String,
+    #[serde(default)]
+    email_password: String,
 }
 
+/// Asks to change the sign-in address, with the password (a borrowed session must not be
+/// enough to move the account): nothing changes until the link sent to the new address is
+/// followed, and the current address gets a notice with an undo link.
 async fn change_email(
     State(state): State<AppState>,
     SessionForm { session, form }: SessionForm<EmailForm>,
 ) -> PageResult {
+    if let Err(page) = require_password(
+        &state,
+        &session,
+        &form.email_password,
+        ValidationError::new("email_password", "That is not your password."),
+    )
+    .await
+    {
+        return page;
+    }
     let email = match EmailAddress::parse("email", &form.email) {
         Ok(email) => email,
         Err(error) => return invalid(&state, &session, error).await,
@@ -184,25 +199,28 @@ async fn change_email(
     if email.as_str() == session.user.email {
         return Ok(see_other("/settings/profile"));
     }
-    let (token_hash, message) =
-        verification_for(&state, &session.user.name, session.org_id(), email.as_str())?;
+    let mail = email_change_for(&state, &session.user, &email)?;
     let now = state.now();
-    match state
-        .store
-        .change_user_email(
-            session.user.id,
-            &email,
-            (
-                kaltalk_store::LinkToken {
-                    token_hash: &token_hash,
-                    expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
-                },
-                &message,
-            ),
-            now,
-        )
-        .await
-    {
+    let change = EmailChange {
+        user: session.user.id,
+        from: &session.user.email,
+        to: &email,
+        confirm: (
+            LinkToken {
+                token_hash: &mail.confirm_hash,
+                expires_at: now + Duration::hours(VERIFY_LINK_HOURS),
+            },
+            &mail.confirm,
+        ),
+        undo: (
+            LinkToken {
+                token_hash: &mail.undo_hash,
+                expires_at: now + Duration::days(UNDO_EMAIL_CHANGE_DAYS),
+            },
+            &mail.undo,
+        ),
+    };
+    match state.store.request_email_change(&change, now).await {
         Ok(()) => Ok(see_other("/settings/profile?notice=email")),
         Err(err) => match AppError::from(err) {
             AppError::Validation(mut list) if !list.is_empty() => {

@@ -2,7 +2,7 @@ use chrono::Duration;
 use kaltalk_core::EmailAddress;
 use reqwest::StatusCode;
 
-use crate::helpers::{PASSWORD, link_in, location, path_of, spawn_app};
+use crate::helpers::{Browser, PASSWORD, link_in, location, path_of, spawn_app};
 
 #[tokio::test]
 async fn sign_up_creates_a_bcrypt_cost_12_account_owner_session_and_org() {
@@ -188,6 +188,54 @@ async fn log_in_and_log_out() {
     assert_eq!(location(&browser.get("/").await), "/login", "logged out");
     // The other browser's session is untouched.
     assert_eq!(other.get("/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_next_goes_only_to_a_same_origin_path() {
+    let app = spawn_app().await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let log_in_with = |next: &'static str| {
+        let browser = app.browser();
+        async move {
+            let response = browser
+                .post_form(
+                    "/login",
+                    &[
+                        ("email", "ada@example.com"),
+                        ("password", PASSWORD),
+                        ("next", next),
+                    ],
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::SEE_OTHER, "next={next:?}");
+            location(&response)
+        }
+    };
+    for outside in [
+        "//evil.test",
+        "/\\evil.test",
+        "/\t/evil.test",
+        "/\n/evil.test",
+        "/\r\n//evil.test",
+        "/ /evil.test",
+        "/settings\\..\\\\evil.test",
+        "https://evil.test/",
+        "javascript:alert(1)",
+        "evil.test",
+        "",
+    ] {
+        assert_eq!(log_in_with(outside).await, "/", "next={outside:?}");
+    }
+    assert_eq!(
+        log_in_with("/settings/team?tab=invites").await,
+        "/settings/team?tab=invites"
+    );
+    // The login page carries only a safe `next` into its form.
+    let page = app
+        .browser()
+        .get_html("/login?next=%2F%09%2Fevil.test")
+        .await;
+    assert!(page.contains(r#"name="next" value="/""#), "{page}");
 }
 
 #[tokio::test]
@@ -380,6 +428,52 @@ async fn login_is_rate_limited_per_account_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_stranger_cannot_lock_the_owner_out_from_another_ip() {
+    let app = spawn_app().await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let limits = app.state.config.login_limits.clone();
+    let stranger = app.browser_from([127, 0, 0, 2].into());
+    for _ in 0..limits.per_account {
+        let response = stranger
+            .post_form(
+                "/login",
+                &[("email", "ada@example.com"), ("password", "wrong password")],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let log_in = |browser: Browser| async move {
+        browser
+            .post_form(
+                "/login",
+                &[("email", "ada@example.com"), ("password", PASSWORD)],
+            )
+            .await
+    };
+
+    // From her own IP Ada waits a short delay, not the whole window.
+    let owner = app.browser_from([127, 0, 0, 3].into());
+    let early = log_in(owner.clone()).await;
+    assert_eq!(early.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: i64 = early.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert_eq!(retry_after, limits.lockout_delay_seconds);
+    assert!(retry_after < limits.window_seconds);
+    app.clock
+        .advance(Duration::seconds(limits.lockout_delay_seconds));
+    let in_time = log_in(owner).await;
+    assert_eq!(in_time.status(), StatusCode::SEE_OTHER, "the owner gets in");
+
+    // The stranger's IP stays locked out of the account for the window, even with the
+    // right password.
+    let still = log_in(stranger).await;
+    assert_eq!(still.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn login_is_rate_limited_per_ip() {
     let app = crate::helpers::spawn_app_with(|config| config.login_limits.per_ip = 3).await;
     let browser = app.browser();
@@ -409,8 +503,7 @@ async fn login_is_rate_limited_per_ip() {
 async fn email_verification_link_confirms_the_address_and_expires() {
     let app = spawn_app().await;
     let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
-    let org = browser.org_id().await;
-    let email = app.last_email_to(org, "ada@example.com").await;
+    let email = app.last_personal_email_to("ada@example.com").await;
     assert_eq!(email.subject, "Confirm your email address");
     let link = link_in(&email.text_body, "/verify-email?token=");
     assert!(email.html_body.contains(&link), "both parts carry the link");
@@ -435,7 +528,7 @@ async fn email_verification_link_confirms_the_address_and_expires() {
 
     // A new link, left for more than a day, is refused.
     browser.submit("/", "/verify-email/resend", &[]).await;
-    let resent = app.last_email_to(org, "ada@example.com").await;
+    let resent = app.last_personal_email_to("ada@example.com").await;
     let late = link_in(&resent.text_body, "/verify-email?token=");
     app.clock
         .advance(Duration::hours(24) + Duration::seconds(1));
@@ -476,14 +569,23 @@ async fn password_reset_answers_the_same_for_unknown_addresses_and_works_once_wi
     assert!(
         app.state
             .store
-            .list_emails(org, 100)
+            .list_personal_emails(None, 100)
             .await
             .expect("outbox")
             .iter()
             .all(|e| e.to_address != "nobody@example.com")
     );
+    assert!(
+        app.state
+            .store
+            .list_emails(org, 100)
+            .await
+            .expect("outbox")
+            .is_empty(),
+        "the reset is not the organization's mail"
+    );
 
-    let email = app.last_email_to(org, "ada@example.com").await;
+    let email = app.last_personal_email_to("ada@example.com").await;
     assert_eq!(email.subject, "Reset your KalTalk password");
     let link = link_in(&email.text_body, "/reset-password?token=");
     let page = visitor.get(&path_of(&link)).await;
@@ -533,7 +635,9 @@ async fn password_reset_answers_the_same_for_unknown_addresses_and_works_once_wi
         .post_form("/forgot-password", &[("email", "ada@example.com")])
         .await;
     let second = link_in(
-        &app.last_email_to(org, "ada@example.com").await.text_body,
+        &app.last_personal_email_to("ada@example.com")
+            .await
+            .text_body,
         "/reset-password?token=",
     );
     app.clock.advance(Duration::minutes(61));
@@ -552,10 +656,56 @@ async fn password_reset_answers_the_same_for_unknown_addresses_and_works_once_wi
 }
 
 #[tokio::test]
+async fn an_owner_cannot_read_a_members_account_mail() {
+    let app = spawn_app().await;
+    let acme_owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let acme = acme_owner.org_id().await;
+    // Bob's account began with his Acme membership, then he started his own Globex.
+    let bob = crate::teams::join(&app, &acme_owner, "bob@example.com", "agent").await;
+    let created = bob
+        .submit("/", "/orgs", &[("new_org_name", "Globex")])
+        .await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+
+    let visitor = app.browser();
+    visitor
+        .post_form("/forgot-password", &[("email", "bob@example.com")])
+        .await;
+    bob.submit("/", "/verify-email/resend", &[]).await;
+
+    let reset = app.last_personal_email_to("bob@example.com").await;
+    assert_eq!(reset.org_id, None);
+    let outbox = app
+        .state
+        .store
+        .list_emails(acme, 100)
+        .await
+        .expect("outbox");
+    assert!(
+        outbox.iter().all(|e| e.kind == "invitation"),
+        "only Acme's own mail: {:?}",
+        outbox.iter().map(|e| &e.kind).collect::<Vec<_>>()
+    );
+    let page = acme_owner.get_html("/settings/outbox").await;
+    assert!(!page.contains("Reset your KalTalk password"), "{page}");
+    assert!(!page.contains("Confirm your email address"), "{page}");
+    let detail = acme_owner
+        .get(&format!("/settings/outbox/{}", reset.id))
+        .await;
+    assert_eq!(detail.status(), StatusCode::NOT_FOUND);
+    assert!(
+        !detail
+            .text()
+            .await
+            .expect("body")
+            .contains("/reset-password?token=")
+    );
+}
+
+#[tokio::test]
 async fn profile_name_and_email_changes() {
     let app = spawn_app().await;
     let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
-    let org = browser.org_id().await;
     app.sign_up("Bob", "bob@example.com", "Bobs").await;
 
     let renamed = browser
@@ -572,26 +722,228 @@ async fn profile_name_and_email_changes() {
         .submit(
             "/settings/profile",
             "/settings/profile/email",
-            &[("email", "bob@example.com")],
+            &[("email", "bob@example.com"), ("email_password", PASSWORD)],
         )
         .await;
     assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(taken.text().await.expect("body").contains("already exists"));
+}
 
+async fn log_in_as(app: &crate::helpers::TestApp, email: &str) -> StatusCode {
+    app.browser()
+        .post_form("/login", &[("email", email), ("password", PASSWORD)])
+        .await
+        .status()
+}
+
+#[tokio::test]
+async fn changing_the_email_needs_the_current_password() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let before = app
+        .state
+        .store
+        .list_personal_emails(None, 100)
+        .await
+        .expect("outbox")
+        .len();
+    for password in ["", "not my password"] {
+        let refused = browser
+            .submit(
+                "/settings/profile",
+                "/settings/profile/email",
+                &[("email", "mallory@evil.test"), ("email_password", password)],
+            )
+            .await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            refused
+                .text()
+                .await
+                .expect("body")
+                .contains("That is not your password")
+        );
+    }
+    assert_eq!(browser.me().await["actor"]["email"], "ada@example.com");
+    let after = app.state.store.list_personal_emails(None, 100).await;
+    assert_eq!(after.expect("outbox").len(), before, "no link was sent");
+}
+
+#[tokio::test]
+async fn a_new_email_signs_in_only_after_its_link_is_followed() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
     let changed = browser
         .submit(
             "/settings/profile",
             "/settings/profile/email",
-            &[("email", "ada.king@example.com")],
+            &[
+                ("email", "ada.king@example.com"),
+                ("email_password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&changed), "/settings/profile?notice=email");
+
+    // Nothing changed yet.
+    assert_eq!(browser.me().await["actor"]["email"], "ada@example.com");
+    assert_eq!(
+        log_in_as(&app, "ada.king@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        log_in_as(&app, "ada@example.com").await,
+        StatusCode::SEE_OTHER
+    );
+
+    let email = app.last_personal_email_to("ada.king@example.com").await;
+    assert_eq!(email.org_id, None, "personal mail");
+    assert_eq!(email.subject, "Confirm your new KalTalk sign-in address");
+    let link = link_in(&email.text_body, "/change-email/confirm?token=");
+    assert!(email.html_body.contains(&link), "both parts carry the link");
+    let followed = app.browser().get(&path_of(&link)).await;
+    assert_eq!(followed.status(), StatusCode::OK);
+    assert!(
+        followed
+            .text()
+            .await
+            .expect("body")
+            .contains("Email changed")
+    );
+
     assert_eq!(browser.me().await["actor"]["email"], "ada.king@example.com");
-    let email = app.last_email_to(org, "ada.king@example.com").await;
-    let link = link_in(&email.text_body, "/verify-email?token=");
+    let user = app
+        .state
+        .store
+        .find_user_by_email(&EmailAddress::parse("e", "ada.king@example.com").expect("e"))
+        .await
+        .expect("q")
+        .expect("user");
+    assert!(user.email_verified_at.is_some(), "the link proved it");
+    assert_eq!(
+        log_in_as(&app, "ada.king@example.com").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        log_in_as(&app, "ada@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         app.browser().get(&path_of(&link)).await.status(),
+        StatusCode::BAD_REQUEST,
+        "single use"
+    );
+}
+
+#[tokio::test]
+async fn the_old_address_gets_a_notice_whose_link_undoes_the_change() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    // Someone in Ada's session moves the account to their address and confirms it.
+    let changed = browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/email",
+            &[("email", "mallory@evil.test"), ("email_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let confirm = link_in(
+        &app.last_personal_email_to("mallory@evil.test")
+            .await
+            .text_body,
+        "/change-email/confirm?token=",
+    );
+    assert_eq!(
+        app.browser().get(&path_of(&confirm)).await.status(),
         StatusCode::OK
+    );
+    assert_eq!(browser.me().await["actor"]["email"], "mallory@evil.test");
+
+    let notice = app.last_personal_email_to("ada@example.com").await;
+    assert_eq!(
+        notice.subject,
+        "Your KalTalk sign-in address is being changed"
+    );
+    assert!(notice.text_body.contains("mallory@evil.test"));
+    let undo = link_in(&notice.text_body, "/change-email/undo?token=");
+    assert!(
+        notice.html_body.contains(&undo),
+        "both parts carry the link"
+    );
+
+    // Opening the link only shows a button (a mail scanner must not undo a wanted change).
+    let ada = app.browser();
+    let page = ada.get_html(&path_of(&undo)).await;
+    assert!(page.contains("Undo the change"), "{page}");
+    assert_eq!(browser.me().await["actor"]["email"], "mallory@evil.test");
+
+    let token = undo.split("token=").nth(1).expect("token");
+    let undone = ada
+        .post_form("/change-email/undo", &[("token", token)])
+        .await;
+    assert_eq!(undone.status(), StatusCode::OK);
+    assert!(undone.text().await.expect("body").contains("Change undone"));
+    assert_eq!(
+        location(&browser.get("/").await),
+        "/login",
+        "every session was signed out"
+    );
+    assert_eq!(
+        log_in_as(&app, "ada@example.com").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        log_in_as(&app, "mallory@evil.test").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ada.post_form("/change-email/undo", &[("token", token)])
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST,
+        "single use"
+    );
+}
+
+#[tokio::test]
+async fn undoing_a_pending_change_voids_its_link() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    browser
+        .submit(
+            "/settings/profile",
+            "/settings/profile/email",
+            &[("email", "mallory@evil.test"), ("email_password", PASSWORD)],
+        )
+        .await;
+    let confirm = link_in(
+        &app.last_personal_email_to("mallory@evil.test")
+            .await
+            .text_body,
+        "/change-email/confirm?token=",
+    );
+    let undo = link_in(
+        &app.last_personal_email_to("ada@example.com")
+            .await
+            .text_body,
+        "/change-email/undo?token=",
+    );
+    let token = undo.split("token=").nth(1).expect("token");
+    let undone = app
+        .browser()
+        .post_form("/change-email/undo", &[("token", token)])
+        .await;
+    assert_eq!(undone.status(), StatusCode::OK);
+    assert_eq!(
+        app.browser().get(&path_of(&confirm)).await.status(),
+        StatusCode::BAD_REQUEST,
+        "the pending change is cancelled"
+    );
+    assert_eq!(
+        log_in_as(&app, "ada@example.com").await,
+        StatusCode::SEE_OTHER
     );
 }
 

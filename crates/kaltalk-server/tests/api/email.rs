@@ -64,18 +64,26 @@ async fn smtp_sink(fail_first: bool) -> (String, mpsc::UnboundedReceiver<(String
 async fn without_smtp_emails_stay_in_the_outbox_that_owners_read() {
     let app = spawn_app().await;
     let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    crate::teams::invite(&app, &owner, "bob@example.com", "agent").await;
     assert!(app.run_jobs().await.is_empty(), "nothing to deliver");
     let list = owner.get_html("/settings/outbox").await;
-    assert!(list.contains("Confirm your email address"), "{list}");
+    assert!(list.contains("invited you to Acme"), "{list}");
     assert!(list.contains("No SMTP relay is configured"));
     let email = app
-        .last_email_to(owner.org_id().await, "ada@example.com")
+        .last_email_to(owner.org_id().await, "bob@example.com")
         .await;
     assert_eq!(email.state, EmailState::Kept);
     let detail = owner
         .get_html(&format!("/settings/outbox/{}", email.id))
         .await;
-    assert!(detail.contains("/verify-email?token="));
+    assert!(detail.contains("/invitations/"));
+
+    // Her own confirmation link is personal mail: kept, but not in the organization's
+    // outbox.
+    assert!(!list.contains("Confirm your email address"), "{list}");
+    let personal = app.last_personal_email_to("ada@example.com").await;
+    assert_eq!(personal.state, EmailState::Kept);
+    assert!(personal.text_body.contains("/verify-email?token="));
 }
 
 #[tokio::test]
@@ -86,10 +94,8 @@ async fn with_smtp_the_worker_delivers_multipart_mail_and_forgets_the_body() {
         config.smtp.from = "Acme Support <support@acme.test>".into();
     })
     .await;
-    let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
-    let queued = app
-        .last_email_to(owner.org_id().await, "ada@example.com")
-        .await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let queued = app.last_personal_email_to("ada@example.com").await;
     assert_eq!(queued.state, EmailState::Queued);
 
     assert_eq!(
@@ -117,7 +123,7 @@ async fn with_smtp_the_worker_delivers_multipart_mail_and_forgets_the_body() {
     let sent = app
         .state
         .store
-        .get_email(owner.org_id().await, queued.id)
+        .get_email_for_delivery(queued.id)
         .await
         .expect("email");
     assert_eq!(sent.state, EmailState::Sent);
@@ -131,7 +137,7 @@ async fn with_smtp_the_worker_delivers_multipart_mail_and_forgets_the_body() {
 async fn a_refused_delivery_is_retried_after_a_backoff() {
     let (url, mut inbox) = smtp_sink(true).await;
     let app = spawn_app_with(|config| config.smtp.url = Some(Secret::new(url))).await;
-    let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    app.sign_up("Ada", "ada@example.com", "Acme").await;
 
     let first = app.run_jobs().await;
     assert_eq!(
@@ -151,9 +157,7 @@ async fn a_refused_delivery_is_retried_after_a_backoff() {
         vec![Ran::Done("email.deliver".into())]
     );
     assert_eq!(inbox.recv().await.expect("delivered").0, "ada@example.com");
-    let email = app
-        .last_email_to(owner.org_id().await, "ada@example.com")
-        .await;
+    let email = app.last_personal_email_to("ada@example.com").await;
     assert_eq!(email.state, EmailState::Sent);
 }
 

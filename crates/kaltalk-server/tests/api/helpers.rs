@@ -96,6 +96,21 @@ impl TestApp {
         }
     }
 
+    /// A browser connecting from another loopback address (all of 127.0.0.0/8 reaches the
+    /// server on Linux), for what depends on the client's IP.
+    pub fn browser_from(&self, ip: std::net::IpAddr) -> Browser {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .local_address(ip)
+            .build()
+            .expect("client");
+        Browser {
+            client,
+            base: self.base.clone(),
+        }
+    }
+
     /// A client with no cookies, for the API.
     pub fn api(&self) -> reqwest::Client {
         reqwest::Client::builder()
@@ -152,6 +167,19 @@ impl TestApp {
             .into_iter()
             .find(|e| e.to_address == to)
             .unwrap_or_else(|| panic!("no email to {to}"))
+    }
+
+    /// The newest personal email (about the person's own account) to `to`: the outbox
+    /// only the operator reads.
+    pub async fn last_personal_email_to(&self, to: &str) -> OutboundEmail {
+        self.state
+            .store
+            .list_personal_emails(Some(to), 1)
+            .await
+            .expect("personal outbox")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no personal email to {to}"))
     }
 
     /// Stops the server gracefully and waits for it.

@@ -315,3 +315,136 @@ async fn smtp_email_queues_a_delivery_job_in_the_same_transaction() {
         assert_eq!(job.payload.0["email_id"], serde_json::json!(id));
     }
 }
+
+#[tokio::test]
+async fn personal_mail_is_in_no_organization_outbox() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let mut org_mail = kept_email("bob@example.com");
+        org_mail.org_id = Some(org.id);
+        org_mail.kind = "invitation";
+        store.queue_email(&org_mail, now()).await.expect(backend);
+        let mut reset = kept_email("Bob@Example.com");
+        reset.kind = "password_reset";
+        let reset_id = store.queue_email(&reset, now()).await.expect(backend);
+        store
+            .queue_email(
+                &kept_email("carol@example.com"),
+                now() + Duration::seconds(1),
+            )
+            .await
+            .expect(backend);
+
+        let outbox = store.list_emails(org.id, 10).await.expect(backend);
+        assert_eq!(outbox.len(), 1, "{backend}");
+        assert_eq!(outbox[0].kind, "invitation", "{backend}");
+        assert!(
+            matches!(
+                store.get_email(org.id, reset_id).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}"
+        );
+
+        let personal = store.list_personal_emails(None, 10).await.expect(backend);
+        let to: Vec<&str> = personal.iter().map(|e| e.to_address.as_str()).collect();
+        assert_eq!(to, ["carol@example.com", "Bob@Example.com"], "{backend}");
+        let bobs = store
+            .list_personal_emails(Some("bob@example.com"), 10)
+            .await
+            .expect(backend);
+        assert_eq!(bobs.len(), 1, "{backend}: the address matches in any case");
+        assert_eq!(bobs[0].id, reset_id, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn an_email_change_waits_for_its_link_and_can_be_undone() {
+    for (backend, store) in test_stores().await.stores {
+        let (user, _) = sign_up(&store, "ada@example.com").await;
+        let new = EmailAddress::parse("e", "ada.king@example.com").expect("email");
+        let change = |confirm: &'static str, undo: &'static str| {
+            let new = new.clone();
+            let store = &store;
+            async move {
+                let (to_new, to_old) = (kept_email(new.as_str()), kept_email("ada@example.com"));
+                let expires_at = now() + Duration::hours(24);
+                store
+                    .request_email_change(
+                        &kaltalk_store::EmailChange {
+                            user,
+                            from: "ada@example.com",
+                            to: &new,
+                            confirm: (
+                                kaltalk_store::LinkToken {
+                                    token_hash: confirm,
+                                    expires_at,
+                                },
+                                &to_new,
+                            ),
+                            undo: (
+                                kaltalk_store::LinkToken {
+                                    token_hash: undo,
+                                    expires_at,
+                                },
+                                &to_old,
+                            ),
+                        },
+                        now(),
+                    )
+                    .await
+            }
+        };
+        change("confirm-1", "undo-1").await.expect(backend);
+        assert_eq!(
+            store.get_user(user).await.expect(backend).email,
+            "ada@example.com",
+            "{backend}"
+        );
+        store
+            .confirm_email_change("confirm-1", now())
+            .await
+            .expect(backend);
+        let moved = store.get_user(user).await.expect(backend);
+        assert_eq!(moved.email, "ada.king@example.com", "{backend}");
+        assert!(moved.email_verified_at.is_some(), "{backend}");
+        assert!(
+            matches!(
+                store.confirm_email_change("confirm-1", now()).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}: single use"
+        );
+        store
+            .undo_email_change("undo-1", now())
+            .await
+            .expect(backend);
+        assert_eq!(
+            store.get_user(user).await.expect(backend).email,
+            "ada@example.com",
+            "{backend}"
+        );
+
+        // An undo cancels a pending change; an address another account has is refused.
+        change("confirm-2", "undo-2").await.expect(backend);
+        store
+            .undo_email_change("undo-2", now())
+            .await
+            .expect(backend);
+        assert!(
+            matches!(
+                store.confirm_email_change("confirm-2", now()).await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}"
+        );
+        sign_up(&store, "ada.king@example.com").await;
+        assert!(
+            matches!(
+                change("confirm-3", "undo-3").await,
+                Err(StoreError::Conflict(Conflict::EmailTaken))
+            ),
+            "{backend}"
+        );
+    }
+}
