@@ -103,6 +103,8 @@ pub struct Webhook {
 #[derive(ToSchema)]
 pub struct WebhookList {
     data: Vec<Webhook>,
+    /// Null on the last page.
+    next_cursor: Option<String>,
 }
 
 /// An event a webhook endpoint can subscribe to.
@@ -181,6 +183,8 @@ pub struct Delivery {
 #[derive(ToSchema)]
 pub struct DeliveryList {
     data: Vec<Delivery>,
+    /// Null on the last page.
+    next_cursor: Option<String>,
 }
 
 /// A delivery with the exact body sent and every attempt.
