@@ -16,4 +16,4 @@ pub use ids::{
     InvitationId, JobId, MessageId, OrgId, SessionId, UserId, VisitorSessionId,
 };
 pub use role::{Permission, Role};
-pub use values::{EmailAddress, OrgName, Password, PersonName, ValidationError};
+pub use values::{EmailAddress, MessageText, OrgName, Password, PersonName, Text, ValidationError};

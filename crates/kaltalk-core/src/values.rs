@@ -156,9 +156,197 @@ impl OrgName {
     }
 }
 
+/// What a person is told when their text holds a NUL character.
+pub const NUL_REFUSED: &str = "Remove the NUL character (U+0000): text with one cannot be stored.";
+
+/// Removes every NUL character, for text we must keep whatever it holds (received email).
+pub fn strip_nul(text: &mut String) {
+    if text.contains('\0') {
+        text.retain(|c| c != '\0');
+    }
+}
+
+/// Free text that can be stored as it is: no NUL characters. PostgreSQL refuses U+0000 in
+/// `text` and `jsonb` (a query holding one fails), while SQLite keeps it, so without this
+/// check the same input would be a 500 on one backend and stored on the other. Every text
+/// field that reaches the database from a request is read through this type (or one
+/// built on it), so a NUL is refused at the edge, naming the field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct Text(String);
+
+impl Text {
+    pub fn parse(field: &'static str, input: impl Into<String>) -> Result<Self, ValidationError> {
+        let text = input.into();
+        if text.contains('\0') {
+            return Err(ValidationError::new(field, NUL_REFUSED));
+        }
+        Ok(Self(text))
+    }
+
+    /// The text with its NULs removed, never refused.
+    pub fn stripped(input: impl Into<String>) -> Self {
+        let mut text = input.into();
+        strip_nul(&mut text);
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Deserializing refuses a NUL; the error names the field when the caller reads through
+/// `serde_path_to_error` (as axum's `Json` and `Query` do).
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.contains('\0') {
+            return Err(serde::de::Error::custom(NUL_REFUSED));
+        }
+        Ok(Self(text))
+    }
+}
+
+/// Refuses a JSON value (e.g. a contact's attributes) with a NUL in any key or string.
+pub fn refuse_nul_in_json(
+    field: &'static str,
+    value: &serde_json::Value,
+) -> Result<(), ValidationError> {
+    use serde_json::Value;
+    let holds_nul = match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => return items.iter().try_for_each(|v| refuse_nul_in_json(field, v)),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                true
+            } else {
+                return map.values().try_for_each(|v| refuse_nul_in_json(field, v));
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    };
+    if holds_nul {
+        return Err(ValidationError::new(field, NUL_REFUSED));
+    }
+    Ok(())
+}
+
+/// A contact's custom attributes as sent: any JSON without a NUL character in a key or a
+/// string (see [`Text`]); the shape and size are the caller's to check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Attributes(pub serde_json::Value);
+
+impl<'de> Deserialize<'de> for Attributes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        refuse_nul_in_json("attributes", &value)
+            .map_err(|e| serde::de::Error::custom(e.message))?;
+        Ok(Self(value))
+    }
+}
+
+/// A message's text as someone wrote it (widget, dashboard composer, API): trimmed, no NUL
+/// (see [`Text`]), at most [`MessageText::MAX_CHARS`] characters. It may be empty: a
+/// message can be a file alone, and each channel says what it needs when it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub const MAX_CHARS: usize = 10_000;
+
+    pub fn parse(field: &'static str, input: &str) -> Result<Self, ValidationError> {
+        let text = Text::parse(field, input.trim())?;
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(ValidationError::new(
+                field,
+                format!("A message can have at most {} characters.", Self::MAX_CHARS),
+            ));
+        }
+        Ok(Self(text.into_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        MessageText::parse("text", &text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_with_a_nul_is_refused_naming_the_field() {
+        let err = Text::parse("name", "Ada\0").expect_err("a NUL");
+        assert_eq!(err.field, "name");
+        assert_eq!(Text::parse("name", "Ada").expect("valid").as_str(), "Ada");
+        assert_eq!(Text::stripped("A\0d\0a").as_str(), "Ada");
+        let err = serde_json::from_str::<Text>("\"a\\u0000b\"").expect_err("a NUL");
+        assert!(err.to_string().contains("U+0000"), "{err}");
+    }
+
+    #[test]
+    fn json_with_a_nul_anywhere_is_refused() {
+        let ok = serde_json::json!({"plan": "pro", "tags": ["a", 1, null]});
+        assert!(refuse_nul_in_json("attributes", &ok).is_ok());
+        for bad in [
+            serde_json::json!({"plan": "p\u{0}ro"}),
+            serde_json::json!({"p\u{0}lan": "pro"}),
+            serde_json::json!({"deep": [{"x": ["\u{0}"]}]}),
+        ] {
+            let err = refuse_nul_in_json("attributes", &bad).expect_err("a NUL");
+            assert_eq!(err.field, "attributes");
+        }
+    }
+
+    #[test]
+    fn message_text_is_trimmed_bounded_and_without_nul() {
+        assert_eq!(
+            MessageText::parse("text", "  Hi ").expect("valid").as_str(),
+            "Hi"
+        );
+        assert!(
+            MessageText::parse("text", "")
+                .expect("empty is allowed")
+                .is_empty()
+        );
+        assert!(MessageText::parse("text", "Hi\0").is_err());
+        assert!(MessageText::parse("text", &"x".repeat(MessageText::MAX_CHARS)).is_ok());
+        assert!(MessageText::parse("text", &"x".repeat(MessageText::MAX_CHARS + 1)).is_err());
+    }
 
     #[test]
     fn email_is_normalized() {

@@ -68,6 +68,7 @@ pub struct Config {
     pub ai: AiConfig,
     pub embeddings: EmbeddingsConfig,
     pub api: ApiConfig,
+    pub webhooks: WebhooksConfig,
     /// On SIGTERM or Ctrl-C, how long in-flight requests and jobs may take to finish
     /// before the server exits anyway (a runaway request must not keep it alive).
     pub shutdown_grace_seconds: u64,
@@ -87,6 +88,18 @@ impl Default for ApiConfig {
             rate_limit_per_minute: 600,
         }
     }
+}
+
+/// Delivering events to the organizations' webhook endpoints. Its own switches, not the
+/// crawler's: opening the crawler to a site on this machine must not also let any admin
+/// point webhooks at services on it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Let webhooks be delivered to loopback addresses (tests; a receiver on this machine).
+    pub allow_loopback: bool,
+    /// Let webhooks be delivered to private-network addresses.
+    pub allow_private: bool,
 }
 
 /// Where the knowledge base's embeddings come from.
@@ -421,6 +434,7 @@ impl Default for Config {
             ai: AiConfig::default(),
             embeddings: EmbeddingsConfig::default(),
             api: ApiConfig::default(),
+            webhooks: WebhooksConfig::default(),
             shutdown_grace_seconds: 30,
         }
     }

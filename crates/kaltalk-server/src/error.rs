@@ -15,6 +15,9 @@ pub enum AppError {
     Validation(Vec<ValidationError>),
     #[error("{0}")]
     BadRequest(String),
+    /// A body in a format the endpoint does not read (the message says which it reads).
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("sign in first")]
     Unauthorized,
     #[error("{0}")]
@@ -47,6 +50,7 @@ impl AppError {
         match self {
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::CsrfRejected | AppError::NoOrganization => {
                 StatusCode::FORBIDDEN
@@ -63,6 +67,7 @@ impl AppError {
         match self {
             AppError::Validation(_) => "validation_failed",
             AppError::BadRequest(_) => "bad_request",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::CsrfRejected => "csrf_rejected",
@@ -89,6 +94,12 @@ impl AppError {
     }
 }
 
+impl From<ValidationError> for AppError {
+    fn from(err: ValidationError) -> Self {
+        AppError::Validation(vec![err])
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
@@ -96,6 +107,13 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(Conflict::EmailTaken) => AppError::invalid(
                 "email",
                 "An account with this email address already exists. Log in instead.",
+            ),
+            StoreError::Conflict(Conflict::TooManyLabels) => AppError::invalid(
+                "labels",
+                format!(
+                    "A conversation can have at most {} labels: remove one first.",
+                    kaltalk_store::labels::MAX_LABELS
+                ),
             ),
             StoreError::Conflict(Conflict::AlreadyMember) => {
                 AppError::Conflict("This person is already a member of the organization.".into())

@@ -147,8 +147,8 @@ impl Kaltalk {
             }
         }
         let webhook_client = webhooks::client::WebhookClient::new(
-            config.knowledge.allow_loopback,
-            config.knowledge.allow_private,
+            config.webhooks.allow_loopback,
+            config.webhooks.allow_private,
         )
         .map(Arc::new)
         .context("the webhook delivery client")?;

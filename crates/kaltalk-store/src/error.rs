@@ -16,6 +16,8 @@ pub enum Conflict {
     ExternalIdTaken,
     /// Deleting an account whose person owns an organization others are in (its name).
     OwnsSharedOrganization(String),
+    /// A conversation already has [`crate::labels::MAX_LABELS`] labels.
+    TooManyLabels,
     /// Any other unique constraint, by name.
     Other(String),
 }

@@ -8,7 +8,13 @@ use serde_json::json;
 
 use crate::chat::{CONVERSATION_UPDATED, ConversationSummary, Written};
 use crate::events::{NewEvent, append_event};
-use crate::{BeginWrite, Db, Store, StoreError, on_db};
+use crate::{BeginWrite, Conflict, Db, Store, StoreError, on_db};
+
+/// The most labels one conversation can have: each is shown on every inbox row, so a
+/// conversation with thousands made every inbox page megabytes long.
+pub const MAX_LABELS: usize = 20;
+/// The longest label, in characters.
+pub const MAX_LABEL_CHARS: usize = 40;
 
 /// A saved reply, typed as `/shortcut`.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -75,6 +81,15 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            // Counted after the insert, in the same write transaction, so two agents
+            // adding the last allowed label at once cannot both pass.
+            let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM conversation_labels WHERE conversation_id = $1")
+                .bind(conversation)
+                .fetch_one(&mut *tx)
+                .await?;
+            if usize::try_from(count).unwrap_or(usize::MAX) > MAX_LABELS {
+                return Err(StoreError::Conflict(Conflict::TooManyLabels));
+            }
             let event = labels_event!(tx, org, conversation, now);
             tx.commit().await?;
             Ok(Written { value: (), events: vec![event] })
@@ -105,8 +120,8 @@ impl Store {
         })
     }
 
-    /// Replaces a conversation's labels with `labels` (already normalized), in one
-    /// transaction with one `conversation.updated` event.
+    /// Replaces a conversation's labels with `labels` (already normalized, at most
+    /// [`MAX_LABELS`]), in one transaction with one `conversation.updated` event.
     pub async fn set_labels(
         &self,
         org: OrgId,
@@ -114,6 +129,9 @@ impl Store {
         labels: &[String],
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
+        if labels.len() > MAX_LABELS {
+            return Err(StoreError::Conflict(Conflict::TooManyLabels));
+        }
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let found: Option<(ConversationId,)> = sqlx::query_as("SELECT id FROM conversations WHERE org_id = $1 AND id = $2")

@@ -78,6 +78,48 @@ pub struct InboundEmail {
     pub notes: Vec<String>,
 }
 
+impl InboundEmail {
+    /// Removes every NUL character from what is kept as text. Mail is never refused for
+    /// one (the sender would retry, then bounce): PostgreSQL cannot store U+0000 in text
+    /// or JSON, and no reader misses it.
+    fn without_nul(mut self) -> Self {
+        use kaltalk_core::values::strip_nul;
+        let address = |a: &mut Address| {
+            if let Some(name) = &mut a.name {
+                strip_nul(name);
+            }
+            strip_nul(&mut a.email);
+        };
+        let ids = self
+            .message_id
+            .iter_mut()
+            .chain(&mut self.in_reply_to)
+            .chain(&mut self.references);
+        ids.for_each(strip_nul);
+        self.from.iter_mut().for_each(address);
+        self.reply_to.iter_mut().for_each(address);
+        self.to.iter_mut().for_each(address);
+        self.cc.iter_mut().for_each(address);
+        strip_nul(&mut self.subject);
+        strip_nul(&mut self.text);
+        self.html.iter_mut().for_each(strip_nul);
+        strip_nul(&mut self.visible_text);
+        for attachment in &mut self.attachments {
+            strip_nul(&mut attachment.filename);
+            strip_nul(&mut attachment.content_type);
+            attachment.content_id.iter_mut().for_each(strip_nul);
+        }
+        if let Some(Noise::Bounce {
+            original_message_id: Some(id),
+        }) = &mut self.noise
+        {
+            strip_nul(id);
+        }
+        self.notes.iter_mut().for_each(strip_nul);
+        self
+    }
+}
+
 /// Bounds on what one email may make us keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseLimits {

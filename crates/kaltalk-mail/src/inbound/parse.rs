@@ -12,12 +12,14 @@ use super::{Address, InboundAttachment, InboundEmail, ParseLimits, html, noise, 
 const MALFORMED_NOTE: &str = "This message is not well-formed MIME; what could be read is shown.";
 
 /// Parses one raw email. Never panics and never fails: unreadable input still gives an
-/// [`InboundEmail`] holding the bytes as text, with a note saying so.
+/// [`InboundEmail`] holding the bytes as text, with a note saying so. No text in the
+/// answer holds a NUL character.
 pub fn parse(raw: &[u8], limits: &ParseLimits) -> InboundEmail {
     // mail-parser is fed hostile input from the internet; a bug in it must cost us one
     // message's structure, not the SMTP listener or the IMAP poller.
     catch_unwind(AssertUnwindSafe(|| parse_structured(raw, limits)))
         .unwrap_or_else(|_| unparsed(raw))
+        .without_nul()
 }
 
 fn parse_structured(raw: &[u8], limits: &ParseLimits) -> InboundEmail {
@@ -448,6 +450,22 @@ mod tests {
             sanitize_filename(Some("a\u{0}b\nc.txt"), "text/plain"),
             "abc.txt"
         );
+    }
+
+    #[test]
+    fn nul_characters_are_removed_from_every_text_never_refused() {
+        let raw = b"From: \"Ada\0\" <ada@customer.test>\r\nTo: support@acme.test\r\n\
+Subject: Order\0 1234\r\nMessage-ID: <a\0b@customer.test>\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nHello\0 there\r\n";
+        let parsed = parse(raw, &ParseLimits::default());
+        assert_eq!(parsed.subject, "Order 1234");
+        assert_eq!(parsed.text.trim(), "Hello there");
+        assert_eq!(parsed.visible_text.trim(), "Hello there");
+        assert_eq!(parsed.message_id.as_deref(), Some("ab@customer.test"));
+        assert_eq!(parsed.from.and_then(|a| a.name).as_deref(), Some("Ada"),);
+        // Bytes that are no email at all keep their text, without the NUL.
+        let unparsed = parse(b"\0just\0 text", &ParseLimits::default());
+        assert_eq!(unparsed.text, "just text");
     }
 
     #[test]

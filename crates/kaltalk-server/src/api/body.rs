@@ -2,9 +2,49 @@
 //! field rather than a generic parse error.
 
 use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
+use kaltalk_core::values::refuse_nul_in_json;
+
 use crate::error::AppError;
+
+/// A JSON object body: the extractor every JSON endpoint of the API reads its body with.
+/// A body that does not say `Content-Type: application/json` is a 415, as any other
+/// format would be misread.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        require_json(request.headers())?;
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        object(&body).map(JsonObject)
+    }
+}
+
+/// Refuses a body that is not declared as JSON (`application/json`, or a `+json` type).
+pub fn require_json(headers: &HeaderMap) -> Result<(), AppError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if is_json {
+        Ok(())
+    } else {
+        Err(AppError::UnsupportedMediaType(
+            "Send the body as JSON, with Content-Type: application/json.",
+        ))
+    }
+}
 
 /// The request body as a JSON object.
 pub fn object(body: &Bytes) -> Result<Map<String, Value>, AppError> {
@@ -19,15 +59,22 @@ pub fn object(body: &Bytes) -> Result<Map<String, Value>, AppError> {
     }
 }
 
-/// Refuses fields this endpoint does not know, so a typo is not silently ignored.
-pub fn refuse_unknown(map: &Map<String, Value>, known: &[&str]) -> Result<(), AppError> {
-    match map.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(unknown) => Err(AppError::BadRequest(format!(
+/// Refuses fields this endpoint does not know, so a typo is not silently ignored, and any
+/// field holding a NUL character, in a string or a key at any depth (see
+/// [`kaltalk_core::Text`]), naming it: every JSON body of the API passes here.
+pub fn refuse_unknown(map: &Map<String, Value>, known: &[&'static str]) -> Result<(), AppError> {
+    if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(AppError::BadRequest(format!(
             "Unknown field {unknown:?}: expected {}.",
             known.join(", ")
-        ))),
-        None => Ok(()),
+        )));
     }
+    for field in known {
+        if let Some(value) = map.get(*field) {
+            refuse_nul_in_json(field, value).map_err(|e| AppError::Validation(vec![e]))?;
+        }
+    }
+    Ok(())
 }
 
 /// A field that may be absent (`None`), null (`Some(None)`) or a string.

@@ -2,10 +2,9 @@
 //! conversations) and merge.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use kaltalk_core::{ContactId, EmailAddress, Permission};
+use kaltalk_core::{ContactId, EmailAddress, Permission, Text};
 use kaltalk_store::chat::{Contact, ContactFields};
 use kaltalk_store::contacts::{ContactChange, ContactQuery};
 use kaltalk_store::{Conflict, StoreError};
@@ -15,8 +14,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::{nullable_string, object, refuse_unknown};
-use super::pagination::{self, PageQuery};
+use super::body::{JsonObject, nullable_string, refuse_unknown};
+use super::pagination::{self, PageQuery, Pagination};
 use super::{require, resource_docs};
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
@@ -121,10 +120,9 @@ fn external_id_taken(err: StoreError) -> AppError {
 async fn create(
     State(state): State<AppState>,
     principal: ApiPrincipal,
-    body: Bytes,
+    JsonObject(map): JsonObject,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     require(&principal, Permission::UseInbox)?;
-    let map = object(&body)?;
     refuse_unknown(&map, &["name", "email", "external_id", "attributes"])?;
     let fields = contact_fields(&map)?;
     let written = state
@@ -144,29 +142,20 @@ struct ListQuery {
     /// Text found in the name or email address.
     #[param(max_length = 200)]
     q: Option<String>,
-    /// Contacts per page, 1 to 100 (default 25).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
-    /// The `next_cursor` of the previous page; omitted or empty: the first page.
-    #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
-    cursor: Option<String>,
 }
 
 /// Newest first; `q` searches names and email addresses.
-#[utoipa::path(get, path = "/contacts", tag = "contacts", params(ListQuery),
+#[utoipa::path(get, path = "/contacts", tag = "contacts", params(ListQuery, PageQuery),
     responses((status = 200, body = resource_docs::ContactPage)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Query(query): Query<ListQuery>,
+    Pagination(page): Pagination,
 ) -> Result<Json<Value>, AppError> {
     require(&principal, Permission::UseInbox)?;
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor,
-    }
-    .page()?;
-    if query.q.as_deref().is_some_and(|q| q.chars().count() > 200) {
+    let q = query.q.map(|q| Text::parse("q", q)).transpose()?;
+    if q.as_deref().is_some_and(|q| q.chars().count() > 200) {
         return Err(AppError::invalid("q", "At most 200 characters."));
     }
     let found = state
@@ -174,7 +163,7 @@ async fn list(
         .list_contacts(
             principal.org_id(),
             &ContactQuery {
-                search: query.q.as_deref(),
+                search: q.as_deref(),
                 after: page.after.map(|(at, id)| (at, ContactId::from_uuid(id))),
                 // One more than asked tells whether there is a next page.
                 limit: page.limit + 1,
@@ -212,14 +201,13 @@ async fn update(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonObject(map): JsonObject,
 ) -> Result<Json<Value>, AppError> {
     require(&principal, Permission::UseInbox)?;
     let org = principal.org_id();
     let id = contact_id(&id)?;
     // Another organization's id is a 404 before the body is judged.
     state.store.get_contact(org, id).await?;
-    let map = object(&body)?;
     refuse_unknown(&map, &["name", "email", "external_id", "attributes"])?;
     let field = |name: &'static str| -> Result<Option<Option<String>>, AppError> {
         nullable_string(&map, name)?
@@ -278,13 +266,12 @@ async fn merge(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonObject(map): JsonObject,
 ) -> Result<Json<Value>, AppError> {
     require(&principal, Permission::UseInbox)?;
     let org = principal.org_id();
     let source = contact_id(&id)?;
     state.store.get_contact(org, source).await?;
-    let map = object(&body)?;
     refuse_unknown(&map, &["into"])?;
     let not_a_contact = || AppError::invalid("into", "The id of another contact to merge into.");
     let into: ContactId = match map.get("into") {

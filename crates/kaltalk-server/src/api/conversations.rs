@@ -3,20 +3,20 @@
 //! the customer's own message.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, InboxKind, MessageKind};
-use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
+use kaltalk_core::{ConversationId, InboxId, MessageText, Permission, Text, UserId};
 use kaltalk_store::chat::{
     AgentWrite, AssigneeFilter, Conversation, ConversationFilter, ConversationOrder,
 };
+use kaltalk_store::labels::{MAX_LABEL_CHARS, MAX_LABELS};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::body::{object, refuse_unknown, required_text};
-use super::pagination::{self, PageQuery};
+use super::body::{JsonObject, refuse_unknown, required_text};
+use super::pagination::{self, PageQuery, Pagination};
 use super::{acting_agent, require};
 use crate::attachments::{Refused, Upload};
 use crate::auth::ApiPrincipal;
@@ -60,12 +60,6 @@ struct ListQuery {
         pattern = "^(unassigned|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
     )]
     assignee_id: Option<String>,
-    /// Conversations per page, 1 to 100 (default 25).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
-    /// The `next_cursor` of the previous page; omitted or empty: the first page.
-    #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
-    cursor: Option<String>,
     /// Only conversations with this label.
     #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
     label: Option<String>,
@@ -76,12 +70,13 @@ struct ListQuery {
 
 /// Newest first by creation, so a conversation that gets a message while a client pages
 /// through does not jump pages; `next_cursor` continues after the last item.
-#[utoipa::path(get, path = "/conversations", tag = "conversations", params(ListQuery),
+#[utoipa::path(get, path = "/conversations", tag = "conversations", params(ListQuery, PageQuery),
     responses((status = 200, body = docs::ConversationPage)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Query(query): Query<ListQuery>,
+    Pagination(page): Pagination,
 ) -> Result<Json<Value>, AppError> {
     require(&principal, Permission::UseInbox)?;
     let status = match query.status.as_deref() {
@@ -106,12 +101,8 @@ async fn list(
                 AppError::invalid("assignee_id", "Not a user id (or `unassigned`).")
             })?),
         };
-    let page = PageQuery {
-        limit: query.limit.clone(),
-        cursor: query.cursor.clone(),
-    }
-    .page()?;
-    if let Some(words) = query.q.as_deref().filter(|q| !q.trim().is_empty()) {
+    let q = query.q.map(|q| Text::parse("q", q)).transpose()?;
+    if let Some(words) = q.as_deref().filter(|q| !q.trim().is_empty()) {
         let found = state
             .store
             .search_conversations(principal.org_id(), words, page.limit)
@@ -191,10 +182,9 @@ struct Change {
 async fn parse_change(
     state: &AppState,
     principal: &ApiPrincipal,
-    body: &Bytes,
+    map: &Map<String, Value>,
 ) -> Result<Change, AppError> {
-    let map = object(body)?;
-    refuse_unknown(&map, &["status", "snoozed_until", "assignee_id", "labels"])?;
+    refuse_unknown(map, &["status", "snoozed_until", "assignee_id", "labels"])?;
     let snoozed_until = match map.get("snoozed_until") {
         None | Some(Value::Null) => None,
         Some(Value::String(raw)) => Some(
@@ -263,6 +253,12 @@ async fn parse_change(
     let labels = match map.get("labels") {
         None => None,
         Some(Value::Array(items)) => {
+            if items.len() > MAX_LABELS {
+                return Err(AppError::invalid(
+                    "labels",
+                    format!("At most {MAX_LABELS} labels on a conversation."),
+                ));
+            }
             let mut labels = Vec::new();
             for item in items {
                 let raw = item
@@ -271,7 +267,7 @@ async fn parse_change(
                 let label = crate::inbox::normalize_label(raw).map_err(|_| {
                     AppError::invalid(
                         "labels",
-                        format!("{raw:?}: use 1 to 40 letters, digits, dashes or underscores."),
+                        format!("{raw:?}: use 1 to {MAX_LABEL_CHARS} letters, digits, dashes or underscores."),
                     )
                 })?;
                 if !labels.contains(&label) {
@@ -303,14 +299,14 @@ async fn update(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonObject(map): JsonObject,
 ) -> Result<Json<Value>, AppError> {
     require(&principal, Permission::UseInbox)?;
     let org = principal.org_id();
     let id = conversation_id(&id)?;
     // Another organization's id is a 404 before the body is judged.
     state.store.get_conversation(org, id).await?;
-    let change = parse_change(&state, &principal, &body).await?;
+    let change = parse_change(&state, &principal, &map).await?;
     if let Some((status, until)) = change.status {
         let written = state
             .store
@@ -345,12 +341,11 @@ async fn messages(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
-    Query(query): Query<PageQuery>,
+    Pagination(page): Pagination,
 ) -> Result<Json<Value>, AppError> {
     require(&principal, Permission::UseInbox)?;
     let id = conversation_id(&id)?;
     let org = principal.org_id();
-    let page = query.page()?;
     state.store.get_conversation(org, id).await?;
     let all = state.store.list_messages(org, id, true).await?;
     let (data, next_cursor) =
@@ -380,10 +375,9 @@ struct NewMessage {
 }
 
 /// A JSON body: `{"text", "kind"}`.
-fn json_message(body: &Bytes) -> Result<NewMessage, AppError> {
-    let map = object(body)?;
-    refuse_unknown(&map, &["text", "kind"])?;
-    let text = required_text(&map, "text", MAX_MESSAGE_CHARS)?;
+fn json_message(map: &Map<String, Value>) -> Result<NewMessage, AppError> {
+    refuse_unknown(map, &["text", "kind"])?;
+    let text = required_text(map, "text", MAX_MESSAGE_CHARS)?;
     let kind = match map.get("kind") {
         None | Some(Value::Null) => "reply".to_owned(),
         Some(Value::String(kind)) => kind.clone(),
@@ -433,7 +427,10 @@ async fn multipart_message(mut multipart: Multipart) -> Result<NewMessage, AppEr
                 })?;
                 message.files.push(upload);
             }
-            "text" => message.text = field.text().await.map_err(unreadable)?.trim().to_owned(),
+            "text" => {
+                let text = field.text().await.map_err(unreadable)?;
+                message.text = MessageText::parse("text", &text)?.as_str().to_owned();
+            }
             "kind" => message.kind = field.text().await.map_err(unreadable)?,
             other => {
                 return Err(AppError::BadRequest(format!(
@@ -447,9 +444,6 @@ async fn multipart_message(mut multipart: Multipart) -> Result<NewMessage, AppEr
             "text",
             "Write a message or attach a file.",
         ));
-    }
-    if message.text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(AppError::invalid("text", "At most 10000 characters."));
     }
     Ok(message)
 }
@@ -484,10 +478,8 @@ async fn create_message(
             .map_err(|e| AppError::BadRequest(e.body_text()))?;
         multipart_message(multipart).await?
     } else {
-        let body = Bytes::from_request(request, &state)
-            .await
-            .map_err(|e| AppError::BadRequest(e.body_text()))?;
-        json_message(&body)?
+        let JsonObject(map) = JsonObject::from_request(request, &state).await?;
+        json_message(&map)?
     };
     let author = match message.kind.as_str() {
         "reply" => Author::Team(MessageKind::Text),

@@ -103,6 +103,8 @@ pub struct Webhook {
 #[derive(ToSchema)]
 pub struct WebhookList {
     data: Vec<Webhook>,
+    /// Null on the last page.
+    next_cursor: Option<String>,
 }
 
 /// An event a webhook endpoint can subscribe to.
@@ -124,8 +126,12 @@ pub enum EventName {
     ContactDeleted,
 }
 
-// The patterns describe what `webhooks::parse_url` accepts (an http(s) URL with a host
-// and no credentials), narrowed so that generated examples are real URLs.
+/// What `webhooks::parse_url` accepts: an http(s) URL with a host name or IPv4 address,
+/// any port, path, query and fragment, and no credentials. It leaves out only what no
+/// generator should produce (IPv6 literals, labels with `--`, which IDNA reads as
+/// punycode), so every URL it matches is one the server takes; a test checks both ways.
+/// (The schemas below repeat it: utoipa takes only a literal there; a test compares.)
+pub const WEBHOOK_URL_PATTERN: &str = "^[Hh][Tt][Tt][Pp][Ss]?://(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|([A-Za-z0-9](-?[A-Za-z0-9]){0,62}\\.)*[A-Za-z](-?[A-Za-z0-9]){0,62})(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0))?(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?(#[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$";
 
 /// A new webhook endpoint. Unknown fields are refused.
 #[derive(Serialize, ToSchema)]
@@ -133,7 +139,7 @@ pub enum EventName {
 pub struct NewWebhook {
     /// Where KalTalk POSTs events, e.g. `https://example.com/kaltalk`.
     #[schema(
-        pattern = "^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,4}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]{0,200})?$",
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|([A-Za-z0-9](-?[A-Za-z0-9]){0,62}\\.)*[A-Za-z](-?[A-Za-z0-9]){0,62})(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0))?(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?(#[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$",
         max_length = 2000
     )]
     url: String,
@@ -146,7 +152,7 @@ pub struct NewWebhook {
 #[serde(deny_unknown_fields)]
 pub struct WebhookChange {
     #[schema(
-        pattern = "^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,4}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]{0,200})?$",
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|([A-Za-z0-9](-?[A-Za-z0-9]){0,62}\\.)*[A-Za-z](-?[A-Za-z0-9]){0,62})(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0))?(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?(#[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$",
         max_length = 2000
     )]
     url: Option<String>,
@@ -177,6 +183,8 @@ pub struct Delivery {
 #[derive(ToSchema)]
 pub struct DeliveryList {
     data: Vec<Delivery>,
+    /// Null on the last page.
+    next_cursor: Option<String>,
 }
 
 /// A delivery with the exact body sent and every attempt.
@@ -198,4 +206,48 @@ pub struct Attempt {
     latency_ms: i64,
     succeeded: bool,
     error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WEBHOOK_URL_PATTERN;
+
+    #[test]
+    fn the_webhook_url_pattern_is_what_the_server_accepts() {
+        let doc = serde_json::to_value(crate::api::openapi()).expect("document");
+        for schema in ["NewWebhook", "WebhookChange"] {
+            assert_eq!(
+                doc["components"]["schemas"][schema]["properties"]["url"]["pattern"],
+                WEBHOOK_URL_PATTERN,
+                "{schema}"
+            );
+        }
+        let pattern = regex::Regex::new(WEBHOOK_URL_PATTERN).expect("a valid pattern");
+        for accepted in [
+            "https://example.com/kaltalk",
+            "http://hooks.example.com:8443/in/kaltalk?token=abc&v=2",
+            "https://a-very-long-subdomain-name-that-has-more-than-thirty-chars.example.com/",
+            "https://x.y.z.example.co.uk:65535/a/b/c#events",
+            "http://192.168.1.20:3000/hook",
+            "HTTPS://EXAMPLE.COM/Hook",
+        ] {
+            assert!(
+                crate::webhooks::parse_url("url", accepted).is_ok(),
+                "the server takes {accepted}"
+            );
+            assert!(pattern.is_match(accepted), "the document takes {accepted}");
+        }
+        for refused in [
+            "ftp://example.com/",
+            "https://user:secret@example.com/",
+            "https://example.com:99999/",
+            "example.com/hook",
+        ] {
+            assert!(
+                crate::webhooks::parse_url("url", refused).is_err(),
+                "{refused}"
+            );
+            assert!(!pattern.is_match(refused), "{refused}");
+        }
+    }
 }

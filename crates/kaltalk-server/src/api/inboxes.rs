@@ -2,8 +2,7 @@
 //! inbox as the customer.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kaltalk_core::chat::InboxKind;
 use kaltalk_core::{ContactId, InboxId, Permission};
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::{object, refuse_unknown, required_text};
+use super::body::{JsonObject, refuse_unknown, required_text};
 use super::contacts::{contact_fields, contact_json};
 use super::pagination::{self, PageQuery};
 use super::{require, resource_docs};
@@ -47,10 +46,9 @@ fn inbox_json(inbox: &Inbox) -> Value {
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
-    Query(query): Query<PageQuery>,
+    pagination::Pagination(page): pagination::Pagination,
 ) -> Result<Json<Value>, AppError> {
     require(&principal, Permission::UseInbox)?;
-    let page = query.page()?;
     // An organization has a handful of inboxes: paged in memory.
     let inboxes = state.store.list_inboxes(principal.org_id()).await?;
     let (data, next_cursor) =
@@ -66,10 +64,9 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     principal: ApiPrincipal,
-    body: Bytes,
+    JsonObject(map): JsonObject,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     require(&principal, Permission::ManageInboxes)?;
-    let map = object(&body)?;
     refuse_unknown(&map, &["kind", "name"])?;
     match map.get("kind") {
         Some(Value::String(kind)) if kind == "api" => {}
@@ -96,7 +93,7 @@ async fn start_conversation(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonObject(map): JsonObject,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     require(&principal, Permission::UseInbox)?;
     let org = principal.org_id();
@@ -108,7 +105,6 @@ async fn start_conversation(
             "Conversations can be started over the API only in inboxes of kind api.",
         ));
     }
-    let map = object(&body)?;
     refuse_unknown(&map, &["contact", "text"])?;
     let text = required_text(&map, "text", MAX_MESSAGE_CHARS)?;
     let contact_map = match map.get("contact") {

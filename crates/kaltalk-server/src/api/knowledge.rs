@@ -2,17 +2,17 @@
 //! re-sync, delete. Validation and deletion are the dashboard's (`knowledge::sources`).
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use kaltalk_ai::extract::ExtractError;
-use kaltalk_core::{OrgId, Permission};
+use kaltalk_core::{OrgId, Permission, Text};
 use kaltalk_store::knowledge::{Source, SyncInterval};
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::body::{object, refuse_unknown};
+use super::body::{object, refuse_unknown, require_json};
 use super::pagination::{self, PageQuery};
 use super::{require, resource_docs};
 use crate::attachments::clean_filename;
@@ -68,10 +68,9 @@ fn string_field<'a>(map: &'a Map<String, Value>, field: &'static str) -> Result<
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
-    Query(query): Query<PageQuery>,
+    pagination::Pagination(page): pagination::Pagination,
 ) -> Result<Json<Value>, AppError> {
     require(&principal, Permission::ManageInboxes)?;
-    let page = query.page()?;
     // An organization has tens of sources, not thousands: paged in memory.
     let all = state.store.list_sources(principal.org_id()).await?;
     let (data, next_cursor) = pagination::newest_first(all, page, |s| (s.created_at, s.id));
@@ -131,7 +130,10 @@ async fn create_file(
                 }
                 file = Some((name, bytes));
             }
-            "title" => title = field.text().await.map_err(unreadable)?,
+            "title" => {
+                title =
+                    Text::parse("title", field.text().await.map_err(unreadable)?)?.into_string();
+            }
             "kind" => {
                 if field.text().await.map_err(unreadable)? != "file" {
                     return Err(AppError::invalid(
@@ -185,6 +187,7 @@ async fn create(
         let source = state.store.get_source(org, id).await?;
         return Ok((StatusCode::CREATED, Json(source_json(&source))));
     }
+    require_json(request.headers())?;
     // JSON bodies are small: the usual limit, since this route lifts it for files.
     let body = axum::body::to_bytes(request.into_body(), JSON_BODY_LIMIT)
         .await

@@ -23,7 +23,7 @@ mod webhooks;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::{Extension, Json, Router};
 use kaltalk_core::{Permission, Role, UserId};
@@ -199,9 +199,8 @@ struct Team {
 async fn team(
     State(state): State<AppState>,
     principal: ApiPrincipal,
-    Query(query): Query<pagination::PageQuery>,
+    pagination::Pagination(page): pagination::Pagination,
 ) -> Result<Json<Team>, AppError> {
-    let page = query.page()?;
     let members = state.store.list_members(principal.org_id()).await?;
     let (members, next_cursor) =
         pagination::newest_first(members, page, |m| (m.joined_at, m.user_id.as_uuid()));

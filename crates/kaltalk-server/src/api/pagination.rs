@@ -3,6 +3,8 @@
 //! (creation time, id) and a page continues strictly after its cursor, so rows created
 //! while a client pages through appear neither twice nor in place of others.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -25,6 +27,23 @@ pub struct PageQuery {
     /// The `next_cursor` of the previous page; omitted or empty: the first page.
     #[param(pattern = "^(-?[0-9]+_[0-9a-f]{32})?$")]
     pub cursor: Option<String>,
+}
+
+/// The page a list request asks for: the one extractor every API list reads `limit` and
+/// `cursor` with, so each refuses a bad one the same way (a 422 naming it). Other query
+/// parameters are left to the list's own `Query`; document both in its `params`.
+pub struct Pagination(pub Page);
+
+impl<S: Send + Sync> FromRequestParts<S> for Pagination {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query: PageQuery = serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map_err(|e| {
+                AppError::BadRequest(format!("The query string could not be read: {e}."))
+            })?;
+        query.page().map(Pagination)
+    }
 }
 
 /// A validated page request.

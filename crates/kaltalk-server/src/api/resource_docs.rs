@@ -48,9 +48,9 @@ pub struct ConversationChange {
     snoozed_until: Option<DateTime<Utc>>,
     /// A member's user id; null unassigns.
     assignee_id: Option<Uuid>,
-    /// The full list of labels (an empty list removes them all); each 1 to 40 letters,
-    /// digits, dashes or underscores.
-    #[schema(nullable = false)]
+    /// The full list of labels (an empty list removes them all), at most 20; each 1 to 40
+    /// letters, digits, dashes or underscores.
+    #[schema(nullable = false, max_items = 20)]
     labels: Option<Vec<String>>,
 }
 

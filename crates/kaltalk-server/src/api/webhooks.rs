@@ -2,7 +2,6 @@
 //! a test ping, the delivery log and replay.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kaltalk_core::Permission;
@@ -19,8 +18,9 @@ use crate::webhooks;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::{object, refuse_unknown};
+use super::body::{JsonObject, refuse_unknown};
 use super::docs;
+use super::pagination::{self, PageQuery, Pagination};
 
 /// Deliveries listed at most.
 const DELIVERY_PAGE: i64 = 100;
@@ -124,10 +124,9 @@ fn events_field(
 async fn create(
     State(state): State<AppState>,
     principal: ApiPrincipal,
-    body: Bytes,
+    JsonObject(map): JsonObject,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     may_manage(&principal)?;
-    let map = object(&body)?;
     refuse_unknown(&map, &["url", "events"])?;
     let url = url_field(&map, true)?.ok_or_else(|| AppError::invalid("url", "Required."))?;
     let events = events_field(&map)?.unwrap_or_default();
@@ -145,19 +144,23 @@ async fn create(
 }
 
 /// The organization's endpoints (without secrets).
-#[utoipa::path(get, path = "/webhooks", tag = "webhooks",
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks", params(PageQuery),
     responses((status = 200, body = docs::WebhookList)))]
 async fn list(
     State(state): State<AppState>,
     principal: ApiPrincipal,
+    Pagination(page): Pagination,
 ) -> Result<Json<Value>, AppError> {
     may_manage(&principal)?;
+    // An organization has a handful of endpoints: paged in memory.
     let endpoints = state
         .store
         .list_webhook_endpoints(principal.org_id())
         .await?;
+    let (endpoints, next_cursor) =
+        pagination::newest_first(endpoints, page, |e| (e.created_at, e.id.as_uuid()));
     let data: Vec<Value> = endpoints.iter().map(|e| endpoint_json(e, false)).collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Json(json!({ "data": data, "next_cursor": next_cursor })))
 }
 
 /// One endpoint, with its signing secret.
@@ -184,7 +187,7 @@ async fn update(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonObject(map): JsonObject,
 ) -> Result<Json<Value>, AppError> {
     may_manage(&principal)?;
     let id = webhook_id(&id)?;
@@ -193,7 +196,6 @@ async fn update(
         .store
         .get_webhook_endpoint(principal.org_id(), id)
         .await?;
-    let map = object(&body)?;
     refuse_unknown(&map, &["url", "events", "enabled"])?;
     let enabled = match map.get("enabled") {
         None | Some(Value::Null) => None,
@@ -244,21 +246,24 @@ async fn ping(
     Ok((StatusCode::ACCEPTED, Json(delivery_json(&delivery))))
 }
 
-/// The endpoint's latest deliveries, newest first (at most 100).
-#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id.")),
+/// The endpoint's latest deliveries (the last 100 kept for listing), newest first.
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "The webhook's id."), PageQuery),
     responses((status = 200, body = docs::DeliveryList)))]
 async fn deliveries(
     State(state): State<AppState>,
     principal: ApiPrincipal,
     Path(id): Path<String>,
+    Pagination(page): Pagination,
 ) -> Result<Json<Value>, AppError> {
     may_manage(&principal)?;
     let deliveries = state
         .store
         .list_webhook_deliveries(principal.org_id(), webhook_id(&id)?, DELIVERY_PAGE)
         .await?;
+    let (deliveries, next_cursor) =
+        pagination::newest_first(deliveries, page, |d| (d.created_at, d.id.as_uuid()));
     let data: Vec<Value> = deliveries.iter().map(delivery_json).collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Json(json!({ "data": data, "next_cursor": next_cursor })))
 }
 
 fn ids(raw: &(String, String)) -> Result<(WebhookId, WebhookDeliveryId), AppError> {

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use kaltalk_core::Text;
 use kaltalk_core::chat::AiSettings;
 use kaltalk_core::{Permission, ValidationError};
 use kaltalk_store::ai::Usage;
@@ -69,13 +70,13 @@ async fn show(
 struct SettingsForm {
     enabled: Option<String>,
     #[serde(default)]
-    bot_name: String,
+    bot_name: Text,
     #[serde(default)]
-    instructions: String,
+    instructions: Text,
     #[serde(default)]
-    tone: String,
+    tone: Text,
     #[serde(default)]
-    model: String,
+    model: Text,
     #[serde(default)]
     temperature: String,
     #[serde(default)]

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use kaltalk_core::Text;
 use kaltalk_core::{ApiKeyId, Permission, token};
 use kaltalk_store::ApiKey;
 use serde::Deserialize;
@@ -56,7 +57,7 @@ async fn show(State(state): State<AppState>, session: AgentSession) -> PageResul
 #[derive(Deserialize)]
 struct CreateForm {
     #[serde(default)]
-    name: String,
+    name: Text,
 }
 
 /// Creates a key and shows it in the response to this POST only: the page is not

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use kaltalk_core::Text;
 use kaltalk_core::{Permission, ValidationError};
 use kaltalk_store::labels::CannedResponse;
 use kaltalk_store::{Conflict, StoreError};
@@ -56,9 +57,9 @@ async fn list(State(state): State<AppState>, session: AgentSession) -> PageResul
 #[derive(Deserialize)]
 struct CreateForm {
     #[serde(default)]
-    shortcut: String,
+    shortcut: Text,
     #[serde(default)]
-    text: String,
+    text: Text,
 }
 
 async fn create(
@@ -103,8 +104,8 @@ async fn create(
         }
     }
     let mut page = page(&state, &session).await?;
-    page.shortcut = form.shortcut;
-    page.text = form.text;
+    page.shortcut = form.shortcut.into_string();
+    page.text = form.text.into_string();
     page.errors = errors;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use kaltalk_core::Text;
 use kaltalk_core::chat::{
     EmailSettings, IdentityMode, ImapSecurity, ImapSettings, InboxKind, LauncherPosition,
     WidgetSettings,
@@ -184,9 +185,9 @@ async fn list_page(state: &AppState, session: &AgentSession) -> Result<InboxesPa
 #[derive(Deserialize)]
 struct CreateEmailForm {
     #[serde(default)]
-    name: String,
+    name: Text,
     #[serde(default)]
-    address: String,
+    address: Text,
 }
 
 async fn create_email(
@@ -226,8 +227,8 @@ async fn create_email(
     };
     let Some(inbox) = created else {
         let mut page = list_page(&state, &session).await?;
-        page.email_name = form.name;
-        page.email_address = form.address;
+        page.email_name = form.name.into_string();
+        page.email_address = form.address.into_string();
         page.email_errors = errors;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
@@ -245,9 +246,9 @@ async fn list(State(state): State<AppState>, session: AgentSession) -> PageResul
 #[derive(Deserialize)]
 struct CreateForm {
     #[serde(default)]
-    name: String,
+    name: Text,
     #[serde(default)]
-    allowed_domains: String,
+    allowed_domains: Text,
 }
 
 async fn create(
@@ -266,8 +267,8 @@ async fn create(
     let domains = errors.take(parse_domains(&form.allowed_domains));
     let (Some(domains), true) = (domains, errors.is_empty()) else {
         let mut page = list_page(&state, &session).await?;
-        page.name = form.name;
-        page.domains = form.allowed_domains;
+        page.name = form.name.into_string();
+        page.domains = form.allowed_domains.into_string();
         page.errors = errors;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
@@ -350,19 +351,19 @@ async fn show(
 #[derive(Deserialize)]
 struct SettingsForm {
     #[serde(default)]
-    name: String,
+    name: Text,
     #[serde(default)]
-    color: String,
+    color: Text,
     #[serde(default)]
-    greeting: String,
+    greeting: Text,
     #[serde(default)]
     position: String,
     #[serde(default)]
-    allowed_domains: String,
+    allowed_domains: Text,
     prechat_name: Option<String>,
     prechat_email: Option<String>,
     #[serde(default)]
-    offline_message: String,
+    offline_message: Text,
     #[serde(default)]
     identity: String,
     // An email inbox's fields.
@@ -417,6 +418,15 @@ impl ImapForm {
         let host = self.imap_host.trim();
         if host.is_empty() {
             return None;
+        }
+        // Each is a `String` (the form is also filled from saved settings), so they are
+        // checked as `Text` here, before any reaches the settings stored as JSON.
+        for (field, value) in [
+            ("imap_user", &self.imap_user),
+            ("imap_password", &self.imap_password),
+            ("imap_mailbox", &self.imap_mailbox),
+        ] {
+            errors.take(Text::parse(field, value.as_str()));
         }
         if host.len() > 253
             || !host
@@ -558,7 +568,7 @@ async fn update(
             let imap = form.imap.parse(saved.imap.as_ref(), &mut errors);
             if !errors.is_empty() {
                 let mut page = inbox_page(&state, &session, id).await?;
-                page.name = form.name.clone();
+                page.name = form.name.to_string();
                 page.imap = ImapForm {
                     password_saved: page.imap.password_saved,
                     imap_password: String::new(),
@@ -578,7 +588,7 @@ async fn update(
         InboxKind::Api => {
             if !errors.is_empty() {
                 let mut page = inbox_page(&state, &session, id).await?;
-                page.name = form.name.clone();
+                page.name = form.name.to_string();
                 page.errors = errors;
                 return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
             }
@@ -587,8 +597,8 @@ async fn update(
         InboxKind::Web => {
             let Some(settings) = parse_settings(&form, &mut errors) else {
                 let mut page = inbox_page(&state, &session, id).await?;
-                page.name = form.name.clone();
-                page.domains = form.allowed_domains.clone();
+                page.name = form.name.to_string();
+                page.domains = form.allowed_domains.to_string();
                 page.errors = errors;
                 return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
             };

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kaltalk_ai::extract::{ExtractError, Size};
+use kaltalk_core::Text;
 use kaltalk_core::{Permission, ValidationError};
 use kaltalk_store::knowledge::{Source, SyncInterval};
 use serde::Deserialize;
@@ -130,9 +131,9 @@ async fn list(
 #[derive(Deserialize)]
 struct TextForm {
     #[serde(default)]
-    title: String,
+    title: Text,
     #[serde(default)]
-    body: String,
+    body: Text,
 }
 
 async fn add_text(
@@ -148,8 +149,8 @@ async fn add_text(
                 errors.add(error);
             }
             let mut page = page(&state, &session).await?;
-            page.title = form.title.clone();
-            page.body = form.body.clone();
+            page.title = form.title.to_string();
+            page.body = form.body.to_string();
             page.errors = errors;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
@@ -164,9 +165,9 @@ async fn add_text(
 #[derive(Deserialize)]
 struct WebForm {
     #[serde(default)]
-    url: String,
+    url: Text,
     #[serde(default)]
-    title: String,
+    title: Text,
     whole_site: Option<String>,
     #[serde(default)]
     sync_every: String,
@@ -184,8 +185,8 @@ async fn add_web(
     let (Some(url), Some(interval)) = (url, interval) else {
         let mut page = page(&state, &session).await?;
         page.errors = errors;
-        page.web_url = form.url;
-        page.web_title = form.title;
+        page.web_url = form.url.into_string();
+        page.web_title = form.title.into_string();
         page.sync_options = sync_options(&form.sync_every);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
@@ -221,7 +222,7 @@ impl UploadCap for KnowledgeFileCap {
 #[derive(Deserialize)]
 struct FileForm {
     #[serde(default)]
-    title: String,
+    title: Text,
 }
 
 /// An uploaded file: checked (size, type), stored, and queued to be read into chunks.
@@ -270,7 +271,7 @@ async fn add_file(
         Err((status, message)) => {
             let mut page = page(&state, &session).await?;
             page.errors.add(ValidationError::new("file", message));
-            page.file_title = form.title;
+            page.file_title = form.title.into_string();
             return Ok((status, page).into_response());
         }
     };

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kaltalk_core::Permission;
+use kaltalk_core::Text;
 use kaltalk_store::webhooks::{
     NewWebhookEndpoint, WEBHOOK_EVENT_KINDS, WebhookAttempt, WebhookDelivery, WebhookDeliveryId,
     WebhookEndpoint, WebhookEndpointChange, WebhookId,
@@ -101,7 +102,7 @@ async fn list(
 #[derive(Deserialize)]
 struct CreateForm {
     #[serde(default)]
-    url: String,
+    url: Text,
     #[serde(rename = "conversation.created")]
     conversation_created: Option<String>,
     #[serde(rename = "conversation.updated")]
@@ -149,7 +150,7 @@ async fn create(
         Ok(valid) => valid,
         Err(error) => {
             let mut page = list_page(&state, &session).await?;
-            page.url = form.url.clone();
+            page.url = form.url.to_string();
             page.events = choices(&chosen);
             page.errors = vec![error].into();
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());

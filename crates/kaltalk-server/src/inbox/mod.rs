@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
+use kaltalk_core::Text;
 use kaltalk_core::chat::{ConversationStatus, MessageKind};
 use kaltalk_core::{ConversationId, Permission, UserId};
 use kaltalk_store::Member;
@@ -20,6 +21,7 @@ use kaltalk_store::chat::{
     AgentWrite, AssigneeFilter, Contact, Conversation, ConversationFilter, ConversationSummary,
     Inbox, Message,
 };
+use kaltalk_store::labels::MAX_LABEL_CHARS;
 use serde::Deserialize;
 
 use crate::auth::{AgentSession, SessionForm};
@@ -424,10 +426,10 @@ async fn messages_partial(
 #[derive(Deserialize)]
 struct ReplyForm {
     #[serde(default)]
-    text: String,
+    text: Text,
     #[serde(default)]
     kind: String,
-    client_id: Option<String>,
+    client_id: Option<Text>,
 }
 
 async fn reply(
@@ -569,7 +571,7 @@ async fn after_change(
     Ok(Redirect::to(&format!("/inbox?view=all&c={id}")).into_response())
 }
 
-/// A label as stored: lower case, words joined by dashes.
+/// A label as stored: lower case, words joined by dashes, at most [`MAX_LABEL_CHARS`].
 pub fn normalize_label(input: &str) -> Result<String, AppError> {
     let label = input
         .trim()
@@ -578,7 +580,7 @@ pub fn normalize_label(input: &str) -> Result<String, AppError> {
         .collect::<Vec<_>>()
         .join("-");
     let valid = !label.is_empty()
-        && label.chars().count() <= 40
+        && label.chars().count() <= MAX_LABEL_CHARS
         && label
             .chars()
             .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
@@ -587,7 +589,7 @@ pub fn normalize_label(input: &str) -> Result<String, AppError> {
     } else {
         Err(AppError::invalid(
             "label",
-            "Use 1 to 40 letters, digits, dashes or underscores.",
+            format!("Use 1 to {MAX_LABEL_CHARS} letters, digits, dashes or underscores."),
         ))
     }
 }
@@ -595,7 +597,7 @@ pub fn normalize_label(input: &str) -> Result<String, AppError> {
 #[derive(Deserialize)]
 struct LabelForm {
     #[serde(default)]
-    label: String,
+    label: Text,
 }
 
 async fn add_label(

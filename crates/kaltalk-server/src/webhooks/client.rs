@@ -1,5 +1,5 @@
 //! The HTTP client webhook deliveries go out through: a POST behind the same SSRF guard
-//! (and the same `knowledge.allow_loopback/allow_private` switches) as the crawler, no
+//! as the crawler (with its own `webhooks.allow_loopback/allow_private` switches), no
 //! redirects followed, a 10 second limit for the whole exchange.
 
 use std::time::Duration;

@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use kaltalk_core::chat::IdentityMode;
+use kaltalk_core::values::{Attributes, Text};
 use kaltalk_store::chat::ContactFields;
 use serde::Deserialize;
 use sha2::Sha256;
@@ -11,11 +12,11 @@ use super::WidgetError;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Identity {
-    pub id: Option<String>,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub hash: Option<String>,
-    pub attributes: Option<serde_json::Value>,
+    pub id: Option<Text>,
+    pub name: Option<Text>,
+    pub email: Option<Text>,
+    pub hash: Option<Text>,
+    pub attributes: Option<Attributes>,
 }
 
 /// The signature the customer's server computes: hex(HMAC-SHA256(secret, user id)).
@@ -36,7 +37,7 @@ fn signature_matches(secret: &str, user_id: &str, hash: &str) -> bool {
     mac.verify_slice(&given).is_ok() // constant time
 }
 
-fn clean(value: Option<&String>, max: usize) -> Option<String> {
+fn clean(value: Option<&Text>, max: usize) -> Option<String> {
     value
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
@@ -66,6 +67,7 @@ pub fn verify(
         attributes: identity
             .attributes
             .clone()
+            .map(|a| a.0)
             .filter(|a| a.is_object() && a.to_string().len() <= 16 * 1024),
     };
     let id = clean(identity.id.as_ref(), 200);
@@ -88,11 +90,12 @@ mod tests {
     use super::*;
 
     fn identity(id: &str, hash: Option<String>) -> Identity {
+        let text = |s: &str| Some(Text::parse("test", s).expect("no NUL"));
         Identity {
-            id: Some(id.into()),
-            name: Some("Ada".into()),
-            email: Some("ada@example.com".into()),
-            hash,
+            id: text(id),
+            name: text("Ada"),
+            email: text("ada@example.com"),
+            hash: hash.as_deref().and_then(text),
             attributes: None,
         }
     }

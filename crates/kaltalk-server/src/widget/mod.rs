@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use kaltalk_core::Text;
 use kaltalk_core::chat::{IdentityMode, InboxKind, VisitorDetails};
 use kaltalk_core::token;
 use kaltalk_store::chat::{ContactFields, Inbox, SessionChoice, VisitorSession, VisitorWrite};
@@ -331,7 +332,7 @@ async fn visitor_by_token(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PostMessage {
-    text: String,
+    text: Text,
     client_id: Option<String>,
     context: Context,
     identity: Option<Identity>,
@@ -356,8 +357,7 @@ async fn post_message(
 ) -> Result<Response, WidgetError> {
     let inbox = web_inbox(&state, &inbox_token).await?;
     check_origin(&inbox, &headers)?;
-    let body: PostMessage = serde_json::from_slice(&body)
-        .map_err(|e| WidgetError::Invalid("body", format!("The message could not be read: {e}")))?;
+    let body: PostMessage = read_json("body", &body)?;
     deliver(&state, &inbox, ip, &headers, body, None).await
 }
 
@@ -403,7 +403,10 @@ async fn post_attachment(
         let text = field.text().await.map_err(unreadable)?;
         match name.as_str() {
             "client_id" => body.client_id = Some(text),
-            "text" => body.text = text,
+            "text" => {
+                body.text = Text::parse("text", text)
+                    .map_err(|e| WidgetError::Invalid("text", e.message))?;
+            }
             "context" => body.context = json_field("context", &text)?,
             "identity" => body.identity = json_field("identity", &text)?,
             "prechat" => body.prechat = json_field("prechat", &text)?,
@@ -419,8 +422,28 @@ fn json_field<T: serde::de::DeserializeOwned>(
     field: &'static str,
     text: &str,
 ) -> Result<T, WidgetError> {
-    serde_json::from_str(text)
-        .map_err(|e| WidgetError::Invalid(field, format!("{field} is not valid JSON: {e}")))
+    read_json(field, text.as_bytes())
+}
+
+/// Reads a JSON body or field; a value its type refuses (a NUL in a text) is a 422 naming
+/// the top-level field it is in.
+fn read_json<T: serde::de::DeserializeOwned>(
+    field: &'static str,
+    json: &[u8],
+) -> Result<T, WidgetError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(json)).map_err(|e| {
+        let path = e.path().to_string();
+        let named = ["text", "client_id", "context", "identity", "prechat"]
+            .into_iter()
+            .find(|f| path == *f || path.starts_with(&format!("{f}.")))
+            .unwrap_or(field);
+        let what = if field == "body" {
+            "The message"
+        } else {
+            field
+        };
+        WidgetError::Invalid(named, format!("{what} could not be read: {}", e.inner()))
+    })
 }
 
 /// What a message and an upload share: identity, pre-chat, session, storage.

@@ -164,6 +164,29 @@ fn ada() -> Address {
 }
 
 #[tokio::test]
+async fn an_email_with_nul_bytes_is_accepted_and_stored_without_them() {
+    let app = spawn_app().await;
+    let (app, _owner, org, smtp) = with_support_inbox(app).await;
+
+    // A NUL in a header and in the body: PostgreSQL cannot store U+0000, which used to
+    // answer 451 forever (and the sender bounced the mail in the end).
+    let raw = b"From: \"Ada\0 Lovelace\" <ada@customer.test>\r\nTo: support@acme.test\r\n\
+Subject: Order\0 1234\r\nMessage-ID: <nul@mail.customer.test>\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nMy order\0 has not arrived.\r\n"
+        .to_vec();
+    smtplib(smtp, "ada@customer.test", &[SUPPORT], raw, None)
+        .await
+        .expect("delivered: 250");
+
+    let list = conversations(&app, org).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].conversation.subject.as_deref(), Some("Order 1234"));
+    let said = first_message(&app, org, list[0].conversation.id).await;
+    assert_eq!(said.text.trim(), "My order has not arrived.");
+    assert_eq!(said.sender_name.as_deref(), Some("Ada Lovelace"));
+}
+
+#[tokio::test]
 async fn the_listener_commits_a_message_before_it_answers_and_refuses_unknown_recipients() {
     let app = spawn_app().await;
     let (app, owner, org, smtp) = with_support_inbox(app).await;

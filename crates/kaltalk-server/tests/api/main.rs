@@ -21,6 +21,7 @@ mod email;
 mod email_channel;
 mod embeddings;
 mod inbox;
+mod input;
 mod knowledge;
 mod model_download;
 mod openapi;

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::api::create_key;
 use crate::chat_helpers::{Visitor, create_inbox};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app_with};
 
 /// What the receiver got: the headers and the raw body, byte for byte.
 #[derive(Clone, Debug)]
@@ -157,7 +157,7 @@ fn hook_id(hook: &Value) -> WebhookId {
 
 #[tokio::test]
 async fn a_visitor_message_is_delivered_signed_and_a_500_is_retried_under_the_same_id() {
-    let app = spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
+    let app = spawn_app_with(|config| config.webhooks.allow_loopback = true).await;
     let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
     let org = owner.org_id().await;
     let key = create_key(&app, &owner, "Webhooks").await;
@@ -272,7 +272,7 @@ async fn a_visitor_message_is_delivered_signed_and_a_500_is_retried_under_the_sa
 
 #[tokio::test]
 async fn a_day_of_failures_fails_the_delivery_disables_the_endpoint_and_emails_the_owner() {
-    let app = spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
+    let app = spawn_app_with(|config| config.webhooks.allow_loopback = true).await;
     let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
     let org = owner.org_id().await;
     let key = create_key(&app, &owner, "Webhooks").await;
@@ -363,7 +363,8 @@ async fn a_day_of_failures_fails_the_delivery_disables_the_endpoint_and_emails_t
 
 #[tokio::test]
 async fn without_allow_loopback_a_loopback_url_is_refused_and_the_attempt_says_why() {
-    let app = spawn_app().await;
+    // The crawler's switch is open: webhooks have their own (`webhooks.allow_loopback`).
+    let app = spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
     let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
     let org = owner.org_id().await;
     let key = create_key(&app, &owner, "Webhooks").await;
@@ -413,7 +414,7 @@ async fn without_allow_loopback_a_loopback_url_is_refused_and_the_attempt_says_w
 
 #[tokio::test]
 async fn every_webhook_endpoint_checks_the_key_the_organization_and_the_input() {
-    let app = spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
+    let app = spawn_app_with(|config| config.webhooks.allow_loopback = true).await;
     let acme = app.sign_up("Ada", "ada@acme.test", "Acme").await;
     let globex = app.sign_up("Hank", "hank@globex.test", "Globex").await;
     let acme_key = create_key(&app, &acme, "Acme").await;
@@ -686,7 +687,7 @@ async fn every_webhook_endpoint_checks_the_key_the_organization_and_the_input() 
 
 #[tokio::test]
 async fn the_dashboard_adds_pings_replays_disables_and_deletes_endpoints_for_admins_only() {
-    let app = spawn_app_with(|config| config.knowledge.allow_loopback = true).await;
+    let app = spawn_app_with(|config| config.webhooks.allow_loopback = true).await;
     let owner = app.sign_up("Ada", "ada@acme.test", "Acme").await;
     let org = owner.org_id().await;
     let agent = crate::teams::join(&app, &owner, "agent@acme.test", "agent").await;
