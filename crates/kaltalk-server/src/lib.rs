@@ -14,6 +14,8 @@ pub mod inbox;
 pub mod jobs;
 pub mod knowledge;
 pub mod ops;
+pub mod problems;
+pub mod rate_limit;
 pub mod realtime;
 pub mod state;
 pub mod testing;
