@@ -161,6 +161,7 @@ impl Kaltalk {
                 config.login_limits.clone(),
                 clock.clone(),
             )),
+            widget_limits: Arc::new(widget::WidgetLimits::new(&config.widget, clock.clone())),
             config: Arc::new(config),
             clock,
             mailer,
