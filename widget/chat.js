@@ -379,9 +379,11 @@
         throw new Error('We couldn’t reach the server. Check your connection and try again.');
       }
       if (r.status == 204) return null;
+      // Reset Content: the session was another user's and has ended.
+      if (r.status == 205) return void wipe();
       try { j = await r.json(); } catch (e) { j = {}; }
       if (r.ok) return j;
-      if (r.status == 401 && j.code == 'invalid_visitor_token') drop();
+      if (r.status == 401 && j.code == 'invalid_visitor_token' || token && j.code == 'identity_required') drop();
       var x = new Error(j.detail || (r.status == 413 ? 'That file is too large (10 MB at most).'
         : 'Something went wrong (' + r.status + '). Please try again.'));
       x.code = j.code;
@@ -401,8 +403,23 @@
       renderPre();
     }
 
+    // Another person now (logout, or someone else signed in): nothing of the chat stays.
+    function wipe() {
+      drop();
+      log.textContent = err.textContent = '';
+      byId = {};
+      pend = {};
+      drafts = {};
+      lastAgent = seenSent = seenEl = stateEl = null;
+      showTyping(null);
+      if (cfg.greeting) log.append(row({ sender: 'bot', sender_name: cfg.name, text: cfg.greeting }));
+    }
+    api.on('reset', wipe);
+
     function session(res) {
       if (res.visitor_token && res.visitor_token != token) {
+        // The server ended the old session (it was another user's): its chat goes.
+        if (token) wipe();
         token = res.visitor_token;
         lastEv = null;
         renderPre();

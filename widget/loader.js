@@ -181,6 +181,16 @@
       ident = a[0];
       if (btn) btn.hidden = false;
       emit('identify', ident);
+    } else if (c == 'reset') {
+      // Log out: forget who it was and their chat, so the next person starts afresh.
+      ident = null;
+      store.clear();
+      unread = 0;
+      if (btn) {
+        label();
+        if (cfg.identity == 'required') { close(); btn.hidden = true; }
+      }
+      emit('reset');
     }
   }
   w.KalTalk = cmd;

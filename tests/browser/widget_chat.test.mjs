@@ -27,6 +27,7 @@ const VISITOR_TZ = 'Europe/Paris';
 const FIRST = 'Hello, I need help with my order';
 const REPLY = 'Hi! Let me check that for you.';
 const SECOND = 'Thanks! It is order #1234.';
+const AFTER_RESET = 'Hi, a different person here.';
 
 // ---------------------------------------------------------------- host page
 
@@ -291,5 +292,40 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
     }
     t.diagnostic(`visitor context: ${requestsB.length} requests, ${toKaltalk.length} to KalTalk: ${JSON.stringify(toKaltalk)}`);
     for (const line of [...consoleA, ...consoleB]) t.diagnostic(line);
+  });
+
+  step('8. KalTalk("reset") (the site logs out) clears the chat; the next person starts afresh', async () => {
+    const key = `kaltalk:${embedToken}`;
+    const tokenOf = () => pageB.evaluate((k) => {
+      try { return JSON.parse(localStorage.getItem(k))?.visitor_token ?? null; } catch { return null; }
+    }, key);
+    const before = await tokenOf();
+    assert.match(before ?? '', /^vt_/, 'a visitor token before the reset');
+    await pageB.evaluate(() => window.KalTalk('reset'));
+
+    const log = pageB.locator('#kaltalk-widget [role=log]');
+    await until(
+      async () => (await log.getByText(FIRST, { exact: true }).count()) === 0 && (await log.getByText(REPLY, { exact: true }).count()) === 0,
+      async () => `expected the earlier messages gone from the widget after reset; widget: ${await widgetHtml(pageB)}`,
+    );
+    assert.equal(await tokenOf(), null, `localStorage["${key}"] after reset`);
+
+    const box = pageB.getByRole('textbox', { name: 'Message', exact: true });
+    await expectVisible(box, 'expected the message box still there after reset', async () => `widget: ${await widgetHtml(pageB)}`);
+    await box.fill(AFTER_RESET);
+    await box.press('Enter');
+    await expectVisible(log.getByText(AFTER_RESET, { exact: true }), `expected ${JSON.stringify(AFTER_RESET)} in the widget`, async () =>
+      `widget: ${await widgetHtml(pageB)}`);
+    await until(
+      async () => /^vt_/.test((await tokenOf()) ?? '') && (await tokenOf()) !== before,
+      async () => `expected a new visitor token after the first message since reset; localStorage: ${await pageB.evaluate(() => JSON.stringify({ ...localStorage }))}`,
+    );
+    assert.equal(await log.getByText(FIRST, { exact: true }).count(), 0, 'the old chat stays gone');
+    // The team sees a conversation of its own, beside the earlier one.
+    const link = pageA.locator('#conversation-list a', { hasText: AFTER_RESET });
+    await expectVisible(link, `expected a new conversation with ${JSON.stringify(AFTER_RESET)} in #conversation-list`, async () =>
+      `#conversation-list: ${await outerHtml(pageA, '#conversation-list')}`);
+    const hrefs = new Set(await pageA.locator('#conversation-list a').evaluateAll((links) => links.map((a) => a.getAttribute('href'))));
+    assert.ok(hrefs.size >= 2, `the earlier conversation is still listed apart: ${await outerHtml(pageA, '#conversation-list')}`);
   });
 });

@@ -517,6 +517,9 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Creates a visitor with a first message and opens its widget socket.
+/// The page the simulated visitors chat from (the widget API requires an Origin).
+const VISITOR_SITE: &str = "https://shop.example.com";
+
 async fn open_visitor(
     http: &reqwest::Client,
     post_url: &str,
@@ -525,6 +528,7 @@ async fn open_visitor(
 ) -> anyhow::Result<(Visitor, Socket)> {
     let response = http
         .post(post_url)
+        .header("origin", VISITOR_SITE)
         .json(&json!({ "text": format!("Hello from visitor {n}"), "client_id": format!("setup-{n}") }))
         .send()
         .await
@@ -607,6 +611,7 @@ async fn post_message(
     tracker.sent_us[seq].store(tracker.clock.now_us(), Ordering::Release);
     let result = http
         .post(url)
+        .header("origin", VISITOR_SITE)
         .bearer_auth(&visitor.token)
         .json(&body)
         .send()

@@ -164,6 +164,9 @@ impl Fixture {
             .env("KALTALK_SMTP_LISTEN", "")
             // Every agent logs in from 127.0.0.1.
             .env("KALTALK_LOGIN_LIMITS__PER_IP", "100000")
+            // Every simulated visitor writes from 127.0.0.1 too.
+            .env("KALTALK_WIDGET__SESSIONS_PER_IP_PER_MINUTE", "1000000")
+            .env("KALTALK_WIDGET__MESSAGES_PER_SESSION_PER_MINUTE", "1000000")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -44,6 +44,8 @@ pub mod reasons {
     pub const VISITOR_PRESSED: &str = "the visitor pressed “Talk to a person”.";
     pub const VISITOR_ASKED: &str = "the visitor asked for a person.";
     pub const TURN_LIMIT: &str = "the bot reached its limit of answers in this conversation.";
+    pub const ADDRESS_LIMIT: &str =
+        "the bot reached its hourly limit of answers to this visitor's address.";
     pub const NO_ANSWER: &str = "the knowledge base has no answer to this question.";
     pub const MODEL_DECLINED: &str = "the model found no answer in the knowledge base.";
     pub const AI_OFF: &str = "the AI agent is switched off for this organization.";
@@ -72,6 +74,16 @@ pub async fn hand_over(
         .await?;
     state.hub.publish_events(written.events);
     Ok(written.value)
+}
+
+/// Counts the turn against the widget visitor's address (`widget.bot_turns_per_ip_per_hour`),
+/// so that a flood of chats cannot buy unbounded model calls; turns from other channels
+/// carry no address.
+fn within_address_budget(state: &AppState, payload: &Value) -> bool {
+    match payload.get("ip").and_then(Value::as_str).map(str::parse) {
+        Some(Ok(ip)) => state.widget_limits.bot_turn(ip),
+        _ => true,
+    }
 }
 
 /// What a citation shows: the document title and, when there is one, its section.
@@ -146,6 +158,8 @@ pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
             reasons::VISITOR_ASKED.to_owned()
         } else if current.bot_turns >= settings.max_bot_turns {
             reasons::TURN_LIMIT.to_owned()
+        } else if !within_address_budget(state, payload) {
+            reasons::ADDRESS_LIMIT.to_owned()
         } else {
             let started = Instant::now();
             let index = state.knowledge.get(state, org).await?;

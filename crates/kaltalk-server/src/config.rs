@@ -69,6 +69,7 @@ pub struct Config {
     pub embeddings: EmbeddingsConfig,
     pub api: ApiConfig,
     pub webhooks: WebhooksConfig,
+    pub widget: WidgetConfig,
     /// On SIGTERM or Ctrl-C, how long in-flight requests and jobs may take to finish
     /// before the server exits anyway (a runaway request must not keep it alive).
     pub shutdown_grace_seconds: u64,
@@ -100,6 +101,30 @@ pub struct WebhooksConfig {
     pub allow_loopback: bool,
     /// Let webhooks be delivered to private-network addresses.
     pub allow_private: bool,
+}
+
+/// Limits on the website widget's public API, per instance. A visitor's address is the
+/// one `visitors.trusted_proxies` lets us see.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WidgetConfig {
+    /// New visitor sessions (first messages without a visitor token) per address per minute.
+    pub sessions_per_ip_per_minute: u32,
+    /// Messages and files each visitor session may send per minute.
+    pub messages_per_session_per_minute: u32,
+    /// Bot answers per visitor address per hour; past it, the team answers instead of the
+    /// AI agent (each answer may be a paid model call).
+    pub bot_turns_per_ip_per_hour: u32,
+}
+
+impl Default for WidgetConfig {
+    fn default() -> Self {
+        Self {
+            sessions_per_ip_per_minute: 10,
+            messages_per_session_per_minute: 20,
+            bot_turns_per_ip_per_hour: 60,
+        }
+    }
 }
 
 /// Where the knowledge base's embeddings come from.
@@ -430,6 +455,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             visitors: VisitorsConfig::default(),
             realtime: RealtimeConfig::default(),
+            widget: WidgetConfig::default(),
             knowledge: KnowledgeConfig::default(),
             ai: AiConfig::default(),
             embeddings: EmbeddingsConfig::default(),
@@ -629,6 +655,25 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "api.rate_limit_per_minute must be at least 1 (600 is the default)".into(),
             ));
+        }
+        let widget = &self.widget;
+        for (key, value) in [
+            (
+                "widget.sessions_per_ip_per_minute",
+                widget.sessions_per_ip_per_minute,
+            ),
+            (
+                "widget.messages_per_session_per_minute",
+                widget.messages_per_session_per_minute,
+            ),
+            (
+                "widget.bot_turns_per_ip_per_hour",
+                widget.bot_turns_per_ip_per_hour,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
         }
         if self.knowledge.max_file_bytes == 0 {
             // Zero would refuse every upload with a message that blames the file.

@@ -129,6 +129,9 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// The media type of every error body (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 /// API rendering: RFC 9457 problem details with a stable `code`.
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {

@@ -14,6 +14,8 @@ pub mod inbox;
 pub mod jobs;
 pub mod knowledge;
 pub mod ops;
+pub mod problems;
+pub mod rate_limit;
 pub mod realtime;
 pub mod state;
 pub mod testing;
@@ -159,6 +161,7 @@ impl Kaltalk {
                 config.login_limits.clone(),
                 clock.clone(),
             )),
+            widget_limits: Arc::new(widget::WidgetLimits::new(&config.widget, clock.clone())),
             config: Arc::new(config),
             clock,
             mailer,

@@ -21,6 +21,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub mailer: Mailer,
     pub login_limiter: Arc<LoginLimiter>,
+    /// The widget API's rate limits, and the bot's answers per visitor address.
+    pub widget_limits: Arc<crate::widget::WidgetLimits>,
     pub metrics: Option<PrometheusHandle>,
     pub assets: Arc<Assets>,
     /// Per-organization knowledge search indexes, rebuilt on change.

@@ -103,6 +103,9 @@ pub struct VisitorSession {
     pub context: Json<VisitorDetails>,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// The verified user id of the session's contact: a session that belongs to one
+    /// signed-in user is never handed to another.
+    pub contact_external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -323,8 +326,10 @@ pub enum AssigneeFilter {
 
 pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings";
 pub(crate) const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at";
-const SESSION_COLUMNS: &str =
-    "id, org_id, inbox_id, contact_id, conversation_id, context, first_seen_at, last_seen_at";
+/// A session with its contact's verified id, from `visitor_sessions s`.
+const SESSION_SELECT: &str = "SELECT s.id, s.org_id, s.inbox_id, s.contact_id, s.conversation_id, s.context, \
+     s.first_seen_at, s.last_seen_at, ct.external_id AS contact_external_id \
+     FROM visitor_sessions s LEFT JOIN contacts ct ON ct.id = s.contact_id";
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
      c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject";
 /// The same columns unqualified, for `RETURNING` (which cannot name a table alias).
@@ -630,9 +635,7 @@ impl Store {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<VisitorSession>, StoreError> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM visitor_sessions WHERE token_hash = $1 AND last_seen_at > $2"
-        );
+        let sql = format!("{SESSION_SELECT} WHERE s.token_hash = $1 AND s.last_seen_at > $2");
         Ok(
             on_db!(self, pool => sqlx::query_as::<_, VisitorSession>(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
@@ -674,6 +677,17 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a visitor session: its token stops working (another user signed in on the
+    /// browser, or the widget logged out). The contact and conversations stay.
+    pub async fn end_visitor_session(&self, id: VisitorSessionId) -> Result<(), StoreError> {
+        on_db!(self, pool => sqlx::query("DELETE FROM visitor_sessions WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// The newest event of a conversation, where a widget's live stream starts.
     pub async fn last_conversation_event(
         &self,
@@ -689,7 +703,8 @@ impl Store {
     }
 
     /// Applies verified identity fields to the session's contact; a real change is a
-    /// `contact.updated` event.
+    /// `contact.updated` event. A contact's verified id, once set, is never replaced (the
+    /// widget starts a new session for another user).
     pub async fn identify_contact(
         &self,
         session: &VisitorSession,
@@ -705,8 +720,8 @@ impl Store {
             sqlx::query(
                 "UPDATE contacts SET name = COALESCE($3, name), email = COALESCE($4, email), \
                  attributes = COALESCE($5, attributes), updated_at = $6, \
-                 external_id = CASE WHEN EXISTS (SELECT 1 FROM contacts o WHERE o.org_id = contacts.org_id \
-                     AND o.external_id = $2 AND o.id <> contacts.id) THEN external_id ELSE COALESCE($2, external_id) END \
+                 external_id = CASE WHEN external_id IS NOT NULL OR EXISTS (SELECT 1 FROM contacts o WHERE o.org_id = contacts.org_id \
+                     AND o.external_id = $2 AND o.id <> contacts.id) THEN external_id ELSE $2 END \
                  WHERE id = $1",
             )
             .bind(contact)
@@ -790,7 +805,7 @@ impl Store {
                     let before = if identifies { Some(contact_identity!(tx, id)?) } else { None };
                     let (opted_out,): (bool,) = sqlx::query_as(
                         "UPDATE contacts SET details = $2, last_seen_at = $3, updated_at = $3, \
-                         external_id = COALESCE($4, external_id), name = COALESCE($5, name), email = COALESCE($6, email), \
+                         external_id = COALESCE(external_id, $4), name = COALESCE($5, name), email = COALESCE($6, email), \
                          attributes = COALESCE($7, attributes) WHERE id = $1 RETURNING ai_opt_out",
                     )
                     .bind(id)
@@ -923,9 +938,10 @@ impl Store {
                         .await?;
                     events.push(event);
                     // While the bot handles the conversation, the message is a bot turn to
-                    // take: a durable job, committed with the message.
+                    // take: a durable job, committed with the message. The visitor's address
+                    // goes with it: the bot's answers per address are capped.
                     if conversation.handling == Handling::Bot {
-                        let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id }));
+                        let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id, "ip": write.details.ip }));
                         crate::jobs::insert_job!(tx, job, now)?;
                     }
                     (message, conversation)

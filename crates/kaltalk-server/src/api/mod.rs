@@ -14,7 +14,6 @@ mod idempotency;
 mod inboxes;
 mod knowledge;
 mod pagination;
-mod problems;
 mod rate_limit;
 mod resource_docs;
 pub mod spec;
@@ -90,7 +89,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             (state.clone(), limiter),
             rate_limit::limit_api_keys,
         ))
-        .layer(from_fn(problems::plain_errors_as_problems))
+        .layer(from_fn(crate::problems::plain_errors_as_problems))
 }
 
 /// API keys act for the whole organization; a signed-in member needs the permission the

@@ -184,7 +184,7 @@ pub fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
     )
 }
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use crate::error::PROBLEM_JSON;
 
 trait SchemaRef {
     fn schema_ref() -> Option<RefOr<utoipa::openapi::schema::Schema>>;

@@ -10,6 +10,9 @@ use sha2::Sha256;
 
 use super::WidgetError;
 
+/// The longest user id a contact keeps.
+pub const MAX_ID_CHARS: usize = 200;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Identity {
     pub id: Option<Text>,
@@ -70,7 +73,18 @@ pub fn verify(
             .map(|a| a.0)
             .filter(|a| a.is_object() && a.to_string().len() <= 16 * 1024),
     };
-    let id = clean(identity.id.as_ref(), 200);
+    // The id is checked exactly as the customer's server signed it: cutting or trimming
+    // it first would verify one id and store another.
+    let id = identity.id.clone().filter(|id| !id.trim().is_empty());
+    if let Some(id) = &id
+        && mode != IdentityMode::Off
+        && id.chars().count() > MAX_ID_CHARS
+    {
+        return Err(WidgetError::Invalid(
+            "identity.id",
+            format!("A user id can have at most {MAX_ID_CHARS} characters."),
+        ));
+    }
     match (mode, id, identity.hash.as_deref()) {
         (IdentityMode::Off, _, _) => {}
         (_, Some(id), Some(hash)) => {
@@ -139,6 +153,31 @@ mod tests {
             verify(IdentityMode::Required, "s", Some(&identity("u", None))),
             Err(WidgetError::IdentityRequired)
         ));
+    }
+
+    #[test]
+    fn a_signed_id_longer_than_the_stored_limit_is_refused_not_cut() {
+        let long = "u".repeat(MAX_ID_CHARS + 1);
+        let cut = &long[..MAX_ID_CHARS];
+        // Signed for the id that cutting would leave: it must not pass as the long one.
+        let claimed = identity(&long, Some(sign("s", cut)));
+        assert!(matches!(
+            verify(IdentityMode::Optional, "s", Some(&claimed)),
+            Err(WidgetError::Invalid("identity.id", _))
+        ));
+        let signed = identity(&long, Some(sign("s", &long)));
+        assert!(matches!(
+            verify(IdentityMode::Required, "s", Some(&signed)),
+            Err(WidgetError::Invalid("identity.id", _))
+        ));
+        let longest = "u".repeat(MAX_ID_CHARS);
+        let fields = verify(
+            IdentityMode::Required,
+            "s",
+            Some(&identity(&longest, Some(sign("s", &longest)))),
+        )
+        .expect("the longest id that fits");
+        assert_eq!(fields.external_id, Some(longest));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! known by the bearer token the widget keeps in localStorage.
 
 mod identity;
+mod limits;
 mod socket;
 
 use axum::Json;
@@ -22,10 +23,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use identity::{Identity, sign};
+pub use limits::WidgetLimits;
 
 use crate::attachments::{Refused, Upload};
 use crate::auth::ClientIp;
-use crate::error::AppError;
+use crate::error::{AppError, PROBLEM_JSON};
 use crate::state::AppState;
 
 /// The widget's scripts, from the repository's `widget/` folder.
@@ -57,6 +59,8 @@ pub fn router() -> Router<AppState> {
         .route("/identify", post(identify))
         .route("/handoff", post(handoff))
         .route("/ws", get(socket::upgrade))
+        // Bodies over the size limit and other refusals axum answers itself.
+        .layer(from_fn(crate::problems::plain_errors_as_problems))
         .layer(from_fn(cors));
     Router::new()
         .route("/widget.js", get(|| script("loader.js")))
@@ -88,11 +92,16 @@ async fn script(name: &'static str) -> Response {
 pub enum WidgetError {
     InboxNotFound,
     DomainNotAllowed,
+    /// A state-changing request without `Origin`: not from a web page.
+    OriginRequired,
     InvalidVisitorToken,
     IdentityRequired,
     IdentityInvalid,
     FileTooLarge,
     UnsupportedFileType,
+    /// Too many new sessions from the address or messages on the session; retry after
+    /// this many seconds.
+    RateLimited(u64),
     Invalid(&'static str, String),
     App(AppError),
 }
@@ -111,6 +120,10 @@ impl From<kaltalk_store::StoreError> for WidgetError {
 
 impl IntoResponse for WidgetError {
     fn into_response(self) -> Response {
+        let retry_after = match self {
+            WidgetError::RateLimited(secs) => Some(secs),
+            _ => None,
+        };
         let (status, code, detail) = match self {
             WidgetError::InboxNotFound => (
                 StatusCode::NOT_FOUND,
@@ -121,6 +134,12 @@ impl IntoResponse for WidgetError {
                 StatusCode::FORBIDDEN,
                 "domain_not_allowed",
                 "This chat is not enabled on this website.".to_owned(),
+            ),
+            WidgetError::OriginRequired => (
+                StatusCode::FORBIDDEN,
+                "origin_required",
+                "Chat messages must come from a web page: the request has no Origin header."
+                    .to_owned(),
             ),
             WidgetError::InvalidVisitorToken => (
                 StatusCode::UNAUTHORIZED,
@@ -150,6 +169,14 @@ impl IntoResponse for WidgetError {
                 "unsupported_file_type",
                 "Send an image (PNG, JPEG, GIF, WebP) or a PDF.".to_owned(),
             ),
+            WidgetError::RateLimited(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "You are sending messages too quickly. Wait {secs} second{} and try again.",
+                    if secs == 1 { "" } else { "s" }
+                ),
+            ),
             WidgetError::Invalid(field, message) => {
                 return AppError::invalid(field, message).into_response();
             }
@@ -157,20 +184,25 @@ impl IntoResponse for WidgetError {
         };
         let body = json!({ "type": "about:blank", "title": status.canonical_reason(), "status": status.as_u16(), "code": code, "detail": detail });
         let mut response = (status, Json(body)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
 
 /// CORS for the widget API: any site may ask (preflight), and each handler then checks
-/// the site against its inbox's allowed domains. No credentials are ever allowed.
+/// the site against its inbox's allowed domains. No credentials are ever allowed. A
+/// state-changing request must say which page sent it: browsers always do, and a script
+/// that leaves `Origin` out must not slip past the allowed domains.
 async fn cors(request: axum::extract::Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).cloned();
     let mut response = if request.method() == Method::OPTIONS {
         StatusCode::NO_CONTENT.into_response()
+    } else if request.method() == Method::POST && origin.is_none() {
+        WidgetError::OriginRequired.into_response()
     } else {
         next.run(request).await
     };
@@ -194,8 +226,8 @@ async fn cors(request: axum::extract::Request, next: Next) -> Response {
     response
 }
 
-/// Refuses pages on sites the inbox does not allow. Requests without an `Origin` (not
-/// from a browser page) pass: the check protects customers' visitors, not the API.
+/// Refuses pages on sites the inbox does not allow. Reads without an `Origin` (not from a
+/// browser page) pass; writes without one never get here (see [`cors`]).
 fn check_origin(inbox: &Inbox, headers: &HeaderMap) -> Result<(), WidgetError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
@@ -326,7 +358,26 @@ async fn visitor_by_token(
         .store
         .get_inbox(session.org_id, session.inbox_id)
         .await?;
+    // An inbox switched to "required" ends its anonymous sessions, reads included.
+    if !admits(&inbox, &session) {
+        return Err(WidgetError::IdentityRequired);
+    }
     Ok(Some(WidgetVisitor { session, inbox }))
+}
+
+/// Whether the inbox's identity mode lets this session go on: in "required" mode only a
+/// session whose contact is a verified user.
+fn admits(inbox: &Inbox, session: &VisitorSession) -> bool {
+    inbox.settings.0.identity != IdentityMode::Required || session.contact_external_id.is_some()
+}
+
+/// Whether `fields` name a verified user other than the one the session belongs to (a
+/// shared browser where someone else signed in): that user gets a session of their own.
+fn someone_else(session: &VisitorSession, fields: &ContactFields) -> bool {
+    matches!(
+        (&session.contact_external_id, &fields.external_id),
+        (Some(before), Some(now)) if before != now
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -373,6 +424,9 @@ async fn post_attachment(
     let inbox = web_inbox(&state, &inbox_token).await?;
     check_origin(&inbox, &headers)?;
     let unreadable = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return WidgetError::FileTooLarge;
+        }
         WidgetError::Invalid(
             "file",
             format!("The upload could not be read: {}", e.body_text()),
@@ -384,13 +438,7 @@ async fn post_attachment(
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let filename = field.file_name().unwrap_or("file").to_owned();
-            let bytes = field.bytes().await.map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    WidgetError::FileTooLarge
-                } else {
-                    unreadable(e)
-                }
-            })?;
+            let bytes = field.bytes().await.map_err(unreadable)?;
             upload = Some(Upload::accept(&filename, bytes.to_vec()).map_err(
                 |refused| match refused {
                     Refused::TooLarge => WidgetError::FileTooLarge,
@@ -488,6 +536,23 @@ async fn deliver(
             .map(|session| (token.to_owned(), session)),
         None => None,
     };
+    // Another signed-in user, or an anonymous session the inbox no longer admits: that
+    // session ends here and the message starts a new one (and a new contact, unless the
+    // user is known), so nobody reads or takes over another's conversations.
+    let existing = match existing {
+        Some((_, session)) if someone_else(&session, &contact) || !admits(inbox, &session) => {
+            state.store.end_visitor_session(session.id).await?;
+            None
+        }
+        other => other,
+    };
+    let visitor_ip =
+        crate::visitors::client_ip(ip, headers, &state.config.visitors.trusted_proxies);
+    match &existing {
+        Some((_, session)) => state.widget_limits.message(session.id),
+        None => state.widget_limits.new_session(visitor_ip),
+    }
+    .map_err(WidgetError::RateLimited)?;
     let new_token = existing
         .is_none()
         .then(|| token::generate(VISITOR_TOKEN_PREFIX));
@@ -624,6 +689,12 @@ async fn identify(
         &visitor.inbox.identity_secret,
         Some(&identity),
     )?;
+    if someone_else(&visitor.session, &fields) {
+        // The previous user's session ends; the widget forgets it and this user's first
+        // message starts their own.
+        state.store.end_visitor_session(visitor.session.id).await?;
+        return Ok(StatusCode::RESET_CONTENT);
+    }
     state
         .store
         .identify_contact(&visitor.session, &fields, state.now())

@@ -10,6 +10,7 @@ use kaltalk_server::{Config, Kaltalk};
 use kaltalk_store::chat::{Inbox, InboxSettings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::chat_helpers::{
     SITE, Socket, Visitor, contact_details, create_inbox, page_context, session_cookie,
@@ -468,6 +469,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
             "/widget/v1/inboxes/{}/messages",
             inbox.public_token
         )))
+        .header("origin", SITE)
         .header("x-forwarded-for", "203.0.113.9")
         .header("cf-ipcountry", "fr")
         .json(&json!({ "text": "Bonjour" }))
@@ -849,4 +851,344 @@ async fn the_server_pings_its_sockets() {
     visitor.say("Hello").await;
     let socket = visitor.socket(None).await;
     assert!(socket.next_ping().await, "a ping within a few seconds");
+}
+
+/// Sets the inbox's identity verification mode.
+async fn set_identity_mode(app: &TestApp, org: OrgId, inbox: &Inbox, mode: IdentityMode) {
+    let mut settings = inbox.settings.0.clone();
+    settings.identity = mode;
+    app.state
+        .store
+        .update_inbox(
+            org,
+            inbox.id,
+            "Website",
+            InboxSettings::Widget(&settings),
+            app.clock_now(),
+        )
+        .await
+        .expect("update");
+}
+
+fn signed(inbox: &Inbox, id: &str, name: &str) -> Value {
+    json!({ "id": id, "name": name, "hash": kaltalk_server::widget::sign(&inbox.identity_secret, id) })
+}
+
+async fn contact_of(app: &TestApp, org: OrgId, said: &Value) -> kaltalk_store::chat::Contact {
+    let conversation = app
+        .state
+        .store
+        .get_conversation(
+            org,
+            said["conversation_id"]
+                .as_str()
+                .expect("conversation_id")
+                .parse()
+                .expect("id"),
+        )
+        .await
+        .expect("conversation");
+    app.state
+        .store
+        .get_contact(org, conversation.contact_id)
+        .await
+        .expect("contact")
+}
+
+#[tokio::test]
+async fn another_user_signing_in_on_the_same_browser_gets_a_new_session_and_contact() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    set_identity_mode(&app, org, &inbox, IdentityMode::Optional).await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let ada = signed(&inbox, "user-ada", "Ada");
+    let said = visitor
+        .send(json!({ "text": "I am Ada", "identity": ada.clone() }))
+        .await;
+    assert_eq!(said.status(), StatusCode::CREATED);
+    let ada_said: Value = said.json().await.expect("json");
+    visitor.token = ada_said["visitor_token"].as_str().map(str::to_owned);
+    let ada_contact = contact_of(&app, org, &ada_said).await;
+    assert_eq!(
+        visitor.post("/widget/v1/identify", ada).await.status(),
+        StatusCode::NO_CONTENT,
+        "the same user again changes nothing"
+    );
+
+    // Ada logs out of the shop without the widget knowing; Bob logs in.
+    let bob = signed(&inbox, "user-bob", "Bob");
+    let switched = visitor.post("/widget/v1/identify", bob.clone()).await;
+    assert_eq!(switched.status(), StatusCode::RESET_CONTENT);
+    let still_ada = app
+        .state
+        .store
+        .get_contact(org, ada_contact.id)
+        .await
+        .expect("contact");
+    assert_eq!(still_ada.external_id.as_deref(), Some("user-ada"));
+    assert_eq!(still_ada.name.as_deref(), Some("Ada"));
+    let ended = visitor.get("/widget/v1/conversation").await;
+    assert_eq!(
+        ended.status(),
+        StatusCode::UNAUTHORIZED,
+        "Ada's session ended"
+    );
+
+    visitor.token = None;
+    let bob_said = visitor
+        .send(json!({ "text": "I am Bob", "identity": bob.clone() }))
+        .await;
+    assert_eq!(bob_said.status(), StatusCode::CREATED);
+    let bob_said: Value = bob_said.json().await.expect("json");
+    let bob_contact = contact_of(&app, org, &bob_said).await;
+    assert_ne!(bob_contact.id, ada_contact.id, "a contact of his own");
+    assert_eq!(bob_contact.external_id.as_deref(), Some("user-bob"));
+    assert_ne!(bob_said["conversation_id"], ada_said["conversation_id"]);
+
+    // A message signed for Bob on a session of Ada's (a widget that never called
+    // identify) does not land in Ada's conversation either.
+    let mut tab = Visitor::new(&app, &inbox);
+    let again: Value = tab
+        .send(json!({ "text": "Ada here", "identity": signed(&inbox, "user-ada", "Ada") }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    tab.token = again["visitor_token"].as_str().map(str::to_owned);
+    let crossed = tab
+        .send(json!({ "text": "Bob again", "identity": bob }))
+        .await;
+    assert_eq!(crossed.status(), StatusCode::CREATED);
+    let crossed: Value = crossed.json().await.expect("json");
+    assert_ne!(
+        crossed["visitor_token"], again["visitor_token"],
+        "a new session"
+    );
+    assert_eq!(
+        crossed["conversation_id"], bob_said["conversation_id"],
+        "Bob's own"
+    );
+    let ada_after = app
+        .state
+        .store
+        .get_contact(org, ada_contact.id)
+        .await
+        .expect("contact");
+    assert_eq!(ada_after.external_id.as_deref(), Some("user-ada"));
+    assert_eq!(
+        tab.get("/widget/v1/conversation").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_inbox_switched_to_required_identity_ends_anonymous_sessions_reads_too() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let anonymous = visitor.say("Hello").await;
+    set_identity_mode(&app, org, &inbox, IdentityMode::Required).await;
+
+    let read = visitor.get("/widget/v1/conversation").await;
+    assert_eq!(read.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        read.json::<Value>().await.expect("json")["code"],
+        "identity_required"
+    );
+    let context = visitor
+        .post("/widget/v1/context", json!({ "page_title": "Cart" }))
+        .await;
+    assert_eq!(context.status(), StatusCode::FORBIDDEN);
+    let mut socket = format!(
+        "ws://{}/widget/v1/ws?token={}",
+        app.addr,
+        visitor.token.as_deref().expect("token")
+    )
+    .into_client_request()
+    .expect("request");
+    socket
+        .headers_mut()
+        .insert("origin", SITE.parse().expect("header"));
+    assert!(
+        tokio_tungstenite::connect_async(socket).await.is_err(),
+        "no live stream either"
+    );
+
+    // Signed in, the visitor writes again: a new session, not the anonymous one.
+    let signed_in = visitor
+        .send(json!({ "text": "Me again", "identity": signed(&inbox, "user-42", "Ada") }))
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::CREATED);
+    let signed_in: Value = signed_in.json().await.expect("json");
+    assert_ne!(signed_in["visitor_token"], anonymous["visitor_token"]);
+    assert_ne!(signed_in["conversation_id"], anonymous["conversation_id"]);
+    let anonymous_contact = contact_of(&app, org, &anonymous).await;
+    assert_eq!(anonymous_contact.external_id, None);
+}
+
+#[tokio::test]
+async fn a_user_id_longer_than_the_stored_limit_is_refused() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    set_identity_mode(&app, org, &inbox, IdentityMode::Optional).await;
+    let visitor = Visitor::new(&app, &inbox);
+    let long = "u".repeat(201);
+    let refused = visitor
+        .send(json!({ "text": "hi", "identity": signed(&inbox, &long, "Ada") }))
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["errors"][0]["field"], "identity.id");
+}
+
+#[tokio::test]
+async fn new_sessions_per_address_and_messages_per_session_are_rate_limited() {
+    let app = spawn_app_with(|config| {
+        config.widget.sessions_per_ip_per_minute = 2;
+        config.widget.messages_per_session_per_minute = 3;
+    })
+    .await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let mut first = Visitor::new(&app, &inbox);
+    first.say("one").await;
+    Visitor::new(&app, &inbox).say("two").await;
+    let refused = Visitor::new(&app, &inbox)
+        .send(json!({ "text": "three" }))
+        .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(
+        refused.json::<Value>().await.expect("json")["code"],
+        "rate_limited"
+    );
+    app.clock.advance(Duration::seconds(30));
+    Visitor::new(&app, &inbox).say("three, later").await;
+
+    // A session's messages have their own allowance, not the address's.
+    for n in 0..3 {
+        first.say(&format!("more {n}")).await;
+    }
+    let too_fast = first.send(json!({ "text": "and more" })).await;
+    assert_eq!(too_fast.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(too_fast.headers()["retry-after"], "20");
+    app.clock.advance(Duration::seconds(20));
+    first.say("after a pause").await;
+}
+
+#[tokio::test]
+async fn state_changing_widget_requests_need_an_origin() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let no_origin = app
+        .api()
+        .post(app.url(&format!(
+            "/widget/v1/inboxes/{}/messages",
+            inbox.public_token
+        )))
+        .json(&json!({ "text": "from a script" }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        no_origin.json::<Value>().await.expect("json")["code"],
+        "origin_required"
+    );
+    let config = app
+        .api()
+        .get(app.url(&format!("/widget/v1/inboxes/{}/config", inbox.public_token)))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(config.status(), StatusCode::OK, "reads need none");
+}
+
+#[tokio::test]
+async fn the_bot_answers_one_address_a_limited_number_of_times_an_hour() {
+    let app = spawn_app_with(|config| config.widget.bot_turns_per_ip_per_hour = 1).await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let org = owner.org_id().await;
+    crate::ai::enable_ai(&app, &owner, "0.3").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let limit_note = |messages: &[kaltalk_store::chat::Message]| {
+        messages
+            .iter()
+            .any(|m| m.text.contains("hourly limit of answers to this visitor"))
+    };
+    let mut notes = Vec::new();
+    for text in ["first", "second"] {
+        let said = Visitor::new(&app, &inbox).say(text).await;
+        app.run_jobs().await;
+        let id = said["conversation_id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
+        let conversation = app
+            .state
+            .store
+            .get_conversation(org, id)
+            .await
+            .expect("conversation");
+        assert_eq!(
+            conversation.handling,
+            kaltalk_core::chat::Handling::WaitingHuman
+        );
+        let messages = app
+            .state
+            .store
+            .list_messages(org, id, true)
+            .await
+            .expect("messages");
+        notes.push(limit_note(&messages));
+    }
+    assert_eq!(
+        notes,
+        vec![false, true],
+        "the second turn from the address goes to the team"
+    );
+    app.clock.advance(Duration::hours(1));
+    let said = Visitor::new(&app, &inbox).say("an hour later").await;
+    app.run_jobs().await;
+    let id = said["conversation_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let messages = app
+        .state
+        .store
+        .list_messages(org, id, true)
+        .await
+        .expect("messages");
+    assert!(!limit_note(&messages));
+}
+
+#[tokio::test]
+async fn an_oversized_message_body_is_refused_in_the_widget_error_format() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let inbox = create_inbox(&app, &owner, "").await;
+    let visitor = Visitor::new(&app, &inbox);
+    let huge = visitor
+        .send(json!({ "text": "x".repeat(2 * 1024 * 1024) }))
+        .await;
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(huge.headers()["content-type"], "application/problem+json");
+    assert_eq!(huge.headers()["access-control-allow-origin"], SITE);
+    let body: Value = huge.json().await.expect("json");
+    assert_eq!(body["status"], 413);
+    assert_eq!(body["code"], "payload_too_large");
 }

@@ -1,6 +1,7 @@
 //! Errors that axum answers by itself (a query string or JSON body that does not parse,
-//! a wrong method, a missing content type) turned into the API's problem documents, so
-//! that a client meets one error format whatever refused its request.
+//! a body over the size limit, a wrong method, a missing content type) turned into the
+//! problem documents of the API and the widget, so that a client meets one error format
+//! whatever refused its request.
 
 use axum::body::to_bytes;
 use axum::extract::Request;
@@ -9,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::spec::PROBLEM_JSON;
+use crate::error::PROBLEM_JSON;
 
 /// axum's rejection texts are one line; anything longer is not one of them.
 const MAX_PLAIN_ERROR: usize = 4096;
