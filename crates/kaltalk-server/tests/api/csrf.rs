@@ -85,3 +85,22 @@ async fn htmx_requests_may_send_the_token_as_a_header() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(browser.me().await["actor"]["name"], "Ada King");
 }
+
+/// Markup that slipped into a page inherits nothing: the token is in a meta tag that the
+/// dashboard's own script reads, not in an `hx-headers` attribute on `<body>`.
+#[tokio::test]
+async fn the_csrf_token_is_in_a_meta_tag_not_an_inherited_attribute() {
+    let app = spawn_app().await;
+    let browser = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let html = browser.get_html("/inbox").await;
+    let token = csrf_token(&html);
+    assert!(
+        html.contains(&format!(r#"<meta name="csrf-token" content="{token}">"#)),
+        "{html}"
+    );
+    assert!(!html.contains("hx-headers"), "{html}");
+    assert!(
+        html.contains(r#""allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true"#),
+        "htmx runs no script from markup and calls only our origin"
+    );
+}
