@@ -79,21 +79,21 @@ mod tests {
 
     #[test]
     fn script_json_cannot_end_the_script_block() {
-        let embedded = ScriptJson::new(&[EXPLOIT]).unwrap().to_string();
+        let embedded = ScriptJson::new(&[EXPLOIT]).expect("JSON").to_string();
         for forbidden in ["<", ">", "&", "'", "\u{2028}", "\u{2029}"] {
             assert!(
                 !embedded.contains(forbidden),
                 "{forbidden:?} left in {embedded}"
             );
         }
-        let back: Vec<String> = serde_json::from_str(&embedded).unwrap();
+        let back: Vec<String> = serde_json::from_str(&embedded).expect("valid JSON");
         assert_eq!(back, [EXPLOIT]);
     }
 
     #[test]
     fn script_json_keeps_other_text() {
         let embedded = ScriptJson::new(&serde_json::json!({"a": "é \"q\" \\ /"}))
-            .unwrap()
+            .expect("JSON")
             .to_string();
         assert_eq!(embedded, r#"{"a":"é \"q\" \\ /"}"#);
     }
@@ -113,12 +113,12 @@ mod tests {
     #[test]
     fn no_template_uses_the_safe_filter() {
         fn visit(dir: &std::path::Path, found: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
+            for entry in std::fs::read_dir(dir).expect("templates") {
+                let path = entry.expect("entry").path();
                 if path.is_dir() {
                     visit(&path, found);
                 } else if std::fs::read_to_string(&path)
-                    .unwrap()
+                    .expect("a template")
                     .replace(' ', "")
                     .contains("|safe")
                 {
