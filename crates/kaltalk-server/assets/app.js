@@ -11,3 +11,14 @@ document.addEventListener("click", function (event) {
     event.preventDefault();
   }
 });
+// The session's CSRF token goes with htmx requests to our own origin. It sits in a meta
+// tag rather than in an inherited hx-headers attribute, and is never sent elsewhere.
+document.addEventListener("htmx:configRequest", function (event) {
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  if (!meta) return;
+  var url;
+  try { url = new URL(event.detail.path, document.baseURI); } catch (e) { return; }
+  if (url.origin === window.location.origin) {
+    event.detail.headers["X-CSRF-Token"] = meta.getAttribute("content");
+  }
+});

@@ -9,7 +9,7 @@ use scraper::{Html, Node};
 /// Sanitizes an email's HTML for display: ammonia's safe defaults (no script, style,
 /// event handlers, iframes, forms), links get `rel="noopener noreferrer"`, and images
 /// keep only `cid:` sources so a remote tracking pixel never loads when an agent reads.
-pub(crate) fn sanitize(html: &str) -> String {
+pub fn sanitize(html: &str) -> String {
     ammonia::Builder::default()
         .add_url_schemes(["cid"])
         .clean_content_tags(HashSet::from(["script", "style", "title", "head"]))

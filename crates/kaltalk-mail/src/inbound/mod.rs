@@ -9,7 +9,7 @@ mod trim;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 
-pub use html::html_to_text;
+pub use html::{html_to_text, sanitize as sanitize_html};
 pub use parse::parse;
 pub use trim::trim_reply;
 

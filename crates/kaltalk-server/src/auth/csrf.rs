@@ -178,10 +178,11 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    // API keys are not ambient credentials: a page on another site cannot make the browser
-    // send them, so bearer requests need no origin check.
-    let bearer = request.headers().contains_key(header::AUTHORIZATION);
-    if unsafe_method && !bearer && !same_origin(request.headers()) {
+    // No exemption for requests with an `Authorization` header: these routes also accept
+    // the session cookie, which the browser adds whatever else a request carries. API
+    // clients outside a browser send no `Origin` and pass; this API allows no CORS, so
+    // no page on another site has a reason to call it.
+    if unsafe_method && !same_origin(request.headers()) {
         return PageError::from(AppError::CsrfRejected).into_response();
     }
     next.run(request).await

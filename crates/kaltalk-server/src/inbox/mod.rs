@@ -27,6 +27,7 @@ use serde::Deserialize;
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::embed::ScriptJson;
 use crate::web::{IdPath, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {
@@ -197,8 +198,8 @@ struct InboxPage {
     csrf: String,
     me: UserId,
     inbox_js: String,
-    /// Canned responses as JSON, for the composer's `/shortcut` suggestions.
-    canned_json: String,
+    /// Canned responses, for the composer's `/shortcut` suggestions.
+    canned: ScriptJson,
     labels: Vec<String>,
 }
 
@@ -358,10 +359,7 @@ async fn page(
         csrf: session.csrf_token.clone(),
         me: session.user.id,
         inbox_js: state.assets.url("inbox.js"),
-        canned_json: serde_json::to_string(
-            &state.store.list_canned_responses(session.org_id()).await?,
-        )
-        .unwrap_or_else(|_| "[]".into()),
+        canned: ScriptJson::new(&state.store.list_canned_responses(session.org_id()).await?)?,
         labels: state.store.organization_labels(session.org_id()).await?,
     }
     .into_response())

@@ -13,6 +13,7 @@ use kaltalk_store::email::EmailRecord;
 use crate::auth::AgentSession;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::embed::SanitizedHtml;
 use crate::web::{IdPath, Layout, PageResult};
 
 #[derive(Template, WebTemplate)]
@@ -20,6 +21,8 @@ use crate::web::{IdPath, Layout, PageResult};
 struct OriginalPage {
     layout: Layout,
     email: EmailRecord,
+    /// The email's HTML part, sanitized again for this page.
+    html: Option<SanitizedHtml>,
     conversation: String,
     message: String,
     notes: Vec<String>,
@@ -45,6 +48,7 @@ pub async fn page(
         layout: Layout::signed_in(&state, &session, "inbox").await?,
         conversation: message.conversation_id.to_string(),
         message: message.id.to_string(),
+        html: email.html.as_deref().map(SanitizedHtml::email),
         email,
         notes,
     }

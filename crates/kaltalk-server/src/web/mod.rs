@@ -1,7 +1,8 @@
 //! What every dashboard page shares: the layout, form errors, the HTML error page,
-//! embedded assets and the security headers.
+//! embedded assets, data embedded for page scripts and the security headers.
 
 pub mod assets;
+pub mod embed;
 pub mod headers;
 
 use std::collections::HashMap;

@@ -691,3 +691,40 @@ async fn labels_views_search_canned_responses_and_snoozes() {
             .contains("Refunds take")
     );
 }
+
+/// A canned response is text, wherever it is shown: the inbox embeds it for the composer
+/// as JSON that cannot end its `<script>` block (it once could, and markup in it ran with
+/// the reader's session).
+#[tokio::test]
+async fn a_canned_response_cannot_break_out_of_the_inbox_page_data() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let text = "</script><form hx-post=/settings/team/transfer-ownership hx-trigger=load>\
+                <input name=user_id value=1></form><!-- \u{2028} & '";
+    let created = owner
+        .submit(
+            "/settings/canned-responses",
+            "/settings/canned-responses",
+            &[("shortcut", "evil"), ("text", text)],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+
+    let page = owner.get_html("/inbox").await;
+    assert!(!page.contains("<form hx-post"), "{page}");
+    let open = r#"<script type="application/json" id="canned-responses">"#;
+    let start = page.find(open).expect("the canned responses") + open.len();
+    let end = page[start..]
+        .find("</script>")
+        .expect("the end of the block")
+        + start;
+    let embedded: Value = serde_json::from_str(&page[start..end]).expect("JSON");
+    assert_eq!(embedded[0]["shortcut"], "evil");
+    assert_eq!(
+        embedded[0]["text"], text,
+        "the text reads back as it was written"
+    );
+
+    let settings = owner.get_html("/settings/canned-responses").await;
+    assert!(!settings.contains("<form hx-post"), "{settings}");
+}
