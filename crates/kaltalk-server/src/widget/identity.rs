@@ -91,7 +91,7 @@ pub fn verify(
             if !signature_matches(secret, &id, hash) {
                 return Err(WidgetError::IdentityInvalid);
             }
-            fields.external_id = Some(id);
+            fields.external_id = Some(id.into_string());
         }
         (IdentityMode::Required, _, _) => return Err(WidgetError::IdentityRequired),
         (IdentityMode::Optional, _, _) => {}
