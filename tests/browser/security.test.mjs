@@ -69,7 +69,9 @@ describe('stored HTML injection through a canned response', { timeout: 180_000 }
     // A conversation, so the owner's inbox has a composer that offers canned responses.
     const said = await fetch(`${server.baseUrl}/widget/v1/inboxes/${inbox.values.embed_token}/messages`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      // As the widget on the inbox's website sends it: state-changing widget requests
+      // need an allowed Origin.
+      headers: { 'content-type': 'application/json', origin: 'http://localhost' },
       body: JSON.stringify({ text: VISITOR_TEXT, client_id: 'c-1' }),
     });
     assert.equal(said.status, 201, `the visitor's message: ${await said.text()}`);
