@@ -544,12 +544,13 @@
       s.onmessage = function (e) {
         try { event(JSON.parse(e.data)); } catch (x) {}
       };
-      s.onclose = function () {
+      s.onclose = function (e) {
         if (ws != s) return;
         ws = null;
         showTyping(null);
-        // A socket that never opened may mean a forgotten token: re-check over HTTP.
-        if (token) wsTimer = setTimeout(opened ? connect : load, backoff());
+        // A socket that never opened may mean a forgotten token, and 4403 a session the
+        // server no longer admits: re-check over HTTP, which says why.
+        if (token) wsTimer = setTimeout(opened && e.code != 4403 ? connect : load, backoff());
       };
     }
 

@@ -361,6 +361,12 @@ pub trait Feed: Send {
     fn render(&self, live: &Live) -> Option<Value>;
     /// A text frame from the client.
     fn on_client(&mut self, frame: &str) -> impl Future<Output = ()> + Send;
+    /// Whether the socket may go on streaming, asked again at every ping: what admitted
+    /// it at the handshake (a visitor session, an inbox's identity mode) can change while
+    /// it is open.
+    fn still_admitted(&self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
 }
 
 /// Runs a socket: replays what the client missed, then streams live until either side
@@ -428,6 +434,15 @@ pub async fn pump<F: Feed>(mut socket: WebSocket, hub: &Hub, mut feed: F, after:
             _ = ping.tick() => {
                 if awaiting_pong {
                     return; // no answer to the last ping
+                }
+                if !feed.still_admitted().await {
+                    // 4403: the client should not just reconnect with the same credentials.
+                    let close = axum::extract::ws::CloseFrame {
+                        code: 4403,
+                        reason: "no longer admitted".into(),
+                    };
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(WsMessage::Close(Some(close)))).await;
+                    return;
                 }
                 awaiting_pong = true;
                 if tokio::time::timeout(SEND_TIMEOUT, socket.send(WsMessage::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {

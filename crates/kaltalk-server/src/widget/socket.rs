@@ -37,6 +37,7 @@ pub async fn upgrade(
         .as_deref()
         .and_then(|a| a.parse::<EventId>().ok());
     let feed = WidgetFeed {
+        token: query.token.clone(),
         state: state.clone(),
         org: visitor.session.org_id,
         session: visitor.session.id,
@@ -51,6 +52,8 @@ pub async fn upgrade(
 }
 
 struct WidgetFeed {
+    /// The visitor token the socket was opened with, checked again at every ping.
+    token: String,
     state: AppState,
     org: OrgId,
     session: kaltalk_core::VisitorSessionId,
@@ -125,6 +128,16 @@ impl Feed for WidgetFeed {
             ),
             _ => None,
         }
+    }
+
+    /// The session must still be there (not ended by another user signing in) and its
+    /// inbox must still admit it (an inbox switched to "required" ends anonymous sockets
+    /// too, within one ping). A database error keeps the socket: it is not a refusal.
+    async fn still_admitted(&self) -> bool {
+        !matches!(
+            visitor_by_token(&self.state, &self.token).await,
+            Ok(None) | Err(WidgetError::IdentityRequired)
+        )
     }
 
     async fn on_client(&mut self, frame: &str) {

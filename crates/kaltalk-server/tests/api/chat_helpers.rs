@@ -222,6 +222,23 @@ impl Socket {
         }
     }
 
+    /// The code of the close frame the server sends within 10 s, skipping other frames;
+    /// `None` when none comes (the deadline only stops a broken test from hanging).
+    pub async fn closed_by_server(mut self) -> Option<u16> {
+        let close = async {
+            while let Some(Ok(frame)) = self.stream.next().await {
+                if let WsMessage::Close(frame) = frame {
+                    return frame.map(|f| u16::from(f.code));
+                }
+            }
+            None
+        };
+        tokio::time::timeout(Duration::from_secs(10), close)
+            .await
+            .ok()
+            .flatten()
+    }
+
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }

@@ -985,13 +985,19 @@ async fn another_user_signing_in_on_the_same_browser_gets_a_new_session_and_cont
 
 #[tokio::test]
 async fn an_inbox_switched_to_required_identity_ends_anonymous_sessions_reads_too() {
-    let app = spawn_app().await;
+    // A socket is admitted again at every ping: one a second here.
+    let app = spawn_app_with(|config| config.realtime.ping_seconds = 1).await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
     let org = owner.org_id().await;
     let inbox = create_inbox(&app, &owner, "").await;
     let mut visitor = Visitor::new(&app, &inbox);
     let anonymous = visitor.say("Hello").await;
+    let open_socket = visitor.socket(None).await;
     set_identity_mode(&app, org, &inbox, IdentityMode::Required).await;
+
+    // The socket that was open is closed at its next ping, with a code that says
+    // "do not simply reconnect".
+    assert_eq!(open_socket.closed_by_server().await, Some(4403));
 
     let read = visitor.get("/widget/v1/conversation").await;
     assert_eq!(read.status(), StatusCode::FORBIDDEN);
