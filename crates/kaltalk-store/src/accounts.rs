@@ -386,13 +386,7 @@ impl Store {
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let (user_id, address) = consume_user_token!(tx, token_hash, TokenPurpose::ChangeEmail, now);
-            sqlx::query("UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 WHERE id = $1")
-                .bind(user_id)
-                .bind(&address)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            void_user_tokens!(tx, user_id, TokenPurpose::ChangeEmail, now);
+            set_verified_email!(tx, user_id, &address, now);
             append_event!(tx, NewEvent::new(None, USER_UPDATED, user_id.as_uuid(), json!({ "field": "email" })), now)?;
             tx.commit().await?;
             Ok(user_id)
@@ -411,13 +405,7 @@ impl Store {
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let (user_id, address) = consume_user_token!(tx, token_hash, TokenPurpose::UndoEmailChange, now);
-            sqlx::query("UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 WHERE id = $1")
-                .bind(user_id)
-                .bind(&address)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            void_user_tokens!(tx, user_id, TokenPurpose::ChangeEmail, now);
+            set_verified_email!(tx, user_id, &address, now);
             void_user_tokens!(tx, user_id, TokenPurpose::UndoEmailChange, now);
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
             append_event!(tx, NewEvent::new(None, USER_UPDATED, user_id.as_uuid(), json!({ "field": "email" })), now)?;
@@ -986,6 +974,23 @@ macro_rules! insert_user_token {
 use insert_user_token;
 
 /// Marks every unused token of the user for `$purpose` used.
+/// Makes `$address` the user's verified sign-in address (a link sent to it was followed)
+/// and voids their other pending address changes.
+macro_rules! set_verified_email {
+    ($tx:expr, $user:expr, $address:expr, $now:expr) => {{
+        sqlx::query(
+            "UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 WHERE id = $1",
+        )
+        .bind($user)
+        .bind($address)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        void_user_tokens!($tx, $user, TokenPurpose::ChangeEmail, $now);
+    }};
+}
+use set_verified_email;
+
 macro_rules! void_user_tokens {
     ($tx:expr, $user:expr, $purpose:expr, $now:expr) => {{
         let purpose: TokenPurpose = $purpose;

@@ -530,25 +530,32 @@ struct UndoEmailPage {
     valid: bool,
 }
 
-/// Shows a button rather than undoing at once: mail scanners open links, and must not
-/// cancel a change the person wanted.
-async fn undo_email_change_page(
-    State(state): State<AppState>,
-    Query(query): Query<TokenQuery>,
-) -> PageResult {
+/// Whether an emailed link's token is still good, and the status its page answers with
+/// (400 for a used, expired or unknown link).
+async fn link_state(
+    state: &AppState,
+    token: &str,
+    purpose: TokenPurpose,
+) -> Result<(bool, StatusCode), AppError> {
     let valid = state
         .store
-        .user_token_is_valid(
-            &token::hash(&query.token),
-            TokenPurpose::UndoEmailChange,
-            state.now(),
-        )
+        .user_token_is_valid(&token::hash(token), purpose, state.now())
         .await?;
     let status = if valid {
         StatusCode::OK
     } else {
         StatusCode::BAD_REQUEST
     };
+    Ok((valid, status))
+}
+
+/// Shows a button rather than undoing at once: mail scanners open links, and must not
+/// cancel a change the person wanted.
+async fn undo_email_change_page(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+) -> PageResult {
+    let (valid, status) = link_state(&state, &query.token, TokenPurpose::UndoEmailChange).await?;
     let page = UndoEmailPage {
         layout: Layout::public(&state),
         token: query.token,
@@ -688,19 +695,7 @@ struct ResetPage {
 }
 
 async fn reset_page(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> PageResult {
-    let valid = state
-        .store
-        .user_token_is_valid(
-            &token::hash(&query.token),
-            TokenPurpose::ResetPassword,
-            state.now(),
-        )
-        .await?;
-    let status = if valid {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
+    let (valid, status) = link_state(&state, &query.token, TokenPurpose::ResetPassword).await?;
     Ok((
         status,
         ResetPage {
