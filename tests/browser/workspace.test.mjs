@@ -11,13 +11,15 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import {
   ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, VIEWPORTS, artifactsDir, assertReadable, axeViolations,
-  clip, logIn, openLiveInbox, outerHtml, saveArtifacts, steps, until, watchConsole,
+  clip, logIn, openLiveInbox, outerHtml, saveArtifacts, startHostServer, steps, until, watchConsole,
 } from './helpers.mjs';
 
 const OWNER = { name: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct horse battery', org: 'Acme' };
@@ -98,6 +100,8 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
   let demoConversation;
   let emailConversation;
   let smtpPort;
+  let orgId;
+  const orgOf = async () => orgId;
 
   const step = steps({
     diagnostics: () => `--- console and page errors ---\n${clip(consoleLines.join('\n') || '(none)', 6000)}`,
@@ -125,7 +129,7 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
       ['admin', 'create-user', '--email', OWNER.email, '--name', OWNER.name, '--password-stdin', '--org', OWNER.org],
       { dataDir, stdin: `${OWNER.password}\n` },
     );
-    const orgId = owner.values.org_id;
+    orgId = owner.values.org_id;
     await runCli(
       ['admin', 'create-user', '--email', AGENT.email, '--name', AGENT.name, '--password-stdin', '--org-id', orgId, '--role', 'agent'],
       { dataDir, stdin: `${AGENT.password}\n` },
@@ -232,6 +236,53 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
       await page.goto(`${server.baseUrl}/login`).catch(() => {});
       assert.deepEqual(found, [], `axe-core at ${viewport.name}:\n${found.join('\n')}`);
       await page.context().close();
+    });
+  }
+
+  step('the inbox page loads exactly the assets scripts/dashboard-size.sh weighs, gzipped', async () => {
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'dashboard-size.sh');
+    const budgeted = execFileSync('bash', [script, '--list'], { encoding: 'utf8' }).trim().split('\n').sort();
+    page = await newPage(VIEWPORTS[0]);
+    const loaded = [];
+    page.on('response', async (response) => {
+      const m = /\/assets\/[0-9a-f]+\/(.+\.(?:css|js))$/.exec(new URL(response.url()).pathname);
+      if (m) loaded.push({ name: m[1], encoding: (await response.allHeaders())['content-encoding'] });
+    });
+    await page.goto(`${server.baseUrl}/inbox?view=all&c=${demoConversation}`);
+    await page.waitForLoadState('networkidle');
+    assert.deepEqual(loaded.map((l) => l.name).sort(), budgeted, 'the files the budget script weighs are the files the inbox page loads');
+    for (const l of loaded) assert.equal(l.encoding, 'gzip', `${l.name} is sent gzipped`);
+    // Every asset comes from our own origin: no third-party request at all.
+    const foreign = [];
+    page.on('request', (r) => { if (!r.url().startsWith(server.baseUrl) && !r.url().startsWith('data:')) foreign.push(r.url()); });
+    await page.reload();
+    await page.waitForLoadState('networkidle');
+    assert.deepEqual(foreign, []);
+    await page.context().close();
+  });
+
+  for (const viewport of [VIEWPORTS[0], VIEWPORTS[2]]) {
+    step(`axe-core finds no serious violation in the open widget at ${viewport.name}`, async () => {
+      const context = await browser.newContext({ viewport: viewport.viewport, isMobile: viewport.isMobile, hasTouch: viewport.hasTouch });
+      consoleLines = watchConsole(context, `widget-${viewport.name}`);
+      page = await context.newPage();
+      const embed = await runCli(['admin', 'create-inbox', '--org-id', (await orgOf()), '--name', `Widget ${viewport.name}`, '--domain', '127.0.0.1'], { dataDir });
+      const host = await startHostServer({
+        '/': () => `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Shop</title></head><body><h1>Shop</h1><main><p>Products.</p></main><script src="${server.baseUrl}/widget.js" data-kaltalk-inbox="${embed.values.embed_token}" async></script></body></html>`,
+      });
+      try {
+        await page.goto(`http://127.0.0.1:${host.port}/`);
+        const launcher = page.locator('#kaltalk-widget').getByRole('button').first();
+        await launcher.waitFor({ state: 'visible', timeout: ACTION_TIMEOUT_MS });
+        await launcher.click();
+        await page.locator('#kaltalk-widget textarea, #kaltalk-widget [role=log]').first().waitFor({ state: 'visible', timeout: ACTION_TIMEOUT_MS });
+        await page.screenshot({ path: path.join(artifactsDir, `workspace-widget-${viewport.name}.png`) });
+        const found = await axeViolations(page);
+        assert.deepEqual(found, [], `axe-core in the widget at ${viewport.name}:\n${found.join('\n')}`);
+      } finally {
+        await host.close();
+        await context.close();
+      }
     });
   }
 
