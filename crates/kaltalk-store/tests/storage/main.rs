@@ -10,4 +10,5 @@ mod email;
 mod jobs;
 mod knowledge;
 mod privacy;
+mod setup;
 mod webhooks;
