@@ -217,6 +217,7 @@ impl Message {
         match self.email_fact("delivery") {
             Some("sent") => "emailed",
             Some("failed") => "not sent",
+            Some("outbox") => "kept in the outbox: no relay configured",
             _ => "sending…",
         }
     }
