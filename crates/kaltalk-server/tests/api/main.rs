@@ -30,3 +30,4 @@ mod playground;
 mod teams;
 mod webhooks;
 mod widget;
+mod widget_regressions;
