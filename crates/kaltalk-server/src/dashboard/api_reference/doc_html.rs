@@ -5,7 +5,8 @@
 
 use std::fmt;
 
-/// HTML made by [`DocHtml::new`]: safe to write into a page unescaped.
+/// HTML made by [`DocHtml::new`]: safe to write into a page unescaped, so templates
+/// write it as it is (like `crate::web::embed`'s types; templates never use `|safe`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DocHtml(String);
 
@@ -61,6 +62,8 @@ impl DocHtml {
         self.0.is_empty()
     }
 }
+
+impl askama::filters::HtmlSafe for DocHtml {}
 
 impl fmt::Display for DocHtml {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
