@@ -38,7 +38,7 @@
       '.kt-main{flex:1;overflow-y:auto;padding:16px 16px 8px;overscroll-behavior:contain}' +
       '.kt-note{display:flex;gap:10px;align-items:flex-start;margin:0 0 6px;padding:10px 12px;border-radius:12px;' +
       'background:#f8fafc;border:1px solid #e5e7eb;color:#374151;font-size:13.5px}' +
-      '.kt-note svg{flex:none;width:18px;height:18px;margin-top:1px;color:#6b7280}' +
+      '.kt-note svg{flex:none;width:18px;height:18px;margin-top:1px;color:#6b7280}.kt-note[hidden]{display:none}' +
       '.kt-log{display:flex;flex-direction:column}' +
       '.kt-log:focus-visible{outline-offset:4px;border-radius:8px}' +
       '.kt-row{display:flex;flex-direction:column;max-width:82%;margin-top:14px;align-self:flex-start;align-items:flex-start}' +
@@ -144,17 +144,17 @@
     var saved = store.get(), token = saved.visitor_token || null, lastEv = saved.last_event_id || null;
     var byId = {}, pend = {}, drafts = {}, lastAgent = null, seenSent = null, seenEl = null;
     var ws = null, tries = 0, wsTimer, typTimer, tSent = 0, tIdle, retry = null, chain = Promise.resolve();
-    var pre = null, preFields = [];
+    var pre = null, preFields = [], preNeed = null, conv = null, wantPerson = false, personEl = null, pollTimer;
 
     // ---------- DOM ----------
     var closeBtn = h('button', { type: 'button', class: 'kt-ib', 'aria-label': 'Close chat', html: I_CLOSE, onclick: api.close });
     var log = h('div', { class: 'kt-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0' });
     var typ = h('div', { class: 'kt-typ', role: 'status' });
     var err = h('p', { class: 'kt-err', role: 'alert' });
-    var main = h('div', { class: 'kt-main' },
-      cfg.agents_online === false && cfg.offline_message
-        ? h('p', { class: 'kt-note', html: I_CLOCK }, cfg.offline_message) : null,
-      log);
+    var status = cfg.agents_online !== false;
+    // Shown while nobody of the team is online; presence() keeps it current.
+    var away = cfg.offline_message ? h('p', { class: 'kt-note', html: I_CLOCK, hidden: status }, cfg.offline_message) : null;
+    var main = h('div', { class: 'kt-main' }, away, log);
     var ta = h('textarea', {
       id: 'kt-msg', class: 'kt-ta', rows: '1', placeholder: 'Write a message…', autocomplete: 'off',
       oninput: function () { grow(); err.textContent = ''; typing(!!ta.value.trim()); },
@@ -170,13 +170,13 @@
       type: 'file', accept: 'image/*,application/pdf', hidden: true, tabindex: '-1', 'aria-label': 'Attach a file',
       onchange: function () { if (file.files[0]) upload(file.files[0]); file.value = ''; }
     });
-    var status = cfg.agents_online !== false;
+    var dot = h('span', { class: 'kt-dot' + (status ? ' on' : '') }), stText = d.createTextNode(status ? 'Online' : 'Away');
     var panel = h('div', { class: 'kt-panel', role: 'dialog', 'aria-labelledby': 'kt-title', hidden: true },
       h('div', { class: 'kt-head' },
         h('div', { class: 'kt-av', 'aria-hidden': 'true', text: (cfg.name || 'C').trim().charAt(0).toUpperCase() }),
         h('div', { class: 'kt-ht' },
           h('h2', { id: 'kt-title', text: cfg.name || 'Chat' }),
-          h('p', null, h('span', { class: 'kt-dot' + (status ? ' on' : '') }), status ? 'Online' : 'Away')),
+          h('p', null, dot, stText)),
         h('button', { type: 'button', class: 'kt-tp', text: 'Talk to a person', onclick: askPerson }),
         closeBtn),
       main, typ, err,
@@ -215,12 +215,13 @@
     if (window.ResizeObserver) new ResizeObserver(function () { if (pinned) toBottom(); }).observe(log);
 
     // ---------- pre-chat form ----------
+    // A new visitor is asked what the inbox wants; a returning one what the server says
+    // their contact still lacks (`preNeed`, the form may be newer than their chat).
     function renderPre() {
-      var need = [], id = api.identity || {}, p = cfg.prechat || {};
-      if (!token) {
-        if (p.name && !id.name) need.push(['name', 'Name', 'text', 'name']);
-        if (p.email && !id.email) need.push(['email', 'Email', 'email', 'email']);
-      }
+      var need = [], id = api.identity || {}, p = token ? preNeed || {} : cfg.prechat || {}, kept = {};
+      if (p.name && !id.name) need.push(['name', 'Name', 'text', 'name']);
+      if (p.email && !id.email) need.push(['email', 'Email', 'email', 'email']);
+      preFields.forEach(function (i) { kept[i.k] = i.value; });
       if (pre) pre.remove();
       pre = null;
       preFields = [];
@@ -235,10 +236,29 @@
         });
         i.k = f[0];
         i.e = e;
+        i.value = kept[f[0]] || '';
         preFields.push(i);
         pre.append(h('div', { class: 'kt-f' }, h('label', { for: i.id, text: f[1] }), i, e));
       });
       main.append(pre);
+      if (pinned) toBottom();
+    }
+
+    // The server refused pre-chat fields (what it asks changed since the widget looked):
+    // show the form for them, each message under its field. True when it did.
+    function preErrors(e) {
+      var bad = (e.errors || []).filter(function (f) { return f.field == 'name' || f.field == 'email'; });
+      if (!bad.length) return false;
+      preNeed = preNeed || {};
+      bad.forEach(function (f) { preNeed[f.field] = true; });
+      if (!token) cfg.prechat = Object.assign({}, cfg.prechat, preNeed);
+      renderPre();
+      bad.forEach(function (f) {
+        var i = preFields.filter(function (x) { return x.k == f.field; })[0];
+        if (i) { i.e.textContent = f.message; i.setAttribute('aria-invalid', 'true'); }
+      });
+      if (preFields[0]) preFields[0].focus();
+      return true;
     }
 
     // Validates the pre-chat form; returns the prechat object, or false if invalid.
@@ -353,11 +373,15 @@
       return r;
     }
 
-    // Always there: the visitor can leave the bot for the team at any time.
+    // Always there: the visitor can leave the bot for the team at any time. Before their
+    // first message there is nothing to hand over yet: the first message goes straight
+    // to the team instead (`handoff` on it).
     async function askPerson() {
       err.textContent = '';
-      if (!token) {
-        err.textContent = 'Write your question: a person from the team will answer.';
+      if (!conv) {
+        wantPerson = true;
+        if (!personEl) log.append(personEl = h('div', { class: 'kt-sys', text: 'A person from the team will answer. Write your question below.' }));
+        toBottom();
         ta.focus();
         return;
       }
@@ -387,6 +411,7 @@
       var x = new Error(j.detail || (r.status == 413 ? 'That file is too large (10 MB at most).'
         : 'Something went wrong (' + r.status + '). Please try again.'));
       x.code = j.code;
+      x.errors = j.errors;
       throw x;
     }
 
@@ -396,7 +421,7 @@
 
     // The server forgot this visitor: start over on the next message.
     function drop() {
-      token = lastEv = null;
+      token = lastEv = preNeed = conv = null;
       store.clear();
       if (ws) { var s = ws; ws = null; s.close(); }
       clearTimeout(wsTimer);
@@ -410,13 +435,18 @@
       byId = {};
       pend = {};
       drafts = {};
-      lastAgent = seenSent = seenEl = stateEl = null;
+      lastAgent = seenSent = seenEl = stateEl = personEl = null;
+      wantPerson = false;
       showTyping(null);
       if (cfg.greeting) log.append(row({ sender: 'bot', sender_name: cfg.name, text: cfg.greeting }));
     }
     api.on('reset', wipe);
 
-    function session(res) {
+    function session(res, sentPre) {
+      if (res.conversation_id) conv = res.conversation_id;
+      wantPerson = false;
+      // The server holds what the form asked now: it goes.
+      if (sentPre) { preNeed = null; renderPre(); }
       if (res.visitor_token && res.visitor_token != token) {
         // The server ended the old session (it was another user's): its chat goes.
         if (token) wipe();
@@ -450,10 +480,12 @@
       queue(async function () {
         try {
           session(await req('POST', msgPath + '/messages', {
-            text: text, client_id: cid, context: api.context(), identity: api.identity || null, prechat: p
-          }));
+            text: text, client_id: cid, context: api.context(), identity: api.identity || null, prechat: p,
+            handoff: wantPerson
+          }), p);
         } catch (e) {
           fail(r, cid, e);
+          if (preErrors(e)) err.textContent = '';
           // Nothing typed is lost: put the text back in the box.
           ta.value = ta.value ? text + '\n' + ta.value : text;
           grow();
@@ -483,11 +515,13 @@
         fd.append('context', JSON.stringify(api.context()));
         if (api.identity) fd.append('identity', JSON.stringify(api.identity));
         if (p) fd.append('prechat', JSON.stringify(p));
+        if (wantPerson) fd.append('handoff', 'true');
         fd.append('file', f, f.name);
         try {
-          session(await req('POST', msgPath + '/attachments', fd));
+          session(await req('POST', msgPath + '/attachments', fd), p);
         } catch (e) {
           fail(r, cid, e);
+          if (preErrors(e)) err.textContent = '';
         }
         setTimeout(function () { URL.revokeObjectURL(url); }, 5000);
       });
@@ -509,7 +543,8 @@
         var res = await req('GET', '/widget/v1/conversation');
         (res.messages || []).forEach(add);
         if (res.last_event_id) lastEv = res.last_event_id;
-        if (res.conversation) state(res.conversation.status);
+        if (res.conversation) { conv = res.conversation.id; state(res.conversation.status); }
+        if (res.prechat && JSON.stringify(res.prechat) != JSON.stringify(preNeed)) { preNeed = res.prechat; renderPre(); }
         save();
         seen();
         connect();
@@ -533,6 +568,7 @@
       s.onopen = function () {
         opened = true;
         tries = 0;
+        clearInterval(pollTimer);
         if (/^We couldn/.test(err.textContent)) err.textContent = '';
         seen();
         // Connected without an event id (first message): catch up on anything that came before.
@@ -569,6 +605,7 @@
       else if (m.type == 'bot.delta') draft(m);
       else if (m.type == 'seen') markSeen(m.message_id);
       else if (m.type == 'conversation.updated') state(m.status);
+      else if (m.type == 'presence') presence(m.agents_online !== false);
       if (m.event_id) {
         lastEv = m.event_id;
         save();
@@ -592,6 +629,21 @@
       }
       if (seenEl) seenEl.remove();
       if (last) last.append(seenEl = h('div', { class: 'kt-seen', text: 'Seen' }));
+    }
+
+    // "Online" / "Away": pushed on the socket; polled while the panel is open without one
+    // (a visitor who has not written yet).
+    function presence(on) {
+      dot.className = 'kt-dot' + (on ? ' on' : '');
+      stText.textContent = on ? 'Online' : 'Away';
+      if (away) away.hidden = on;
+    }
+    function poll() {
+      clearInterval(pollTimer);
+      pollTimer = setInterval(function () {
+        if (ws && ws.readyState == 1) return clearInterval(pollTimer);
+        req('GET', msgPath + '/config').then(function (c) { presence(c.agents_online !== false); }, function () {});
+      }, 5000);
     }
 
     var stateEl = null;
@@ -636,6 +688,7 @@
     return {
       show: function () {
         panel.hidden = false;
+        if (!ws) poll();
         toBottom();
         var bad = preFields.filter(function (i) { return !i.value.trim(); })[0];
         (bad || ta).focus();
@@ -643,6 +696,7 @@
       },
       hide: function () {
         panel.hidden = true;
+        clearInterval(pollTimer);
         typing(false);
       }
     };

@@ -174,6 +174,7 @@ async fn measure(args: &AiTurnArgs, database: Option<&PgDatabase>) -> anyhow::Re
                     client_id: None,
                     attachments: &[],
                     bot_first: true,
+                    hand_over: None,
                 },
                 state.now(),
             )

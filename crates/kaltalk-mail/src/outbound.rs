@@ -145,7 +145,8 @@ pub fn build_reply(email: &ReplyEmail) -> Result<Message, MailerError> {
 impl Mailer {
     /// Sends an agent's reply. Unlike [`Mailer::send`], which leaves system emails in the
     /// outbox when no relay is configured, this fails with [`MailerError::NoRelay`]: a
-    /// reply must never silently vanish.
+    /// reply must never silently vanish, so the caller keeps it (the server puts it in the
+    /// organization's outbox and says so on the message).
     pub async fn send_reply(&self, email: &ReplyEmail) -> Result<(), MailerError> {
         let Some(transport) = self.transport() else {
             return Err(MailerError::NoRelay);

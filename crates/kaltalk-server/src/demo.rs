@@ -69,6 +69,7 @@ pub async fn seed(
                 client_id: None,
                 attachments: &[],
                 bot_first: true,
+                hand_over: None,
             },
             at(0),
         )
@@ -162,6 +163,7 @@ pub async fn seed(
                             client_id: None,
                             attachments: &attachments,
                             bot_first: true,
+                            hand_over: None,
                         },
                         when,
                     )

@@ -57,6 +57,12 @@ pub enum Embeddings {
     Downloading(String),
     /// Keyword-only; the reason is shown on the knowledge page.
     Off(String),
+    /// Keyword-only because the background download failed (no network, a proxy, a
+    /// refused file). The page says so in plain words and folds `error` away.
+    DownloadFailed {
+        /// Where it was fetched from, the error chain, and how to install it by hand.
+        error: String,
+    },
 }
 
 impl Embeddings {
@@ -105,7 +111,7 @@ impl Embeddings {
     pub fn embedder(&self) -> Option<&Arc<Embedder>> {
         match self {
             Self::Ready(embedder) => Some(embedder),
-            Self::Downloading(_) | Self::Off(_) => None,
+            Self::Downloading(_) | Self::Off(_) | Self::DownloadFailed { .. } => None,
         }
     }
 
@@ -120,6 +126,18 @@ impl Embeddings {
                 "Retrieval is keyword-only for now: the embedding model (all-MiniLM-L6-v2) is downloading from {url}. Once it is in place search also matches meaning, and the knowledge base is re-embedded in the background."
             ),
             Self::Off(reason) => format!("Retrieval is keyword-only. {reason}"),
+            // The server only retries the download when it starts (`download_model` runs
+            // once per start), so that is what the page promises.
+            Self::DownloadFailed { .. } => "The search model could not be downloaded, so knowledge search uses keywords only until it is: a question worded differently from the text may miss it. KalTalk tries the download again the next time the server starts.".to_owned(),
+        }
+    }
+
+    /// The technical detail behind [`Self::describe`], for whoever runs the server; the
+    /// page shows it folded away.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::DownloadFailed { error } => Some(error),
+            _ => None,
         }
     }
 }
@@ -148,10 +166,13 @@ pub async fn download_model(state: AppState) {
             let (dir, _) = config.local_model_dir(&state.config.data_dir);
             state
                 .knowledge
-                .set_embeddings(Embeddings::Off(format!(
-                    "Downloading the embedding model failed: {err:#}. Put all-MiniLM-L6-v2 in {} (scripts/fetch-model.sh) or set KALTALK_EMBEDDING_MODEL_DIR, then restart (a restart also retries the download).",
-                    dir.display()
-                )))
+                .set_embeddings(Embeddings::DownloadFailed {
+                    error: format!(
+                        "Downloading the embedding model from {} failed: {err:#}. To install it by hand, put all-MiniLM-L6-v2 in {} (scripts/fetch-model.sh) or set KALTALK_EMBEDDING_MODEL_DIR, then restart.",
+                        config.download_url,
+                        dir.display()
+                    ),
+                })
                 .await;
             return;
         }

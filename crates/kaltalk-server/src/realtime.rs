@@ -41,6 +41,9 @@ pub enum Live {
         /// first item a socket that subscribes mid-draft hears.
         replace: bool,
     },
+    /// Whether anyone of the organization's team is online (a dashboard socket open)
+    /// changed: the widget's "Online" / "Away" (not stored).
+    Presence { org: OrgId, online: bool },
 }
 
 impl Live {
@@ -59,6 +62,7 @@ impl Live {
             ],
             // Only the visitor's widget shows drafts; the inbox waits for the message.
             Live::BotDraft { conversation, .. } => [Some(Topic::Conversation(*conversation)), None],
+            Live::Presence { org, .. } => [Some(Topic::Presence(*org)), None],
         }
     }
 }
@@ -76,6 +80,8 @@ pub enum Topic {
     Conversation(ConversationId),
     /// Everything of one organization: what a dashboard socket hears.
     Org(OrgId),
+    /// Whether the organization's team is online: what every widget socket also hears.
+    Presence(OrgId),
 }
 
 /// The most a conversation's topic buffers. Each topic allocates its buffer up front, and
@@ -83,11 +89,15 @@ pub enum Topic {
 /// conversation rarely has more than a handful of events in flight, and a widget socket
 /// that falls further behind catches up from the event log like any other.
 const CONVERSATION_BUFFER: usize = 64;
+/// Presence changes are rare and only the latest matters: a socket that lags still
+/// hears the newest ones the buffer kept.
+const PRESENCE_BUFFER: usize = 4;
 
 impl Topic {
     fn capacity(self, buffer: usize) -> usize {
         match self {
             Topic::Conversation(_) => buffer.min(CONVERSATION_BUFFER),
+            Topic::Presence(_) => buffer.min(PRESENCE_BUFFER),
             Topic::Org(_) => buffer,
         }
         .max(1)
@@ -135,16 +145,26 @@ impl Hub {
         }
     }
 
+    /// Counts a dashboard socket; the first one of the organization tells the widgets
+    /// the team is online. Published under the lock, so changes arrive in order.
     pub async fn agent_connected(&self, org: OrgId) {
-        *self.agents_online.lock().await.entry(org).or_default() += 1;
+        let mut online = self.agents_online.lock().await;
+        let count = online.entry(org).or_default();
+        *count += 1;
+        if *count == 1 {
+            self.publish(Live::Presence { org, online: true });
+        }
     }
 
+    /// The last dashboard socket of the organization closing tells the widgets the team
+    /// is away.
     pub async fn agent_disconnected(&self, org: OrgId) {
         let mut online = self.agents_online.lock().await;
         if let Some(count) = online.get_mut(&org) {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 online.remove(&org);
+                self.publish(Live::Presence { org, online: false });
             }
         }
     }
@@ -367,6 +387,16 @@ pub trait Feed: Send {
     fn still_admitted(&self) -> impl Future<Output = bool> + Send {
         async { true }
     }
+    /// A second topic the socket hears live besides [`Feed::topic`] (a widget socket:
+    /// its organization's presence).
+    fn side_topic(&self) -> Option<Topic> {
+        None
+    }
+    /// A frame sent once the socket opens (and again on every reconnect), after the
+    /// replay: state that is not in the event log, such as presence.
+    fn hello(&self) -> impl Future<Output = Option<Value>> + Send {
+        async { None }
+    }
 }
 
 /// Runs a socket: replays what the client missed, then streams live until either side
@@ -377,6 +407,13 @@ pub async fn pump<F: Feed>(mut socket: WebSocket, hub: &Hub, mut feed: F, after:
         Some(topic) => match hub.subscribe(topic).await {
             Some(subscription) => Some(subscription),
             None => return, // shutting down
+        },
+        None => None,
+    };
+    let mut side = match feed.side_topic() {
+        Some(topic) => match hub.subscribe(topic).await {
+            Some(subscription) => Some(subscription),
+            None => return,
         },
         None => None,
     };
@@ -391,6 +428,12 @@ pub async fn pump<F: Feed>(mut socket: WebSocket, hub: &Hub, mut feed: F, after:
     )
     .await
     .is_err()
+    {
+        return;
+    }
+    // After subscribing, so a change from here on is heard even if it beats the hello.
+    if let Some(frame) = feed.hello().await
+        && send(&mut socket, &frame).await.is_err()
     {
         return;
     }
@@ -423,6 +466,18 @@ pub async fn pump<F: Feed>(mut socket: WebSocket, hub: &Hub, mut feed: F, after:
                         return;
                     }
                 }
+                Err(RecvError::Closed) => return,
+            },
+            live = next_live(&mut side) => match live {
+                Ok(live) => {
+                    if let Some(frame) = feed.render(&live)
+                        && send(&mut socket, &frame).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                // Nothing to catch up: the buffer kept the newest changes.
+                Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             },
             incoming = socket.recv() => match incoming {

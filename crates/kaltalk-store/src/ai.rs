@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use crate::chat::{
-    CONTACT_UPDATED, CONVERSATION_ESCALATED, CONVERSATION_UPDATED, Message, MessageDraft, Written,
-    fetch_message, insert_message,
+    CONTACT_UPDATED, CONVERSATION_UPDATED, Message, MessageDraft, Written, fetch_message,
+    insert_message,
 };
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
@@ -27,7 +27,7 @@ pub struct Usage {
     pub completion_tokens: i64,
 }
 
-fn month(now: DateTime<Utc>) -> String {
+pub(crate) fn month(now: DateTime<Utc>) -> String {
     format!("{:04}-{:02}", now.year(), now.month())
 }
 
@@ -40,7 +40,7 @@ macro_rules! add_usage {
              completion_tokens = ai_usage.completion_tokens + excluded.completion_tokens",
         )
         .bind($org)
-        .bind(month($now))
+        .bind($crate::ai::month($now))
         .bind($answers as i64)
         .bind($handoffs as i64)
         .bind($prompt as i64)
@@ -49,6 +49,66 @@ macro_rules! add_usage {
         .await
     };
 }
+pub(crate) use add_usage;
+
+/// Hands `$conversation` from the bot to the team inside the open transaction `$tx`: the
+/// bot says so once, the reason becomes a private note, the conversation goes unassigned
+/// and open, and a `conversation.escalated` event is written. Evaluates to the events
+/// written: none unless the bot was handling it, so a repeated trigger repeats nothing.
+/// Shared by [`Store::escalate`] and a visitor's first message that asks for a person.
+macro_rules! hand_over_in_tx {
+    ($tx:expr, $org:expr, $conversation:expr, $reason:expr, $now:expr) => {{
+        let (org, conversation, reason, now): (kaltalk_core::OrgId, kaltalk_core::ConversationId, &str, chrono::DateTime<chrono::Utc>) =
+            ($org, $conversation, $reason, $now);
+        let moved = sqlx::query(
+            "UPDATE conversations SET handling = 'waiting_human', assignee_id = NULL, status = 'open', snoozed_until = NULL, updated_at = $3 \
+             WHERE org_id = $1 AND id = $2 AND handling = 'bot'",
+        )
+        .bind(org)
+        .bind(conversation)
+        .bind(now)
+        .execute(&mut *$tx)
+        .await?;
+        let mut events: Vec<$crate::events::Event> = Vec::new();
+        if moved.rows_affected() > 0 {
+            let say = $crate::chat::MessageDraft {
+                sender_kind: kaltalk_core::chat::SenderKind::Bot,
+                sender_id: None,
+                kind: kaltalk_core::chat::MessageKind::Text,
+                text: $crate::ai::HANDOFF_MESSAGE,
+                client_id: None,
+                attachments: &[],
+                metadata: None,
+            };
+            events.push($crate::chat::insert_message!($tx, org, conversation, say, now).1);
+            let note_text = format!("Handed over to the team: {reason}");
+            let note = $crate::chat::MessageDraft {
+                sender_kind: kaltalk_core::chat::SenderKind::System,
+                sender_id: None,
+                kind: kaltalk_core::chat::MessageKind::Note,
+                text: &note_text,
+                client_id: None,
+                attachments: &[],
+                metadata: None,
+            };
+            events.push($crate::chat::insert_message!($tx, org, conversation, note, now).1);
+            events.push($crate::events::append_event!(
+                $tx,
+                $crate::events::NewEvent::new(
+                    Some(org),
+                    $crate::chat::CONVERSATION_ESCALATED,
+                    conversation.as_uuid(),
+                    serde_json::json!({ "reason": reason, "handling": kaltalk_core::chat::Handling::WaitingHuman }),
+                )
+                .in_conversation(conversation),
+                now
+            )?);
+            $crate::ai::add_usage!($tx, org, now, 0, 1, 0, 0)?;
+        }
+        events
+    }};
+}
+pub(crate) use hand_over_in_tx;
 
 impl Store {
     pub async fn ai_settings(&self, org: OrgId) -> Result<AiSettings, StoreError> {
@@ -134,37 +194,16 @@ impl Store {
     ) -> Result<Written<bool>, StoreError> {
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let moved = sqlx::query(
-                "UPDATE conversations SET handling = 'waiting_human', assignee_id = NULL, status = 'open', snoozed_until = NULL, updated_at = $3 \
-                 WHERE org_id = $1 AND id = $2 AND handling = 'bot'",
-            )
-            .bind(org)
-            .bind(conversation)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() == 0 {
+            let events = hand_over_in_tx!(tx, org, conversation, reason, now);
+            if events.is_empty() {
                 let exists: Option<(ConversationId,)> = sqlx::query_as("SELECT id FROM conversations WHERE org_id = $1 AND id = $2")
                     .bind(org)
                     .bind(conversation)
                     .fetch_optional(&mut *tx)
                     .await?;
                 exists.ok_or(StoreError::NotFound)?;
-                return Ok(Written { value: false, events: Vec::new() });
+                return Ok(Written { value: false, events });
             }
-            let mut events = Vec::new();
-            let say = MessageDraft { sender_kind: SenderKind::Bot, sender_id: None, kind: MessageKind::Text, text: HANDOFF_MESSAGE, client_id: None, attachments: &[], metadata: None };
-            events.push(insert_message!(tx, org, conversation, say, now).1);
-            let note_text = format!("Handed over to the team: {reason}");
-            let note = MessageDraft { sender_kind: SenderKind::System, sender_id: None, kind: MessageKind::Note, text: &note_text, client_id: None, attachments: &[], metadata: None };
-            events.push(insert_message!(tx, org, conversation, note, now).1);
-            events.push(append_event!(
-                tx,
-                NewEvent::new(Some(org), CONVERSATION_ESCALATED, conversation.as_uuid(), json!({ "reason": reason, "handling": Handling::WaitingHuman }))
-                    .in_conversation(conversation),
-                now
-            )?);
-            add_usage!(tx, org, now, 0, 1, 0, 0)?;
             tx.commit().await?;
             Ok(Written { value: true, events })
         })

@@ -225,6 +225,7 @@ impl Message {
         match self.email_fact("delivery") {
             Some("sent") => "emailed",
             Some("failed") => "not sent",
+            Some("outbox") => "kept in the outbox: no relay configured",
             _ => "sending…",
         }
     }
@@ -273,6 +274,10 @@ pub struct VisitorWrite<'a> {
     pub attachments: &'a [NewAttachment],
     /// Whether a new conversation starts with the AI agent (the org has it on).
     pub bot_first: bool,
+    /// The visitor asked for a person before this message (pressed "Talk to a person"
+    /// before writing): a conversation the bot handles goes to the team with this reason,
+    /// in the same transaction, instead of becoming a bot turn.
+    pub hand_over: Option<&'a str>,
 }
 
 /// A team member's message.
@@ -948,10 +953,18 @@ impl Store {
                     // While the bot handles the conversation, the message is a bot turn to
                     // take: a durable job, committed with the message. The visitor's address
                     // goes with it: the bot's answers per address are capped.
-                    if conversation.handling == Handling::Bot {
-                        let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id, "ip": write.details.ip }));
-                        crate::jobs::insert_job!(tx, job, now)?;
-                    }
+                    let conversation = match (conversation.handling, write.hand_over) {
+                        (Handling::Bot, Some(reason)) => {
+                            events.extend(crate::ai::hand_over_in_tx!(tx, org, conversation.id, reason, now));
+                            fetch_conversation!(tx, org, conversation.id)?.ok_or(StoreError::NotFound)?
+                        }
+                        (Handling::Bot, None) => {
+                            let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id, "ip": write.details.ip }));
+                            crate::jobs::insert_job!(tx, job, now)?;
+                            conversation
+                        }
+                        _ => conversation,
+                    };
                     (message, conversation)
                 }
             };

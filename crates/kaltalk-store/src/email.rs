@@ -139,6 +139,9 @@ pub enum DeliveryOutcome {
     Retrying(String),
     /// Failed for the last time.
     GaveUp(String),
+    /// No SMTP relay is configured: the reply is kept in the organization's outbox (this
+    /// email), as every email is until a relay is set up, and is not retried.
+    KeptInOutbox(crate::outbox::NewEmail),
 }
 
 /// Where IMAP polling of an inbox stopped.
@@ -543,7 +546,8 @@ impl Store {
     }
 
     /// Records how a delivery attempt went, on the email row and on the message (so the
-    /// inbox shows "sending", "sent" or "failed"); returns the updated message.
+    /// inbox shows "sending", "sent", "failed" or kept in the outbox); returns the updated
+    /// message.
     pub async fn record_reply_delivery(
         &self,
         id: EmailMessageId,
@@ -554,10 +558,16 @@ impl Store {
             DeliveryOutcome::Sent => ("sent", None),
             DeliveryOutcome::Retrying(error) => ("pending", Some(error.as_str())),
             DeliveryOutcome::GaveUp(error) => ("failed", Some(error.as_str())),
+            DeliveryOutcome::KeptInOutbox(_) => ("outbox", None),
         };
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            // Kept and marked in one transaction: the message never says "kept" for an
+            // email the outbox does not hold.
+            if let DeliveryOutcome::KeptInOutbox(email) = outcome {
+                crate::outbox::insert_email!(tx, email, now);
+            }
             let row: Option<(OrgId, Option<ConversationId>, Option<MessageId>, i32)> = sqlx::query_as(
                 "UPDATE email_messages SET delivery = $2, last_error = $3, attempts = attempts + 1 WHERE id = $1 AND direction = 'out' \
                  RETURNING org_id, conversation_id, message_id, attempts",

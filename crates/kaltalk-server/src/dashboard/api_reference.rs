@@ -1,5 +1,10 @@
 //! The API reference: the served OpenAPI document rendered as a page, server-side, so it
-//! is always the spec of this very build and needs no third-party JavaScript.
+//! is always the spec of this very build and needs no third-party JavaScript. Its
+//! descriptions' Markdown is rendered ([`doc_html`]) and every operation has a `curl`
+//! example with example bodies ([`examples`]).
+
+mod doc_html;
+mod examples;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::Value;
 
+use self::doc_html::DocHtml;
 use crate::api;
 use crate::auth::AgentSession;
 use crate::state::AppState;
@@ -23,7 +29,7 @@ pub fn router() -> Router<AppState> {
 struct ReferencePage {
     layout: Layout,
     title: String,
-    description: String,
+    description: DocHtml,
     version: String,
     operations: Vec<OperationView>,
     schemas: Vec<SchemaView>,
@@ -34,12 +40,18 @@ pub(crate) struct OperationView {
     pub method: String,
     pub path: String,
     pub anchor: String,
-    pub summary: String,
-    pub description: String,
+    pub summary: DocHtml,
+    pub description: DocHtml,
     pub public: bool,
     pub parameters: Vec<ParameterView>,
     pub request_body: Option<String>,
     pub responses: Vec<ResponseView>,
+    /// A `curl` command that calls it, with the example body.
+    pub curl: String,
+    /// Example JSON of the request body (pretty-printed), when it takes JSON.
+    pub request_example: Option<String>,
+    /// The first success response's status and example JSON, when it has a body.
+    pub response_example: Option<(String, String)>,
 }
 
 pub(crate) struct ParameterView {
@@ -47,18 +59,18 @@ pub(crate) struct ParameterView {
     pub location: String,
     pub required: bool,
     pub kind: String,
-    pub description: String,
+    pub description: DocHtml,
 }
 
 pub(crate) struct ResponseView {
     pub status: String,
-    pub description: String,
+    pub description: DocHtml,
     pub body: Option<String>,
 }
 
 pub(crate) struct SchemaView {
     pub name: String,
-    pub description: String,
+    pub description: DocHtml,
     pub fields: Vec<FieldView>,
 }
 
@@ -66,7 +78,7 @@ pub(crate) struct FieldView {
     pub name: String,
     pub kind: String,
     pub required: bool,
-    pub description: String,
+    pub description: DocHtml,
 }
 
 async fn show(State(state): State<AppState>, session: AgentSession) -> PageResult {
@@ -75,9 +87,9 @@ async fn show(State(state): State<AppState>, session: AgentSession) -> PageResul
     Ok(ReferencePage {
         layout: Layout::signed_in(&state, &session, "api-reference").await?,
         title: text(&doc["info"]["title"]),
-        description: text(&doc["info"]["description"]),
+        description: DocHtml::new(&text(&doc["info"]["description"])),
         version: text(&doc["openapi"]),
-        operations: operations(&doc),
+        operations: operations(&doc, &state.public_base),
         schemas: schemas(&doc),
     }
     .into_response())
@@ -85,8 +97,9 @@ async fn show(State(state): State<AppState>, session: AgentSession) -> PageResul
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
-/// Every operation, in path order, methods in a fixed order.
-pub(crate) fn operations(doc: &Value) -> Vec<OperationView> {
+/// Every operation, in path order, methods in a fixed order; `base` is this server's
+/// public address, for the examples.
+pub(crate) fn operations(doc: &Value, base: &str) -> Vec<OperationView> {
     let Some(paths) = doc["paths"].as_object() else {
         return Vec::new();
     };
@@ -97,6 +110,14 @@ pub(crate) fn operations(doc: &Value) -> Vec<OperationView> {
             if op.is_null() {
                 continue;
             }
+            let public = op["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+            });
+            let request = op["requestBody"]["content"]
+                .as_object()
+                .and_then(|c| c.iter().next())
+                .map(|(media, body)| (media.as_str(), examples::example(doc, &body["schema"])));
             views.push(OperationView {
                 method: method.to_uppercase(),
                 path: path.clone(),
@@ -104,12 +125,9 @@ pub(crate) fn operations(doc: &Value) -> Vec<OperationView> {
                     .chars()
                     .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                     .collect(),
-                summary: str_of(&op["summary"]),
-                description: str_of(&op["description"]),
-                public: op["security"].as_array().is_some_and(|s| {
-                    s.iter()
-                        .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
-                }),
+                summary: DocHtml::inline(&str_of(&op["summary"])),
+                description: DocHtml::new(&str_of(&op["description"])),
+                public,
                 parameters: op["parameters"]
                     .as_array()
                     .map(|ps| ps.iter().map(parameter).collect())
@@ -124,7 +142,7 @@ pub(crate) fn operations(doc: &Value) -> Vec<OperationView> {
                         rs.iter()
                             .map(|(status, r)| ResponseView {
                                 status: status.clone(),
-                                description: str_of(&r["description"]),
+                                description: DocHtml::inline(&str_of(&r["description"])),
                                 body: r["content"]
                                     .as_object()
                                     .and_then(|c| c.values().next())
@@ -133,10 +151,43 @@ pub(crate) fn operations(doc: &Value) -> Vec<OperationView> {
                             .collect()
                     })
                     .unwrap_or_default(),
+                curl: examples::curl(
+                    base.trim_end_matches('/'),
+                    &method.to_uppercase(),
+                    path,
+                    public,
+                    request.as_ref().map(|(media, body)| (*media, body)),
+                ),
+                request_example: request
+                    .as_ref()
+                    .filter(|(media, _)| media.contains("json"))
+                    .map(|(_, body)| pretty(body)),
+                response_example: success_example(doc, op),
             });
         }
     }
     views
+}
+
+/// The first 2xx response with a JSON body, and its example.
+fn success_example(doc: &Value, op: &Value) -> Option<(String, String)> {
+    op["responses"].as_object()?.iter().find_map(|(status, r)| {
+        if !status.starts_with('2') {
+            return None;
+        }
+        let (_, media) = r["content"]
+            .as_object()?
+            .iter()
+            .find(|(media, _)| media.contains("json"))?;
+        Some((
+            status.clone(),
+            pretty(&examples::example(doc, &media["schema"])),
+        ))
+    })
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
 fn parameter(p: &Value) -> ParameterView {
@@ -145,7 +196,7 @@ fn parameter(p: &Value) -> ParameterView {
         location: str_of(&p["in"]),
         required: p["required"].as_bool().unwrap_or(false),
         kind: type_name(&p["schema"]),
-        description: str_of(&p["description"]),
+        description: DocHtml::inline(&str_of(&p["description"])),
     }
 }
 
@@ -165,7 +216,7 @@ pub(crate) fn schemas(doc: &Value) -> Vec<SchemaView> {
             collect_fields(schema, &required, &mut fields);
             SchemaView {
                 name: name.clone(),
-                description: str_of(&schema["description"]),
+                description: DocHtml::new(&str_of(&schema["description"])),
                 fields,
             }
         })
@@ -181,7 +232,7 @@ fn collect_fields(schema: &Value, required: &[&str], fields: &mut Vec<FieldView>
                 name: name.clone(),
                 kind: type_name(property),
                 required: required.contains(&name.as_str()),
-                description: str_of(&property["description"]),
+                description: DocHtml::inline(&str_of(&property["description"])),
             });
         }
     }

@@ -82,6 +82,8 @@ struct KnowledgePage {
     sources: Vec<Source>,
     /// How retrieval works on this server (keyword-only, or with which model).
     retrieval: String,
+    /// The technical reason behind a keyword-only `retrieval`, shown folded away.
+    retrieval_detail: Option<String>,
     title: String,
     body: String,
     web_url: String,
@@ -94,12 +96,14 @@ struct KnowledgePage {
 }
 
 async fn page(state: &AppState, session: &AgentSession) -> Result<KnowledgePage, AppError> {
+    let embeddings = state.knowledge.embeddings();
     Ok(KnowledgePage {
         layout: Layout::signed_in(state, session, "knowledge").await?,
         notice: None,
         csrf: session.csrf_token.clone(),
         sources: state.store.list_sources(session.org_id()).await?,
-        retrieval: state.knowledge.embeddings().describe(),
+        retrieval: embeddings.describe(),
+        retrieval_detail: embeddings.detail().map(str::to_owned),
         title: String::new(),
         body: String::new(),
         web_url: String::new(),

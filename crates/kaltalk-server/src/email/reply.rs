@@ -9,8 +9,8 @@ use kaltalk_core::EmailMessageId;
 use kaltalk_core::chat::SenderKind;
 use kaltalk_mail::MailerError;
 use kaltalk_mail::outbound::{OutgoingAttachment, ReplyEmail, reply_subject};
-use kaltalk_store::Job;
 use kaltalk_store::email::{DeliveryOutcome, ReplyToSend};
+use kaltalk_store::{Delivery, Job, NewEmail};
 
 use crate::state::AppState;
 
@@ -28,21 +28,21 @@ fn email_message_id(job: &Job) -> anyhow::Result<EmailMessageId> {
 pub async fn send(state: &AppState, job: &Job) -> anyhow::Result<()> {
     let id = email_message_id(job)?;
     let reply = state.store.reply_to_send(id).await?;
-    if reply.email.delivery.as_deref() == Some("sent") {
-        return Ok(()); // a retry after a crash between sending and recording
+    // A retry after a crash between sending (or keeping) and recording: done already.
+    if matches!(reply.email.delivery.as_deref(), Some("sent" | "outbox")) {
+        return Ok(());
     }
-    let outcome = match compose(state, &reply).await {
-        Ok(email) => state.mailer.send_reply(&email).await,
-        Err(err) => Err(err),
-    };
-    let recorded = match &outcome {
-        Ok(()) => DeliveryOutcome::Sent,
-        // Without a relay no retry can succeed: say so at once.
-        Err(MailerError::NoRelay) => DeliveryOutcome::GaveUp(
-            "no SMTP relay is configured (smtp.url / KALTALK_SMTP__URL)".into(),
-        ),
-        Err(err) if job.attempts >= job.max_attempts => DeliveryOutcome::GaveUp(err.to_string()),
-        Err(err) => DeliveryOutcome::Retrying(err.to_string()),
+    let recorded = match compose(state, &reply).await {
+        Ok(email) => match state.mailer.send_reply(&email).await {
+            Ok(()) => DeliveryOutcome::Sent,
+            // Without a relay the reply waits in the outbox like every other email (the
+            // README's promise); no retry could send it, so none is made.
+            Err(MailerError::NoRelay) => {
+                DeliveryOutcome::KeptInOutbox(outbox_copy(reply.inbox.org_id, &email))
+            }
+            Err(err) => failed(job, err),
+        },
+        Err(err) => failed(job, err),
     };
     let written = state
         .store
@@ -50,8 +50,33 @@ pub async fn send(state: &AppState, job: &Job) -> anyhow::Result<()> {
         .await?;
     state.hub.publish_events(written.events);
     match recorded {
-        DeliveryOutcome::Sent | DeliveryOutcome::GaveUp(_) => Ok(()),
+        DeliveryOutcome::Sent | DeliveryOutcome::GaveUp(_) | DeliveryOutcome::KeptInOutbox(_) => {
+            Ok(())
+        }
         DeliveryOutcome::Retrying(error) => Err(anyhow!("the reply was not sent: {error}")),
+    }
+}
+
+/// A failed attempt: retried by the job queue until its last try.
+fn failed(job: &Job, err: MailerError) -> DeliveryOutcome {
+    if job.attempts >= job.max_attempts {
+        DeliveryOutcome::GaveUp(err.to_string())
+    } else {
+        DeliveryOutcome::Retrying(err.to_string())
+    }
+}
+
+/// The reply as the organization's outbox keeps it (its owners read it there). Files are
+/// not copied: they stay on the message in the conversation.
+fn outbox_copy(org: kaltalk_core::OrgId, email: &ReplyEmail) -> NewEmail {
+    NewEmail {
+        org_id: Some(org),
+        to: email.to.join(", "),
+        subject: email.subject.clone(),
+        text_body: email.text.clone(),
+        html_body: email.html.clone(),
+        kind: "reply",
+        delivery: Delivery::KeepInOutbox,
     }
 }
 

@@ -17,7 +17,9 @@ use axum::routing::{get, post};
 use kaltalk_core::Text;
 use kaltalk_core::chat::{IdentityMode, InboxKind, VisitorDetails};
 use kaltalk_core::token;
-use kaltalk_store::chat::{ContactFields, Inbox, SessionChoice, VisitorSession, VisitorWrite};
+use kaltalk_store::chat::{
+    Contact, ContactFields, Inbox, SessionChoice, VisitorSession, VisitorWrite,
+};
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -402,6 +404,8 @@ struct PostMessage {
     context: Context,
     identity: Option<Identity>,
     prechat: Option<Prechat>,
+    /// The visitor pressed "Talk to a person" before this, their first message.
+    handoff: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -472,6 +476,7 @@ async fn post_attachment(
             "context" => body.context = json_field("context", &text)?,
             "identity" => body.identity = json_field("identity", &text)?,
             "prechat" => body.prechat = json_field("prechat", &text)?,
+            "handoff" => body.handoff = text == "true",
             _ => {}
         }
     }
@@ -495,10 +500,17 @@ fn read_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, WidgetError> {
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(json)).map_err(|e| {
         let path = e.path().to_string();
-        let named = ["text", "client_id", "context", "identity", "prechat"]
-            .into_iter()
-            .find(|f| path == *f || path.starts_with(&format!("{f}.")))
-            .unwrap_or(field);
+        let named = [
+            "text",
+            "client_id",
+            "context",
+            "identity",
+            "prechat",
+            "handoff",
+        ]
+        .into_iter()
+        .find(|f| path == *f || path.starts_with(&format!("{f}.")))
+        .unwrap_or(field);
         let what = if field == "body" {
             "The message"
         } else {
@@ -538,7 +550,6 @@ async fn deliver(
         &inbox.identity_secret,
         body.identity.as_ref(),
     )?;
-    apply_prechat(&mut contact, body.prechat, settings)?;
 
     // The inbox is known already: only the session is looked up.
     let existing = match bearer(headers) {
@@ -560,6 +571,13 @@ async fn deliver(
         }
         other => other,
     };
+    // A returning visitor is asked only for what their contact does not hold yet (the
+    // pre-chat form may have been switched on after they first wrote).
+    let known = match existing.as_ref().and_then(|(_, s)| s.contact_id) {
+        Some(id) => Some(state.store.get_contact(inbox.org_id, id).await?),
+        None => None,
+    };
+    apply_prechat(&mut contact, body.prechat, settings, known.as_ref())?;
     let visitor_ip =
         crate::visitors::client_ip(ip, headers, &state.config.visitors.trusted_proxies);
     match &existing {
@@ -591,6 +609,9 @@ async fn deliver(
         client_id: client_id.as_deref(),
         attachments: &attachments,
         bot_first,
+        hand_over: body
+            .handoff
+            .then_some(crate::agent::reasons::VISITOR_PRESSED),
     };
     let written = match state.store.visitor_writes(write, state.now()).await {
         Ok(written) => written,
@@ -611,11 +632,33 @@ async fn deliver(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Pre-chat answers fill what identity did not; asked-for fields must be there.
+/// Which pre-chat fields the visitor must still give: those the inbox asks for that
+/// neither their verified identity nor their contact (`known`, a returning visitor's)
+/// holds. Nothing in "required" identity mode, where the site vouches for them.
+fn prechat_missing(
+    settings: &kaltalk_core::chat::WidgetSettings,
+    contact: &ContactFields,
+    known: Option<&Contact>,
+) -> (bool, bool) {
+    if contact.external_id.is_some() || settings.identity == IdentityMode::Required {
+        return (false, false);
+    }
+    let has = |given: &Option<String>, held: Option<&Option<String>>| {
+        given.is_some() || held.is_some_and(Option::is_some)
+    };
+    (
+        settings.prechat_name && !has(&contact.name, known.map(|k| &k.name)),
+        settings.prechat_email && !has(&contact.email, known.map(|k| &k.email)),
+    )
+}
+
+/// Pre-chat answers fill what identity did not; asked-for fields must be there. The
+/// messages are shown under the form's fields, so they are said as a person would.
 fn apply_prechat(
     contact: &mut ContactFields,
     prechat: Option<Prechat>,
     settings: &kaltalk_core::chat::WidgetSettings,
+    known: Option<&Contact>,
 ) -> Result<(), WidgetError> {
     let prechat = prechat.unwrap_or_default();
     let name = cap(prechat.name, 100);
@@ -627,16 +670,18 @@ fn apply_prechat(
         ),
         None => None,
     };
-    if contact.external_id.is_none() && settings.identity != IdentityMode::Required {
-        if settings.prechat_name && name.is_none() && contact.name.is_none() {
-            return Err(WidgetError::Invalid("name", "Tell us your name.".into()));
-        }
-        if settings.prechat_email && email.is_none() && contact.email.is_none() {
-            return Err(WidgetError::Invalid(
-                "email",
-                "Tell us your email address so we can reply.".into(),
-            ));
-        }
+    let (need_name, need_email) = prechat_missing(settings, contact, known);
+    if need_name && name.is_none() {
+        return Err(WidgetError::Invalid(
+            "name",
+            "Please enter your name.".into(),
+        ));
+    }
+    if need_email && email.is_none() {
+        return Err(WidgetError::Invalid(
+            "email",
+            "Please enter your email address, so we can reply.".into(),
+        ));
     }
     contact.name = contact.name.take().or(name);
     contact.email = contact.email.take().or(email);
@@ -647,9 +692,21 @@ async fn conversation(
     State(state): State<AppState>,
     visitor: WidgetVisitor,
 ) -> Result<Json<Value>, WidgetError> {
+    // What the pre-chat form must still ask this returning visitor (their contact may
+    // predate the form being switched on); the widget shows the form for just that.
+    let known = match visitor.session.contact_id {
+        Some(id) => Some(state.store.get_contact(visitor.session.org_id, id).await?),
+        None => None,
+    };
+    let identified = ContactFields {
+        external_id: visitor.session.contact_external_id.clone(),
+        ..ContactFields::default()
+    };
+    let (name, email) = prechat_missing(&visitor.inbox.settings.0, &identified, known.as_ref());
+    let prechat = json!({ "name": name, "email": email });
     let Some(conversation_id) = visitor.session.conversation_id else {
         return Ok(Json(
-            json!({ "conversation": null, "messages": [], "last_event_id": null }),
+            json!({ "conversation": null, "messages": [], "last_event_id": null, "prechat": prechat }),
         ));
     };
     let conversation = state
@@ -665,6 +722,7 @@ async fn conversation(
         "conversation": { "id": conversation.id, "status": conversation.status },
         "messages": messages.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
         "last_event_id": last_event,
+        "prechat": prechat,
     })))
 }
 

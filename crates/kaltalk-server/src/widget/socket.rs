@@ -79,6 +79,11 @@ fn widget_frame(event: &Event) -> Option<Value> {
     }
 }
 
+/// "Online" or "Away" in the widget's header.
+fn presence_frame(online: bool) -> Value {
+    json!({ "type": "presence", "agents_online": online })
+}
+
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientFrame {
@@ -102,7 +107,21 @@ impl Feed for WidgetFeed {
         }
     }
 
+    fn side_topic(&self) -> Option<Topic> {
+        Some(Topic::Presence(self.org))
+    }
+
+    /// Whether the team is online now: what the widget showed may be stale by the time
+    /// the socket (re)opens.
+    async fn hello(&self) -> Option<Value> {
+        let online = self.state.hub.agents_online(self.org).await;
+        Some(presence_frame(online))
+    }
+
     fn render(&self, live: &Live) -> Option<Value> {
+        if let Live::Presence { org, online } = live {
+            return (*org == self.org).then(|| presence_frame(*online));
+        }
         let conversation = self.conversation?;
         match live {
             Live::Event(event) if event.conversation_id == Some(conversation) => {

@@ -655,6 +655,85 @@ async fn a_failed_send_is_shown_on_the_message_and_retried_until_it_goes() {
 }
 
 #[tokio::test]
+async fn without_a_relay_a_reply_is_kept_in_the_outbox_and_the_message_says_so() {
+    // No `smtp.url`: a laptop install. The README promises every email waits in the
+    // outbox; a reply to a customer once failed as "not sent" instead.
+    let app = spawn_app().await;
+    assert!(!app.state.mailer.delivers());
+    let (app, owner, org, smtp) = with_support_inbox(app).await;
+    let raw = reply_fixture(
+        ClientStyle::Gmail,
+        &ada(),
+        SUPPORT,
+        "Where is my order?",
+        "o1@customer.test",
+        None,
+        &[],
+        "It has not arrived.",
+        "",
+    );
+    smtplib(smtp, "ada@customer.test", &[SUPPORT], raw, None)
+        .await
+        .expect("delivered");
+    let conversation = conversations(&app, org).await[0].conversation.id;
+    let response = owner
+        .submit(
+            "/inbox?view=all",
+            &format!("/inbox/conversations/{conversation}/messages"),
+            &[("text", "It ships <today>."), ("kind", "text")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    app.run_jobs().await;
+
+    let reply = messages(&app, org, conversation)
+        .await
+        .into_iter()
+        .find(|m| m.text == "It ships <today>.")
+        .expect("the reply");
+    assert_eq!(
+        reply.email_fact("delivery"),
+        Some("outbox"),
+        "{:?}",
+        reply.metadata
+    );
+    assert_eq!(reply.email_fact("error"), None, "not an error");
+    let shown = owner
+        .get_html(&format!("/inbox/conversations/{conversation}/messages"))
+        .await;
+    assert!(
+        shown.contains("kept in the outbox: no relay configured"),
+        "{shown}"
+    );
+    assert!(!shown.contains("not sent"), "{shown}");
+
+    // The organization's outbox holds it, to the customer, with its text.
+    let kept = || async {
+        app.state
+            .store
+            .list_emails(org, 50)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .filter(|e| e.kind == "reply")
+            .collect::<Vec<_>>()
+    };
+    let outbox = kept().await;
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(outbox[0].to_address, "ada@customer.test");
+    assert_eq!(outbox[0].subject, "Re: Where is my order?");
+    assert!(outbox[0].text_body.contains("It ships <today>."));
+    assert!(outbox[0].html_body.contains("It ships &lt;today&gt;."));
+    let page = owner.get_html("/settings/outbox").await;
+    assert!(page.contains("Re: Where is my order?"), "{page}");
+
+    // Kept, not failed: nothing is retried and the outbox is not filled twice.
+    app.clock.advance(chrono::Duration::hours(1));
+    app.run_jobs().await;
+    assert_eq!(kept().await.len(), 1);
+}
+
+#[tokio::test]
 async fn email_inboxes_are_created_and_validated_in_the_dashboard_with_ai_off_until_switched_on() {
     let app = spawn_app().await;
     let smtp = app.smtp.expect("SMTP listener on");
@@ -759,7 +838,7 @@ async fn email_inboxes_are_created_and_validated_in_the_dashboard_with_ai_off_un
         Handling::Bot
     );
     // The bot's turn (it has no knowledge here, so it hands over) answers by email too:
-    // its message is queued for the relay, and without one it says it was not sent.
+    // its message is queued for the relay, and without one it is kept in the outbox.
     app.run_jobs().await;
     let conversation = conversations(&app, org)
         .await
@@ -775,13 +854,9 @@ async fn email_inboxes_are_created_and_validated_in_the_dashboard_with_ai_off_un
         .expect("the bot answered");
     assert_eq!(
         bot.email_fact("delivery"),
-        Some("failed"),
+        Some("outbox"),
         "{:?}",
         bot.metadata
-    );
-    assert!(
-        bot.email_fact("error")
-            .is_some_and(|e| e.contains("no SMTP relay"))
     );
 }
 

@@ -31,4 +31,5 @@ mod setup;
 mod teams;
 mod webhooks;
 mod widget;
+mod widget_regressions;
 mod workspace;

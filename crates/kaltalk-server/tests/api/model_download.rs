@@ -218,17 +218,17 @@ async fn model_download_with_a_wrong_hash_is_refused_and_retrieval_stays_keyword
 
     let embeddings = settled(&app).await;
     assert!(
-        matches!(*embeddings, Embeddings::Off(_)),
+        matches!(*embeddings, Embeddings::DownloadFailed { .. }),
         "refused: {}",
         embeddings.describe()
     );
     assert!(app.state.knowledge.embedder().is_none());
     let html = owner.get_html("/settings/knowledge").await;
-    assert!(html.contains("Retrieval is keyword-only"), "{html}");
+    let detail = folded_detail(&html);
     assert!(
-        html.contains("model.safetensors")
-            && html.contains("is not the published all-MiniLM-L6-v2"),
-        "the page gives the reason: {html}"
+        detail.contains("model.safetensors")
+            && detail.contains("is not the published all-MiniLM-L6-v2"),
+        "the folded detail gives the reason: {html}"
     );
     // Nothing half-downloaded is left where the server would look for the model.
     let models = app.state.config.data_dir.join("models");
@@ -246,16 +246,17 @@ async fn model_download_while_offline_leaves_the_server_keyword_only_saying_why(
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
 
     let embeddings = settled(&app).await;
-    assert!(matches!(*embeddings, Embeddings::Off(_)));
+    assert!(matches!(*embeddings, Embeddings::DownloadFailed { .. }));
     let html = owner.get_html("/settings/knowledge").await;
+    let detail = folded_detail(&html);
     assert!(
-        html.contains("Downloading the embedding model failed")
-            && html.contains("could not download")
-            && html.contains("config.json"),
-        "the page gives the reason: {html}"
+        detail.contains("Downloading the embedding model")
+            && detail.contains("could not download")
+            && detail.contains("config.json"),
+        "the folded detail gives the reason: {html}"
     );
     assert!(
-        html.contains("KALTALK_EMBEDDING_MODEL_DIR"),
+        detail.contains("KALTALK_EMBEDDING_MODEL_DIR"),
         "and how to fix it: {html}"
     );
     assert!(
@@ -266,4 +267,34 @@ async fn model_download_while_offline_leaves_the_server_keyword_only_saying_why(
             .exists(),
         "no model directory without a model"
     );
+}
+
+/// The knowledge page after a failed download says it plainly, once, and keeps the
+/// network error inside a folded `<details>` (it once dumped the raw error on the page).
+/// Returns the folded text.
+fn folded_detail(html: &str) -> String {
+    assert!(
+        html.contains("The search model could not be downloaded, so knowledge search uses keywords only until it is")
+            && html.contains("tries the download again the next time the server starts"),
+        "a plain sentence says what happened and what happens next: {html}"
+    );
+    let start = html
+        .find("<details class=\"hint spaced\" id=\"retrieval-detail\">")
+        .unwrap_or_else(|| panic!("the detail is folded away: {html}"));
+    let end = start + html[start..].find("</details>").expect("closed");
+    let (before, rest) = html.split_at(start);
+    let after = &rest[end - start..];
+    for outside in [before, after] {
+        assert!(
+            !outside.contains("could not download")
+                && !outside.contains("Downloading the embedding model"),
+            "the technical error appears only inside <details>: {html}"
+        );
+    }
+    assert_eq!(
+        html.matches("Downloading the embedding model").count(),
+        1,
+        "said once: {html}"
+    );
+    html[start..end].to_owned()
 }

@@ -271,6 +271,60 @@ async fn the_reference_page_renders_the_document() {
     assert_ne!(anonymous.status(), StatusCode::OK, "for signed-in people");
 }
 
+#[tokio::test]
+async fn the_reference_page_renders_markdown_and_has_a_curl_example_for_every_operation() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Ada", "ada@example.com", "Acme").await;
+    let html = owner.get_html("/settings/api/reference").await;
+    std::fs::write(
+        std::env::temp_dir().join("kaltalk-api-reference.html"),
+        &html,
+    )
+    .ok();
+    // The descriptions' Markdown is HTML, not backticks shown as they are.
+    assert!(
+        html.contains("<code>Authorization: Bearer kt_…</code>"),
+        "inline code in the document's description: {html}"
+    );
+    assert!(!html.contains('`'), "no Markdown backtick left on the page");
+    let spec = spec(&app).await;
+    let operations = operations(&spec);
+    for (method, path, operation) in &operations {
+        let method = method.to_uppercase();
+        let url: String = path
+            .split('/')
+            .map(
+                |part| match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(name) => format!("${}", name.to_uppercase()),
+                    None => part.to_owned(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("/");
+        let command = format!("curl -X {method} &#34;{}{url}&#34;", app.state.public_base);
+        assert!(html.contains(&command), "{command} is on the page");
+        if operation["requestBody"]["content"]["application/json"].is_object() {
+            let section = section_of(&html, &method, path);
+            assert!(
+                section.contains("-d &#39;{") && section.contains("Request body (JSON)"),
+                "{method} {path} shows its JSON body: {section}"
+            );
+        }
+    }
+    assert_eq!(html.matches("curl -X ").count(), operations.len());
+    // Responses have example JSON derived from their schemas.
+    let me = section_of(&html, "GET", "/api/v1/me");
+    assert!(me.contains("Response <code>200</code> (JSON)"), "{me}");
+}
+
+/// The part of the reference page about one operation.
+fn section_of<'a>(html: &'a str, method: &str, path: &str) -> &'a str {
+    let heading = format!("<h3><code>{method} {path}</code></h3>");
+    let start = html.find(&heading).unwrap_or_else(|| panic!("{heading}"));
+    let end = start + html[start..].find("</section>").expect("section end");
+    &html[start..end]
+}
+
 async fn get_me(app: &TestApp, key: &str) -> reqwest::Response {
     app.api()
         .get(app.url("/api/v1/me"))

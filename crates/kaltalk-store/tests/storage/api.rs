@@ -115,6 +115,7 @@ async fn a_merged_widget_visitor_keeps_their_session_and_opt_out() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 t0,
             )

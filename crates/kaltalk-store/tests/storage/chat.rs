@@ -34,6 +34,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     client_id: Some("c1"),
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 t0,
             )
@@ -78,6 +79,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     client_id: Some("c2"),
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 t0,
             )
@@ -98,6 +100,7 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
                     client_id: Some("c2"),
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 t0,
             )
@@ -133,6 +136,7 @@ async fn a_visitor_session_expires_after_thirty_idle_days() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 t0,
             )
@@ -190,6 +194,7 @@ async fn a_resolved_conversation_reopens_when_the_customer_writes() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -216,6 +221,7 @@ async fn a_resolved_conversation_reopens_when_the_customer_writes() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -256,6 +262,7 @@ async fn an_identified_visitor_is_one_contact_across_browsers() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -274,6 +281,7 @@ async fn an_identified_visitor_is_one_contact_across_browsers() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -307,6 +315,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -479,6 +488,7 @@ async fn conversations_of_another_organization_are_not_found() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -572,6 +582,7 @@ async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 long_ago,
             )
@@ -588,6 +599,7 @@ async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -604,6 +616,7 @@ async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -681,6 +694,7 @@ async fn labels_and_snoozes() {
                     client_id: None,
                     attachments: &[],
                     bot_first: false,
+                    hand_over: None,
                 },
                 now(),
             )
@@ -757,6 +771,69 @@ async fn labels_and_snoozes() {
                 .expect(backend)
                 .status,
             ConversationStatus::Open
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_first_message_that_asks_for_a_person_goes_to_the_team_in_the_same_transaction() {
+    for (backend, store) in test_stores().await.stores {
+        let (_, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = web_inbox(&store, org.id, "wi_person").await;
+        let written = store
+            .visitor_writes(
+                VisitorWrite {
+                    inbox: &inbox,
+                    session: SessionChoice::New {
+                        token_hash: "vt-person",
+                    },
+                    details: &details("https://shop.test/"),
+                    contact: &ContactFields::default(),
+                    text: "I want a human",
+                    client_id: None,
+                    attachments: &[],
+                    bot_first: true,
+                    hand_over: Some("the visitor pressed “Talk to a person”."),
+                },
+                now(),
+            )
+            .await
+            .expect(backend);
+        let conversation = &written.value.conversation;
+        assert_eq!(
+            conversation.handling,
+            kaltalk_core::chat::Handling::WaitingHuman,
+            "{backend}"
+        );
+        assert!(
+            written
+                .events
+                .iter()
+                .any(|e| e.kind == "conversation.escalated"),
+            "{backend}"
+        );
+        // No bot turn was queued for a message the bot will not answer.
+        let jobs = store
+            .list_jobs(kaltalk_store::JobState::Queued, 100)
+            .await
+            .expect(backend);
+        assert!(
+            jobs.iter().all(|j| j.kind != "ai.turn"),
+            "{backend}: {jobs:?}"
+        );
+        let messages = store
+            .list_messages(org.id, conversation.id, true)
+            .await
+            .expect(backend);
+        let notes: Vec<&str> = messages
+            .iter()
+            .filter(|m| m.kind == MessageKind::Note)
+            .map(|m| m.text.as_str())
+            .collect();
+        assert_eq!(
+            notes,
+            ["Handed over to the team: the visitor pressed “Talk to a person”."],
+            "{backend}"
         );
     }
 }

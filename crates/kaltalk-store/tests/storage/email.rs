@@ -7,7 +7,7 @@ use kaltalk_store::chat::{AgentWrite, ConversationFilter, Inbox, NewInbox};
 use kaltalk_store::email::{
     DeliveryOutcome, EMAIL_REPLY_JOB, EmailNoise, ImapCursorRow, Received, ReceivedEmail,
 };
-use kaltalk_store::{Conflict, JobState, Store, StoreError};
+use kaltalk_store::{Conflict, Delivery, EmailState, JobState, NewEmail, Store, StoreError};
 use serde_json::json;
 
 use crate::helpers::{now, sign_up, test_stores};
@@ -299,6 +299,62 @@ async fn auto_replies_and_bounces_open_nothing_and_are_noted_where_they_refer() 
             1,
             "{backend}: noise opened a conversation"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_reply_kept_for_want_of_a_relay_is_in_the_outbox_and_marked_on_the_message() {
+    for (backend, store) in test_stores().await.stores {
+        let (agent, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = email_inbox(&store, org.id, "desk@acme.test")
+            .await
+            .expect(backend);
+        let conversation = conversation_of(
+            &receive(
+                &store,
+                &inbox,
+                Mail::new("k1@mail.test", "ada@example.test"),
+            )
+            .await,
+        );
+        agent_reply(&store, org.id, agent, conversation).await;
+        let out = store
+            .conversation_emails(org.id, conversation)
+            .await
+            .expect(backend)
+            .pop()
+            .expect("reply");
+        let email = NewEmail {
+            org_id: Some(org.id),
+            to: "ada@example.test".into(),
+            subject: "Re: Hello".into(),
+            text_body: "On its way.".into(),
+            html_body: "<p>On its way.</p>".into(),
+            kind: "reply",
+            delivery: Delivery::KeepInOutbox,
+        };
+        let kept = store
+            .record_reply_delivery(out.id, &DeliveryOutcome::KeptInOutbox(email), now())
+            .await
+            .expect(backend);
+        assert_eq!(
+            kept.value.email_fact("delivery"),
+            Some("outbox"),
+            "{backend}"
+        );
+        assert_eq!(kept.value.email_fact("error"), None, "{backend}");
+        assert_eq!(
+            kept.value.email_delivery_label(),
+            "kept in the outbox: no relay configured"
+        );
+        let outbox = store.list_emails(org.id, 10).await.expect(backend);
+        let reply = outbox
+            .iter()
+            .find(|e| e.kind == "reply")
+            .unwrap_or_else(|| panic!("{backend}: in the outbox: {outbox:?}"));
+        assert_eq!(reply.state, EmailState::Kept, "{backend}");
+        assert_eq!(reply.to_address, "ada@example.test");
+        assert_eq!(reply.text_body, "On its way.");
     }
 }
 

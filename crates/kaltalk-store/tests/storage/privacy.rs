@@ -68,6 +68,7 @@ async fn first_message(
                 client_id: None,
                 attachments: &[],
                 bot_first,
+                hand_over: None,
             },
             now(),
         )

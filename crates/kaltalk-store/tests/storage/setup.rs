@@ -26,6 +26,7 @@ async fn visit(
                 client_id: None,
                 attachments: &[],
                 bot_first: false,
+                hand_over: None,
             },
             now(),
         )

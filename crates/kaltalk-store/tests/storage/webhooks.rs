@@ -44,6 +44,7 @@ async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str
                 client_id: None,
                 attachments: &[],
                 bot_first: false,
+                hand_over: None,
             },
             now(),
         )
