@@ -123,6 +123,7 @@ pub async fn seed(
                             text: &text,
                             client_id: None,
                             attachments: &[],
+                            email: None,
                         },
                         when,
                     )
