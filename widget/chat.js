@@ -143,26 +143,38 @@
     var s = at(c, i, 'https://') ? 8 : at(c, i, 'http://') ? 7 : 0, e = i;
     if (!s) return 0;
     while (e < c.length && !ends(c[e])) e++;
-    for (; e > i + s; e--) {
+    for (var o = count(c, i, e, '('), p = count(c, i, e, ')'); e > i + s; e--) {
       var l = c[e - 1];
-      if (l == ')' ? count(c, i, e, '(') >= count(c, i, e, ')') : ".,:;!?'([]*_".indexOf(l) < 0) break;
+      if (l == ')') { if (o >= p) break; p--; }
+      else if (l == '(') o--;
+      else if (".,:;!?'[]*_".indexOf(l) < 0) break;
     }
     return e > i + s ? e : 0;
   }
-  // [label](url) at i: [end of label, end of url], or null.
-  function link(c, i) {
-    var le = c.indexOf(']', i + 1), us = le + 2, ue = c.indexOf(')', us), k, s;
-    if (le < 0 || le == i + 1 || c[le + 1] != '(' || ue < 0) return null;
-    for (k = us; k < ue; k++) if (ends(c[k]) || /[\0-\x1f\x7f-\x9f]/.test(c[k])) return null;
+  // [label](url) at i: [end of label, end of url], or null. `a` holds, for each position,
+  // where the next ], ) and character no link holds are (so many [ scan the line once).
+  function link(c, a, i) {
+    var le = a.b[i + 1], us = le + 2, ue = a.p[us], s;
+    if (le == c.length || le == i + 1 || c[le + 1] != '(' || ue == c.length || a.x[us] < ue) return null;
     s = ['https://', 'http://', 'mailto:'].filter(function (p) { return at(c, us, p); })[0];
     return s && ue - us > s.length ? [le, ue] : null;
+  }
+  function ahead(c) {
+    var n = c.length, a = { b: [], p: [], x: [] }, k;
+    a.b[n] = a.p[n] = a.x[n] = n;
+    for (k = n - 1; k >= 0; k--) {
+      a.b[k] = c[k] == ']' ? k : a.b[k + 1];
+      a.p[k] = c[k] == ')' ? k : a.p[k + 1];
+      a.x[k] = ends(c[k]) || /[\0-\x1f\x7f-\x9f]/.test(c[k]) ? k : a.x[k + 1];
+    }
+    return a;
   }
   function dep(n) {
     var m = Math.max.apply(null, [0].concat((n.c || []).map(dep)));
     return n.t == 'strong' || n.t == 'em' ? m + 1 : m;
   }
   function inl(c, links) {
-    var ps = [], text = '', i = 0, x, n, e, r, b, a, op, cl;
+    var ps = [], text = '', i = 0, ah = links && ahead(c), x, n, e, r, b, a, op, cl;
     function flush() { if (text) ps.push({ n: { t: 'text', v: text } }); text = ''; }
     while (i < c.length) {
       x = c[i];
@@ -176,7 +188,7 @@
         x = c.slice(i, e).join('');
         ps.push({ n: { t: 'a', url: x, c: [{ t: 'text', v: x }] } });
         i = e;
-      } else if (links && x == '[' && (r = link(c, i))) {
+      } else if (links && x == '[' && (r = link(c, ah, i))) {
         flush();
         ps.push({ n: { t: 'a', url: c.slice(r[0] + 2, r[1]).join(''), c: inl(c.slice(i + 1, r[0]), false) } });
         i = r[1] + 1;

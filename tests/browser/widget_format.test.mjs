@@ -70,3 +70,13 @@ test('message text never reaches innerHTML', () => {
   const html = fmt('<img src=x onerror=alert(1)> **<b>**').html;
   assert.equal(html, '<p>&lt;img src=x onerror=alert(1)&gt; <strong>&lt;b&gt;</strong></p>');
 });
+
+test('long and hostile text is formatted quickly', () => {
+  const started = Date.now();
+  for (const input of [
+    '*'.repeat(10000), '*a '.repeat(3000), '**a '.repeat(3000), '['.repeat(10000), '[a]('.repeat(3000) + ')',
+    '`'.repeat(10000), '` ``'.repeat(3000), 'https://a.test/' + '('.repeat(10000), 'https://a.test/' + ')'.repeat(10000),
+    '- a\n'.repeat(3000),
+  ]) fmt(input);
+  assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+});

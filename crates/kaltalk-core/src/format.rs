@@ -130,6 +130,7 @@ fn inline(line: &str) -> Line {
 }
 
 fn inline_chars(chars: &[char], links: bool) -> Line {
+    let ahead = links.then(|| Ahead::new(chars));
     let mut pieces: Vec<Piece> = Vec::new();
     let mut text = String::new();
     let mut i = 0;
@@ -159,16 +160,17 @@ fn inline_chars(chars: &[char], links: bool) -> Line {
             i = end;
             continue;
         }
-        if links && c == '[' {
-            if let Some((label_end, url_end)) = link_at(chars, i) {
-                push_text(&mut pieces, &mut text);
-                let children = inline_chars(&chars[i + 1..label_end], false);
-                let url = chars[label_end + 2..url_end].iter().collect();
-                let depth = children.iter().map(depth_of).max().unwrap_or(0);
-                pieces.push(Piece::Done(Inline::Link { url, children }, depth));
-                i = url_end + 1;
-                continue;
-            }
+        if let Some(ahead) = &ahead
+            && c == '['
+            && let Some((label_end, url_end)) = link_at(chars, ahead, i)
+        {
+            push_text(&mut pieces, &mut text);
+            let children = inline_chars(&chars[i + 1..label_end], false);
+            let url = chars[label_end + 2..url_end].iter().collect();
+            let depth = children.iter().map(depth_of).max().unwrap_or(0);
+            pieces.push(Piece::Done(Inline::Link { url, children }, depth));
+            i = url_end + 1;
+            continue;
         }
         if c == '*' || c == '_' {
             let run = run_length(chars, i);
@@ -232,14 +234,9 @@ fn closing_run(chars: &[char], from: usize, len: usize) -> Option<usize> {
 }
 
 fn starts_with(chars: &[char], i: usize, prefix: &str) -> bool {
-    let mut j = i;
-    for p in prefix.chars() {
-        if chars.get(j).map(char::to_ascii_lowercase) != Some(p) {
-            return false;
-        }
-        j += 1;
-    }
-    true
+    (i..)
+        .zip(prefix.chars())
+        .all(|(j, p)| chars.get(j).map(char::to_ascii_lowercase) == Some(p))
 }
 
 /// Characters a link never contains (they end a bare link).
@@ -261,19 +258,15 @@ fn bare_link_end(chars: &[char], i: usize) -> Option<usize> {
     while end < chars.len() && !ends_link(chars[end]) {
         end += 1;
     }
+    let count = |c: char| chars[i..end].iter().filter(|&&x| x == c).count();
+    let (mut opens, mut closes) = (count('('), count(')'));
     while end > i + scheme {
-        let last = chars[end - 1];
-        if last == ')' {
-            let opens = chars[i..end].iter().filter(|&&c| c == '(').count();
-            let closes = chars[i..end].iter().filter(|&&c| c == ')').count();
-            if opens >= closes {
-                break;
-            }
-        } else if !matches!(
-            last,
-            '.' | ',' | ':' | ';' | '!' | '?' | '\'' | '(' | '[' | ']' | '*' | '_'
-        ) {
-            break;
+        match chars[end - 1] {
+            ')' if opens >= closes => break,
+            ')' => closes -= 1,
+            '(' => opens -= 1,
+            '.' | ',' | ':' | ';' | '!' | '?' | '\'' | '[' | ']' | '*' | '_' => {}
+            _ => break,
         }
         end -= 1;
     }
@@ -282,21 +275,50 @@ fn bare_link_end(chars: &[char], i: usize) -> Option<usize> {
 
 /// `[label](url)` at `i`: where the label ends (its `]`) and where the url ends (its `)`).
 /// Only http, https and mailto urls make a link; anything else stays text.
-fn link_at(chars: &[char], i: usize) -> Option<(usize, usize)> {
-    let label_end = i + 1 + chars[i + 1..].iter().position(|&c| c == ']')?;
-    if label_end == i + 1 || chars.get(label_end + 1) != Some(&'(') {
+fn link_at(chars: &[char], ahead: &Ahead, i: usize) -> Option<(usize, usize)> {
+    let label_end = ahead.bracket[i + 1];
+    if label_end == chars.len() || label_end == i + 1 || chars.get(label_end + 1) != Some(&'(') {
         return None;
     }
     let url_start = label_end + 2;
-    let url_end = url_start + chars[url_start..].iter().position(|&c| c == ')')?;
-    let url = &chars[url_start..url_end];
-    if url.iter().any(|&c| ends_link(c) || c.is_control()) {
+    let url_end = ahead.paren[url_start];
+    if url_end == chars.len() || ahead.not_in_link[url_start] < url_end {
         return None;
     }
     let scheme = ["https://", "http://", "mailto:"]
         .into_iter()
         .find(|s| starts_with(chars, url_start, s))?;
-    (url.len() > scheme.len()).then_some((label_end, url_end))
+    (url_end - url_start > scheme.len()).then_some((label_end, url_end))
+}
+
+/// For each position of a line, where the next `]`, `)` and character no link holds are
+/// (the length when there is none): a line of many `[` is then scanned once, not once
+/// per `[`.
+struct Ahead {
+    bracket: Vec<usize>,
+    paren: Vec<usize>,
+    not_in_link: Vec<usize>,
+}
+
+impl Ahead {
+    fn new(chars: &[char]) -> Self {
+        let n = chars.len();
+        let mut ahead = Ahead {
+            bracket: vec![n; n + 1],
+            paren: vec![n; n + 1],
+            not_in_link: vec![n; n + 1],
+        };
+        for (i, &c) in chars.iter().enumerate().rev() {
+            ahead.bracket[i] = if c == ']' { i } else { ahead.bracket[i + 1] };
+            ahead.paren[i] = if c == ')' { i } else { ahead.paren[i + 1] };
+            ahead.not_in_link[i] = if ends_link(c) || c.is_control() {
+                i
+            } else {
+                ahead.not_in_link[i + 1]
+            };
+        }
+        ahead
+    }
 }
 
 fn depth_of(node: &Inline) -> usize {
