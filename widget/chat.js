@@ -51,6 +51,8 @@
       '.me .kt-b{background:' + c + ';color:' + ink + ';border-radius:18px 18px 6px 18px}' +
       '.me.cont .kt-b{border-top-right-radius:6px}' +
       '.kt-b a{color:inherit;text-decoration:underline;text-underline-offset:2px}' +
+      '.kt-t>*{margin:0}.kt-t>*+*{margin-top:6px}.kt-t ul,.kt-t ol{padding-left:20px}' +
+      '.kt-t code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em;background:rgba(127,127,127,.16);padding:1px 4px;border-radius:4px}' +
       '.kt-b.media{padding:0;background:none;border-radius:14px}' +
       '.pending .kt-b{opacity:.72}' +
       '.kt-img{display:block;border-radius:14px;overflow:hidden;line-height:0;background:#e5e7eb}' +
@@ -118,16 +120,158 @@
     return el;
   }
 
-  // Text with http(s) links made clickable; everything else stays plain text.
-  function linkify(t) {
-    var f = d.createDocumentFragment(), re = /https?:\/\/[^\s<>"]*[^\s<>".,:;!?'()\]]/g, i = 0, m;
-    while ((m = re.exec(t))) {
-      f.append(t.slice(i, m.index), h('a', { href: m[0], target: '_blank', rel: 'noopener noreferrer nofollow' }, m[0]));
-      i = re.lastIndex;
+  // ---------- light formatting: begin ----------
+  // The rules of kaltalk-core's src/format.rs (bold, italic, code, links, lists, line
+  // breaks), built as DOM nodes: text is only ever text, links only http(s) or mailto.
+  // crates/kaltalk-core/tests/format_vectors.json holds the cases both must agree on.
+  var WS = /\p{White_Space}/u, AN = /[\p{Alphabetic}\p{N}]/u;
+  function isWs(c) { return c != null && WS.test(c); }
+  function isAn(c) { return c != null && AN.test(c); }
+  // Whether c (an array of characters) has p at i, ASCII letters in any case.
+  function at(c, i, p) {
+    for (var k = 0; k < p.length; k++) {
+      var x = c[i + k];
+      if (x == null || (/[A-Z]/.test(x) ? x.toLowerCase() : x) != p[k]) return false;
     }
-    f.append(t.slice(i));
+    return true;
+  }
+  function ends(x) { return WS.test(x) || '<>"`'.indexOf(x) >= 0; }
+  function run(c, i) { var j = i; while (c[j] == c[i]) j++; return j - i; }
+  function count(c, i, e, x) { return c.slice(i, e).filter(function (y) { return y == x; }).length; }
+  // The end of a bare link at i (0: none), trailing punctuation left out.
+  function bare(c, i) {
+    var s = at(c, i, 'https://') ? 8 : at(c, i, 'http://') ? 7 : 0, e = i;
+    if (!s) return 0;
+    while (e < c.length && !ends(c[e])) e++;
+    for (var o = count(c, i, e, '('), p = count(c, i, e, ')'); e > i + s; e--) {
+      var l = c[e - 1];
+      if (l == ')') { if (o >= p) break; p--; }
+      else if (l == '(') o--;
+      else if (".,:;!?'[]*_".indexOf(l) < 0) break;
+    }
+    return e > i + s ? e : 0;
+  }
+  // [label](url) at i: [end of label, end of url], or null. `a` holds, for each position,
+  // where the next ], ) and character no link holds are (so many [ scan the line once).
+  function link(c, a, i) {
+    var le = a.b[i + 1], us = le + 2, ue = a.p[us], s;
+    if (le == c.length || le == i + 1 || c[le + 1] != '(' || ue == c.length || a.x[us] < ue) return null;
+    s = ['https://', 'http://', 'mailto:'].filter(function (p) { return at(c, us, p); })[0];
+    return s && ue - us > s.length ? [le, ue] : null;
+  }
+  function ahead(c) {
+    var n = c.length, a = { b: [], p: [], x: [] }, k;
+    a.b[n] = a.p[n] = a.x[n] = n;
+    for (k = n - 1; k >= 0; k--) {
+      a.b[k] = c[k] == ']' ? k : a.b[k + 1];
+      a.p[k] = c[k] == ')' ? k : a.p[k + 1];
+      a.x[k] = ends(c[k]) || /[\0-\x1f\x7f-\x9f]/.test(c[k]) ? k : a.x[k + 1];
+    }
+    return a;
+  }
+  function dep(n) {
+    var m = Math.max.apply(null, [0].concat((n.c || []).map(dep)));
+    return n.t == 'strong' || n.t == 'em' ? m + 1 : m;
+  }
+  function inl(c, links) {
+    var ps = [], text = '', i = 0, ah = links && ahead(c), x, n, e, r, b, a, op, cl;
+    function flush() { if (text) ps.push({ n: { t: 'text', v: text } }); text = ''; }
+    while (i < c.length) {
+      x = c[i];
+      if (x == '`') {
+        n = run(c, i);
+        for (e = i + n; e < c.length && !(c[e] == '`' && run(c, e) == n); e += c[e] == '`' ? run(c, e) : 1);
+        if (e < c.length) { flush(); ps.push({ n: { t: 'code', v: c.slice(i + n, e).join('') } }); i = e + n; }
+        else { text += c.slice(i, i + n).join(''); i += n; }
+      } else if (links && (e = bare(c, i))) {
+        flush();
+        x = c.slice(i, e).join('');
+        ps.push({ n: { t: 'a', url: x, c: [{ t: 'text', v: x }] } });
+        i = e;
+      } else if (links && x == '[' && (r = link(c, ah, i))) {
+        flush();
+        ps.push({ n: { t: 'a', url: c.slice(r[0] + 2, r[1]).join(''), c: inl(c.slice(i + 1, r[0]), false) } });
+        i = r[1] + 1;
+      } else if (x == '*' || x == '_') {
+        // As in CommonMark: an opener is followed by a non-space, a closer follows one;
+        // `_` also needs a word boundary, so snake_case stays as written.
+        n = run(c, i); b = c[i - 1]; a = c[i + n];
+        op = a != null && !isWs(a) && (x == '*' || !isAn(b));
+        cl = b != null && !isWs(b) && (x == '*' || !isAn(a));
+        if ((x == '*' ? n <= 2 : n == 1) && (op || cl)) { flush(); ps.push({ ch: x, len: n, open: op, close: cl }); }
+        else text += c.slice(i, i + n).join('');
+        i += n;
+      } else { text += x; i++; }
+    }
+    flush();
+    // Each closing run takes the nearest open run of its kind; leftovers are text.
+    var out = [];
+    ps.forEach(function (p) {
+      if (!p.ch) return out.push(p);
+      for (var k = out.length - 1; p.close && k >= 0 && !(out[k].ch == p.ch && out[k].len == p.len && out[k].open); k--);
+      if (p.close && k >= 0) {
+        var inner = out.splice(k + 1);
+        if (inner.reduce(function (m, q) { return Math.max(m, q.ch ? 0 : dep(q.n)); }, 0) < 4) {
+          out.pop();
+          return out.push({ n: { t: p.len == 2 ? 'strong' : 'em', c: fin(inner) } });
+        }
+        out.push.apply(out, inner);
+      }
+      out.push({ ch: p.ch, len: p.len, open: p.open });
+    });
+    return fin(out);
+  }
+  function fin(ps) {
+    var line = [];
+    ps.forEach(function (p) {
+      var n = p.ch ? { t: 'text', v: p.ch.repeat(p.len) } : p.n, l = line[line.length - 1];
+      if (n.t == 'text' && l && l.t == 'text') l.v += n.v;
+      else line.push(n);
+    });
+    return line;
+  }
+  function blocks(s) {
+    var out = [], para = [];
+    function fl() { if (para.length) out.push({ p: para }); para = []; }
+    s.replace(/\r\n?/g, '\n').split('\n').forEach(function (l) {
+      l = l.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '');
+      var m = /^-[ \t]+([^ \t][^]*)$/.exec(l), o = /^(\d{1,9})\.[ \t]+([^ \t][^]*)$/.exec(l), last;
+      if (!l) return fl();
+      if (!m && !o) return para.push(inl(Array.from(l), true));
+      fl();
+      last = out[out.length - 1];
+      var it = inl(Array.from(m ? m[1] : o[2]), true);
+      if (last && last.items && !last.ol == !!m) last.items.push(it);
+      else out.push({ ol: !m, start: o && +o[1], items: [it] });
+    });
+    fl();
+    return out;
+  }
+  function nodes(line) {
+    return line.map(function (n) {
+      if (n.t == 'text') return n.v;
+      if (n.t == 'code') return h('code', { text: n.v });
+      var props = n.t == 'a' ? { href: n.url, rel: 'noopener noreferrer nofollow', target: '_blank' } : null;
+      return h.apply(null, [n.t, props].concat(nodes(n.c)));
+    });
+  }
+  // Message text as formatted DOM nodes.
+  function fmt(s) {
+    var f = d.createDocumentFragment();
+    blocks(s).forEach(function (b) {
+      var el;
+      if (b.p) {
+        el = h('p');
+        b.p.forEach(function (l, i) { if (i) el.append(h('br')); el.append.apply(el, nodes(l)); });
+      } else {
+        el = h(b.ol ? 'ol' : 'ul', b.ol && b.start != 1 ? { start: b.start } : null);
+        b.items.forEach(function (it) { el.append(h.apply(null, ['li', null].concat(nodes(it)))); });
+      }
+      f.append(el);
+    });
     return f;
   }
+  // ---------- light formatting: end ----------
 
   function size(n) {
     return n < 1024 ? n + ' B' : n < 1048576 ? Math.round(n / 1024) + ' KB' : (n / 1048576).toFixed(1) + ' MB';
@@ -283,7 +427,7 @@
       var me = m.sender == 'contact', atts = m.attachments || [], who = me ? 'me' : 'them:' + (m.sender_name || '');
       var b = h('div', { class: 'kt-b' + (m.text ? '' : ' media') });
       if (m.created_at) b.title = new Date(m.created_at).toLocaleString();
-      if (m.text) b.append(h('div', null, linkify(m.text)));
+      if (m.text) b.append(h('div', { class: 'kt-t' }, fmt(m.text)));
       atts.forEach(function (a) {
         var url = /^(https?|blob):/.test(a.url) ? a.url : base + a.url;
         var link = { href: url, target: '_blank', rel: 'noopener noreferrer' };

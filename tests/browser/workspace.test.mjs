@@ -26,6 +26,7 @@ const OWNER = { name: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct
 const AGENT = { name: 'Grace Hopper', email: 'grace@acme.test', password: 'another long password' };
 const SUPPORT = 'support@acme.test';
 const EMAIL_SUBJECT = 'Invoice 2231 charged twice';
+const SCREENSHOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'crates', 'kaltalk-server', 'src', 'demo-cart-drawer.png');
 
 /** A short email from a new customer: a conversation nobody has taken yet. */
 function newCustomerEmail() {
@@ -328,6 +329,17 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
     const sent = page.locator('#messages article.message', { hasText: 'Typed without a mouse.' });
     await until(async () => (await sent.count()) > 0, async () => `Ctrl+Enter sent nothing:\n${await outerHtml(page, '#messages', 1500)}`);
     await assertReadable(page, sent.locator('.bubble > .text'), '#messages', 'the reply sent with the keyboard:');
+    // The emoji picker, from the keyboard too: it opens, a search narrows it, Enter inserts.
+    await page.locator('#emoji-button').focus();
+    await page.keyboard.press('Enter');
+    const picker = page.locator('#emoji-picker');
+    await until(async () => picker.isVisible(), async () => `the emoji picker did not open:\n${await outerHtml(page, '.composer', 2000)}`);
+    await page.keyboard.type('thumbs');
+    await until(async () => (await picker.locator('[role=option]').count()) > 0, async () => `no emoji for "thumbs":\n${await outerHtml(page, '#emoji-picker', 2000)}`);
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
+    await until(async () => /\p{Extended_Pictographic}/u.test(await page.locator('#reply-text').inputValue()), async () => `no emoji inserted: ${JSON.stringify(await page.locator('#reply-text').inputValue())}`);
+    await page.locator('#reply-text').fill('');
     await page.locator('#reply-text').blur();
     await page.keyboard.press('e');
     await until(
@@ -366,11 +378,18 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
     }));
     assert.ok(sizes.input >= 16, `the reply box's text is ${sizes.input} px`);
     assert.ok(sizes.send >= 44 && sizes.back >= 44, `touch targets: send ${sizes.send} px, back ${sizes.back} px`);
-    await page.locator('#reply-text').fill('Replying from my phone.');
+    await page.locator('#reply-text').fill('Replying from my phone, with a **screenshot**.');
+    // The picker's input is visually hidden behind the paperclip; a chip shows the file.
+    await page.locator('#reply-files').setInputFiles(SCREENSHOT);
+    await assertReadable(page, page.locator('#attached-files li').first(), null, 'the attached file\'s chip:');
     await page.locator('.composer button[type=submit]').tap();
-    const sent = page.locator('#messages article.message', { hasText: 'Replying from my phone.' });
-    await until(async () => (await sent.count()) > 0, async () => 'the phone reply did not appear');
+    const sent = page.locator('#messages article.message', { hasText: 'Replying from my phone' });
+    await until(async () => (await sent.count()) > 0, async () => `the phone reply did not appear:\n${await outerHtml(page, '#messages', 2000)}`);
     await assertReadable(page, sent.locator('.bubble > .text'), '#messages', 'the phone reply:');
+    await assertReadable(page, sent.locator('.bubble > .text strong'), '#messages', 'the bold word of the phone reply:');
+    await assertReadable(page, sent.locator('.thumb img'), '#messages', 'the image sent from the phone:');
+    assert.ok(await sent.locator('.thumb img').evaluate((img) => img.complete && img.naturalWidth > 0), 'the image loads');
+    assert.equal(await page.locator('#attached-files li').count(), 0, 'the chips clear after sending');
     // The contact is one tap away, and back again.
     await page.locator('.contact-toggle').tap();
     await assertReadable(page, page.locator('#contact-panel h2'), null, 'the contact panel on the phone:');

@@ -14,5 +14,8 @@ pub mod testing;
 pub use messages::{
     EmailChange, EmailChangeNotice, Invitation, PasswordReset, RenderedEmail, VerifyEmail,
 };
-pub use outbound::{OutgoingAttachment, ReplyEmail, build_reply, make_message_id, reply_subject};
+pub use outbound::{
+    OutgoingAttachment, ReplyEmail, build_reply, is_sendable_address, make_message_id, reply_html,
+    reply_subject, reply_text,
+};
 pub use relay::{Mailer, MailerError, OutgoingEmail};

@@ -1,6 +1,7 @@
 //! Agents' replies in the email channel: a standard threaded message (Message-ID,
 //! In-Reply-To, References) with text and HTML parts and attachments, sent through the
-//! configured SMTP relay.
+//! configured SMTP relay. Both parts come from the reply's text through the light
+//! formatting the inbox and the widget show (`kaltalk_core::format`).
 
 use lettre::message::header::{ContentType, InReplyTo, MessageId, References};
 use lettre::message::{Attachment, Mailbox, MultiPart};
@@ -20,6 +21,8 @@ pub struct ReplyEmail {
     /// Addresses, each either bare (`a@b.test`) or with a name (`Ada <a@b.test>`).
     pub to: Vec<String>,
     pub cc: Vec<String>,
+    /// In the envelope only: the message itself carries no `Bcc` header.
+    pub bcc: Vec<String>,
     /// Already the reply subject: see [`reply_subject`].
     pub subject: String,
     /// Without angle brackets: see [`make_message_id`].
@@ -39,6 +42,27 @@ pub struct OutgoingAttachment {
     /// A MIME type such as `application/pdf`.
     pub content_type: String,
     pub bytes: Vec<u8>,
+}
+
+/// The HTML part of a reply: its text formatted (escaped; bold, italic, code, links,
+/// lists, paragraphs), in a minimal document.
+pub fn reply_html(text: &str) -> String {
+    // Mail clients ignore stylesheets more often than inline styles.
+    format!(
+        "<!doctype html><html><body style=\"font-family: sans-serif; line-height: 1.5\">{}</body></html>",
+        kaltalk_core::format::to_html(text)
+    )
+}
+
+/// The text part of a reply: its text without formatting markers, link targets kept.
+pub fn reply_text(text: &str) -> String {
+    kaltalk_core::format::to_plain(text)
+}
+
+/// Whether the relay can write `address` as a recipient (lettre's address grammar,
+/// stricter than the sign-up check: no quotes, brackets or commas in the local part).
+pub fn is_sendable_address(address: &str) -> bool {
+    address.parse::<Address>().is_ok()
 }
 
 /// `Re: ` + the original subject, without piling up `Re: Re: `.
@@ -100,6 +124,10 @@ pub fn build_reply(email: &ReplyEmail) -> Result<Message, MailerError> {
     }
     for cc in &email.cc {
         builder = builder.cc(parse_mailbox(cc)?);
+    }
+    // lettre puts these in the envelope and leaves the header out of the message.
+    for bcc in &email.bcc {
+        builder = builder.bcc(parse_mailbox(bcc)?);
     }
     // The ids we answer come from other people's mail: one we cannot write validly is
     // left out rather than failing the reply (the thread may then break in their client).
@@ -180,6 +208,67 @@ fn bracketed_message_id(id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reply(text: &str) -> ReplyEmail {
+        ReplyEmail {
+            from_name: "Ada at Acme".into(),
+            from_address: "support@acme.test".into(),
+            reply_to: None,
+            to: vec!["bob@customer.test".into()],
+            cc: vec!["carol@customer.test".into()],
+            bcc: vec!["boss@acme.test".into()],
+            subject: "Re: Vase".into(),
+            message_id: make_message_id("acme.test"),
+            in_reply_to: None,
+            references: Vec::new(),
+            text: reply_text(text),
+            html: reply_html(text),
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bcc_is_in_the_envelope_and_not_in_the_message() {
+        let message = build_reply(&reply("Hi")).expect("message");
+        let recipients: Vec<String> = message
+            .envelope()
+            .to()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            recipients,
+            ["bob@customer.test", "carol@customer.test", "boss@acme.test"]
+        );
+        let raw = String::from_utf8(message.formatted()).expect("text");
+        assert!(raw.contains("Cc: carol@customer.test"), "{raw}");
+        assert!(!raw.to_ascii_lowercase().contains("bcc"), "{raw}");
+        assert!(!raw.contains("boss@acme.test"), "{raw}");
+    }
+
+    #[test]
+    fn the_parts_are_formatted_and_escaped() {
+        let email = reply("Hi <Ada>,\n**thanks** & [see](https://a.test/x)\n\n- one");
+        assert!(
+            email.html.contains(
+                "<p>Hi &lt;Ada&gt;,<br><strong>thanks</strong> &amp; <a href=\"https://a.test/x\" \
+                 rel=\"noopener noreferrer nofollow\" target=\"_blank\">see</a></p><ul><li>one</li></ul>"
+            ),
+            "{}",
+            email.html
+        );
+        assert_eq!(
+            email.text,
+            "Hi <Ada>,\nthanks & see (https://a.test/x)\n\n- one"
+        );
+    }
+
+    #[test]
+    fn addresses_the_relay_cannot_write_are_told_apart() {
+        assert!(is_sendable_address("ada@customer.test"));
+        assert!(!is_sendable_address("a\"b@customer.test"));
+        assert!(!is_sendable_address("ada@"));
+    }
 
     #[test]
     fn reply_subject_adds_re_once() {

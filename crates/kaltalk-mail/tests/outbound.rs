@@ -15,6 +15,7 @@ fn reply() -> ReplyEmail {
         reply_to: Some("support+tok3n@acme.test".to_owned()),
         to: vec!["Grace Hopper <grace@example.test>".to_owned()],
         cc: vec!["boss@example.test".to_owned()],
+        bcc: vec!["audit@acme.test".to_owned()],
         subject: reply_subject("Re: My order never arrived"),
         message_id: make_message_id("acme.test"),
         in_reply_to: Some("original-2@example.test".to_owned()),
@@ -56,7 +57,10 @@ async fn a_reply_arrives_threaded_with_both_parts_and_its_attachment() {
     assert_eq!(received.envelope.mail_from, "support@acme.test");
     let mut recipients = received.envelope.rcpt_to.clone();
     recipients.sort();
-    assert_eq!(recipients, ["boss@example.test", "grace@example.test"]);
+    assert_eq!(
+        recipients,
+        ["audit@acme.test", "boss@example.test", "grace@example.test"]
+    );
 
     let raw = String::from_utf8(received.raw.clone()).expect("the message is ASCII");
     let head = headers(&raw);
@@ -78,6 +82,10 @@ async fn a_reply_arrives_threaded_with_both_parts_and_its_attachment() {
         "{head}"
     );
     assert!(!head.contains("X-KalTalk"), "only standard headers");
+    assert!(
+        !raw.contains("audit@acme.test"),
+        "BCC recipients are in the envelope only: {head}"
+    );
 
     let parsed = MessageParser::default()
         .parse(&received.raw)
@@ -154,6 +162,7 @@ fn a_reply_without_attachments_is_multipart_alternative() {
         references: Vec::new(),
         reply_to: None,
         cc: Vec::new(),
+        bcc: Vec::new(),
         ..reply()
     };
 

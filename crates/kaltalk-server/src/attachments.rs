@@ -18,6 +18,8 @@ use crate::web::{IdPath, PageError};
 
 /// The largest file accepted.
 pub const MAX_BYTES: usize = 10 * 1024 * 1024;
+/// Files on one message at most (the API's and the dashboard's replies).
+pub const MAX_FILES: usize = 5;
 
 /// A file as received, before it is stored.
 pub struct Upload {

@@ -124,6 +124,7 @@ pub async fn seed(
                             text: &text,
                             client_id: None,
                             attachments: &[],
+                            email: None,
                         },
                         when,
                     )

@@ -230,6 +230,15 @@ impl Message {
         }
     }
 
+    /// The CC and BCC an agent chose for this emailed reply (none when not chosen).
+    pub fn email_recipients(&self) -> EmailRecipients {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.0.get("email_recipients"))
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default()
+    }
+
     /// Whether the message came or left by email.
     pub fn is_email(&self) -> bool {
         self.metadata
@@ -288,6 +297,25 @@ pub struct AgentWrite<'a> {
     pub text: &'a str,
     pub client_id: Option<&'a str>,
     pub attachments: &'a [NewAttachment],
+    /// Who else an emailed reply goes to (email conversations only).
+    pub email: Option<&'a EmailRecipients>,
+}
+
+/// The CC and BCC addresses an agent chose for an emailed reply, validated by the caller.
+/// Kept with the message (`metadata.email_recipients`, apart from the delivery state in
+/// `metadata.email`, which each send attempt rewrites), so a retry sends to the same people.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EmailRecipients {
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+}
+
+impl EmailRecipients {
+    pub fn is_empty(&self) -> bool {
+        self.cc.is_empty() && self.bcc.is_empty()
+    }
 }
 
 /// What a change wrote, and the events to publish.
@@ -990,7 +1018,11 @@ impl Store {
             text,
             client_id,
             attachments,
+            email,
         } = write;
+        let metadata = email
+            .filter(|r| kind == MessageKind::Text && !r.is_empty())
+            .map(|r| json!({ "email_recipients": r }));
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -1007,7 +1039,7 @@ impl Store {
                 }
             }
             let mut events = Vec::new();
-            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text, client_id, attachments, metadata: None };
+            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text, client_id, attachments, metadata: metadata.clone() };
             let (message, event) = insert_message!(tx, org, conversation, draft, now);
             events.push(event);
             // Once a person replies, the bot is silent here until an agent hands it back.

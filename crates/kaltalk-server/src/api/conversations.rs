@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::body::{JsonObject, refuse_unknown, required_text};
 use super::pagination::{self, PageQuery, Pagination};
 use super::{acting_agent, require};
-use crate::attachments::{Refused, Upload};
+use crate::attachments::{MAX_FILES, Refused, Upload};
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -356,9 +356,6 @@ async fn messages(
     })))
 }
 
-/// Files on one message at most.
-const MAX_FILES: usize = 5;
-
 /// Who a new message is from.
 enum Author {
     /// A reply or a private note.
@@ -512,6 +509,7 @@ async fn create_message(
                 text: &message.text,
                 client_id: None,
                 attachments: &attachments,
+                email: None,
             };
             state.store.agent_writes(org, id, write, state.now()).await
         }

@@ -55,9 +55,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SessionForm<T> {
     }
 }
 
-/// How large a file a [`SessionUpload`] accepts, read from configuration per request.
+/// How large a file a [`SessionUpload`] accepts, read from configuration per request,
+/// and how many files one form may carry.
 pub trait UploadCap {
     fn max_file_bytes(state: &AppState) -> u64;
+    const MAX_FILES: usize = 1;
 }
 
 /// A file field of a [`SessionUpload`].
@@ -69,15 +71,23 @@ pub struct UploadedFile {
 }
 
 /// A multipart form (a file upload) posted by a signed-in person, its CSRF token checked
-/// like [`SessionForm`]'s. Text fields deserialize into `T`; the one file field is read up
-/// to `C`'s cap, so an oversized file is reported to the handler (which explains it on
-/// the page) instead of being buffered whole. The route must lift axum's default body
-/// limit (`DefaultBodyLimit::disable()`): the cap here replaces it.
+/// like [`SessionForm`]'s. Text fields deserialize into `T`; each file field (up to `C`'s
+/// count) is read up to `C`'s cap, so an oversized file is reported to the handler (which
+/// explains it on the page) instead of being buffered whole. The route must lift axum's
+/// default body limit (`DefaultBodyLimit::disable()`): the caps here replace it.
 pub struct SessionUpload<T, C> {
     pub session: AgentSession,
     pub form: T,
-    pub file: Option<UploadedFile>,
+    /// In the order sent, without the empty part a file input sends when nothing was chosen.
+    pub files: Vec<UploadedFile>,
     cap: PhantomData<C>,
+}
+
+impl<T, C> SessionUpload<T, C> {
+    /// The file of a form with one file input.
+    pub fn file(&mut self) -> Option<UploadedFile> {
+        (!self.files.is_empty()).then(|| self.files.remove(0))
+    }
 }
 
 /// Text fields are small; anything longer is not a form we render.
@@ -101,12 +111,16 @@ impl<T: DeserializeOwned, C: UploadCap> FromRequest<AppState> for SessionUpload<
             .map_err(|_| unreadable())?;
         let cap = C::max_file_bytes(state);
         let mut fields: Vec<(String, String)> = Vec::new();
-        let mut file = None;
+        let mut files = Vec::new();
         while let Some(mut field) = multipart.next_field().await.map_err(|_| unreadable())? {
             let name = field.name().unwrap_or_default().to_owned();
             if let Some(file_name) = field.file_name().map(str::to_owned) {
-                if file.is_some() {
-                    return Err(AppError::BadRequest("Send one file at a time.".into()).into());
+                if files.len() == C::MAX_FILES {
+                    return Err(AppError::BadRequest(match C::MAX_FILES {
+                        1 => "Send one file at a time.".into(),
+                        n => format!("Attach at most {n} files."),
+                    })
+                    .into());
                 }
                 let mut bytes = Vec::new();
                 let mut over = false;
@@ -117,7 +131,10 @@ impl<T: DeserializeOwned, C: UploadCap> FromRequest<AppState> for SessionUpload<
                     }
                     bytes.extend_from_slice(&chunk);
                 }
-                file = Some(UploadedFile {
+                if file_name.is_empty() && bytes.is_empty() && !over {
+                    continue; // a file input with nothing chosen
+                }
+                files.push(UploadedFile {
                     file_name,
                     bytes: (!over).then_some(bytes),
                 });
@@ -159,7 +176,7 @@ impl<T: DeserializeOwned, C: UploadCap> FromRequest<AppState> for SessionUpload<
         Ok(SessionUpload {
             session,
             form,
-            file,
+            files,
             cap: PhantomData,
         })
     }

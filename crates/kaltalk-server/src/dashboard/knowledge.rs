@@ -233,14 +233,10 @@ struct FileForm {
 /// An uploaded file: checked (size, type), stored, and queued to be read into chunks.
 async fn add_file(
     State(state): State<AppState>,
-    upload: SessionUpload<FileForm, KnowledgeFileCap>,
+    mut upload: SessionUpload<FileForm, KnowledgeFileCap>,
 ) -> PageResult {
-    let SessionUpload {
-        session,
-        form,
-        file,
-        ..
-    } = upload;
+    let file = upload.file();
+    let SessionUpload { session, form, .. } = upload;
     session.require(Permission::ManageInboxes)?;
     let file =
         file.filter(|f| !(f.file_name.is_empty() && f.bytes.as_ref().is_some_and(Vec::is_empty)));

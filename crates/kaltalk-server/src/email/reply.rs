@@ -1,14 +1,17 @@
 //! Sends an agent's or the bot's reply on an email conversation: "Agent Name at Org"
 //! from the inbox's address, a fresh Message-ID, In-Reply-To the customer's latest email,
 //! References to the thread, Reply-To carrying the conversation's reply token, text and
-//! HTML, and the message's files. A failed send is retried by the job queue; each attempt
+//! HTML (both from the light formatting), the CC and BCC the agent chose, and the
+//! message's files. A failed send is retried by the job queue; each attempt
 //! is shown on the message until it is sent or given up.
 
 use anyhow::{Context, anyhow};
 use kaltalk_core::EmailMessageId;
 use kaltalk_core::chat::SenderKind;
 use kaltalk_mail::MailerError;
-use kaltalk_mail::outbound::{OutgoingAttachment, ReplyEmail, reply_subject};
+use kaltalk_mail::outbound::{
+    OutgoingAttachment, ReplyEmail, reply_html, reply_subject, reply_text,
+};
 use kaltalk_store::email::{DeliveryOutcome, ReplyToSend};
 use kaltalk_store::{Delivery, Job, NewEmail};
 
@@ -142,61 +145,20 @@ async fn compose(state: &AppState, reply: &ReplyToSend) -> Result<ReplyEmail, Ma
             bytes,
         });
     }
+    let recipients = reply.message.email_recipients();
     Ok(ReplyEmail {
         from_name: format!("{sender} at {}", reply.org_name),
         from_address: address,
         reply_to,
         to: vec![to],
-        cc: Vec::new(),
+        cc: recipients.cc,
+        bcc: recipients.bcc,
         subject: reply_subject(&reply.conversation_subject),
         message_id: reply.email.rfc_message_id.clone(),
         in_reply_to: reply.in_reply_to.clone(),
         references: reply.thread.clone(),
-        text: reply.message.text.clone(),
-        html: text_to_html(&reply.message.text),
+        text: reply_text(&reply.message.text),
+        html: reply_html(&reply.message.text),
         attachments,
     })
-}
-
-/// The reply's HTML part: the text escaped, paragraphs and line breaks kept.
-fn text_to_html(text: &str) -> String {
-    let paragraphs: Vec<String> = text
-        .split("\n\n")
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| format!("<p>{}</p>", escape(p.trim()).replace('\n', "<br>\n")))
-        .collect();
-    format!(
-        "<!doctype html><html><body style=\"font-family: sans-serif; line-height: 1.5\">{}</body></html>",
-        paragraphs.join("\n")
-    )
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn html_part_escapes_and_keeps_paragraphs() {
-        let html = text_to_html("Hi <Ada>,\nthanks & welcome.\n\nBest");
-        assert!(
-            html.contains("<p>Hi &lt;Ada&gt;,<br>\nthanks &amp; welcome.</p>"),
-            "{html}"
-        );
-        assert!(html.contains("<p>Best</p>"));
-    }
 }

@@ -9,29 +9,34 @@ pub(crate) mod timeline;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
-use kaltalk_core::Text;
-use kaltalk_core::chat::{ConversationStatus, Handling, InboxKind, MessageKind};
+use kaltalk_core::chat::{ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
 use std::collections::HashMap;
 
 use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
+use kaltalk_core::{EmailAddress, Text, ValidationError};
 use kaltalk_store::Member;
 use kaltalk_store::chat::{
     AgentWrite, AssigneeFilter, Contact, Conversation, ConversationFilter, ConversationSummary,
-    Inbox, Message, ViewCounts,
+    EmailRecipients, Inbox, Message, NewAttachment, ViewCounts,
 };
+use kaltalk_store::email::base_address;
 use kaltalk_store::labels::MAX_LABEL_CHARS;
 use serde::Deserialize;
 
-use crate::auth::{AgentSession, SessionForm};
+use crate::attachments::{self, Refused, Upload};
+use crate::auth::{AgentSession, SessionForm, SessionUpload, UploadCap, UploadedFile};
 use crate::error::AppError;
 use crate::state::AppState;
+// `message.html()` in the message templates.
+#[allow(unused_imports)]
+use crate::web::embed::MessageHtml;
 use crate::web::embed::ScriptJson;
-use crate::web::{IdPath, Layout, PageResult};
+use crate::web::{IdPath, Layout, PageError, PageResult};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,7 +45,10 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/conversations/{id}", get(conversation_page))
         .route(
             "/inbox/conversations/{id}/messages",
-            get(messages_partial).post(reply),
+            // `ReplyRequest` caps each file and their number itself.
+            get(messages_partial)
+                .post(reply)
+                .layer(DefaultBodyLimit::disable()),
         )
         .route("/inbox/conversations/{id}/header", get(header_partial))
         .route("/inbox/bulk", post(bulk))
@@ -293,6 +301,53 @@ pub(crate) fn file_size(bytes: &i64) -> String {
     }
 }
 
+/// What an email conversation's composer shows above the reply: where it goes and under
+/// which subject, with the CC the agent may change (`templates/inbox/email_fields.html`).
+pub struct EmailReplyFields {
+    pub to: String,
+    /// As the CC input shows it: comma-separated.
+    pub cc: String,
+    pub subject: String,
+}
+
+impl Open {
+    /// The reply's fields as the thread suggests them, for an email conversation: To the
+    /// customer, CC the last customer email's CC without our own addresses or the
+    /// customer's, Subject `Re: ` the conversation's (as the sent email will have it).
+    pub fn email_reply_fields(&self) -> Option<EmailReplyFields> {
+        if self.inbox.kind != InboxKind::Email {
+            return None;
+        }
+        let own = self.inbox.email_address.as_deref();
+        let to = self.contact.email.clone().unwrap_or_default();
+        let last_email = self
+            .thread
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.sender_kind == SenderKind::Contact && m.is_email());
+        let copied = last_email
+            .and_then(|m| m.metadata.as_ref())
+            .and_then(|m| m.0.get("email")?.get("cc")?.as_array().cloned())
+            .unwrap_or_default();
+        let mut cc: Vec<String> = Vec::new();
+        for address in copied.iter().filter_map(|a| a.as_str()) {
+            let base = base_address(address);
+            let ours = own == Some(base.as_str());
+            if !ours && !base.eq_ignore_ascii_case(&to) && !cc.contains(&base) {
+                cc.push(base);
+            }
+        }
+        Some(EmailReplyFields {
+            to,
+            cc: cc.join(", "),
+            subject: kaltalk_mail::reply_subject(
+                self.conversation.subject.as_deref().unwrap_or_default(),
+            ),
+        })
+    }
+}
+
 fn contact_label(name: Option<&str>, email: Option<&str>, id: &str) -> String {
     name.or(email)
         .map(str::to_owned)
@@ -327,6 +382,9 @@ struct InboxPage {
     /// The list's query, for the phone's "back to the list".
     back_query: String,
     inbox_js: String,
+    composer_js: String,
+    /// The bundled emoji, fetched by the composer's picker when first opened.
+    emoji_json: String,
     /// Canned responses, for the composer's `/shortcut` suggestions.
     canned: ScriptJson,
 }
@@ -660,6 +718,8 @@ async fn page(
         csrf: session.csrf_token.clone(),
         me: session.user.id,
         inbox_js: state.assets.url("inbox.js"),
+        composer_js: state.assets.url("composer.js"),
+        emoji_json: state.assets.url("emoji.json"),
         canned: ScriptJson::new(&state.store.list_canned_responses(session.org_id()).await?)?,
     }
     .into_response())
@@ -745,17 +805,191 @@ struct ReplyForm {
     #[serde(default)]
     kind: String,
     client_id: Option<Text>,
+    /// Email conversations: who else gets the reply, addresses separated by commas,
+    /// semicolons or new lines. Absent: nobody (the composer fills in the thread's CC).
+    cc: Option<Text>,
+    bcc: Option<Text>,
+}
+
+/// The files of a dashboard reply: as many, and as large, as the widget and the API take.
+struct ReplyFiles;
+
+impl UploadCap for ReplyFiles {
+    fn max_file_bytes(_: &AppState) -> u64 {
+        attachments::MAX_BYTES as u64
+    }
+    const MAX_FILES: usize = attachments::MAX_FILES;
+}
+
+/// A reply as posted: a urlencoded form, or multipart when files come with it (the
+/// composer sends `files`). Either way the CSRF token is checked, from the `X-CSRF-Token`
+/// header htmx sends or the form's field.
+struct ReplyRequest {
+    session: AgentSession,
+    form: ReplyForm,
+    files: Vec<UploadedFile>,
+}
+
+impl FromRequest<AppState> for ReplyRequest {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        if multipart {
+            let SessionUpload {
+                session,
+                form,
+                files,
+                ..
+            } = SessionUpload::<ReplyForm, ReplyFiles>::from_request(req, state).await?;
+            return Ok(Self {
+                session,
+                form,
+                files,
+            });
+        }
+        let SessionForm { session, form } = SessionForm::from_request(req, state).await?;
+        Ok(Self {
+            session,
+            form,
+            files: Vec::new(),
+        })
+    }
+}
+
+/// The most addresses one of CC and BCC takes.
+const MAX_COPIES: usize = 20;
+
+/// CC or BCC as typed: addresses separated by commas, semicolons or new lines, each bare
+/// or as `Name <address>`. Every bad one gets its own error naming it; the inbox's own
+/// address is refused (the reply would come back as a new email).
+fn address_list(
+    field: &'static str,
+    label: &str,
+    input: &str,
+    own: Option<&str>,
+    errors: &mut Vec<ValidationError>,
+) -> Vec<String> {
+    let mut addresses: Vec<String> = Vec::new();
+    for entry in input.split([',', ';', '\n']).map(str::trim) {
+        if entry.is_empty() {
+            continue;
+        }
+        let address = match (entry.rfind('<'), entry.ends_with('>')) {
+            (Some(open), true) => &entry[open + 1..entry.len() - 1],
+            _ => entry,
+        };
+        let parsed = EmailAddress::parse(field, address)
+            .ok()
+            .filter(|a| kaltalk_mail::is_sendable_address(a.as_str()));
+        match parsed {
+            None => errors.push(ValidationError::new(
+                field,
+                format!("{label}: “{entry}” is not an email address."),
+            )),
+            Some(address) if own == Some(base_address(address.as_str()).as_str()) => {
+                errors.push(ValidationError::new(
+                    field,
+                    format!("{label}: {address} is this inbox's own address."),
+                ));
+            }
+            Some(address) => {
+                if !addresses.iter().any(|a| a == address.as_str()) {
+                    addresses.push(address.as_str().to_owned());
+                }
+            }
+        }
+    }
+    if addresses.len() > MAX_COPIES {
+        errors.push(ValidationError::new(
+            field,
+            format!("{label}: at most {MAX_COPIES} addresses."),
+        ));
+    }
+    addresses
+}
+
+/// The CC and BCC of a reply, checked against the conversation: only an email
+/// conversation's reply has them.
+fn email_recipients(
+    form: &ReplyForm,
+    inbox: &Inbox,
+    kind: MessageKind,
+    errors: &mut Vec<ValidationError>,
+) -> Option<EmailRecipients> {
+    let cc = form.cc.as_deref().unwrap_or_default();
+    let bcc = form.bcc.as_deref().unwrap_or_default();
+    if inbox.kind != InboxKind::Email || kind != MessageKind::Text {
+        if !cc.trim().is_empty() || !bcc.trim().is_empty() {
+            errors.push(ValidationError::new(
+                "cc",
+                "CC and BCC go only with an email reply, not with a chat message or a note.",
+            ));
+        }
+        return None;
+    }
+    let own = inbox.email_address.as_deref();
+    let cc = address_list("cc", "CC", cc, own, errors);
+    let bcc = address_list("bcc", "BCC", bcc, own, errors)
+        .into_iter()
+        .filter(|a| !cc.contains(a))
+        .collect();
+    Some(EmailRecipients { cc, bcc })
+}
+
+/// The reply's files, checked like the widget's and the API's. Each refused file gets its
+/// own error naming it, and nothing is stored unless all pass.
+fn accept_files(files: Vec<UploadedFile>, errors: &mut Vec<ValidationError>) -> Vec<Upload> {
+    let mut accepted = Vec::new();
+    for file in files {
+        let name = attachments::clean_filename(&file.file_name);
+        let refused = match file.bytes {
+            None => Some(Refused::TooLarge),
+            Some(bytes) => match Upload::accept(&file.file_name, bytes) {
+                Ok(upload) => {
+                    accepted.push(upload);
+                    None
+                }
+                Err(refused) => Some(refused),
+            },
+        };
+        if let Some(refused) = refused {
+            let why = match refused {
+                Refused::TooLarge => format!(
+                    "{name} is larger than {} MB.",
+                    attachments::MAX_BYTES / (1024 * 1024)
+                ),
+                Refused::UnsupportedType => {
+                    format!("{name}: attach an image (PNG, JPEG, GIF, WebP) or a PDF.")
+                }
+                Refused::Empty => format!("{name} is empty."),
+            };
+            errors.push(ValidationError::new("files", why));
+        }
+    }
+    accepted
 }
 
 async fn reply(
     State(state): State<AppState>,
     IdPath(id): IdPath<ConversationId>,
     headers: HeaderMap,
-    SessionForm { session, form }: SessionForm<ReplyForm>,
+    ReplyRequest {
+        session,
+        form,
+        files,
+    }: ReplyRequest,
 ) -> PageResult {
     session.require(Permission::UseInbox)?;
+    let org = session.org_id();
+    let conversation = state.store.get_conversation(org, id).await?;
+    let inbox = state.store.get_inbox(org, conversation.inbox_id).await?;
     let text = form.text.trim();
-    if text.is_empty() {
+    if text.is_empty() && files.is_empty() {
         return Err(AppError::invalid("text", "Write a reply first.").into());
     }
     if text.chars().count() > 10_000 {
@@ -766,10 +1000,7 @@ async fn reply(
     // `/shortcut` alone sends the canned response (the page also expands it as you type).
     let canned = match text.strip_prefix('/') {
         Some(shortcut) if !shortcut.contains(char::is_whitespace) => {
-            state
-                .store
-                .find_canned_response(session.org_id(), shortcut)
-                .await?
+            state.store.find_canned_response(org, shortcut).await?
         }
         _ => None,
     };
@@ -779,27 +1010,60 @@ async fn reply(
     } else {
         MessageKind::Text
     };
+    // Everything is checked before anything is stored, and every problem is reported at
+    // once; the composer keeps what was typed and attached, so nothing is lost.
+    let mut errors = Vec::new();
+    let uploads = accept_files(files, &mut errors);
+    let recipients = email_recipients(&form, &inbox, kind, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors).into());
+    }
+    let mut stored = Vec::new();
+    for upload in &uploads {
+        match attachments::store(&state, org, upload).await {
+            Ok(attachment) => stored.push(attachment),
+            Err(err) => {
+                remove_files(&state, &stored).await;
+                return Err(err.into());
+            }
+        }
+    }
     let client_id = form.client_id.filter(|c| !c.is_empty() && c.len() <= 64);
     let written = state
         .store
         .agent_writes(
-            session.org_id(),
+            org,
             id,
             AgentWrite {
                 agent: session.user.id,
                 kind,
                 text,
                 client_id: client_id.as_deref(),
-                attachments: &[],
+                attachments: &stored,
+                email: recipients.as_ref(),
             },
             state.now(),
         )
-        .await?;
+        .await;
+    let written = match written {
+        Ok(written) => written,
+        Err(err) => {
+            // Nothing refers to the files: do not keep them.
+            remove_files(&state, &stored).await;
+            return Err(AppError::from(err).into());
+        }
+    };
     state.hub.publish_events(written.events);
     if is_htmx(&headers) {
         return Ok(messages_of(&state, &session, id).await?.into_response());
     }
     Ok(Redirect::to(&format!("/inbox?view=all&c={id}")).into_response())
+}
+
+async fn remove_files(state: &AppState, files: &[NewAttachment]) {
+    for file in files {
+        state.blobs.delete(&file.storage_key).await;
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,7 @@
 //! The only text a template writes unescaped, each kind behind a type that can only be
-//! made safely: JSON for page scripts and sanitized email HTML. Templates never use
-//! `|safe`; a value of one of these types is written as it is, anything else is escaped.
+//! made safely: JSON for page scripts, sanitized email HTML and formatted message text.
+//! Templates never use `|safe`; a value of one of these types is written as it is,
+//! anything else is escaped.
 
 use std::fmt;
 
@@ -51,14 +52,32 @@ impl fmt::Display for ScriptJson {
 
 impl HtmlSafe for ScriptJson {}
 
-/// An email's HTML after the mail crate's sanitizer (no scripts, styles, event handlers,
-/// forms, frames or remote images). It is sanitized when the page is built, not only
-/// when the email arrived, so a stored value is never trusted as markup.
+/// HTML the server made safe when the page is built, never a stored value trusted as
+/// markup: an email's HTML after the mail crate's sanitizer (no scripts, styles, event
+/// handlers, forms, frames or remote images), or message text with its light formatting
+/// (everything escaped, only the formatter's own tags and http/https/mailto links).
 pub struct SanitizedHtml(String);
 
 impl SanitizedHtml {
     pub fn email(html: &str) -> Self {
         Self(kaltalk_mail::inbound::sanitize_html(html))
+    }
+
+    /// Message text as the widget and outbound email show it too (`kaltalk_core::format`).
+    pub fn formatted(text: &str) -> Self {
+        Self(kaltalk_core::format::to_html(text))
+    }
+}
+
+/// `message.html()` in templates: the message's text, formatted. A template needs the
+/// trait in scope of the module that declares it (`use crate::web::embed::MessageHtml;`).
+pub trait MessageHtml {
+    fn html(&self) -> SanitizedHtml;
+}
+
+impl MessageHtml for kaltalk_store::chat::Message {
+    fn html(&self) -> SanitizedHtml {
+        SanitizedHtml::formatted(&self.text)
     }
 }
 
@@ -106,6 +125,27 @@ mod tests {
         )
         .to_string();
         assert_eq!(html, "<p>Hi</p>");
+    }
+
+    #[test]
+    fn formatted_text_is_escaped_and_keeps_its_formatting_in_a_template() {
+        #[derive(askama::Template)]
+        #[template(
+            source = "<div>{{ crate::web::embed::SanitizedHtml::formatted(text) }}</div>",
+            ext = "html"
+        )]
+        struct Page<'a> {
+            text: &'a str,
+        }
+        let page = askama::Template::render(&Page {
+            text: "**Hi** <script>alert(1)</script> [x](javascript:alert(1))",
+        })
+        .expect("render");
+        assert_eq!(
+            page,
+            "<div><p><strong>Hi</strong> &lt;script&gt;alert(1)&lt;/script&gt; \
+             [x](javascript:alert(1))</p></div>"
+        );
     }
 
     /// `|safe` would write a string unescaped whatever it holds; the types above are the

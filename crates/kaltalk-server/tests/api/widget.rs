@@ -816,6 +816,7 @@ async fn a_socket_that_falls_behind_catches_up_from_the_log_in_order() {
             text: &text,
             client_id: None,
             attachments: &[],
+            email: None,
         };
         events.extend(
             app.state

@@ -360,6 +360,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     text: "VIP customer",
                     client_id: None,
                     attachments: &[],
+                    email: None,
                 },
                 now(),
             )
@@ -376,6 +377,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     text: "Hi! How can I help?",
                     client_id: Some("a1"),
                     attachments: &[],
+                    email: None,
                 },
                 now(),
             )
@@ -512,7 +514,8 @@ async fn conversations_of_another_organization_are_not_found() {
                         kind: MessageKind::Text,
                         text: "x",
                         client_id: None,
-                        attachments: &[]
+                        attachments: &[],
+                        email: None,
                     },
                     now()
                 )

@@ -3,7 +3,7 @@ use kaltalk_core::chat::{
     ConversationStatus, EmailSettings, InboxKind, MessageKind, SenderKind, WidgetSettings,
 };
 use kaltalk_core::{ConversationId, OrgId, UserId};
-use kaltalk_store::chat::{AgentWrite, ConversationFilter, Inbox, NewInbox};
+use kaltalk_store::chat::{AgentWrite, ConversationFilter, EmailRecipients, Inbox, NewInbox};
 use kaltalk_store::email::{
     DeliveryOutcome, EMAIL_REPLY_JOB, EmailNoise, ImapCursorRow, Received, ReceivedEmail,
 };
@@ -97,6 +97,7 @@ async fn agent_reply(store: &Store, org: OrgId, agent: UserId, conversation: Con
                 text: "Sorry! A new vase is on its way.",
                 client_id: None,
                 attachments: &[],
+                email: None,
             },
             now(),
         )
@@ -507,5 +508,82 @@ async fn deleting_a_contact_hands_back_the_originals_of_their_emails_for_removal
                 .is_empty(),
             "{backend}: the email rows went with the contact"
         );
+    }
+}
+
+#[tokio::test]
+async fn the_cc_and_bcc_chosen_for_a_reply_stay_with_it_through_every_send_attempt() {
+    for (backend, store) in test_stores().await.stores {
+        let (agent, org) = sign_up(&store, "owner@example.com").await;
+        let inbox = email_inbox(&store, org.id, "support@acme.test")
+            .await
+            .expect(backend);
+        let received = receive(
+            &store,
+            &inbox,
+            Mail::new("r1@mail.test", "ada@example.test"),
+        )
+        .await;
+        let conversation = conversation_of(&received);
+        let recipients = EmailRecipients {
+            cc: vec!["bob@example.test".into()],
+            bcc: vec!["audit@acme.test".into()],
+        };
+        let reply = store
+            .agent_writes(
+                org.id,
+                conversation,
+                AgentWrite {
+                    agent,
+                    kind: MessageKind::Text,
+                    text: "Copying Bob.",
+                    client_id: None,
+                    attachments: &[],
+                    email: Some(&recipients),
+                },
+                now(),
+            )
+            .await
+            .expect(backend)
+            .value;
+        assert_eq!(reply.email_recipients(), recipients, "{backend}");
+        assert_eq!(reply.email_fact("delivery"), Some("pending"), "{backend}");
+
+        let out = store
+            .conversation_emails(org.id, conversation)
+            .await
+            .expect(backend)
+            .into_iter()
+            .find(|e| e.direction == "out")
+            .expect("the reply's email");
+        // A failed attempt rewrites the delivery state, not the recipients.
+        store
+            .record_reply_delivery(out.id, &DeliveryOutcome::Retrying("451".into()), now())
+            .await
+            .expect(backend);
+        let to_send = store.reply_to_send(out.id).await.expect(backend);
+        assert_eq!(to_send.message.email_recipients(), recipients, "{backend}");
+        assert_eq!(to_send.message.email_fact("delivery"), Some("pending"));
+
+        // A private note has no recipients, whatever is passed.
+        let note = store
+            .agent_writes(
+                org.id,
+                conversation,
+                AgentWrite {
+                    agent,
+                    kind: MessageKind::Note,
+                    text: "Internal.",
+                    client_id: None,
+                    attachments: &[],
+                    email: Some(&recipients),
+                },
+                now(),
+            )
+            .await
+            .expect(backend)
+            .value;
+        assert!(note.email_recipients().is_empty(), "{backend}");
+        assert!(!note.is_email(), "{backend}");
     }
 }

@@ -91,6 +91,7 @@ async fn agent_says(
         text,
         client_id: None,
         attachments: &[],
+        email: None,
     };
     store
         .agent_writes(org, conversation, reply, now())

@@ -56,6 +56,7 @@ async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str
         text: "private: VIP customer",
         client_id: None,
         attachments: &[],
+        email: None,
     };
     store
         .agent_writes(org, written.value.conversation.id, note, now())
