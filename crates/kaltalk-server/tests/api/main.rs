@@ -14,6 +14,7 @@ mod ai;
 mod ai_model;
 mod api;
 mod api_resources;
+mod contacts;
 mod cross_org;
 mod cross_org_sweep;
 mod csrf;
