@@ -68,6 +68,11 @@ pub struct View {
     /// Only conversations with this label.
     #[serde(default)]
     label: Option<String>,
+    /// Only conversations whose contact's custom attribute `attr` is `attr_value`.
+    #[serde(default)]
+    attr: Option<String>,
+    #[serde(default)]
+    attr_value: Option<String>,
     /// Search words: matches message text and contact name or email, any status.
     #[serde(default)]
     q: Option<String>,
@@ -101,6 +106,7 @@ impl View {
                 _ => AssigneeFilter::User(me),
             },
             label: self.label(),
+            attribute: self.attribute(),
             limit: 100,
             ..ConversationFilter::default()
         }
@@ -114,6 +120,14 @@ impl View {
             .map(str::to_owned)
     }
 
+    fn attribute(&self) -> Option<kaltalk_store::contacts::AttributeMatch> {
+        let key = self.attr.as_deref().map(str::trim).filter(|k| !k.is_empty())?;
+        Some(kaltalk_store::contacts::AttributeMatch {
+            key: key.to_owned(),
+            value: self.attr_value.as_deref().unwrap_or_default().trim().to_owned(),
+        })
+    }
+
     fn search(&self) -> Option<&str> {
         self.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
     }
@@ -124,6 +138,8 @@ impl View {
         for (key, value) in [
             ("label", self.label()),
             ("q", self.search().map(str::to_owned)),
+            ("attr", self.attribute().map(|a| a.key)),
+            ("attr_value", self.attribute().map(|a| a.value)),
         ] {
             if let Some(value) = value {
                 let encoded: String =
@@ -146,6 +162,8 @@ pub struct Open {
     known_labels: Vec<String>,
     seen_by_contact: Option<kaltalk_core::MessageId>,
     ai_opt_out: bool,
+    /// The contact's custom attributes, editable in the sidebar.
+    attributes: crate::dashboard::contacts::AttributesPanel,
 }
 
 impl Open {
@@ -326,6 +344,8 @@ async fn open(
     state.hub.publish_events(seen.events);
     let seen_by_contact = seen_by_contact(&messages, conversation.contact_last_seen_at);
     let ai_opt_out = state.store.ai_opt_out(org, conversation.contact_id).await?;
+    let attributes =
+        crate::dashboard::contacts::AttributesPanel::load(state, session, &contact).await?;
     Ok(Open {
         conversation,
         contact,
@@ -336,6 +356,7 @@ async fn open(
         known_labels,
         seen_by_contact,
         ai_opt_out,
+        attributes,
     })
 }
 
