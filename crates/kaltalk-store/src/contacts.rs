@@ -460,7 +460,10 @@ impl AttributeDefinition {
                         "{label}: use at most {MAX_ATTRIBUTE_TEXT_CHARS} characters."
                     )));
                 }
-                if input.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                if input
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t')
+                {
                     return Err(refuse(format!("{label}: remove control characters.")));
                 }
                 Value::String(input.to_owned())
@@ -535,7 +538,11 @@ pub struct NewAttributeDefinition {
 /// refused.
 pub fn parse_options(input: &str) -> Result<Vec<String>, ValidationError> {
     let mut options: Vec<String> = Vec::new();
-    for option in input.split(['\n', ',']).map(str::trim).filter(|o| !o.is_empty()) {
+    for option in input
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
         if option.chars().count() > 60 || option.chars().any(char::is_control) {
             return Err(ValidationError::new(
                 "options",
@@ -600,7 +607,10 @@ impl NewAttributeDefinition {
                 Vec::new()
             }
         };
-        if kind == Some(AttributeKind::List) && options.is_empty() && errors.iter().all(|e| e.field != "options") {
+        if kind == Some(AttributeKind::List)
+            && options.is_empty()
+            && errors.iter().all(|e| e.field != "options")
+        {
             errors.push(ValidationError::new(
                 "options",
                 "A list needs its choices, one per line.",
@@ -610,7 +620,11 @@ impl NewAttributeDefinition {
             Some(kind) if errors.is_empty() => Ok(Self {
                 key,
                 label: label.to_owned(),
-                options: if kind == AttributeKind::List { options } else { Vec::new() },
+                options: if kind == AttributeKind::List {
+                    options
+                } else {
+                    Vec::new()
+                },
                 kind,
             }),
             _ => Err(errors),

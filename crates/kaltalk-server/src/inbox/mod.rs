@@ -121,10 +121,19 @@ impl View {
     }
 
     fn attribute(&self) -> Option<kaltalk_store::contacts::AttributeMatch> {
-        let key = self.attr.as_deref().map(str::trim).filter(|k| !k.is_empty())?;
+        let key = self
+            .attr
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())?;
         Some(kaltalk_store::contacts::AttributeMatch {
             key: key.to_owned(),
-            value: self.attr_value.as_deref().unwrap_or_default().trim().to_owned(),
+            value: self
+                .attr_value
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
         })
     }
 

@@ -180,7 +180,13 @@ async fn two_organizations(app: &TestApp) -> (Browser, String, Ids, String) {
 
     let contact_id: kaltalk_core::ContactId = contact.parse().expect("a contact id");
     let note = store
-        .add_contact_note(globex_org, contact_id, agent.user_id().await, "VIP", app.clock_now())
+        .add_contact_note(
+            globex_org,
+            contact_id,
+            agent.user_id().await,
+            "VIP",
+            app.clock_now(),
+        )
         .await
         .expect("a note")
         .id;

@@ -12,9 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kaltalk_core::{ContactId, Permission, Text, ValidationError};
 use kaltalk_store::chat::Contact;
-use kaltalk_store::contacts::{
-    AttributeDefinition, AttributeKind, NewAttributeDefinition,
-};
+use kaltalk_store::contacts::{AttributeDefinition, AttributeKind, NewAttributeDefinition};
 use kaltalk_store::{Conflict, StoreError};
 use serde::Deserialize;
 
@@ -30,10 +28,7 @@ pub fn router() -> Router<AppState> {
             "/settings/contact-attributes",
             get(settings).post(create_definition),
         )
-        .route(
-            "/settings/contact-attributes/{id}",
-            post(update_definition),
-        )
+        .route("/settings/contact-attributes/{id}", post(update_definition))
         .route(
             "/settings/contact-attributes/{id}/delete",
             post(delete_definition),
@@ -265,7 +260,10 @@ async fn create_definition(
                 Err(StoreError::Conflict(Conflict::AttributeKeyTaken)) => {
                     errors.add(ValidationError::new(
                         "key",
-                        format!("An attribute with the key {} already exists.", definition.key),
+                        format!(
+                            "An attribute with the key {} already exists.",
+                            definition.key
+                        ),
                     ));
                 }
                 Err(err) => return Err(err.into()),

@@ -244,7 +244,8 @@ fn check_rows(text: &str, definitions: &[AttributeDefinition]) -> ParsedImport {
                     if value.is_empty() {
                         continue;
                     }
-                    row.attributes.push((definition.label.clone(), value.clone()));
+                    row.attributes
+                        .push((definition.label.clone(), value.clone()));
                     match definition.parse_value(&value) {
                         Ok(Some(v)) => {
                             import.attributes.insert(definition.key.clone(), v);
@@ -263,7 +264,11 @@ fn check_rows(text: &str, definitions: &[AttributeDefinition]) -> ParsedImport {
                 }
             }
         }
-        if import.name.is_none() && import.email.is_none() && import.phone.is_none() && row.errors.is_empty() {
+        if import.name.is_none()
+            && import.email.is_none()
+            && import.phone.is_none()
+            && row.errors.is_empty()
+        {
             row.errors
                 .push("Give a name, an email address or a phone number.".into());
         }
@@ -319,10 +324,7 @@ struct ImportPage {
     definitions: Vec<AttributeDefinition>,
 }
 
-async fn page(
-    state: &AppState,
-    session: &AgentSession,
-) -> Result<ImportPage, AppError> {
+async fn page(state: &AppState, session: &AgentSession) -> Result<ImportPage, AppError> {
     Ok(ImportPage {
         layout: Layout::signed_in(state, session, "contacts").await?,
         csrf: session.csrf_token.clone(),
@@ -371,8 +373,7 @@ async fn preview(
             )),
             Some(bytes) if bytes.is_empty() => Err("The file is empty.".to_owned()),
             Some(bytes) => String::from_utf8(bytes).map_err(|_| {
-                "The file is not UTF-8 text: save it as “CSV UTF-8” and upload it again."
-                    .to_owned()
+                "The file is not UTF-8 text: save it as “CSV UTF-8” and upload it again.".to_owned()
             }),
         },
     };
@@ -451,7 +452,8 @@ async fn export(State(state): State<AppState>, session: AgentSession) -> PageRes
     let mut writer = csv::Writer::from_writer(Vec::with_capacity(contacts.len() * 96 + 64));
     let mut header = vec!["id", "name", "email", "phone", "created", "last seen"];
     header.extend(definitions.iter().map(|d| d.key.as_str()));
-    let failed = |e: csv::Error| AppError::from(anyhow::Error::new(e).context("writing the contacts CSV"));
+    let failed =
+        |e: csv::Error| AppError::from(anyhow::Error::new(e).context("writing the contacts CSV"));
     writer.write_record(&header).map_err(failed)?;
     for contact in &contacts {
         let mut record = vec![
@@ -459,8 +461,12 @@ async fn export(State(state): State<AppState>, session: AgentSession) -> PageRes
             export_cell(contact.name.as_deref().unwrap_or_default()),
             export_cell(contact.email.as_deref().unwrap_or_default()),
             export_cell(contact.phone.as_deref().unwrap_or_default()),
-            contact.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            contact.last_seen_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            contact
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            contact
+                .last_seen_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ];
         record.extend(definitions.iter().map(|d| {
             export_cell(
@@ -489,7 +495,8 @@ async fn export(State(state): State<AppState>, session: AgentSession) -> PageRes
             ),
             (
                 header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&filename).map_err(|e| AppError::from(anyhow::Error::new(e)))?,
+                HeaderValue::from_str(&filename)
+                    .map_err(|e| AppError::from(anyhow::Error::new(e)))?,
             ),
         ],
         bytes,
@@ -509,7 +516,11 @@ mod tests {
         assert_eq!(export_cell("+47 912 34 567"), "+47 912 34 567");
         assert_eq!(export_cell("Ada"), "Ada");
         let record = csv::StringRecord::from(vec!["'=1+1", "'plain"]);
-        assert_eq!(cell(&record, 0), "=1+1", "the import takes the apostrophe off");
+        assert_eq!(
+            cell(&record, 0),
+            "=1+1",
+            "the import takes the apostrophe off"
+        );
         assert_eq!(cell(&record, 1), "'plain");
     }
 
@@ -526,7 +537,13 @@ mod tests {
         assert!(errors[0].is_empty());
         assert!(errors[1][0].contains("Invalid email"), "{errors:?}");
         assert!(errors[2][0].contains("Duplicate: row 2"), "{errors:?}");
-        assert!(errors[3][0].contains("Unknown attribute “Colour”"), "{errors:?}");
-        assert!(check_rows("plan\npro\n", &[]).file_error.is_some(), "no known column");
+        assert!(
+            errors[3][0].contains("Unknown attribute “Colour”"),
+            "{errors:?}"
+        );
+        assert!(
+            check_rows("plan\npro\n", &[]).file_error.is_some(),
+            "no known column"
+        );
     }
 }

@@ -86,7 +86,11 @@ impl ListQuery {
     }
 
     fn attribute(&self) -> Option<AttributeMatch> {
-        let key = self.attr.as_deref().map(str::trim).filter(|k| !k.is_empty())?;
+        let key = self
+            .attr
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())?;
         Some(AttributeMatch {
             key: key.to_owned(),
             value: self.value.as_deref().unwrap_or_default().trim().to_owned(),
@@ -182,7 +186,10 @@ async fn list(
         layout: Layout::signed_in(&state, &session, "contacts").await?,
         definitions: state.store.list_attribute_definitions(org).await?,
         q: query.search().unwrap_or_default().to_owned(),
-        attr: attribute.as_ref().map(|a| a.key.clone()).unwrap_or_default(),
+        attr: attribute
+            .as_ref()
+            .map(|a| a.key.clone())
+            .unwrap_or_default(),
         value: attribute.map(|a| a.value).unwrap_or_default(),
         has_email: query.has_email(),
         filtered: !filters.is_empty(),
@@ -244,7 +251,9 @@ async fn contact_page(
         .await?
         .into_iter()
         .map(|summary| {
-            let inbox = inboxes.iter().find(|i| i.id == summary.conversation.inbox_id);
+            let inbox = inboxes
+                .iter()
+                .find(|i| i.id == summary.conversation.inbox_id);
             ConversationRow {
                 channel: inbox.map(|i| i.name.clone()).unwrap_or_default(),
                 channel_kind: inbox.map_or(InboxKind::Web, |i| i.kind),
@@ -444,7 +453,12 @@ async fn merge_page(
     session.require(Permission::UseInbox)?;
     let org = session.org_id();
     let contact = state.store.get_contact(org, id).await?;
-    let q = query.q.as_deref().map(str::trim).unwrap_or_default().to_owned();
+    let q = query
+        .q
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
     let candidates = if q.is_empty() {
         Vec::new()
     } else {
@@ -517,7 +531,9 @@ async fn merge(
         .parse()
         .ok()
         .filter(|other| *other != id)
-        .ok_or_else(|| AppError::invalid("other", "Pick another contact to merge into this one."))?;
+        .ok_or_else(|| {
+            AppError::invalid("other", "Pick another contact to merge into this one.")
+        })?;
     let written = state
         .store
         .merge_contacts(org, other, id, state.now())
