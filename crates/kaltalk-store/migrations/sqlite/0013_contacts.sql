@@ -3,6 +3,10 @@
 -- contacts.attributes, checked against these definitions when written).
 
 ALTER TABLE contacts ADD COLUMN phone TEXT;
+-- The list pages by (created_at, id): an import gives thousands of contacts the same
+-- created_at, and without id in the index each page sorted them all.
+CREATE INDEX contacts_list_idx ON contacts (org_id, created_at, id);
+DROP INDEX contacts_org_idx;
 
 CREATE TABLE contact_notes (
     id BLOB PRIMARY KEY,
