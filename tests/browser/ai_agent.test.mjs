@@ -219,13 +219,15 @@ describe('the AI agent answers from the knowledge base and hands over', { timeou
       `widget: ${await widgetHtml(pageB)}`);
 
     // The list's preview follows the newest message, so match any of the last ones.
-    const link = pageA.locator('#conversation-list a').filter({ hasText: /talk to a person|passing you to a person/i });
+    const link = pageA.locator('#conversation-list [data-conversation-link]').filter({ hasText: /talk to a person|passing you to a person/i });
     await expectVisible(link, 'expected the conversation in the unassigned view, live', async () =>
       `#conversation-list: ${await outerHtml(pageA, '#conversation-list')}`);
-    await pageA.locator('#conversation-list a').first().click();
-    const note = pageA.locator('#messages article', { hasText: 'Handed over to the team' });
+    await pageA.locator('#conversation-list [data-conversation-link]').first().click();
+    const note = pageA.locator('#messages .timeline-line', { hasText: 'Handed over to the team' });
     await expectVisible(note, 'expected the handoff note in the conversation', async () => `#messages: ${await outerHtml(pageA, '#messages')}`);
-    assert.match(await note.first().innerText(), /private note[\s\S]*asked for a person/i, 'the note is private and gives the reason');
+    assert.match(await note.first().innerText(), /asked for a person/i, 'the handover line gives the reason');
+    // It is the team's timeline, never the visitor's.
+    assert.equal(await pageB.locator('#kaltalk-widget [role=log]').getByText('Handed over to the team').count(), 0, 'the visitor does not see the handover line');
     const handoffs = (await widgetBubbles(pageB)).filter((b) => b.text.includes(HANDOFF_SAID));
     assert.equal(handoffs.length, 1, 'the bot says it hands over exactly once');
   });

@@ -210,3 +210,70 @@ export function agentAndVisitorSteps(prefix, current) {
   });
   return { step, diagnostics };
 }
+
+/** The widths a person uses: a laptop, a small laptop or tablet, and a phone (touch). */
+export const VIEWPORTS = [
+  { name: 'desktop-1440', viewport: { width: 1440, height: 900 } },
+  { name: 'laptop-1024', viewport: { width: 1024, height: 700 } },
+  { name: 'phone-375', viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true },
+];
+
+/**
+ * What a person sees: scroll `target` into view, then check that its box is at least one
+ * line high and lies inside the viewport and inside `area` (the scrolling container it
+ * belongs to). Returns the box. Failing, the message says which box was where.
+ */
+export async function assertReadable(page, target, area, what, { scroll = true } = {}) {
+  await target.waitFor({ state: 'attached', timeout: ACTION_TIMEOUT_MS });
+  // Its start at the top of its area, as a person scrolling to it reads it (a message
+  // taller than the area cannot be seen whole).
+  if (scroll) await target.evaluate((el) => el.scrollIntoView({ block: 'start', inline: 'nearest' }));
+  const facts = await target.evaluate((el, areaSelector) => {
+    const box = el.getBoundingClientRect();
+    const areaEl = areaSelector ? el.closest(areaSelector) : null;
+    const areaBox = areaEl ? areaEl.getBoundingClientRect() : { top: 0, bottom: innerHeight, left: 0, right: innerWidth };
+    const lineHeight = parseFloat(getComputedStyle(el).lineHeight) || parseFloat(getComputedStyle(el).fontSize) * 1.2;
+    const style = getComputedStyle(el);
+    return {
+      box: { top: box.top, bottom: box.bottom, left: box.left, right: box.right, height: box.height, width: box.width },
+      area: { top: areaBox.top, bottom: areaBox.bottom, left: areaBox.left, right: areaBox.right },
+      viewport: { width: innerWidth, height: innerHeight },
+      lineHeight,
+      visibility: style.visibility,
+      opacity: style.opacity,
+    };
+  }, area);
+  const { box, area: a, viewport: v, lineHeight } = facts;
+  const slack = 1; // sub-pixel rounding
+  const problems = [];
+  if (box.height + slack < Math.min(lineHeight, 16)) problems.push(`is ${box.height.toFixed(1)} px high, less than a line (${lineHeight} px)`);
+  if (box.width < 8) problems.push(`is ${box.width.toFixed(1)} px wide`);
+  // Its first line, at least, is on screen: the whole of a 40-line message cannot be.
+  const firstLineBottom = Math.min(box.bottom, box.top + lineHeight);
+  if (box.top < a.top - slack || firstLineBottom > a.bottom + slack) problems.push(`its first line (${box.top.toFixed(0)}–${firstLineBottom.toFixed(0)}) is outside its area (${a.top.toFixed(0)}–${a.bottom.toFixed(0)})`);
+  if (box.top < -slack || firstLineBottom > v.height + slack) problems.push(`its first line is outside the ${v.width}×${v.height} viewport`);
+  if (box.left < a.left - slack || box.right > a.right + slack) problems.push(`it overflows its area sideways (${box.left.toFixed(0)}–${box.right.toFixed(0)} in ${a.left.toFixed(0)}–${a.right.toFixed(0)})`);
+  if (facts.visibility !== 'visible' || Number(facts.opacity) === 0) problems.push(`it is not visible (visibility ${facts.visibility}, opacity ${facts.opacity})`);
+  if (problems.length) assert.fail(`${what} ${problems.join('; ')}`);
+  return box;
+}
+
+const axeSource = await import('node:fs/promises').then((fs) =>
+  fs.readFile(path.join(path.dirname(fileURLToPath(import.meta.url)), 'node_modules', 'axe-core', 'axe.min.js'), 'utf8'),
+);
+
+/**
+ * axe-core's serious and critical violations on the page as it is now (the widget's open
+ * shadow root included), as readable lines; empty when there are none.
+ */
+export async function axeViolations(page) {
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const result = await axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+  });
+  return violations;
+}

@@ -188,7 +188,7 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
   });
 
   step('3. the agent sees the new conversation live, with the visitor details', async () => {
-    const link = pageA.locator('#conversation-list a', { hasText: FIRST });
+    const link = pageA.locator('#conversation-list [data-conversation-link]', { hasText: FIRST });
     await expectVisible(link, `expected a link containing ${JSON.stringify(FIRST)} in #conversation-list without a reload`, async () =>
       `#conversation-list: ${await outerHtml(pageA, '#conversation-list')}\n#inbox data-live=${await pageA.locator('#inbox').getAttribute('data-live').catch(() => '?')}`);
     await link.first().click();
@@ -196,8 +196,8 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
     await expectVisible(pageA.locator('#messages').getByText(FIRST), `expected ${JSON.stringify(FIRST)} in #messages after opening the conversation`, async () =>
       `#conversation: ${await outerHtml(pageA, '#conversation')}`);
 
-    const aside = pageA.locator('aside.contact');
-    await expectVisible(aside, 'expected the visitor sidebar aside.contact', async () => `#conversation: ${await outerHtml(pageA, '#conversation')}`);
+    const aside = pageA.locator('aside.contact-panel');
+    await expectVisible(aside, 'expected the visitor sidebar aside.contact-panel', async () => `#conversation: ${await outerHtml(pageA, '#conversation')}`);
     const field = async (name) => {
       const dd = aside.locator(`dd[data-field=${name}]`);
       return (await dd.count()) ? (await dd.first().innerText()).trim() : null;
@@ -208,7 +208,7 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
       timezone: await field('timezone'),
       page: await field('page'),
     };
-    const sidebar = await outerHtml(pageA, 'aside.contact');
+    const sidebar = await outerHtml(pageA, 'aside.contact-panel');
     assert.match(fields.browser ?? '', /Chrom(e|ium)|HeadlessChrome/, `Browser in the sidebar: ${JSON.stringify(fields)}\n${sidebar}`);
     assert.match(fields.os ?? '', /Linux/, `OS in the sidebar: ${JSON.stringify(fields)}\n${sidebar}`);
     assert.equal(fields.timezone, VISITOR_TZ, `Timezone in the sidebar: ${JSON.stringify(fields)}\n${sidebar}`);
@@ -233,7 +233,7 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
     await expectVisible(pageA.locator('#messages').getByText(SECOND), `expected ${JSON.stringify(SECOND)} in the agent's #messages without a reload`, async () =>
       `#messages: ${await outerHtml(pageA, '#messages')}\n#inbox data-live=${await pageA.locator('#inbox').getAttribute('data-live').catch(() => '?')}\nwidget: ${await widgetHtml(pageB)}`);
     // The list follows too: the open conversation's preview becomes the new message.
-    await expectVisible(pageA.locator('#conversation-list a', { hasText: SECOND }), `expected the conversation's preview in #conversation-list to become ${JSON.stringify(SECOND)}`, async () =>
+    await expectVisible(pageA.locator('#conversation-list [data-conversation-link]', { hasText: SECOND }), `expected the conversation's preview in #conversation-list to become ${JSON.stringify(SECOND)}`, async () =>
       `#conversation-list: ${await outerHtml(pageA, '#conversation-list')}`);
   });
 
@@ -322,10 +322,10 @@ describe('website widget chat with the live inbox', { timeout: 180_000 }, () => 
     );
     assert.equal(await log.getByText(FIRST, { exact: true }).count(), 0, 'the old chat stays gone');
     // The team sees a conversation of its own, beside the earlier one.
-    const link = pageA.locator('#conversation-list a', { hasText: AFTER_RESET });
+    const link = pageA.locator('#conversation-list [data-conversation-link]', { hasText: AFTER_RESET });
     await expectVisible(link, `expected a new conversation with ${JSON.stringify(AFTER_RESET)} in #conversation-list`, async () =>
       `#conversation-list: ${await outerHtml(pageA, '#conversation-list')}`);
-    const hrefs = new Set(await pageA.locator('#conversation-list a').evaluateAll((links) => links.map((a) => a.getAttribute('href'))));
+    const hrefs = new Set(await pageA.locator('#conversation-list [data-conversation-link]').evaluateAll((links) => links.map((a) => a.getAttribute('href'))));
     assert.ok(hrefs.size >= 2, `the earlier conversation is still listed apart: ${await outerHtml(pageA, '#conversation-list')}`);
   });
 });

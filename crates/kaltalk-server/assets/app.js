@@ -22,3 +22,18 @@ document.addEventListener("htmx:configRequest", function (event) {
     event.detail.headers["X-CSRF-Token"] = meta.getAttribute("content");
   }
 });
+// The phone's menu: the sidebar slides in as a drawer; Escape or a click outside closes it.
+(function () {
+  var app = document.getElementById("app");
+  var toggle = document.querySelector("[data-menu-toggle]");
+  if (!app || !toggle) return;
+  function set(open) {
+    if (open) app.setAttribute("data-menu", "open"); else app.removeAttribute("data-menu");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  toggle.addEventListener("click", function () { set(app.getAttribute("data-menu") !== "open"); });
+  document.addEventListener("keydown", function (event) { if (event.key === "Escape") set(false); });
+  document.addEventListener("click", function (event) {
+    if (app.getAttribute("data-menu") === "open" && !event.target.closest("#sidebar, [data-menu-toggle]")) set(false);
+  });
+})();

@@ -29,6 +29,27 @@
     });
   }
 
+  // Bulk selection: the bar shows while any conversation is ticked, and ticks survive the
+  // list's live refreshes.
+  var picked = {};
+  function syncBulk() {
+    var n = 0;
+    document.querySelectorAll("[data-bulk-pick]").forEach(function (box) {
+      if (picked[box.value]) box.checked = true;
+      if (box.checked) n++;
+    });
+    var bar = document.getElementById("bulk");
+    if (bar) bar.hidden = n === 0;
+    var count = document.getElementById("bulk-count");
+    if (count) count.textContent = n + " selected";
+  }
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches("[data-bulk-pick]")) return;
+    if (box.checked) picked[box.value] = true; else delete picked[box.value];
+    syncBulk();
+  });
+
   function refreshList() {
     clearTimeout(listTimer);
     listTimer = setTimeout(function () {
@@ -42,6 +63,22 @@
       htmx.ajax("GET", "/inbox/conversations/" + conversation + "/messages", { target: "#messages", swap: "innerHTML" });
     }
   }
+
+  // The header (status, who handles it, assignee) follows the conversation's events.
+  var headerTimer = null;
+  function refreshHeader() {
+    clearTimeout(headerTimer);
+    headerTimer = setTimeout(function () {
+      if (!conversation || !document.getElementById("thread-head")) return;
+      // A header form being used (a label half typed, a snooze date) is not swapped away.
+      var active = document.activeElement;
+      if (active && active.closest && active.closest("#thread-head") && /^(INPUT|SELECT)$/.test(active.tagName)) return;
+      htmx.ajax("GET", "/inbox/conversations/" + conversation + "/header?" + root.dataset.query, { target: "#thread-head", swap: "outerHTML" });
+    }, 150);
+  }
+
+  // One pane at a time on a phone: the list, or the open conversation.
+  function showPane(pane) { root.dataset.pane = pane; }
 
   function showTyping(on) {
     var line = document.getElementById("typing");
@@ -71,6 +108,7 @@
         if (data.type === "message.created") { showTyping(false); refreshMessages(); }
         if (data.type === "message.updated") refreshMessages();
         if (data.type === "conversation.seen" && data.payload && data.payload.by === "contact") refreshMessages();
+        if (data.type === "conversation.updated" || data.type === "conversation.escalated") { refreshHeader(); refreshMessages(); }
       }
       if (data.conversation_id) refreshList();
     };
@@ -82,11 +120,103 @@
   }
 
   document.body.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "conversation") {
+    var target = event.detail.target;
+    if (target && target.id === "conversation") {
       currentConversation();
       markSelected();
+      showPane(conversation ? "conversation" : "list");
+      root.removeAttribute("data-contact");
     }
-    scrollMessages();
+    if (target && target.id === "conversation-list") syncBulk();
+    if (target && (target.id === "conversation" || (target.id === "messages" && stickToBottom))) scrollMessages();
+  });
+  // A refresh keeps the agent where they are reading, unless they were at the newest
+  // message or have just sent one.
+  var stickToBottom = true;
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var box = event.detail.target;
+    if (!box || box.id !== "messages") return;
+    var elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+    var sent = elt && elt.matches && elt.matches("form.composer");
+    stickToBottom = sent || box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  });
+
+  document.addEventListener("click", function (event) {
+    var el = event.target instanceof Element ? event.target : null;
+    if (!el) return;
+    var back = el.closest("[data-back]");
+    if (back) {
+      event.preventDefault();
+      showPane("list");
+      history.pushState(null, "", back.getAttribute("href"));
+      return;
+    }
+    if (el.closest("[data-contact-toggle]")) {
+      var open = root.dataset.contact !== "open";
+      if (open) root.dataset.contact = "open"; else root.removeAttribute("data-contact");
+      document.querySelectorAll("[data-contact-toggle]").forEach(function (b) { b.setAttribute("aria-expanded", open ? "true" : "false"); });
+      var panel = document.getElementById("contact-panel");
+      if (open && panel) { panel.setAttribute("tabindex", "-1"); panel.focus(); }
+      return;
+    }
+    var thumb = el.closest("[data-viewer]");
+    if (thumb && window.HTMLDialogElement) {
+      event.preventDefault();
+      openViewer(thumb.getAttribute("href"), thumb.querySelector("img") ? thumb.querySelector("img").alt : "");
+    }
+  });
+
+  // Images open in a viewer over the page (Escape or the button closes it).
+  function openViewer(src, alt) {
+    var dialog = document.getElementById("image-viewer");
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.id = "image-viewer";
+      dialog.className = "viewer";
+      dialog.setAttribute("aria-label", "Image");
+      var form = document.createElement("form");
+      form.method = "dialog";
+      var close = document.createElement("button");
+      close.type = "submit";
+      close.className = "secondary";
+      close.textContent = "Close";
+      form.appendChild(close);
+      var img = document.createElement("img");
+      dialog.appendChild(form);
+      dialog.appendChild(img);
+      dialog.addEventListener("click", function (e) { if (e.target === dialog) dialog.close(); });
+      document.body.appendChild(dialog);
+    }
+    var image = dialog.querySelector("img");
+    image.src = src;
+    image.alt = alt;
+    dialog.showModal();
+  }
+
+  // Snooze presets are the agent's own clock: "tonight" is 18:00 where they are.
+  function snoozeUntil(preset, dateValue) {
+    var d = new Date();
+    if (preset === "1h") return new Date(d.getTime() + 3600 * 1000);
+    if (preset === "tonight") { d.setHours(18, 0, 0, 0); if (d <= new Date()) d.setDate(d.getDate() + 1); return d; }
+    if (preset === "tomorrow") { d.setDate(d.getDate() + 1); d.setHours(9, 0, 0, 0); return d; }
+    if (preset === "next-week") { d.setDate(d.getDate() + ((8 - d.getDay()) % 7 || 7)); d.setHours(9, 0, 0, 0); return d; }
+    if (preset === "date" && dateValue) return new Date(dateValue);
+    return null;
+  }
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    var form = el.closest && el.closest("[data-snooze-form]");
+    if (!form) return;
+    var preset = form.querySelector("[data-snooze-preset]").value;
+    var at = form.querySelector('input[name="snooze_at"]');
+    if (el.matches("[data-snooze-preset]") && preset === "date") { at.hidden = false; at.focus(); return; }
+    var until = snoozeUntil(preset, at.value);
+    if (!until) return;
+    form.querySelector('input[name="snooze_until"]').value = until.toISOString();
+    form.requestSubmit();
+  });
+  window.addEventListener("popstate", function () {
+    showPane(/[?&]c=/.test(location.search) && conversation ? "conversation" : "list");
   });
   document.body.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
@@ -135,7 +265,7 @@
   // Canned responses: "/" then a shortcut shows matches; Enter or Tab inserts one.
   var canned = [];
   try { canned = JSON.parse(document.getElementById("canned-responses").textContent) || []; } catch (e) { canned = []; }
-  var picked = 0;
+  var cannedPick = 0;
 
   function suggestions() { return document.getElementById("canned-suggestions"); }
 
@@ -152,7 +282,7 @@
     list.forEach(function (c, i) {
       var item = document.createElement("li");
       item.setAttribute("role", "option");
-      item.setAttribute("aria-selected", i === picked ? "true" : "false");
+      item.setAttribute("aria-selected", i === cannedPick ? "true" : "false");
       item.textContent = "/" + c.shortcut + " — " + c.text;
       item.addEventListener("mousedown", function (event) { event.preventDefault(); insert(c); });
       box.appendChild(item);
@@ -170,7 +300,7 @@
 
   document.addEventListener("input", function (event) {
     if (event.target.id !== "reply-text") return;
-    picked = 0;
+    cannedPick = 0;
     render(matches(event.target.value));
   });
   document.addEventListener("keydown", function (event) {
@@ -179,10 +309,10 @@
     var box = suggestions();
     if (!list.length || !box || box.hidden) return;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-      picked = (picked + (event.key === "ArrowDown" ? 1 : list.length - 1)) % list.length;
+      cannedPick = (cannedPick + (event.key === "ArrowDown" ? 1 : list.length - 1)) % list.length;
       render(list);
     } else if (event.key === "Enter" || event.key === "Tab") {
-      insert(list[picked]);
+      insert(list[cannedPick]);
     } else if (event.key === "Escape") {
       render([]);
     } else return;

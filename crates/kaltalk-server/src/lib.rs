@@ -8,6 +8,7 @@ pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
+pub mod demo;
 pub mod email;
 pub mod error;
 pub mod inbox;

@@ -132,6 +132,14 @@ pub struct Conversation {
     pub subject: Option<String>,
 }
 
+/// The number of conversations in each inbox view.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct ViewCounts {
+    pub mine: i64,
+    pub unassigned: i64,
+    pub all_conversations: i64,
+}
+
 /// A conversation as a list shows it.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct ConversationSummary {
@@ -1102,6 +1110,28 @@ impl Store {
             .fetch_all(pool)
             .await)?,
         )
+    }
+
+    /// How many conversations of `org` with `status` each inbox view holds: assigned to
+    /// `me`, unassigned, and all (the counts beside Mine / Unassigned / All).
+    pub async fn view_counts(
+        &self,
+        org: OrgId,
+        me: UserId,
+        status: ConversationStatus,
+    ) -> Result<ViewCounts, StoreError> {
+        let counts: ViewCounts = on_db!(self, pool => sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN assignee_id = $2 THEN 1 ELSE 0 END), 0) AS mine, \
+                    COALESCE(SUM(CASE WHEN assignee_id IS NULL THEN 1 ELSE 0 END), 0) AS unassigned, \
+                    COUNT(*) AS all_conversations \
+             FROM conversations WHERE org_id = $1 AND status = $3",
+        )
+        .bind(org)
+        .bind(me)
+        .bind(status.as_str())
+        .fetch_one(pool)
+        .await)?;
+        Ok(counts)
     }
 
     /// A conversation's messages, oldest first; notes only for the team.

@@ -125,4 +125,26 @@ impl Store {
         .await)?;
         Ok(events)
     }
+
+    /// What happened to one conversation of `org` (its `conversation.updated` events:
+    /// status, assignee, who handles it), oldest first, at most `limit`: the compact lines
+    /// of the conversation's timeline.
+    pub async fn conversation_history(
+        &self,
+        org: OrgId,
+        conversation: ConversationId,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let events = on_db!(self, pool => sqlx::query_as::<_, Event>(
+            "SELECT id, org_id, kind, subject_id, conversation_id, payload, created_at FROM events \
+             WHERE conversation_id = $1 AND org_id = $2 AND kind = $3 ORDER BY id LIMIT $4",
+        )
+        .bind(conversation)
+        .bind(org)
+        .bind(crate::chat::CONVERSATION_UPDATED)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        Ok(events)
+    }
 }

@@ -1,6 +1,8 @@
 //! Labels on conversations, canned responses, conversation search, and waking snoozed
 //! conversations.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use kaltalk_core::{ConversationId, OrgId};
 use serde::Serialize;
@@ -175,6 +177,36 @@ impl Store {
         .fetch_all(pool)
         .await)?;
         Ok(rows.into_iter().map(|(l,)| l).collect())
+    }
+
+    /// The labels of several conversations of `org` at once (a page of the list).
+    pub async fn labels_of_conversations(
+        &self,
+        org: OrgId,
+        conversations: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, Vec<String>>, StoreError> {
+        let mut labels: HashMap<ConversationId, Vec<String>> = HashMap::new();
+        // A list page is at most 200 conversations; one query per such chunk.
+        for chunk in conversations.chunks(200) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT conversation_id, label FROM conversation_labels WHERE org_id = $1 \
+                 AND conversation_id IN ({}) ORDER BY label",
+                placeholders.join(", ")
+            );
+            let rows: Vec<(ConversationId, String)> = on_db!(self, pool => {
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(org);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(pool).await
+            })?;
+            for (id, label) in rows {
+                labels.entry(id).or_default().push(label);
+            }
+        }
+        Ok(labels)
     }
 
     /// Every label the organization uses, for suggestions and the label views.

@@ -122,6 +122,12 @@ enum AdminCommand {
         #[arg(long)]
         address: Option<String>,
     },
+    /// Add a sample conversation (30 messages of every kind, in a new "Sample website"
+    /// inbox) to an organization, to see the inbox at work; prints its id.
+    SeedDemo {
+        #[arg(long)]
+        org_id: OrgId,
+    },
     /// Create an API key for an organization and print it (shown only this once).
     CreateApiKey {
         #[arg(long)]
@@ -292,6 +298,11 @@ async fn main() -> anyhow::Result<()> {
                     }
                     other => anyhow::bail!("--kind {other}: use web or email"),
                 },
+                AdminCommand::SeedDemo { org_id } => {
+                    let conversation =
+                        kaltalk_server::demo::seed(&store, &config, org_id, now).await?;
+                    println!("conversation_id={conversation}");
+                }
                 AdminCommand::CreateApiKey { org_id, name } => {
                     let key = admin::create_api_key(&store, org_id, &name, now).await?;
                     println!("{key}");

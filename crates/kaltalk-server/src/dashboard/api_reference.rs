@@ -73,7 +73,7 @@ async fn show(State(state): State<AppState>, session: AgentSession) -> PageResul
     let doc = serde_json::to_value(api::openapi()).map_err(anyhow::Error::from)?;
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     Ok(ReferencePage {
-        layout: Layout::signed_in(&state, &session, "api-keys").await?,
+        layout: Layout::signed_in(&state, &session, "api-reference").await?,
         title: text(&doc["info"]["title"]),
         description: text(&doc["info"]["description"]),
         version: text(&doc["openapi"]),

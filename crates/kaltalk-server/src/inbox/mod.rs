@@ -4,6 +4,7 @@
 
 mod original;
 mod socket;
+pub(crate) mod timeline;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,12 +15,14 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::Text;
-use kaltalk_core::chat::{ConversationStatus, MessageKind};
-use kaltalk_core::{ConversationId, Permission, UserId};
+use kaltalk_core::chat::{ConversationStatus, Handling, InboxKind, MessageKind};
+use std::collections::HashMap;
+
+use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
 use kaltalk_store::Member;
 use kaltalk_store::chat::{
     AgentWrite, AssigneeFilter, Contact, Conversation, ConversationFilter, ConversationSummary,
-    Inbox, Message,
+    Inbox, Message, ViewCounts,
 };
 use kaltalk_store::labels::MAX_LABEL_CHARS;
 use serde::Deserialize;
@@ -39,6 +42,8 @@ pub fn router() -> Router<AppState> {
             "/inbox/conversations/{id}/messages",
             get(messages_partial).post(reply),
         )
+        .route("/inbox/conversations/{id}/header", get(header_partial))
+        .route("/inbox/bulk", post(bulk))
         .route("/inbox/conversations/{id}/status", post(set_status))
         .route("/inbox/conversations/{id}/assign", post(assign))
         .route("/inbox/conversations/{id}/labels", post(add_label))
@@ -165,14 +170,93 @@ pub struct Open {
     conversation: Conversation,
     contact: Contact,
     inbox: Inbox,
-    messages: Vec<Message>,
+    thread: Thread,
     members: Vec<Member>,
     labels: Vec<String>,
     known_labels: Vec<String>,
-    seen_by_contact: Option<kaltalk_core::MessageId>,
     ai_opt_out: bool,
     /// The contact's custom attributes, editable in the sidebar.
     attributes: crate::dashboard::contacts::AttributesPanel,
+    /// Whether the organization's bot answers conversations at all.
+    ai_enabled: bool,
+}
+
+/// A conversation's messages and events, as the timeline shows them.
+pub struct Thread {
+    messages: Vec<Message>,
+    events: Vec<kaltalk_store::Event>,
+    members: Vec<Member>,
+    contact_label: String,
+    bot_name: String,
+    /// The full text of the customer's emails, by message: their quoted history.
+    email_texts: HashMap<kaltalk_core::MessageId, String>,
+    /// The team's last reply the visitor has seen, marked "Seen".
+    seen_by_contact: Option<kaltalk_core::MessageId>,
+    now: DateTime<Utc>,
+}
+
+impl Thread {
+    /// How many of a conversation's events its timeline shows, at most.
+    const EVENT_LIMIT: i64 = 1_000;
+
+    async fn load(
+        state: &AppState,
+        org: kaltalk_core::OrgId,
+        conversation: &Conversation,
+        contact_label: String,
+        members: Vec<Member>,
+        bot_name: String,
+    ) -> Result<Self, AppError> {
+        let messages = state
+            .store
+            .list_messages(org, conversation.id, true)
+            .await?;
+        let events = state
+            .store
+            .conversation_history(org, conversation.id, Self::EVENT_LIMIT)
+            .await?;
+        let email_texts = if messages.iter().any(Message::is_email) {
+            state
+                .store
+                .conversation_emails(org, conversation.id)
+                .await?
+                .into_iter()
+                .filter(|e| e.direction == "in")
+                .filter_map(|e| Some((e.message_id?, e.full_text)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        Ok(Self {
+            email_texts,
+            seen_by_contact: seen_by_contact(&messages, conversation.contact_last_seen_at),
+            messages,
+            events,
+            members,
+            contact_label,
+            bot_name,
+            now: state.now(),
+        })
+    }
+
+    fn items(&self) -> Vec<timeline::Item<'_>> {
+        let context = timeline::Context {
+            contact: &self.contact_label,
+            bot: &self.bot_name,
+            email_texts: &self.email_texts,
+        };
+        timeline::build(
+            &self.messages,
+            &self.events,
+            &self.members,
+            &context,
+            self.now,
+        )
+    }
+
+    fn is_seen_mark(&self, message: &Message) -> bool {
+        is_seen_mark(&self.seen_by_contact, message)
+    }
 }
 
 impl Open {
@@ -185,11 +269,54 @@ impl Open {
     }
 
     fn contact_label(&self) -> String {
-        contact_label(
-            self.contact.name.as_deref(),
-            self.contact.email.as_deref(),
-            &self.conversation.contact_id.to_string(),
-        )
+        self.thread.contact_label.clone()
+    }
+
+    fn avatar(&self) -> timeline::Avatar {
+        timeline::Avatar::of(&self.thread.contact_label)
+    }
+
+    fn channel_icon(&self) -> &'static str {
+        channel_icon(self.inbox.kind)
+    }
+
+    fn assignee_name(&self) -> Option<&str> {
+        let assignee = self.conversation.assignee_id?;
+        self.members
+            .iter()
+            .find(|m| m.user_id == assignee)
+            .map(|m| m.name.as_str())
+    }
+
+    /// "Hand back to the bot" only where a bot is involved: the bot is on, the contact
+    /// allows AI, and the bot answered here or handed this conversation over.
+    fn can_hand_back(&self) -> bool {
+        let c = &self.conversation;
+        self.ai_enabled
+            && !self.ai_opt_out
+            && c.handling != Handling::Bot
+            && (c.bot_turns > 0 || c.handling == Handling::WaitingHuman)
+    }
+}
+
+/// The icon of a channel, from the sprite in `templates/icons/sprite.html`.
+pub(crate) fn channel_icon(kind: InboxKind) -> &'static str {
+    match kind {
+        InboxKind::Web => "globe",
+        InboxKind::Email => "mail",
+        InboxKind::Api => "code",
+    }
+}
+
+/// A file's size as people read it.
+pub(crate) fn file_size(bytes: &i64) -> String {
+    let bytes = (*bytes).max(0) as f64;
+    if bytes < 1024.0 {
+        format!("{bytes} B")
+    } else if bytes < 1024.0 * 1024.0 {
+        format!("{:.0} KB", bytes / 1024.0)
+    } else {
+        format!("{:.1} MB", bytes / (1024.0 * 1024.0))
     }
 }
 
@@ -224,10 +351,11 @@ struct InboxPage {
     open: Option<Open>,
     csrf: String,
     me: UserId,
+    /// The list's query, for the phone's "back to the list".
+    back_query: String,
     inbox_js: String,
     /// Canned responses, for the composer's `/shortcut` suggestions.
     canned: ScriptJson,
-    labels: Vec<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -238,6 +366,13 @@ struct ListPartial {
     conversations: Vec<ConversationSummary>,
     selected: Option<ConversationId>,
     now: DateTime<Utc>,
+    inboxes: HashMap<InboxId, Inbox>,
+    members: Vec<Member>,
+    labels: HashMap<ConversationId, Vec<String>>,
+    /// Open conversations per view, for the counts beside the view names.
+    counts: ViewCounts,
+    known_labels: Vec<String>,
+    csrf: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -246,14 +381,24 @@ struct ConversationPartial {
     open: Open,
     csrf: String,
     me: UserId,
+    back_query: String,
+}
+
+/// The conversation's header alone: refreshed live when its status, assignee or who
+/// handles it changes, and after the header's own forms.
+#[derive(Template, WebTemplate)]
+#[template(path = "inbox/thread_head_partial.html")]
+struct HeaderPartial {
+    open: Open,
+    csrf: String,
+    me: UserId,
+    back_query: String,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "inbox/messages.html")]
 struct MessagesPartial {
-    messages: Vec<Message>,
-    /// The team's last reply the visitor has seen, marked "Seen".
-    seen_by_contact: Option<kaltalk_core::MessageId>,
+    thread: Thread,
 }
 
 /// The newest team reply sent before the visitor last had the chat open.
@@ -287,14 +432,21 @@ async fn messages_of(
     session: &AgentSession,
     id: ConversationId,
 ) -> Result<MessagesPartial, AppError> {
-    let conversation = state.store.get_conversation(session.org_id(), id).await?;
-    let messages = state
+    let org = session.org_id();
+    let conversation = state.store.get_conversation(org, id).await?;
+    let contact = state
         .store
-        .list_messages(session.org_id(), id, true)
+        .get_contact(org, conversation.contact_id)
         .await?;
+    let members = state.store.list_members(org).await?;
+    let bot_name = state.store.ai_settings(org).await?.bot_name;
+    let label = contact_label(
+        contact.name.as_deref(),
+        contact.email.as_deref(),
+        &contact.id.to_string(),
+    );
     Ok(MessagesPartial {
-        seen_by_contact: seen_by_contact(&messages, conversation.contact_last_seen_at),
-        messages,
+        thread: Thread::load(state, org, &conversation, label, members, bot_name).await?,
     })
 }
 
@@ -302,6 +454,113 @@ impl ListPartial {
     fn is_selected(&self, id: &ConversationId) -> bool {
         self.selected.as_ref() == Some(id)
     }
+
+    fn avatar(&self, summary: &ConversationSummary) -> timeline::Avatar {
+        timeline::Avatar::of(&summary_label(summary))
+    }
+
+    fn channel(&self, summary: &ConversationSummary) -> (&'static str, &str) {
+        match self.inboxes.get(&summary.conversation.inbox_id) {
+            Some(inbox) => (channel_icon(inbox.kind), inbox.name.as_str()),
+            None => ("inbox", ""),
+        }
+    }
+
+    fn assignee(&self, summary: &ConversationSummary) -> Option<&str> {
+        let id = summary.conversation.assignee_id?;
+        self.members
+            .iter()
+            .find(|m| m.user_id == id)
+            .map(|m| m.name.as_str())
+    }
+
+    fn labels_of(&self, summary: &ConversationSummary) -> &[String] {
+        self.labels
+            .get(&summary.conversation.id)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The preview's text in pieces, the searched words marked.
+    fn preview(&self, summary: &ConversationSummary) -> Vec<(String, bool)> {
+        let text = summary.last_message.as_deref().unwrap_or("").trim();
+        if text.is_empty() {
+            return Vec::new();
+        }
+        let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = match self.view.search() {
+            // Start the preview near the first match, so the match is what shows.
+            Some(words) => passage(&text, words),
+            None => text.chars().take(140).collect(),
+        };
+        highlight(&text, self.view.search().unwrap_or(""))
+    }
+
+    /// The views with their counts: name, title, how many.
+    fn views(&self) -> [(&'static str, &'static str, i64); 3] {
+        [
+            ("mine", "Mine", self.counts.mine),
+            ("unassigned", "Unassigned", self.counts.unassigned),
+            ("all", "All", self.counts.all_conversations),
+        ]
+    }
+
+    fn needs_person(&self, summary: &ConversationSummary) -> bool {
+        summary.conversation.handling == Handling::WaitingHuman
+    }
+}
+
+/// About 140 characters of `text` around the first of `words` it contains.
+fn passage(text: &str, words: &str) -> String {
+    let lower = text.to_lowercase();
+    let first = words
+        .split_whitespace()
+        .filter_map(|w| lower.find(&w.to_lowercase()))
+        .min();
+    let chars: Vec<char> = text.chars().collect();
+    let start = match first {
+        // `find` gives a byte offset in the lower-cased text; count characters up to it.
+        Some(byte) => lower[..byte].chars().count().saturating_sub(40),
+        None => 0,
+    };
+    let piece: String = chars.iter().skip(start).take(140).collect();
+    if start > 0 {
+        format!("…{piece}")
+    } else {
+        piece
+    }
+}
+
+/// `text` split into pieces, each marked when it is one of `words` (case-insensitive).
+fn highlight(text: &str, words: &str) -> Vec<(String, bool)> {
+    let needles: Vec<String> = words
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .filter(|w| !w.is_empty())
+        .collect();
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<char> = chars
+        .iter()
+        .flat_map(|c| c.to_lowercase().take(1))
+        .collect();
+    let mut pieces: Vec<(String, bool)> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let hit = needles.iter().find_map(|n| {
+            let n: Vec<char> = n.chars().collect();
+            (lower.len() >= i + n.len() && lower[i..i + n.len()] == n[..]).then_some(n.len())
+        });
+        let (len, marked) = match hit {
+            Some(len) => (len, true),
+            None => (1, false),
+        };
+        let piece: String = chars[i..i + len].iter().collect();
+        match pieces.last_mut() {
+            Some((last, false)) if !marked => last.push_str(&piece),
+            _ => pieces.push((piece, marked)),
+        }
+        i += len;
+    }
+    pieces
 }
 
 async fn list(
@@ -323,12 +582,29 @@ async fn list(
                 .await?
         }
     };
+    let org = session.org_id();
+    let ids: Vec<ConversationId> = conversations.iter().map(|c| c.conversation.id).collect();
     Ok(ListPartial {
         query: view.query(),
         view: view.clone(),
+        labels: state.store.labels_of_conversations(org, &ids).await?,
         conversations,
         selected: view.c.as_deref().and_then(|c| c.parse().ok()),
         now: state.now(),
+        inboxes: state
+            .store
+            .list_inboxes(org)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect(),
+        members: state.store.list_members(org).await?,
+        counts: state
+            .store
+            .view_counts(org, session.user.id, view.status())
+            .await?,
+        known_labels: state.store.organization_labels(org).await?,
+        csrf: session.csrf_token.clone(),
     })
 }
 
@@ -345,27 +621,40 @@ async fn open(
         .get_contact(org, conversation.contact_id)
         .await?;
     let inbox = state.store.get_inbox(org, conversation.inbox_id).await?;
-    let messages = state.store.list_messages(org, id, true).await?;
     let members = state.store.list_members(org).await?;
     let labels = state.store.labels_of(org, id).await?;
     let known_labels = state.store.organization_labels(org).await?;
     let seen = state.store.agent_saw(org, id, state.now()).await?;
     state.hub.publish_events(seen.events);
-    let seen_by_contact = seen_by_contact(&messages, conversation.contact_last_seen_at);
     let ai_opt_out = state.store.ai_opt_out(org, conversation.contact_id).await?;
     let attributes =
         crate::dashboard::contacts::AttributesPanel::load(state, session, &contact).await?;
+    let ai = state.store.ai_settings(org).await?;
+    let label = contact_label(
+        contact.name.as_deref(),
+        contact.email.as_deref(),
+        &contact.id.to_string(),
+    );
+    let thread = Thread::load(
+        state,
+        org,
+        &conversation,
+        label,
+        members.clone(),
+        ai.bot_name,
+    )
+    .await?;
     Ok(Open {
         conversation,
         contact,
         inbox,
-        messages,
+        thread,
         members,
         labels,
         known_labels,
-        seen_by_contact,
         ai_opt_out,
         attributes,
+        ai_enabled: ai.enabled,
     })
 }
 
@@ -375,6 +664,17 @@ async fn page(
     Query(view): Query<View>,
 ) -> PageResult {
     session.require(Permission::UseInbox)?;
+    let mut view = view;
+    // With nothing assigned to the agent, the inbox opens on what nobody has taken yet.
+    if view.view.is_none() && view.search().is_none() {
+        let counts = state
+            .store
+            .view_counts(session.org_id(), session.user.id, view.status())
+            .await?;
+        if counts.mine == 0 {
+            view.view = Some("unassigned".into());
+        }
+    }
     let open = match view.c.as_deref().map(|c| c.parse::<ConversationId>()) {
         Some(Ok(id)) => Some(open(&state, &session, id).await?),
         Some(Err(_)) => return Err(AppError::NotFound.into()),
@@ -383,6 +683,7 @@ async fn page(
     let list = list(&state, &session, &view).await?;
     Ok(InboxPage {
         layout: Layout::signed_in(&state, &session, "inbox").await?,
+        back_query: view.query(),
         view,
         list,
         open,
@@ -390,7 +691,6 @@ async fn page(
         me: session.user.id,
         inbox_js: state.assets.url("inbox.js"),
         canned: ScriptJson::new(&state.store.list_canned_responses(session.org_id()).await?)?,
-        labels: state.store.organization_labels(session.org_id()).await?,
     }
     .into_response())
 }
@@ -432,8 +732,25 @@ async fn conversation_page(
         open,
         csrf: session.csrf_token.clone(),
         me: session.user.id,
+        back_query: view.query(),
     }
     .into_response())
+}
+
+/// The conversation's header, for the live refresh after an event.
+async fn header_partial(
+    State(state): State<AppState>,
+    session: AgentSession,
+    IdPath(id): IdPath<ConversationId>,
+    Query(view): Query<View>,
+) -> PageResult<HeaderPartial> {
+    session.require(Permission::UseInbox)?;
+    Ok(HeaderPartial {
+        open: open(&state, &session, id).await?,
+        csrf: session.csrf_token.clone(),
+        me: session.user.id,
+        back_query: view.query(),
+    })
 }
 
 async fn messages_partial(
@@ -521,6 +838,69 @@ struct StatusForm {
     /// Hours to snooze for, with `snoozed`.
     #[serde(default)]
     snooze_hours: Option<i64>,
+    /// When to wake, as the agent's browser computed it from a preset (RFC 3339).
+    #[serde(default)]
+    snooze_until: Option<String>,
+    /// A preset (`1h`, `tonight`, `tomorrow`, `next-week`, `date`), read in UTC when the
+    /// browser sent no `snooze_until` (scripts off).
+    #[serde(default)]
+    snooze_preset: Option<String>,
+    /// With the `date` preset: `YYYY-MM-DDTHH:MM`.
+    #[serde(default)]
+    snooze_at: Option<String>,
+}
+
+/// The furthest a conversation can be snoozed.
+const MAX_SNOOZE_DAYS: i64 = 366;
+
+/// When a snoozed conversation wakes up, from the form's fields.
+fn snooze_until(form: &StatusForm, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
+    let invalid = || {
+        AppError::invalid(
+            "snooze_until",
+            format!("Pick a time in the future, at most {MAX_SNOOZE_DAYS} days away."),
+        )
+    };
+    let at_hour = |day: chrono::NaiveDate, hour: u32| {
+        day.and_hms_opt(hour, 0, 0)
+            .map(|t| t.and_utc())
+            .ok_or_else(invalid)
+    };
+    let until = match (
+        form.snooze_until.as_deref().filter(|s| !s.is_empty()),
+        form.snooze_preset.as_deref().filter(|s| !s.is_empty()),
+    ) {
+        (Some(until), _) => DateTime::parse_from_rfc3339(until)
+            .map_err(|_| invalid())?
+            .with_timezone(&Utc),
+        (None, Some("1h")) => now + Duration::hours(1),
+        (None, Some("tonight")) => {
+            let tonight = at_hour(now.date_naive(), 18)?;
+            if tonight > now {
+                tonight
+            } else {
+                tonight + Duration::days(1)
+            }
+        }
+        (None, Some("tomorrow")) => at_hour(now.date_naive() + Duration::days(1), 9)?,
+        (None, Some("next-week")) => {
+            use chrono::Datelike;
+            let ahead = 7 - i64::from(now.weekday().num_days_from_monday());
+            at_hour(now.date_naive() + Duration::days(ahead), 9)?
+        }
+        (None, Some("date")) => form
+            .snooze_at
+            .as_deref()
+            .and_then(|at| chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M").ok())
+            .map(|at| at.and_utc())
+            .ok_or_else(invalid)?,
+        (None, Some(_)) => return Err(invalid()),
+        (None, None) => now + Duration::hours(form.snooze_hours.unwrap_or(24).clamp(1, 24 * 30)),
+    };
+    if until <= now || until > now + Duration::days(MAX_SNOOZE_DAYS) {
+        return Err(invalid());
+    }
+    Ok(until)
 }
 
 async fn set_status(
@@ -534,14 +914,95 @@ async fn set_status(
         .status
         .parse()
         .map_err(|e: String| AppError::invalid("status", e))?;
-    let until = (status == ConversationStatus::Snoozed)
-        .then(|| state.now() + Duration::hours(form.snooze_hours.unwrap_or(24).clamp(1, 24 * 30)));
+    let until = match status {
+        ConversationStatus::Snoozed => Some(snooze_until(&form, state.now())?),
+        _ => None,
+    };
     let written = state
         .store
         .set_conversation_status(session.org_id(), id, status, until, state.now())
         .await?;
     state.hub.publish_events(written.events);
     after_change(&state, &session, id, &headers).await
+}
+
+/// What the list's bulk bar does to the selected conversations.
+enum BulkAction {
+    Resolve,
+    Assign(Option<UserId>),
+}
+
+/// Resolve, assign or label several conversations at once, from the list's bulk bar.
+/// The form repeats `conversation`, so it is read as pairs.
+async fn bulk(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<Vec<(String, String)>>,
+) -> PageResult {
+    session.require(Permission::UseInbox)?;
+    let org = session.org_id();
+    let mut ids = Vec::new();
+    let (mut action, mut label, mut back) = (None, None, String::new());
+    for (key, value) in form {
+        match key.as_str() {
+            "conversation" => ids.push(
+                value
+                    .parse::<ConversationId>()
+                    .map_err(|_| AppError::NotFound)?,
+            ),
+            "action" => action = Some(value),
+            "label" if !value.trim().is_empty() => label = Some(normalize_label(&value)?),
+            "back" => back = value,
+            _ => {}
+        }
+    }
+    if ids.is_empty() {
+        return Err(AppError::invalid("conversation", "Select at least one conversation.").into());
+    }
+    if ids.len() > 200 {
+        return Err(AppError::invalid("conversation", "Select at most 200 conversations.").into());
+    }
+    let action = match action.as_deref() {
+        Some("resolve") => BulkAction::Resolve,
+        Some("assign-me") => BulkAction::Assign(Some(session.user.id)),
+        Some("unassign") => BulkAction::Assign(None),
+        Some(other) => {
+            let user = other
+                .strip_prefix("assign:")
+                .and_then(|id| id.parse::<UserId>().ok())
+                .ok_or_else(|| AppError::invalid("action", "Choose what to do."))?;
+            state
+                .store
+                .get_member(org, user)
+                .await
+                .map_err(|_| AppError::invalid("action", "Choose a member of the team."))?;
+            BulkAction::Assign(Some(user))
+        }
+        None => return Err(AppError::invalid("action", "Choose what to do.").into()),
+    };
+    let now = state.now();
+    // Every conversation must be this organization's before anything changes.
+    for id in &ids {
+        state.store.get_conversation(org, *id).await?;
+    }
+    for id in ids {
+        if let Some(label) = &label {
+            let written = state.store.add_label(org, id, label, now).await?;
+            state.hub.publish_events(written.events);
+        }
+        let written = match action {
+            BulkAction::Resolve => {
+                state
+                    .store
+                    .set_conversation_status(org, id, ConversationStatus::Resolved, None, now)
+                    .await?
+            }
+            BulkAction::Assign(user) => state.store.assign_conversation(org, id, user, now).await?,
+        };
+        state.hub.publish_events(written.events);
+    }
+    // Back to the same view; the view is re-read, so `back` cannot point anywhere else.
+    let view: View = serde_urlencoded::from_str(&back).unwrap_or_default();
+    Ok(Redirect::to(&format!("/inbox?{}", view.query())).into_response())
 }
 
 #[derive(Deserialize)]
@@ -580,7 +1041,8 @@ async fn assign(
     after_change(&state, &session, id, &headers).await
 }
 
-/// After a change: the refreshed conversation pane for htmx, a redirect otherwise.
+/// After a change from the header: the refreshed header for htmx (the timeline hears of
+/// the change from the live feed), a redirect otherwise.
 async fn after_change(
     state: &AppState,
     session: &AgentSession,
@@ -588,11 +1050,11 @@ async fn after_change(
     headers: &HeaderMap,
 ) -> PageResult {
     if is_htmx(headers) {
-        let open = open(state, session, id).await?;
-        return Ok(ConversationPartial {
-            open,
+        return Ok(HeaderPartial {
+            open: open(state, session, id).await?,
             csrf: session.csrf_token.clone(),
             me: session.user.id,
+            back_query: View::default().query(),
         }
         .into_response());
     }
@@ -698,5 +1160,15 @@ async fn set_ai_opt_out(
         .conversation_id
         .parse()
         .map_err(|_| AppError::NotFound)?;
-    after_change(&state, &session, conversation, &headers).await
+    // The switch sits in the contact panel and changes the header too: the whole pane.
+    if is_htmx(&headers) {
+        return Ok(ConversationPartial {
+            open: open(&state, &session, conversation).await?,
+            csrf: session.csrf_token.clone(),
+            me: session.user.id,
+            back_query: View::default().query(),
+        }
+        .into_response());
+    }
+    Ok(Redirect::to(&format!("/inbox?view=all&c={conversation}")).into_response())
 }

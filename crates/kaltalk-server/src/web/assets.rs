@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
@@ -17,21 +17,44 @@ use crate::state::AppState;
 #[folder = "assets/"]
 struct Embedded;
 
-/// Content hashes of the embedded files, computed once at start.
+/// Content hashes of the embedded files, and the gzipped copies of the text ones,
+/// computed once at start.
 pub struct Assets {
     hashes: HashMap<String, String>,
+    gzipped: HashMap<String, Vec<u8>>,
+}
+
+/// Whether a file is text worth compressing (images and fonts already are).
+fn compressible(name: &str) -> bool {
+    [".css", ".js", ".json", ".svg", ".txt"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
 }
 
 impl Assets {
     pub fn load() -> Self {
-        let hashes = Embedded::iter()
-            .filter_map(|name| {
-                let file = Embedded::get(&name)?;
-                let digest = hex::encode(Sha256::digest(&file.data));
-                Some((name.to_string(), digest[..12].to_owned()))
-            })
-            .collect();
-        Self { hashes }
+        let mut hashes = HashMap::new();
+        let mut gzipped = HashMap::new();
+        for name in Embedded::iter() {
+            let Some(file) = Embedded::get(&name) else {
+                continue;
+            };
+            let digest = hex::encode(Sha256::digest(&file.data));
+            hashes.insert(name.to_string(), digest[..12].to_owned());
+            if compressible(&name)
+                && let Some(compressed) = gzip(&file.data)
+            {
+                gzipped.insert(name.to_string(), compressed);
+            }
+        }
+        Self { hashes, gzipped }
     }
 
     /// `/assets/<hash>/<name>`: the URL changes whenever the file does.
@@ -46,20 +69,38 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{hash}/{name}", get(serve))
         .route(
             "/favicon.svg",
-            get(|state: State<AppState>| serve(state, Path(("0".into(), "favicon.svg".into())))),
+            get(|state: State<AppState>, headers: HeaderMap| {
+                serve(state, Path(("0".into(), "favicon.svg".into())), headers)
+            }),
         )
         .route(
             "/favicon.ico",
-            get(|state: State<AppState>| serve(state, Path(("0".into(), "favicon.svg".into())))),
+            get(|state: State<AppState>, headers: HeaderMap| {
+                serve(state, Path(("0".into(), "favicon.svg".into())), headers)
+            }),
         )
 }
 
 async fn serve(
     State(state): State<AppState>,
     Path((hash, name)): Path<(String, String)>,
+    request_headers: HeaderMap,
 ) -> Response {
     let Some(file) = Embedded::get(&name) else {
         return StatusCode::NOT_FOUND.into_response();
+    };
+    let accepts_gzip = request_headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    // In a debug build the files are read from disk and may have changed since start:
+    // compress what is there now.
+    let gzipped: Option<Vec<u8>> = if !accepts_gzip || !compressible(&name) {
+        None
+    } else if cfg!(debug_assertions) {
+        gzip(&file.data)
+    } else {
+        state.assets.gzipped.get(&name).cloned()
     };
     let mime = mime_guess::from_path(&name).first_or_octet_stream();
     let cache = if state.assets.hashes.get(&name) == Some(&hash) {
@@ -67,8 +108,18 @@ async fn serve(
     } else {
         "no-cache"
     };
-    let mut response = file.data.into_owned().into_response();
+    let compressed = gzipped.is_some();
+    let mut response = match gzipped {
+        Some(bytes) => bytes.into_response(),
+        None => file.data.into_owned().into_response(),
+    };
     let headers = response.headers_mut();
+    if compressed {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if compressible(&name) {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     if let Ok(value) = HeaderValue::from_str(mime.as_ref()) {
         headers.insert(header::CONTENT_TYPE, value);
     }

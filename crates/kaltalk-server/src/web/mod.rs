@@ -32,6 +32,29 @@ pub struct Nav {
     pub can_manage_inboxes: bool,
 }
 
+impl Nav {
+    /// The open section's name, for the phone's top bar.
+    pub fn section_title(&self) -> &'static str {
+        match self.section {
+            "home" => "Home",
+            "inbox" => "Inbox",
+            "contacts" => "Contacts",
+            "inboxes" => "Channels",
+            "canned" => "Canned responses",
+            "outbox" => "Outbox",
+            "ai" => "AI agent",
+            "knowledge" => "Knowledge base",
+            "team" => "Team",
+            "api-keys" => "API keys",
+            "webhooks" => "Webhooks",
+            "api-reference" => "API reference",
+            "organization" => "Organization",
+            "profile" => "Profile",
+            _ => "KalTalk",
+        }
+    }
+}
+
 /// Fields of the base layout.
 pub struct Layout {
     pub css: String,

@@ -570,9 +570,10 @@ async fn labels_views_search_canned_responses_and_snoozes() {
         )
         .await;
     let found = owner.get_html("/inbox?view=mine&q=refund").await;
+    // The preview is the matching passage, the searched word marked.
     assert!(
-        found.contains("refund for order 77") && !found.contains("Lisbon"),
-        "resolved conversations are found too:\n{found}"
+        found.contains("<mark>refund</mark> for order 77") && !found.contains("Lisbon"),
+        "resolved conversations are found too, the word marked:\n{found}"
     );
     let key = crate::api::create_key(&app, &owner, "Search").await;
     let api: Value = app

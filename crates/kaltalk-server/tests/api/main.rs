@@ -31,3 +31,4 @@ mod playground;
 mod teams;
 mod webhooks;
 mod widget;
+mod workspace;
