@@ -85,6 +85,9 @@ export function runCli(args, options) {
         }
       },
     );
+    // A command that reads no input may exit before its stdin is written: that EPIPE is
+    // not a failure (the exit status above says whether the command worked).
+    child.stdin.on('error', (err) => { if (err.code !== 'EPIPE') reject(err); });
     child.stdin.end(options.stdin ?? '');
   });
 }

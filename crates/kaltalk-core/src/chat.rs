@@ -87,9 +87,12 @@ pub struct WidgetSettings {
     /// `#rrggbb`.
     pub color: String,
     pub greeting: String,
+    /// The name the widget's header shows visitors, e.g. "Acme Support". Empty: the
+    /// organization's name. Not the inbox's own name, which is for the team.
+    pub company_name: String,
     pub position: LauncherPosition,
-    /// Hosts whose pages may embed the widget (`example.com` also allows its subdomains).
-    /// Empty: any site.
+    /// Hosts whose pages may embed the widget (`example.com` also allows its subdomains),
+    /// each with an optional port (`localhost:8080` allows that port only). Empty: any site.
     pub allowed_domains: Vec<String>,
     pub prechat_name: bool,
     pub prechat_email: bool,
@@ -102,6 +105,7 @@ impl Default for WidgetSettings {
         Self {
             color: "#4338ca".into(),
             greeting: "Hi! How can we help?".into(),
+            company_name: String::new(),
             position: LauncherPosition::Right,
             allowed_domains: Vec::new(),
             prechat_name: false,
@@ -114,13 +118,29 @@ impl Default for WidgetSettings {
 }
 
 impl WidgetSettings {
-    /// Whether a page on `host` may use the widget.
+    /// Whether a page on `host` may use the widget (any port of it).
     pub fn allows_host(&self, host: &str) -> bool {
+        self.allows(host, None)
+    }
+
+    /// Whether a page on `host`, served on `port` (the origin's port, its scheme's
+    /// default when the URL names none), may use the widget. An entry with a port allows
+    /// that port only; one without allows every port, as entries saved before ports were
+    /// kept did.
+    pub fn allows(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.allowed_domains.is_empty()
-            || self.allowed_domains.iter().any(|domain| {
-                let domain = domain.trim().trim_start_matches("*.").to_ascii_lowercase();
-                host == domain || host.ends_with(&format!(".{domain}"))
+            || self.allowed_domains.iter().any(|entry| {
+                let entry = entry.trim().trim_start_matches("*.").to_ascii_lowercase();
+                let (domain, wanted) = match entry.rsplit_once(':') {
+                    Some((domain, p)) => match p.parse::<u16>() {
+                        Ok(p) => (domain.to_owned(), Some(p)),
+                        Err(_) => return false,
+                    },
+                    None => (entry, None),
+                };
+                let host_matches = host == domain || host.ends_with(&format!(".{domain}"));
+                host_matches && (wanted.is_none() || wanted == port)
             })
     }
 
@@ -268,6 +288,19 @@ mod tests {
         assert!(!settings.allows_host("badexample.com"));
         assert!(!settings.allows_host("example.com.evil.test"));
         assert!(WidgetSettings::default().allows_host("anything.test"));
+    }
+
+    #[test]
+    fn an_allowed_website_with_a_port_allows_that_port_only() {
+        let settings = WidgetSettings {
+            allowed_domains: vec!["localhost:8080".into(), "example.com".into()],
+            ..Default::default()
+        };
+        assert!(settings.allows("localhost", Some(8080)));
+        assert!(!settings.allows("localhost", Some(3000)));
+        assert!(!settings.allows("localhost", None));
+        assert!(settings.allows("example.com", Some(443)));
+        assert!(settings.allows("shop.example.com", Some(8443)));
     }
 
     #[test]

@@ -329,6 +329,40 @@ impl Store {
         })
     }
 
+    /// Replaces a text source's title and body and queues its re-indexing (the existing
+    /// indexing job swaps its chunks when done), one transaction. Other kinds are
+    /// NotFound: their text comes from a page or a file, not from here.
+    pub async fn update_text_source(
+        &self,
+        org: OrgId,
+        id: Uuid,
+        title: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let updated = sqlx::query(
+                "UPDATE knowledge_sources SET title = $3, body = $4, state = 'queued', error = NULL, updated_at = $5 \
+                 WHERE org_id = $1 AND id = $2 AND kind = 'text'",
+            )
+            .bind(org)
+            .bind(id)
+            .bind(title)
+            .bind(body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Sets how often a web source re-syncs on its own (`None`: only when asked); the next
     /// sync counts from now.
     pub async fn set_sync_interval(

@@ -272,6 +272,32 @@ impl Store {
         Ok(())
     }
 
+    /// Edits a canned response in place: its shortcut and text.
+    pub async fn update_canned_response(
+        &self,
+        org: OrgId,
+        id: uuid::Uuid,
+        shortcut: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let updated = on_db!(self, pool => sqlx::query(
+            "UPDATE canned_responses SET shortcut = $3, text = $4, updated_at = $5 WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org)
+        .bind(id)
+        .bind(shortcut)
+        .bind(text)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     pub async fn find_canned_response(
         &self,
         org: OrgId,

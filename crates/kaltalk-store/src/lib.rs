@@ -22,6 +22,7 @@ pub mod knowledge;
 pub mod labels;
 mod outbox;
 pub mod privacy;
+pub mod setup;
 pub mod testing;
 pub mod webhooks;
 

@@ -22,6 +22,7 @@ use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings/canned-responses", get(list).post(create))
+        .route("/settings/canned-responses/{id}", post(update))
         .route("/settings/canned-responses/{id}/delete", post(delete))
 }
 
@@ -32,6 +33,23 @@ struct CannedPage {
     csrf: String,
     can_manage: bool,
     responses: Vec<CannedResponse>,
+    shortcut: String,
+    text: String,
+    errors: FieldErrors,
+    /// The response being edited in place when its form came back with errors, with what
+    /// was typed.
+    editing: Option<Editing>,
+}
+
+impl CannedPage {
+    /// The edit that came back with errors, if it is this response's.
+    fn edit_of(&self, id: &uuid::Uuid) -> Option<&Editing> {
+        self.editing.as_ref().filter(|e| e.id == *id)
+    }
+}
+
+struct Editing {
+    id: uuid::Uuid,
     shortcut: String,
     text: String,
     errors: FieldErrors,
@@ -46,6 +64,7 @@ async fn page(state: &AppState, session: &AgentSession) -> Result<CannedPage, Ap
         shortcut: String::new(),
         text: String::new(),
         errors: FieldErrors::default(),
+        editing: None,
     })
 }
 
@@ -62,13 +81,10 @@ struct CreateForm {
     text: Text,
 }
 
-async fn create(
-    State(state): State<AppState>,
-    SessionForm { session, form }: SessionForm<CreateForm>,
-) -> PageResult {
-    session.require(Permission::ManageInboxes)?;
+/// A shortcut and reply as typed, checked; the shortcut without its `/`, lower-cased.
+fn validate(form: &CreateForm) -> (String, String, FieldErrors) {
     let shortcut = form.shortcut.trim().trim_start_matches('/').to_lowercase();
-    let text = form.text.trim();
+    let text = form.text.trim().to_owned();
     let mut errors = FieldErrors::default();
     if shortcut.is_empty()
         || shortcut.chars().count() > 30
@@ -87,10 +103,19 @@ async fn create(
             "Write the reply (at most 5000 characters).",
         ));
     }
+    (shortcut, text, errors)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<CreateForm>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let (shortcut, text, mut errors) = validate(&form);
     if errors.is_empty() {
         match state
             .store
-            .create_canned_response(session.org_id(), &shortcut, text, state.now())
+            .create_canned_response(session.org_id(), &shortcut, &text, state.now())
             .await
         {
             Ok(()) => return Ok(see_other("/settings/canned-responses")),
@@ -107,6 +132,45 @@ async fn create(
     page.shortcut = form.shortcut.into_string();
     page.text = form.text.into_string();
     page.errors = errors;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// Edits a canned response in place; a taken shortcut or a bad value comes back on its
+/// row, with what was typed.
+async fn update(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<uuid::Uuid>,
+    SessionForm { session, form }: SessionForm<CreateForm>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let (shortcut, text, mut errors) = validate(&form);
+    if errors.is_empty() {
+        match state
+            .store
+            .update_canned_response(session.org_id(), id, &shortcut, &text, state.now())
+            .await
+        {
+            Ok(()) => return Ok(see_other("/settings/canned-responses")),
+            Err(StoreError::Conflict(Conflict::ShortcutTaken)) => {
+                errors.add(ValidationError::new(
+                    "shortcut",
+                    format!("/{shortcut} already exists."),
+                ));
+            }
+            Err(err) => return Err(AppError::from(err).into()),
+        }
+    }
+    let mut page = page(&state, &session).await?;
+    // Another organization's id, or one deleted meanwhile, is not found, as everywhere.
+    if !page.responses.iter().any(|r| r.id == id) {
+        return Err(AppError::NotFound.into());
+    }
+    page.editing = Some(Editing {
+        id,
+        shortcut: form.shortcut.into_string(),
+        text: form.text.into_string(),
+        errors,
+    });
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use kaltalk_core::Text;
 use kaltalk_core::chat::{
@@ -29,6 +29,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings/inboxes", get(list).post(create))
         .route("/settings/inboxes/{id}", get(show).post(update))
+        .route("/settings/inboxes/{id}/preview", get(preview))
+        .route("/settings/inboxes/{id}/rotate-secret", post(rotate_secret))
+        .route("/settings/inboxes/{id}/delete", post(delete))
         .route("/settings/inboxes/email", axum::routing::post(create_email))
 }
 
@@ -119,7 +122,8 @@ pub async fn create_web_inbox(
     store.create_inbox(&inbox, now).await
 }
 
-/// Parses allowed domains (one per line or comma-separated; `https://` and paths are cut).
+/// Parses allowed websites (one per line or comma-separated; `https://` and paths are
+/// cut). A port stays (`localhost:8080`): the widget then works on that port only.
 pub fn parse_domains(input: &str) -> Result<Vec<String>, ValidationError> {
     let mut domains = Vec::new();
     for raw in input
@@ -127,28 +131,51 @@ pub fn parse_domains(input: &str) -> Result<Vec<String>, ValidationError> {
         .map(str::trim)
         .filter(|d| !d.is_empty())
     {
-        let host = raw
+        let authority = raw
             .split("://")
             .last()
             .unwrap_or(raw)
-            .split(['/', ':'])
+            .split(['/', '?', '#'])
             .next()
             .unwrap_or_default()
             .trim_start_matches("*.")
             .to_ascii_lowercase();
-        let valid = !host.is_empty()
+        let (host, port) = match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority.as_str(), None),
+        };
+        let valid_host = !host.is_empty()
             && host.len() <= 253
             && host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        if !valid {
-            return Err(ValidationError::new(
-                "allowed_domains",
-                format!("{raw:?} is not a domain like example.com."),
-            ));
-        }
-        if !domains.contains(&host) {
-            domains.push(host);
+        let port = match port {
+            None => Ok(None),
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .map(Some)
+                .ok_or(()),
+        };
+        let entry = match (valid_host, port) {
+            (true, Ok(Some(port))) => format!("{host}:{port}"),
+            (true, Ok(None)) => host.to_owned(),
+            (true, Err(())) => {
+                return Err(ValidationError::new(
+                    "allowed_domains",
+                    format!("{raw:?} has a port that is not a number from 1 to 65535."),
+                ));
+            }
+            (false, _) => {
+                return Err(ValidationError::new(
+                    "allowed_domains",
+                    format!("{raw:?} is not a domain like example.com."),
+                ));
+            }
+        };
+        if !domains.contains(&entry) {
+            domains.push(entry);
         }
     }
     Ok(domains)
@@ -158,6 +185,7 @@ pub fn parse_domains(input: &str) -> Result<Vec<String>, ValidationError> {
 #[template(path = "app/inboxes.html")]
 struct InboxesPage {
     layout: Layout,
+    notice: Option<&'static str>,
     csrf: String,
     inboxes: Vec<Inbox>,
     name: String,
@@ -171,6 +199,7 @@ struct InboxesPage {
 async fn list_page(state: &AppState, session: &AgentSession) -> Result<InboxesPage, AppError> {
     Ok(InboxesPage {
         layout: Layout::signed_in(state, session, "inboxes").await?,
+        notice: None,
         csrf: session.csrf_token.clone(),
         inboxes: state.store.list_inboxes(session.org_id()).await?,
         name: String::new(),
@@ -184,8 +213,11 @@ async fn list_page(state: &AppState, session: &AgentSession) -> Result<InboxesPa
 
 #[derive(Deserialize)]
 struct CreateEmailForm {
+    /// The form's field is `email_name` (the page's web-inbox form has its own `name`);
+    /// reading `name` here lost the name typed and called every email inbox after its
+    /// address.
     #[serde(default)]
-    name: Text,
+    email_name: Text,
     #[serde(default)]
     address: Text,
 }
@@ -197,7 +229,7 @@ async fn create_email(
     session.require(Permission::ManageInboxes)?;
     let mut errors = FieldErrors::default();
     let address = errors.take(parse_support_address(&form.address));
-    let name = match form.name.trim() {
+    let name = match form.email_name.trim() {
         "" => address.clone().unwrap_or_default(),
         name => name.to_owned(),
     };
@@ -227,7 +259,7 @@ async fn create_email(
     };
     let Some(inbox) = created else {
         let mut page = list_page(&state, &session).await?;
-        page.email_name = form.name.into_string();
+        page.email_name = form.email_name.into_string();
         page.email_address = form.address.into_string();
         page.email_errors = errors;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
@@ -238,9 +270,18 @@ async fn create_email(
     )))
 }
 
-async fn list(State(state): State<AppState>, session: AgentSession) -> PageResult {
+async fn list(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Query(query): Query<NoticeQuery>,
+) -> PageResult {
     session.require(Permission::ManageInboxes)?;
-    Ok(list_page(&state, &session).await?.into_response())
+    let mut page = list_page(&state, &session).await?;
+    page.notice = match query.notice.as_deref() {
+        Some("deleted") => Some("Channel deleted, with its conversations."),
+        _ => None,
+    };
+    Ok(page.into_response())
 }
 
 #[derive(Deserialize)]
@@ -291,6 +332,10 @@ struct InboxPage {
     settings: WidgetSettings,
     domains: String,
     snippet: String,
+    /// The organization's name: what the widget header shows while the company name is
+    /// empty.
+    org_name: String,
+    setup_js: String,
     errors: FieldErrors,
     email: EmailSettings,
     /// The IMAP form as typed (the password never goes back to the page).
@@ -322,6 +367,8 @@ async fn inbox_page(
         settings: inbox.settings.0.clone(),
         domains: inbox.settings.0.allowed_domains.join("\n"),
         snippet: embed_snippet(&state.public_base, &inbox.public_token),
+        org_name: session.org.name.clone(),
+        setup_js: state.assets.url("setup.js"),
         inbox,
         errors: FieldErrors::default(),
     })
@@ -342,7 +389,10 @@ async fn show(
     };
     page.notice = match query.notice.as_deref() {
         Some("created") => Some(created),
-        Some("saved") => Some("Settings saved."),
+        Some("saved") => Some("Settings saved. The preview shows them."),
+        Some("secret-rotated") => Some(
+            "New identity secret made. Signatures made with the old one no longer verify: put the new one on your server.",
+        ),
         _ => None,
     };
     Ok(page.into_response())
@@ -356,6 +406,8 @@ struct SettingsForm {
     color: Text,
     #[serde(default)]
     greeting: Text,
+    #[serde(default)]
+    company_name: Text,
     #[serde(default)]
     position: String,
     #[serde(default)]
@@ -514,6 +566,13 @@ fn parse_settings(form: &SettingsForm, errors: &mut FieldErrors) -> Option<Widge
             "Keep the greeting under 300 characters.",
         ));
     }
+    let company_name = form.company_name.trim();
+    if company_name.chars().count() > 100 {
+        errors.add(ValidationError::new(
+            "company_name",
+            "Keep the company name under 100 characters.",
+        ));
+    }
     let offline = form.offline_message.trim();
     if offline.chars().count() > 500 {
         errors.add(ValidationError::new(
@@ -535,6 +594,7 @@ fn parse_settings(form: &SettingsForm, errors: &mut FieldErrors) -> Option<Widge
     Some(WidgetSettings {
         color,
         greeting: greeting.to_owned(),
+        company_name: company_name.to_owned(),
         position: position?,
         allowed_domains: domains?,
         prechat_name: ticked(&form.prechat_name),
@@ -596,9 +656,16 @@ async fn update(
         }
         InboxKind::Web => {
             let Some(settings) = parse_settings(&form, &mut errors) else {
+                // Everything typed goes back to the page, not only the field in error.
                 let mut page = inbox_page(&state, &session, id).await?;
                 page.name = form.name.to_string();
                 page.domains = form.allowed_domains.to_string();
+                page.settings.color = form.color.to_string();
+                page.settings.greeting = form.greeting.to_string();
+                page.settings.company_name = form.company_name.to_string();
+                page.settings.offline_message = form.offline_message.to_string();
+                page.settings.prechat_name = ticked(&form.prechat_name);
+                page.settings.prechat_email = ticked(&form.prechat_email);
                 page.errors = errors;
                 return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
             };
@@ -611,4 +678,92 @@ async fn update(
         .update_inbox(session.org_id(), id, name, settings, state.now())
         .await?;
     Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")))
+}
+
+/// A page of our own that loads the real widget loader for this inbox, as a customer's
+/// site would: the settings page and the home checklist show it in a frame. The widget
+/// admits our own origin for it (see `widget::check_origin`), so it works whatever the
+/// allowed websites are, and its sessions are not counted as the widget being on a site.
+#[derive(Template, WebTemplate)]
+#[template(path = "app/widget_preview.html")]
+struct PreviewPage {
+    layout: Layout,
+    inbox: Inbox,
+    /// Open the chat at once ("send a test message").
+    open: bool,
+    setup_js: String,
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    open: Option<String>,
+}
+
+/// The preview's own headers: it may be framed by our pages (only), and the widget's
+/// shadow root carries its styles in `<style>` elements, as on a customer's page. Nothing
+/// a user wrote is on this page.
+const PREVIEW_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
+     frame-ancestors 'self'";
+
+async fn preview(
+    State(state): State<AppState>,
+    session: AgentSession,
+    IdPath(id): IdPath<InboxId>,
+    Query(query): Query<PreviewQuery>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let inbox = state.store.get_inbox(session.org_id(), id).await?;
+    if inbox.kind != InboxKind::Web {
+        return Err(AppError::NotFound.into());
+    }
+    let page = PreviewPage {
+        // Only the stylesheet is used: the preview is a stand-in for the customer's page.
+        layout: Layout::public(&state),
+        inbox,
+        open: ticked(&query.open),
+        setup_js: state.assets.url("setup.js"),
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_SECURITY_POLICY, PREVIEW_CSP),
+            (axum::http::header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+        ],
+        page,
+    )
+        .into_response())
+}
+
+/// A new identity secret; the old one stops verifying at once.
+async fn rotate_secret(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<InboxId>,
+    SessionForm { session, .. }: SessionForm<super::NoFields>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    state
+        .store
+        .rotate_identity_secret(session.org_id(), id, &token::generate(""), state.now())
+        .await?;
+    Ok(see_other(&format!(
+        "/settings/inboxes/{id}?notice=secret-rotated"
+    )))
+}
+
+/// Deletes a channel with its conversations, as Chatwoot does; its contacts stay.
+async fn delete(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<InboxId>,
+    SessionForm { session, .. }: SessionForm<super::NoFields>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let written = state
+        .store
+        .delete_inbox(session.org_id(), id, state.now())
+        .await?;
+    for key in &written.value {
+        state.blobs.delete(key).await;
+    }
+    state.hub.publish_events(written.events);
+    Ok(see_other("/settings/inboxes?notice=deleted"))
 }

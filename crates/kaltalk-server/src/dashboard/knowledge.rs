@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
             post(add_file).layer(DefaultBodyLimit::disable()),
         )
         .route("/settings/knowledge/{id}", get(view))
+        .route("/settings/knowledge/{id}/edit", post(edit_text))
         .route("/settings/knowledge/{id}/schedule", post(schedule))
         .route("/settings/knowledge/{id}/resync", post(resync))
         .route("/settings/knowledge/{id}/delete", post(delete))
@@ -298,6 +299,10 @@ struct SourcePage {
     sync_options: Vec<SyncOption>,
     chunks: Vec<ChunkView>,
     errors: FieldErrors,
+    /// A text source's title and text in its edit form (as saved, or as typed when the
+    /// form came back with errors).
+    edit_title: String,
+    edit_body: String,
 }
 
 async fn source_page(
@@ -328,6 +333,8 @@ async fn source_page(
         notice: None,
         csrf: session.csrf_token.clone(),
         sync_options: sync_options(source.sync_interval().map_or("none", SyncInterval::as_str)),
+        edit_title: source.title.clone(),
+        edit_body: source.body.clone().unwrap_or_default(),
         source,
         chunks,
         errors: FieldErrors::default(),
@@ -345,9 +352,47 @@ async fn view(
     let mut page = source_page(&state, &session, id).await?;
     page.notice = match query.notice.as_deref() {
         Some("schedule") => Some("Schedule saved."),
+        Some("edited") => Some(
+            "Saved. It is being indexed again; the bot answers from the new text once it is ready.",
+        ),
         _ => None,
     };
     Ok(page.into_response())
+}
+
+/// Edits a text source in place and queues its re-indexing with the usual indexing job.
+async fn edit_text(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<uuid::Uuid>,
+    SessionForm { session, form }: SessionForm<TextForm>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let source = state.store.get_source(session.org_id(), id).await?;
+    if source.kind != "text" {
+        return Err(AppError::invalid(
+            "body",
+            "Only text sources are edited here: re-sync a web page, upload a file again.",
+        )
+        .into());
+    }
+    match sources::text_source(&form.title, &form.body, "body") {
+        Ok((title, body)) => {
+            state
+                .store
+                .update_text_source(session.org_id(), id, title, body, state.now())
+                .await?;
+            Ok(see_other(&format!(
+                "/settings/knowledge/{id}?notice=edited"
+            )))
+        }
+        Err(found) => {
+            let mut page = source_page(&state, &session, id).await?;
+            page.errors = found.into();
+            page.edit_title = form.title.into_string();
+            page.edit_body = form.body.into_string();
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
 }
 
 #[derive(Deserialize)]

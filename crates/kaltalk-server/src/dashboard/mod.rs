@@ -14,6 +14,7 @@ mod organization;
 mod outbox;
 mod playground;
 mod profile;
+pub(crate) mod settings;
 mod team;
 mod webhooks;
 
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .merge(playground::router())
         .merge(knowledge::router())
         .merge(webhooks::router())
+        .merge(settings::router())
 }
 
 /// The `?notice=` code a page shows a confirmation for after a redirect.

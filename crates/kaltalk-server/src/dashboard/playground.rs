@@ -136,6 +136,11 @@ async fn ask(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let preview = agent::preview(&state, session.org_id(), &question).await?;
+    // The home checklist's "try the playground" ticks from this.
+    state
+        .store
+        .mark_playground_tried(session.org_id(), state.now())
+        .await?;
     let page = page(
         &state,
         &session,

@@ -39,6 +39,7 @@ impl Nav {
             "home" => "Home",
             "inbox" => "Inbox",
             "contacts" => "Contacts",
+            "settings" => "Settings",
             "inboxes" => "Channels",
             "canned" => "Canned responses",
             "outbox" => "Outbox",

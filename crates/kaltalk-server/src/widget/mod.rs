@@ -227,18 +227,27 @@ async fn cors(request: axum::extract::Request, next: Next) -> Response {
 }
 
 /// Refuses pages on sites the inbox does not allow. Reads without an `Origin` (not from a
-/// browser page) pass; writes without one never get here (see [`cors`]).
-fn check_origin(inbox: &Inbox, headers: &HeaderMap) -> Result<(), WidgetError> {
+/// browser page) pass; writes without one never get here (see [`cors`]). Our own origin
+/// always passes: it is the dashboard's widget preview, which only the team can open.
+fn check_origin(state: &AppState, inbox: &Inbox, headers: &HeaderMap) -> Result<(), WidgetError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
-    let host = url::Url::parse(origin)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned));
-    match host {
-        Some(host) if inbox.settings.0.allows_host(&host) => Ok(()),
+    let Ok(url) = url::Url::parse(origin) else {
+        return Err(WidgetError::DomainNotAllowed);
+    };
+    if is_own_origin(&state.public_base, &url) {
+        return Ok(());
+    }
+    match url.host_str() {
+        Some(host) if inbox.settings.0.allows(host, url.port_or_known_default()) => Ok(()),
         _ => Err(WidgetError::DomainNotAllowed),
     }
+}
+
+/// Whether `url` has the origin (scheme, host, port) of our public address.
+fn is_own_origin(public_base: &str, url: &url::Url) -> bool {
+    url::Url::parse(public_base).is_ok_and(|own| own.origin() == url.origin())
 }
 
 async fn web_inbox(state: &AppState, token: &str) -> Result<Inbox, WidgetError> {
@@ -254,12 +263,17 @@ async fn config(
     headers: HeaderMap,
 ) -> Result<Json<Value>, WidgetError> {
     let inbox = web_inbox(&state, &token).await?;
-    check_origin(&inbox, &headers)?;
+    check_origin(&state, &inbox, &headers)?;
     let settings = &inbox.settings.0;
     // The bot answers under its own name (AI settings); none while the AI is off.
     let ai = state.store.ai_settings(inbox.org_id).await?;
+    // The header shows the company, never the inbox's internal name ("Website (test)").
+    let name = match settings.company_name.trim() {
+        "" => state.store.get_organization(inbox.org_id).await?.name,
+        company => company.to_owned(),
+    };
     Ok(Json(json!({
-        "name": inbox.name,
+        "name": name,
         "bot_name": ai.enabled.then_some(ai.bot_name),
         "color": settings.color,
         "greeting": settings.greeting,
@@ -328,7 +342,7 @@ impl FromRequestParts<AppState> for WidgetVisitor {
         let visitor = visitor_by_token(state, token)
             .await?
             .ok_or(WidgetError::InvalidVisitorToken)?;
-        check_origin(&visitor.inbox, &parts.headers)?;
+        check_origin(state, &visitor.inbox, &parts.headers)?;
         Ok(visitor)
     }
 }
@@ -407,7 +421,7 @@ async fn post_message(
     body: axum::body::Bytes,
 ) -> Result<Response, WidgetError> {
     let inbox = web_inbox(&state, &inbox_token).await?;
-    check_origin(&inbox, &headers)?;
+    check_origin(&state, &inbox, &headers)?;
     let body: PostMessage = read_json("body", &body)?;
     deliver(&state, &inbox, ip, &headers, body, None).await
 }
@@ -422,7 +436,7 @@ async fn post_attachment(
     mut multipart: Multipart,
 ) -> Result<Response, WidgetError> {
     let inbox = web_inbox(&state, &inbox_token).await?;
-    check_origin(&inbox, &headers)?;
+    check_origin(&state, &inbox, &headers)?;
     let unreadable = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return WidgetError::FileTooLarge;

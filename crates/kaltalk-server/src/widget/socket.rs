@@ -31,7 +31,7 @@ pub async fn upgrade(
         .await?
         .ok_or(WidgetError::InvalidVisitorToken)?;
     // Browsers send Origin on WebSocket handshakes; CORS does not apply, so check here.
-    check_origin(&visitor.inbox, &headers)?;
+    check_origin(&state, &visitor.inbox, &headers)?;
     let after = query
         .after
         .as_deref()

@@ -494,7 +494,9 @@ async fn channels_are_managed_by_admins_with_clear_errors() {
         .json()
         .await
         .expect("json");
-    assert_eq!(config["name"], "Help");
+    // The header shows the company (the organization's name until one is set), not the
+    // inbox's internal name.
+    assert_eq!(config["name"], "Acme");
     assert_eq!(config["color"], "#0f766e");
     assert_eq!(config["position"], "left");
     assert_eq!(config["identity"], "required");

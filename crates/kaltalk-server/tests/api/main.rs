@@ -28,6 +28,7 @@ mod model_download;
 mod openapi;
 mod operations;
 mod playground;
+mod setup;
 mod teams;
 mod webhooks;
 mod widget;

@@ -31,7 +31,8 @@ async fn config_answers_allowed_sites_only() {
     assert_eq!(ok.headers()["access-control-allow-origin"], SITE);
     assert!(!ok.headers().contains_key("set-cookie"));
     let config: Value = ok.json().await.expect("json");
-    assert_eq!(config["name"], "Website");
+    // The company shown (the organization until a company name is set), not the inbox.
+    assert_eq!(config["name"], "Acme");
     assert_eq!(config["identity"], "off");
     assert_eq!(config["agents_online"], false);
 

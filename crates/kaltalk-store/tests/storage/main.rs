@@ -11,4 +11,5 @@ mod email;
 mod jobs;
 mod knowledge;
 mod privacy;
+mod setup;
 mod webhooks;
