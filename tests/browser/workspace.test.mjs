@@ -221,7 +221,7 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
   }
 
   const PAGES = [
-    '/', '/inbox', '/inbox?view=all&c=DEMO', '/settings/inboxes', '/settings/canned-responses', '/settings/ai',
+    '/', '/inbox', '/inbox?view=all&c=DEMO', '/contacts', '/settings', '/settings/contact-attributes', '/settings/inboxes', '/settings/canned-responses', '/settings/ai',
     '/settings/ai/playground', '/settings/knowledge', '/settings/team', '/settings/api-keys', '/settings/webhooks',
     '/settings/api/reference', '/settings/organization', '/settings/profile', '/settings/outbox',
   ];

@@ -86,6 +86,8 @@ pub struct Contact {
     pub external_id: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// As the team typed it (the Contacts section); no channel sets it yet.
+    pub phone: Option<String>,
     pub details: Json<VisitorDetails>,
     pub attributes: Json<Value>,
     pub first_seen_at: DateTime<Utc>,
@@ -340,6 +342,8 @@ pub struct ConversationFilter {
     pub assignee: AssigneeFilter,
     /// Only conversations with this label.
     pub label: Option<String>,
+    /// Only conversations whose contact has this custom attribute value.
+    pub attribute: Option<crate::contacts::AttributeMatch>,
     /// Only conversations that sort after this one (the next page), by `order`'s time.
     pub before: Option<(DateTime<Utc>, ConversationId)>,
     pub limit: i64,
@@ -366,7 +370,7 @@ pub enum AssigneeFilter {
 }
 
 pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings";
-pub(crate) const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at";
+pub(crate) const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, phone, details, attributes, first_seen_at, last_seen_at, created_at";
 /// A session with its contact's verified id, from `visitor_sessions s`.
 const SESSION_SELECT: &str = "SELECT s.id, s.org_id, s.inbox_id, s.contact_id, s.conversation_id, s.context, \
      s.first_seen_at, s.last_seen_at, ct.external_id AS contact_external_id \
@@ -1122,6 +1126,10 @@ impl Store {
             " AND ($5 IS NULL OR {at} < $5 OR ({at} = $5 AND c.id < $6))"
         ));
         sql.push_str(" AND ($8 IS NULL OR EXISTS (SELECT 1 FROM conversation_labels l WHERE l.conversation_id = c.id AND l.label = $8))");
+        sql.push_str(&format!(
+            " AND ($9 IS NULL OR {})",
+            crate::contacts::attribute_matches("ct", 9)
+        ));
         sql.push_str(&format!(" ORDER BY {at} DESC, c.id DESC LIMIT $7"));
         let assignee = match filter.assignee {
             AssigneeFilter::User(id) => Some(id),
@@ -1141,6 +1149,9 @@ impl Store {
             .bind(before_id)
             .bind(filter.limit.clamp(1, 200))
             .bind(filter.label.as_deref())
+            .bind(filter.attribute.as_ref().map(|a| a.key.as_str()))
+            .bind(filter.attribute.as_ref().map(|a| a.as_text()))
+            .bind(filter.attribute.as_ref().and_then(|a| a.as_other()))
             .fetch_all(pool)
             .await)?,
         )

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::VisitorDetails;
-use kaltalk_core::{ContactId, ConversationId, OrgId};
+use kaltalk_core::{ContactId, ConversationId, OrgId, UserId, ValidationError};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::types::Json;
 
@@ -312,6 +313,13 @@ impl Store {
                 .bind(into)
                 .execute(&mut *tx)
                 .await?;
+            // What the team wrote about the source is about the merged customer.
+            sqlx::query("UPDATE contact_notes SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2")
+                .bind(org)
+                .bind(source)
+                .bind(into)
+                .execute(&mut *tx)
+                .await?;
             // Deleted before the target takes its external id, which is unique.
             sqlx::query("DELETE FROM contacts WHERE id = $1")
                 .bind(source)
@@ -319,7 +327,7 @@ impl Store {
                 .await?;
             sqlx::query(
                 "UPDATE contacts SET name = COALESCE(name, $2), email = COALESCE(email, $3), external_id = COALESCE(external_id, $4), \
-                 attributes = $5, ai_opt_out = (ai_opt_out OR $6), first_seen_at = $7, updated_at = $8 WHERE id = $1",
+                 attributes = $5, ai_opt_out = (ai_opt_out OR $6), first_seen_at = $7, updated_at = $8, phone = COALESCE(phone, $9) WHERE id = $1",
             )
             .bind(into)
             .bind(&from.name)
@@ -329,6 +337,7 @@ impl Store {
             .bind(source_opted_out)
             .bind(target.first_seen_at.min(from.first_seen_at))
             .bind(now)
+            .bind(&from.phone)
             .execute(&mut *tx)
             .await?;
             let mut events = Vec::new();
@@ -346,6 +355,778 @@ impl Store {
             tx.commit().await?;
             Ok(Written { value: merged, events })
         })
+    }
+}
+
+/// What a custom attribute holds. Values are stored in `contacts.attributes` as JSON: a
+/// string for text, dates (`YYYY-MM-DD`) and list choices, a number, or a boolean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributeKind {
+    Text,
+    Number,
+    Date,
+    Boolean,
+    List,
+}
+
+impl AttributeKind {
+    pub const ALL: [AttributeKind; 5] = [
+        AttributeKind::Text,
+        AttributeKind::Number,
+        AttributeKind::Date,
+        AttributeKind::Boolean,
+        AttributeKind::List,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributeKind::Text => "text",
+            AttributeKind::Number => "number",
+            AttributeKind::Date => "date",
+            AttributeKind::Boolean => "boolean",
+            AttributeKind::List => "list",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AttributeKind::Text => "Text",
+            AttributeKind::Number => "Number",
+            AttributeKind::Date => "Date",
+            AttributeKind::Boolean => "Yes / no",
+            AttributeKind::List => "List",
+        }
+    }
+}
+
+impl std::fmt::Display for AttributeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AttributeKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AttributeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown attribute kind {s:?}"))
+    }
+}
+
+impl TryFrom<String> for AttributeKind {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+/// A custom attribute an admin defined for the organization's contacts.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct AttributeDefinition {
+    pub id: uuid::Uuid,
+    #[serde(skip)]
+    pub org_id: OrgId,
+    pub key: String,
+    pub label: String,
+    #[sqlx(try_from = "String")]
+    pub kind: AttributeKind,
+    /// A list's choices, in order.
+    pub options: Json<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The longest text value an attribute keeps.
+pub const MAX_ATTRIBUTE_TEXT_CHARS: usize = 500;
+
+impl AttributeDefinition {
+    /// The value to store for what a person typed (a form, a CSV cell): `None` for an
+    /// empty input, which removes the attribute from the contact.
+    pub fn parse_value(&self, input: &str) -> Result<Option<Value>, ValidationError> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Ok(None);
+        }
+        let refuse = |message: String| ValidationError::new("attributes", message);
+        let label = &self.label;
+        let value = match self.kind {
+            AttributeKind::Text => {
+                if input.chars().count() > MAX_ATTRIBUTE_TEXT_CHARS {
+                    return Err(refuse(format!(
+                        "{label}: use at most {MAX_ATTRIBUTE_TEXT_CHARS} characters."
+                    )));
+                }
+                if input
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t')
+                {
+                    return Err(refuse(format!("{label}: remove control characters.")));
+                }
+                Value::String(input.to_owned())
+            }
+            AttributeKind::Number => number_value(input)
+                .ok_or_else(|| refuse(format!("{label}: enter a number, like 42 or 9.5.")))?,
+            AttributeKind::Date => {
+                let date = chrono::NaiveDate::parse_from_str(input, "%Y-%m-%d")
+                    .map_err(|_| refuse(format!("{label}: enter a date as YYYY-MM-DD.")))?;
+                Value::String(date.format("%Y-%m-%d").to_string())
+            }
+            AttributeKind::Boolean => match input.to_lowercase().as_str() {
+                "true" | "yes" | "y" | "1" | "on" => Value::Bool(true),
+                "false" | "no" | "n" | "0" | "off" => Value::Bool(false),
+                _ => return Err(refuse(format!("{label}: answer yes or no."))),
+            },
+            AttributeKind::List => {
+                let choice = self
+                    .options
+                    .0
+                    .iter()
+                    .find(|o| o.eq_ignore_ascii_case(input))
+                    .ok_or_else(|| {
+                        refuse(format!(
+                            "{label}: choose one of {}.",
+                            self.options.0.join(", ")
+                        ))
+                    })?;
+                Value::String(choice.clone())
+            }
+        };
+        Ok(Some(value))
+    }
+
+    /// A stored value as a person reads it (and as a form or a CSV cell holds it).
+    pub fn show(&self, value: &Value) -> String {
+        show_value(value)
+    }
+}
+
+/// A stored attribute value as text: strings as they are, `yes`/`no` for booleans.
+pub fn show_value(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "yes".to_owned(),
+        Value::Bool(false) => "no".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// `input` as a JSON number, integral numbers as integers (so `42` and `42.0` are stored
+/// and matched alike).
+fn number_value(input: &str) -> Option<Value> {
+    let number: f64 = input.parse().ok().filter(|n: &f64| n.is_finite())?;
+    if number.fract() == 0.0 && number.abs() < 9.0e15 {
+        return Some(Value::from(number as i64));
+    }
+    serde_json::Number::from_f64(number).map(Value::Number)
+}
+
+/// A new attribute definition, already checked by [`NewAttributeDefinition::parse`].
+#[derive(Debug, Clone)]
+pub struct NewAttributeDefinition {
+    pub key: String,
+    pub label: String,
+    pub kind: AttributeKind,
+    pub options: Vec<String>,
+}
+
+/// A list's choices as typed: one per line or comma-separated, trimmed, duplicates
+/// refused.
+pub fn parse_options(input: &str) -> Result<Vec<String>, ValidationError> {
+    let mut options: Vec<String> = Vec::new();
+    for option in input
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        if option.chars().count() > 60 || option.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "options",
+                "Each choice is at most 60 characters on one line.",
+            ));
+        }
+        if options.iter().any(|o| o.eq_ignore_ascii_case(option)) {
+            return Err(ValidationError::new(
+                "options",
+                format!("{option} is listed twice."),
+            ));
+        }
+        options.push(option.to_owned());
+    }
+    if options.len() > 100 {
+        return Err(ValidationError::new("options", "Use at most 100 choices."));
+    }
+    Ok(options)
+}
+
+impl NewAttributeDefinition {
+    /// Checks what an admin typed: a key of lower-case letters, digits and underscores
+    /// starting with a letter (it names the attribute in the API, CSV files and filters),
+    /// a label, a kind, and for a list at least one choice.
+    pub fn parse(
+        key: &str,
+        label: &str,
+        kind: &str,
+        options: &str,
+    ) -> Result<Self, Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let key = key.trim().to_lowercase();
+        let key_ok = (1..=40).contains(&key.chars().count())
+            && key.starts_with(|c: char| c.is_ascii_lowercase())
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !key_ok {
+            errors.push(ValidationError::new(
+                "key",
+                "Use 1 to 40 lower-case letters, digits or underscores, starting with a letter, e.g. plan or signup_date.",
+            ));
+        }
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > 60 || label.chars().any(char::is_control) {
+            errors.push(ValidationError::new(
+                "label",
+                "Give it a label of 1 to 60 characters on one line, e.g. Plan.",
+            ));
+        }
+        let kind = match kind.parse::<AttributeKind>() {
+            Ok(kind) => Some(kind),
+            Err(_) => {
+                errors.push(ValidationError::new("kind", "Choose a type."));
+                None
+            }
+        };
+        let options = match parse_options(options) {
+            Ok(options) => options,
+            Err(error) => {
+                errors.push(error);
+                Vec::new()
+            }
+        };
+        if kind == Some(AttributeKind::List)
+            && options.is_empty()
+            && errors.iter().all(|e| e.field != "options")
+        {
+            errors.push(ValidationError::new(
+                "options",
+                "A list needs its choices, one per line.",
+            ));
+        }
+        match kind {
+            Some(kind) if errors.is_empty() => Ok(Self {
+                key,
+                label: label.to_owned(),
+                options: if kind == AttributeKind::List {
+                    options
+                } else {
+                    Vec::new()
+                },
+                kind,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// "This contact's attribute `key` holds `value`", for the contact list and the inbox's
+/// conversation list. `value` is compared with the stored JSON: as a string, and also as
+/// the number or boolean it spells, so `plan=pro`, `seats=5` and `vip=true` all match
+/// what the forms store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeMatch {
+    pub key: String,
+    pub value: String,
+}
+
+impl AttributeMatch {
+    /// The stored JSON text of the value as a string.
+    pub fn as_text(&self) -> String {
+        Value::String(self.value.clone()).to_string()
+    }
+
+    /// The stored JSON text of the value as a number or boolean, if it spells one.
+    pub fn as_other(&self) -> Option<String> {
+        let value = self.value.trim();
+        match value.to_lowercase().as_str() {
+            "true" | "yes" => return Some("true".to_owned()),
+            "false" | "no" => return Some("false".to_owned()),
+            _ => {}
+        }
+        number_value(value).map(|n| n.to_string())
+    }
+}
+
+/// SQL that is true when the contact row `alias` matches an [`AttributeMatch`] bound at
+/// `$first` (the key), `$first + 1` ([`AttributeMatch::as_text`]) and `$first + 2`
+/// ([`AttributeMatch::as_other`]). `->` with a key that is not a JSON path reads that
+/// key on both backends, and the value's JSON text is the same on both (serde_json
+/// wrote it).
+pub(crate) fn attribute_matches(alias: &str, first: usize) -> String {
+    format!(
+        "CAST({alias}.attributes -> ${first} AS TEXT) IN (${}, ${})",
+        first + 1,
+        first + 2
+    )
+}
+
+/// One page of the Contacts section's list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ContactListQuery {
+    /// Words, each matched as the start of a word of the name, email or phone (the
+    /// full-text index: fast however many contacts there are).
+    pub search: Option<String>,
+    pub attribute: Option<AttributeMatch>,
+    /// Only contacts with an email address.
+    pub has_email: bool,
+    /// Continue strictly after this contact (the previous page's last).
+    pub after: Option<(DateTime<Utc>, ContactId)>,
+    pub limit: i64,
+}
+
+/// A note the team keeps about a contact.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct ContactNote {
+    pub id: uuid::Uuid,
+    pub contact_id: ContactId,
+    pub author_id: Option<UserId>,
+    /// The author's name, while they have an account.
+    pub author_name: Option<String>,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The longest contact note.
+pub const MAX_NOTE_CHARS: usize = 5000;
+
+/// A contact as a CSV import row sets it: found by email address (case-insensitive) and
+/// updated, or created.
+#[derive(Debug, Clone, Default)]
+pub struct ImportRow {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Attribute values to set, already checked against their definitions.
+    pub attributes: Map<String, Value>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub created: usize,
+    pub updated: usize,
+}
+
+const NOTE_SELECT: &str = "SELECT n.id, n.contact_id, n.author_id, u.name AS author_name, n.text, n.created_at \
+     FROM contact_notes n LEFT JOIN users u ON u.id = n.author_id";
+const DEFINITION_COLUMNS: &str = "id, org_id, key, label, kind, options, created_at";
+
+impl Store {
+    /// One page of contacts for the Contacts section (see [`ContactListQuery`]).
+    pub async fn contacts_page(
+        &self,
+        org: OrgId,
+        query: &ContactListQuery,
+    ) -> Result<Vec<Contact>, StoreError> {
+        let terms = query
+            .search
+            .as_deref()
+            .map(crate::labels::search_terms)
+            .unwrap_or_default();
+        // The dialects differ only in how the search words are matched.
+        let (matches, pattern) = match self.db {
+            crate::Db::Sqlite(_) => (
+                "rowid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH $2)",
+                terms
+                    .iter()
+                    .map(|t| format!("\"{t}\"*"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            crate::Db::Postgres(_) => (
+                "to_tsvector('simple', coalesce(name, '') || ' ' || coalesce(email, '') || ' ' || coalesce(phone, '')) @@ to_tsquery('simple', $2)",
+                terms
+                    .iter()
+                    .map(|t| format!("'{}':*", t.replace('\'', "")))
+                    .collect::<Vec<_>>()
+                    .join(" & "),
+            ),
+        };
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 \
+             AND ($2 IS NULL OR {matches}) \
+             AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
+             AND ($6 IS NULL OR {}) \
+             AND ($9 = FALSE OR email IS NOT NULL) \
+             ORDER BY created_at DESC, id DESC LIMIT $5",
+            attribute_matches("contacts", 6)
+        );
+        let (after_at, after_id) = match query.after {
+            Some((at, id)) => (Some(at), Some(id)),
+            None => (None, None),
+        };
+        let attribute = query.attribute.as_ref();
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Contact>(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind((!terms.is_empty()).then_some(pattern.as_str()))
+            .bind(after_at)
+            .bind(after_id)
+            .bind(query.limit.clamp(1, 200))
+            .bind(attribute.map(|a| a.key.as_str()))
+            .bind(attribute.map(|a| a.as_text()))
+            .bind(attribute.and_then(|a| a.as_other()))
+            .bind(query.has_email)
+            .fetch_all(pool)
+            .await)?,
+        )
+    }
+
+    /// Every contact of `org`, oldest first (the CSV export).
+    pub async fn all_contacts(&self, org: OrgId) -> Result<Vec<Contact>, StoreError> {
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 ORDER BY created_at, id"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, Contact>(sqlx::AssertSqlSafe(sql)).bind(org).fetch_all(pool).await)?,
+        )
+    }
+
+    /// The contact's conversations on every channel, latest activity first.
+    pub async fn contact_conversations(
+        &self,
+        org: OrgId,
+        contact: ContactId,
+    ) -> Result<Vec<crate::chat::ConversationSummary>, StoreError> {
+        let sql = format!(
+            "{} WHERE c.org_id = $1 AND c.contact_id = $2 ORDER BY c.last_message_at DESC, c.id DESC LIMIT 500",
+            crate::chat::SUMMARY_SELECT
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, crate::chat::ConversationSummary>(sqlx::AssertSqlSafe(sql)).bind(org).bind(contact).fetch_all(pool).await)?,
+        )
+    }
+
+    /// Sets the name, email and phone the team sees (`None` clears one); a real change is
+    /// a `contact.updated` event.
+    pub async fn update_contact_profile(
+        &self,
+        org: OrgId,
+        id: ContactId,
+        name: Option<&str>,
+        email: Option<&str>,
+        phone: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Written<Contact>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let current = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
+            if (current.name.as_deref(), current.email.as_deref(), current.phone.as_deref()) == (name, email, phone) {
+                return Ok(Written { value: current, events: Vec::new() });
+            }
+            sqlx::query("UPDATE contacts SET name = $3, email = $4, phone = $5, updated_at = $6 WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(id)
+                .bind(name)
+                .bind(email)
+                .bind(phone)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let event = append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({})), now)?;
+            let contact = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
+            Ok(Written { value: contact, events: vec![event] })
+        })
+    }
+
+    /// Sets (`Some`) or removes (`None`) attribute values, leaving the contact's other
+    /// attributes as they are. The read and the write are one transaction, so two agents
+    /// editing different attributes at once both keep their change.
+    pub async fn set_contact_attributes(
+        &self,
+        org: OrgId,
+        id: ContactId,
+        changes: &[(String, Option<Value>)],
+        now: DateTime<Utc>,
+    ) -> Result<Written<Contact>, StoreError> {
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let current = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
+            let mut attributes = current.attributes.0.as_object().cloned().unwrap_or_default();
+            for (key, value) in changes {
+                match value {
+                    Some(value) => attributes.insert(key.clone(), value.clone()),
+                    None => attributes.remove(key),
+                };
+            }
+            let attributes = Value::Object(attributes);
+            if attributes == current.attributes.0 {
+                return Ok(Written { value: current, events: Vec::new() });
+            }
+            sqlx::query("UPDATE contacts SET attributes = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(id)
+                .bind(Json(&attributes))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let event = append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({})), now)?;
+            let contact = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
+            Ok(Written { value: contact, events: vec![event] })
+        })
+    }
+
+    /// Creates the contacts of an import and updates those found by email address, in
+    /// one transaction: an import happens whole or not at all.
+    pub async fn import_contacts(
+        &self,
+        org: OrgId,
+        rows: &[ImportRow],
+        now: DateTime<Utc>,
+    ) -> Result<Written<Imported>, StoreError> {
+        let _turn = self.write_turn().await;
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let mut imported = Imported::default();
+            let mut events = Vec::new();
+            let by_email = format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND LOWER(email) = $2 ORDER BY created_at, id LIMIT 1"
+            );
+            for row in rows {
+                let existing = match &row.email {
+                    Some(email) => sqlx::query_as::<_, Contact>(sqlx::AssertSqlSafe(by_email.clone()))
+                        .bind(org)
+                        .bind(email.to_lowercase())
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                    None => None,
+                };
+                match existing {
+                    Some(contact) => {
+                        let mut attributes = contact.attributes.0.as_object().cloned().unwrap_or_default();
+                        attributes.extend(row.attributes.clone());
+                        sqlx::query(
+                            "UPDATE contacts SET name = COALESCE($3, name), phone = COALESCE($4, phone), attributes = $5, updated_at = $6 \
+                             WHERE org_id = $1 AND id = $2",
+                        )
+                        .bind(org)
+                        .bind(contact.id)
+                        .bind(&row.name)
+                        .bind(&row.phone)
+                        .bind(Json(Value::Object(attributes)))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, contact.id.as_uuid(), json!({})), now)?);
+                        imported.updated += 1;
+                    }
+                    None => {
+                        let id = ContactId::new();
+                        sqlx::query(
+                            "INSERT INTO contacts (id, org_id, name, email, phone, details, attributes, first_seen_at, last_seen_at, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8)",
+                        )
+                        .bind(id)
+                        .bind(org)
+                        .bind(&row.name)
+                        .bind(&row.email)
+                        .bind(&row.phone)
+                        .bind(Json(VisitorDetails::default()))
+                        .bind(Json(Value::Object(row.attributes.clone())))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
+                        imported.created += 1;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(Written { value: imported, events })
+        })
+    }
+
+    /// Which of `emails` (lower-cased) already belong to a contact of `org`.
+    pub async fn known_contact_emails(
+        &self,
+        org: OrgId,
+        emails: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut known = std::collections::HashSet::new();
+        // In chunks: one query per address would be thousands of round trips, one query
+        // for all of them could pass the backends' parameter limits.
+        for chunk in emails.chunks(500) {
+            let placeholders = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT DISTINCT LOWER(email) FROM contacts WHERE org_id = $1 AND LOWER(email) IN ({placeholders})"
+            );
+            let found: Vec<(String,)> = on_db!(self, pool => {
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org);
+                for email in chunk {
+                    query = query.bind(email.to_lowercase());
+                }
+                query.fetch_all(pool).await
+            })?;
+            known.extend(found.into_iter().map(|(e,)| e));
+        }
+        Ok(known)
+    }
+
+    pub async fn list_contact_notes(
+        &self,
+        org: OrgId,
+        contact: ContactId,
+    ) -> Result<Vec<ContactNote>, StoreError> {
+        let sql = format!(
+            "{NOTE_SELECT} WHERE n.org_id = $1 AND n.contact_id = $2 ORDER BY n.created_at DESC, n.id DESC"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, ContactNote>(sqlx::AssertSqlSafe(sql)).bind(org).bind(contact).fetch_all(pool).await)?,
+        )
+    }
+
+    /// A note about a contact of `org` (not found: the contact is not `org`'s).
+    pub async fn add_contact_note(
+        &self,
+        org: OrgId,
+        contact: ContactId,
+        author: UserId,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ContactNote, StoreError> {
+        let id = uuid::Uuid::now_v7();
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO contact_notes (id, org_id, contact_id, author_id, text, created_at) \
+                 SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM contacts WHERE org_id = $2 AND id = $3)",
+            )
+            .bind(id)
+            .bind(org)
+            .bind(contact)
+            .bind(author)
+            .bind(text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let sql = format!("{NOTE_SELECT} WHERE n.id = $1");
+            let note = sqlx::query_as::<_, ContactNote>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(note)
+        })
+    }
+
+    pub async fn delete_contact_note(
+        &self,
+        org: OrgId,
+        contact: ContactId,
+        note: uuid::Uuid,
+    ) -> Result<(), StoreError> {
+        let deleted = on_db!(self, pool => sqlx::query("DELETE FROM contact_notes WHERE org_id = $1 AND contact_id = $2 AND id = $3")
+            .bind(org)
+            .bind(contact)
+            .bind(note)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The organization's attribute definitions, in the order they were made.
+    pub async fn list_attribute_definitions(
+        &self,
+        org: OrgId,
+    ) -> Result<Vec<AttributeDefinition>, StoreError> {
+        let sql = format!(
+            "SELECT {DEFINITION_COLUMNS} FROM contact_attribute_definitions WHERE org_id = $1 ORDER BY created_at, id"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, AttributeDefinition>(sqlx::AssertSqlSafe(sql)).bind(org).fetch_all(pool).await)?,
+        )
+    }
+
+    pub async fn create_attribute_definition(
+        &self,
+        org: OrgId,
+        definition: &NewAttributeDefinition,
+        now: DateTime<Utc>,
+    ) -> Result<AttributeDefinition, StoreError> {
+        let id = uuid::Uuid::now_v7();
+        let sql = format!(
+            "INSERT INTO contact_attribute_definitions (id, org_id, key, label, kind, options, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {DEFINITION_COLUMNS}"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, AttributeDefinition>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(org)
+            .bind(&definition.key)
+            .bind(&definition.label)
+            .bind(definition.kind.as_str())
+            .bind(Json(&definition.options))
+            .bind(now)
+            .fetch_one(pool)
+            .await)?,
+        )
+    }
+
+    /// Renames a definition and replaces a list's choices. Its key and kind stay: values
+    /// already stored were checked against them.
+    pub async fn update_attribute_definition(
+        &self,
+        org: OrgId,
+        id: uuid::Uuid,
+        label: &str,
+        options: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<AttributeDefinition, StoreError> {
+        let sql = format!(
+            "UPDATE contact_attribute_definitions SET label = $3, options = $4, updated_at = $5 \
+             WHERE org_id = $1 AND id = $2 RETURNING {DEFINITION_COLUMNS}"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, AttributeDefinition>(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(id)
+            .bind(label)
+            .bind(Json(options))
+            .bind(now)
+            .fetch_one(pool)
+            .await)?,
+        )
+    }
+
+    /// Deletes a definition. The values contacts hold stay (the API still shows them);
+    /// the dashboard stops showing and checking them.
+    pub async fn delete_attribute_definition(
+        &self,
+        org: OrgId,
+        id: uuid::Uuid,
+    ) -> Result<(), StoreError> {
+        let deleted = on_db!(self, pool => sqlx::query("DELETE FROM contact_attribute_definitions WHERE org_id = $1 AND id = $2")
+            .bind(org)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,8 @@ pub enum Conflict {
     InboxAddressTaken,
     /// `contacts (org_id, external_id)`
     ExternalIdTaken,
+    /// `contact_attribute_definitions (org_id, key)`
+    AttributeKeyTaken,
     /// Deleting an account whose person owns an organization others are in (its name).
     OwnsSharedOrganization(String),
     /// A conversation already has [`crate::labels::MAX_LABELS`] labels.
@@ -76,6 +78,10 @@ fn unique_violation(err: &sqlx::Error) -> Option<Conflict> {
         "inboxes_email_address_key" | "inboxes.email_address" => Conflict::InboxAddressTaken,
         "contacts_external_id_key" | "contacts.org_id, contacts.external_id" => {
             Conflict::ExternalIdTaken
+        }
+        "contact_attribute_definitions_key"
+        | "contact_attribute_definitions.org_id, contact_attribute_definitions.key" => {
+            Conflict::AttributeKeyTaken
         }
         _ => Conflict::Other(key),
     })

@@ -125,6 +125,7 @@ async fn list(
         // One more than asked tells whether there is a next page.
         limit: page.limit + 1,
         order: ConversationOrder::Created,
+        attribute: None,
     };
     let found = state
         .store

@@ -5,6 +5,7 @@ mod ai;
 pub(crate) mod api_keys;
 mod api_reference;
 mod canned;
+pub(crate) mod contacts;
 mod home;
 pub(crate) mod inboxes;
 mod invitations;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(outbox::router())
         .merge(inboxes::router())
         .merge(canned::router())
+        .merge(contacts::router())
         .merge(ai::router())
         .merge(playground::router())
         .merge(knowledge::router())
@@ -43,8 +45,8 @@ pub fn router() -> Router<AppState> {
 
 /// The `?notice=` code a page shows a confirmation for after a redirect.
 #[derive(serde::Deserialize)]
-struct NoticeQuery {
-    notice: Option<String>,
+pub(crate) struct NoticeQuery {
+    pub(crate) notice: Option<String>,
 }
 
 /// A form whose only field is its CSRF token.

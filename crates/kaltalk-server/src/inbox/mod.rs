@@ -81,6 +81,11 @@ pub struct View {
     /// Only conversations with this label.
     #[serde(default)]
     label: Option<String>,
+    /// Only conversations whose contact's custom attribute `attr` is `attr_value`.
+    #[serde(default)]
+    attr: Option<String>,
+    #[serde(default)]
+    attr_value: Option<String>,
     /// Search words: matches message text and contact name or email, any status.
     #[serde(default)]
     q: Option<String>,
@@ -114,6 +119,7 @@ impl View {
                 _ => AssigneeFilter::User(me),
             },
             label: self.label(),
+            attribute: self.attribute(),
             limit: 100,
             ..ConversationFilter::default()
         }
@@ -127,6 +133,23 @@ impl View {
             .map(str::to_owned)
     }
 
+    fn attribute(&self) -> Option<kaltalk_store::contacts::AttributeMatch> {
+        let key = self
+            .attr
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())?;
+        Some(kaltalk_store::contacts::AttributeMatch {
+            key: key.to_owned(),
+            value: self
+                .attr_value
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        })
+    }
+
     fn search(&self) -> Option<&str> {
         self.q.as_deref().map(str::trim).filter(|q| !q.is_empty())
     }
@@ -137,6 +160,8 @@ impl View {
         for (key, value) in [
             ("label", self.label()),
             ("q", self.search().map(str::to_owned)),
+            ("attr", self.attribute().map(|a| a.key)),
+            ("attr_value", self.attribute().map(|a| a.value)),
         ] {
             if let Some(value) = value {
                 let encoded: String =
@@ -158,6 +183,8 @@ pub struct Open {
     labels: Vec<String>,
     known_labels: Vec<String>,
     ai_opt_out: bool,
+    /// The contact's custom attributes, editable in the sidebar.
+    attributes: crate::dashboard::contacts::AttributesPanel,
     /// Whether the organization's bot answers conversations at all.
     ai_enabled: bool,
 }
@@ -658,6 +685,8 @@ async fn open(
     let seen = state.store.agent_saw(org, id, state.now()).await?;
     state.hub.publish_events(seen.events);
     let ai_opt_out = state.store.ai_opt_out(org, conversation.contact_id).await?;
+    let attributes =
+        crate::dashboard::contacts::AttributesPanel::load(state, session, &contact).await?;
     let ai = state.store.ai_settings(org).await?;
     let label = contact_label(
         contact.name.as_deref(),
@@ -682,6 +711,7 @@ async fn open(
         labels,
         known_labels,
         ai_opt_out,
+        attributes,
         ai_enabled: ai.enabled,
     })
 }

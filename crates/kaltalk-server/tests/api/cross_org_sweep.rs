@@ -178,8 +178,32 @@ async fn two_organizations(app: &TestApp) -> (Browser, String, Ids, String) {
     .expect("json");
     let delivery = id(&deliveries["data"][0]);
 
+    let contact_id: kaltalk_core::ContactId = contact.parse().expect("a contact id");
+    let note = store
+        .add_contact_note(
+            globex_org,
+            contact_id,
+            agent.user_id().await,
+            "VIP",
+            app.clock_now(),
+        )
+        .await
+        .expect("a note")
+        .id;
+    let definition = store
+        .create_attribute_definition(
+            globex_org,
+            &kaltalk_store::contacts::NewAttributeDefinition::parse("plan", "Plan", "text", "")
+                .expect("a definition"),
+            app.clock_now(),
+        )
+        .await
+        .expect("a definition")
+        .id;
     let ids = Ids(BTreeMap::from([
         ("api-keys", api_key.to_string()),
+        ("contact-attributes", definition.to_string()),
+        ("notes", note.to_string()),
         ("attachments", attachment),
         ("canned-responses", canned.to_string()),
         ("contacts", contact),

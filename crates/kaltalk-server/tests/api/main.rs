@@ -15,6 +15,7 @@ mod ai_model;
 mod api;
 mod api_resources;
 mod composer;
+mod contacts;
 mod cross_org;
 mod cross_org_sweep;
 mod csrf;

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod api;
 mod chat;
+mod contacts;
 mod email;
 mod jobs;
 mod knowledge;
