@@ -218,17 +218,10 @@ export const VIEWPORTS = [
   { name: 'phone-375', viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true },
 ];
 
-/**
- * What a person sees: scroll `target` into view, then check that its box is at least one
- * line high and lies inside the viewport and inside `area` (the scrolling container it
- * belongs to). Returns the box. Failing, the message says which box was where.
- */
-export async function assertReadable(page, target, area, what, { scroll = true } = {}) {
-  await target.waitFor({ state: 'attached', timeout: ACTION_TIMEOUT_MS });
-  // Its start at the top of its area, as a person scrolling to it reads it (a message
-  // taller than the area cannot be seen whole).
-  if (scroll) await target.evaluate((el) => el.scrollIntoView({ block: 'start', inline: 'nearest' }));
-  const facts = await target.evaluate((el, areaSelector) => {
+
+/** The box of `target` and what keeps a person from reading it (empty when nothing). */
+async function readability(target, area) {
+  const facts = await target.first().evaluate((el, areaSelector) => {
     const box = el.getBoundingClientRect();
     const areaEl = areaSelector ? el.closest(areaSelector) : null;
     const areaBox = areaEl ? areaEl.getBoundingClientRect() : { top: 0, bottom: innerHeight, left: 0, right: innerWidth };
@@ -254,6 +247,28 @@ export async function assertReadable(page, target, area, what, { scroll = true }
   if (box.top < -slack || firstLineBottom > v.height + slack) problems.push(`its first line is outside the ${v.width}×${v.height} viewport`);
   if (box.left < a.left - slack || box.right > a.right + slack) problems.push(`it overflows its area sideways (${box.left.toFixed(0)}–${box.right.toFixed(0)} in ${a.left.toFixed(0)}–${a.right.toFixed(0)})`);
   if (facts.visibility !== 'visible' || Number(facts.opacity) === 0) problems.push(`it is not visible (visibility ${facts.visibility}, opacity ${facts.opacity})`);
+  return { box, problems };
+}
+
+/**
+ * What a person sees: scroll `target` into view, then check that its box is at least one
+ * line high and lies inside the viewport and inside `area` (the scrolling container it
+ * belongs to). Returns the box. Failing, the message says which box was where.
+ */
+export async function assertReadable(page, target, area, what, { scroll = true } = {}) {
+  await target.waitFor({ state: 'attached', timeout: ACTION_TIMEOUT_MS });
+  // Its start at the top of its area, as a person scrolling to it reads it (a message
+  // taller than the area cannot be seen whole).
+  // A live refresh may swap the element while we look: look again until it reads well.
+  let box;
+  let problems = [];
+  const deadline = Date.now() + ACTION_TIMEOUT_MS;
+  for (;;) {
+    if (scroll) await target.first().evaluate((el) => el.scrollIntoView({ block: 'start', inline: 'nearest' })).catch(() => {});
+    ({ box, problems } = await readability(target, area).catch((e) => ({ box: null, problems: [`cannot be read (${e.message.split('\n')[0]})`] })));
+    if (!problems.length || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   if (problems.length) assert.fail(`${what} ${problems.join('; ')}`);
   return box;
 }

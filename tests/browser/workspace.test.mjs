@@ -225,17 +225,47 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
     '/settings/ai/playground', '/settings/knowledge', '/settings/team', '/settings/api-keys', '/settings/webhooks',
     '/settings/api/reference', '/settings/organization', '/settings/profile', '/settings/outbox',
   ];
-  for (const viewport of [VIEWPORTS[0], VIEWPORTS[2]]) {
-    step(`axe-core finds no serious violation on any dashboard page at ${viewport.name}`, async () => {
+  // The pages with an id in their address, found from the lists that link them.
+  async function detailPages(p) {
+    const found = [];
+    for (const [list, pattern] of [
+      ['/settings/inboxes', /^\/settings\/inboxes\/[0-9a-f-]{36}$/],
+      ['/contacts', /^\/contacts\/[0-9a-f-]{36}$/],
+    ]) {
+      await p.goto(`${server.baseUrl}${list}`);
+      const hrefs = await p.locator('a[href]').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+      const first = hrefs.find((h) => pattern.test(h));
+      assert.ok(first, `no link matching ${pattern} on ${list}`);
+      found.push(first);
+    }
+    return found;
+  }
+
+  for (const [viewport, scheme] of [[VIEWPORTS[0], 'light'], [VIEWPORTS[2], 'light'], [VIEWPORTS[1], 'dark']]) {
+    step(`axe-core finds no serious violation on any dashboard page at ${viewport.name} (${scheme})`, async () => {
       page = await newPage(viewport);
+      await page.emulateMedia({ colorScheme: scheme });
       const found = [];
-      for (const url of PAGES) {
+      const pages = [...PAGES, ...(await detailPages(page))];
+      for (const url of pages) {
         const response = await page.goto(`${server.baseUrl}${url.replace('DEMO', demoConversation)}`);
         assert.equal(response.status(), 200, `${url} answered ${response.status()}`);
         for (const line of await axeViolations(page)) found.push(`${url}: ${line}`);
+        // Nothing pushes the page wider than the screen (it would scroll sideways).
+        const wide = await page.evaluate(() => {
+          const over = [...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > innerWidth + 1 && !el.closest('.table-wrap, .sr-only, .skip, .sidebar'));
+          return { scroll: document.documentElement.scrollWidth, width: innerWidth, first: over.slice(0, 3).map((el) => `${el.tagName.toLowerCase()}.${el.className}`) };
+        });
+        if (wide.scroll > wide.width + 1) found.push(`${url}: the page is ${wide.scroll} px wide in a ${wide.width} px viewport (${wide.first.join(', ')})`);
       }
-      await page.goto(`${server.baseUrl}/login`).catch(() => {});
-      assert.deepEqual(found, [], `axe-core at ${viewport.name}:\n${found.join('\n')}`);
+      if (scheme === 'dark') {
+        await page.goto(`${server.baseUrl}/inbox?view=all&c=${demoConversation}`);
+        await shot(`${viewport.name}-dark`);
+      }
+      assert.deepEqual(found, [], `axe-core at ${viewport.name} (${scheme}):\n${found.join('\n')}`);
+      // Not one style or script the CSP had to refuse on any of them.
+      const refused = consoleLines.filter((l) => /Content Security Policy|Refused to (apply|execute|load)/.test(l));
+      assert.deepEqual(refused, [], 'the CSP refused something');
       await page.context().close();
     });
   }
@@ -403,6 +433,8 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
     await shot('phone-resolved');
     await page.locator('[data-back]').tap();
     await until(async () => (await page.locator('#inbox').getAttribute('data-pane')) === 'list', async () => 'back did not return to the list');
+    // htmx swaps never set a style attribute the CSP must refuse.
+    assert.deepEqual(consoleLines.filter((l) => /Content Security Policy/.test(l)), [], 'the CSP refused something');
     await page.context().close();
   });
 });

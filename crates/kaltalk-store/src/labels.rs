@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use kaltalk_core::chat::ConversationStatus;
 use kaltalk_core::{ConversationId, OrgId};
 use serde::Serialize;
 use serde_json::json;
@@ -207,6 +208,25 @@ impl Store {
             }
         }
         Ok(labels)
+    }
+
+    /// How many conversations of `org` with `status` carry each label (the counts beside
+    /// the label views).
+    pub async fn label_counts(
+        &self,
+        org: OrgId,
+        status: ConversationStatus,
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> = on_db!(self, pool => sqlx::query_as(
+            "SELECT l.label, COUNT(*) FROM conversation_labels l \
+             JOIN conversations c ON c.id = l.conversation_id \
+             WHERE l.org_id = $1 AND c.status = $2 GROUP BY l.label",
+        )
+        .bind(org)
+        .bind(status.as_str())
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Every label the organization uses, for suggestions and the label views.

@@ -430,6 +430,8 @@ struct ListPartial {
     /// Open conversations per view, for the counts beside the view names.
     counts: ViewCounts,
     known_labels: Vec<String>,
+    /// Conversations with the list's status per label, for the label views' counts.
+    label_counts: HashMap<String, i64>,
     csrf: String,
 }
 
@@ -562,6 +564,10 @@ impl ListPartial {
         ]
     }
 
+    fn label_count(&self, label: &str) -> i64 {
+        self.label_counts.get(label).copied().unwrap_or(0)
+    }
+
     fn needs_person(&self, summary: &ConversationSummary) -> bool {
         summary.conversation.handling == Handling::WaitingHuman
     }
@@ -662,6 +668,7 @@ async fn list(
             .view_counts(org, session.user.id, view.status())
             .await?,
         known_labels: state.store.organization_labels(org).await?,
+        label_counts: state.store.label_counts(org, view.status()).await?,
         csrf: session.csrf_token.clone(),
     })
 }

@@ -354,7 +354,7 @@ mod tests {
         let (head, more) = fold(&text);
         let more = more.expect("folded");
         assert!(head.lines().count() <= FOLD_LINES / 2);
-        assert_eq!(format!("{head}\n{more}"), text.trim_end());
+        assert_eq!(format!("{head}\n{more}").trim_end(), text.trim_end());
         let short = "two\nlines";
         assert_eq!(fold(short), (short.to_owned(), None));
     }

@@ -697,6 +697,11 @@ async fn a_visitor_sends_an_image_that_only_the_conversation_can_see() {
     let page = owner
         .get_html(&format!("/inbox?view=all&c={conversation}"))
         .await;
+    // An image alone is the last message: the list says so instead of an empty preview.
+    assert!(
+        page.contains("<use href=\"#i-clip\"/></svg> Attachment</span>"),
+        "the list previews an image-only message as an attachment:\n{page}"
+    );
     assert!(
         page.contains(&format!("src=\"/inbox/attachments/{id}\"")),
         "shown inline"

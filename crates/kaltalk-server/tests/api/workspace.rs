@@ -118,6 +118,9 @@ async fn bulk_actions_assign_label_and_resolve_the_selected_conversations_only()
         assert!(c["assignee_id"].is_string(), "{id} assigned: {c}");
         assert_eq!(c["labels"], serde_json::json!(["vip-customer"]), "{c}");
     }
+    // The label view counts its open conversations.
+    let page = owner.get_html("/inbox?view=all").await;
+    assert!(page.contains("#vip-customer (2)</option>"), "{page}");
     let untouched = conversation(&app, &key, &ids[2]).await;
     assert!(untouched["assignee_id"].is_null() && untouched["labels"] == serde_json::json!([]));
 
@@ -130,6 +133,11 @@ async fn bulk_actions_assign_label_and_resolve_the_selected_conversations_only()
         assert_eq!(conversation(&app, &key, id).await["status"], "resolved");
     }
     assert_eq!(conversation(&app, &key, &ids[2]).await["status"], "open");
+    let page = owner.get_html("/inbox?view=all").await;
+    assert!(
+        page.contains("#vip-customer (0)</option>"),
+        "none of them open now"
+    );
 
     // Nothing selected, an unknown action, or a stranger's id: refused, nothing changed.
     let none = owner
