@@ -317,12 +317,17 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
     });
   }
 
-  step('the sign-in page has no serious violation either', async () => {
-    const context = await browser.newContext({ viewport: VIEWPORTS[2].viewport, isMobile: true, hasTouch: true });
-    page = await context.newPage();
-    await page.goto(`${server.baseUrl}/login`);
-    assert.deepEqual(await axeViolations(page), []);
-    await context.close();
+  step('the sign-in, sign-up and password pages have no serious violation either', async () => {
+    for (const viewport of [VIEWPORTS[0], VIEWPORTS[2]]) {
+      const context = await browser.newContext({ viewport: viewport.viewport, isMobile: viewport.isMobile, hasTouch: viewport.hasTouch });
+      page = await context.newPage();
+      for (const url of ['/login', '/signup', '/forgot-password']) {
+        const response = await page.goto(`${server.baseUrl}${url}`);
+        assert.equal(response.status(), 200, `${url} answered ${response.status()}`);
+        assert.deepEqual(await axeViolations(page), [], `${url} at ${viewport.name}`);
+      }
+      await context.close();
+    }
   });
 
   step('the header follows another agent\'s changes live', async () => {
