@@ -1312,6 +1312,17 @@ async fn assign(
     after_change(&state, &session, id, &headers).await
 }
 
+/// The list view of the page an htmx request came from (htmx names it in
+/// `HX-Current-URL`), so the header's "back to the list" returns to that view.
+fn view_of_page(headers: &HeaderMap) -> View {
+    headers
+        .get("hx-current-url")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| serde_urlencoded::from_str(u.query().unwrap_or("")).ok())
+        .unwrap_or_default()
+}
+
 /// After a change from the header: the refreshed header for htmx (the timeline hears of
 /// the change from the live feed), a redirect otherwise.
 async fn after_change(
@@ -1325,7 +1336,7 @@ async fn after_change(
             open: open(state, session, id).await?,
             csrf: session.csrf_token.clone(),
             me: session.user.id,
-            back_query: View::default().query(),
+            back_query: view_of_page(headers).query(),
         }
         .into_response());
     }
@@ -1437,7 +1448,7 @@ async fn set_ai_opt_out(
             open: open(&state, &session, conversation).await?,
             csrf: session.csrf_token.clone(),
             me: session.user.id,
-            back_query: View::default().query(),
+            back_query: view_of_page(&headers).query(),
         }
         .into_response());
     }

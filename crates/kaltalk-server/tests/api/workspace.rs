@@ -311,6 +311,12 @@ async fn the_timeline_shows_what_happened_and_the_header_is_served_alone_for_liv
         .post(app.url(&format!("/inbox/conversations/{id}/status")))
         .header("hx-request", "true")
         .header("x-csrf-token", csrf_token(&owner.get_html("/inbox").await))
+        .header(
+            "hx-current-url",
+            app.url(&format!(
+                "/inbox?view=unassigned&status=open&label=vip&c={id}"
+            )),
+        )
         .form(&[("status", "open")])
         .send()
         .await
@@ -318,4 +324,9 @@ async fn the_timeline_shows_what_happened_and_the_header_is_served_alone_for_liv
     assert_eq!(reopen.status(), StatusCode::OK);
     let body = reopen.text().await.expect("body");
     assert!(body.contains("id=\"conversation-status\">open<") && !body.contains("id=\"messages\""));
+    // Its "back to the list" returns to the view the page showed.
+    assert!(
+        body.contains("href=\"/inbox?view=unassigned&#38;status=open&#38;label=vip\" data-back"),
+        "{body}"
+    );
 }
