@@ -6,6 +6,8 @@ mod original;
 mod socket;
 pub(crate) mod timeline;
 
+use std::collections::HashMap;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -15,8 +17,6 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
-use std::collections::HashMap;
-
 use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
 use kaltalk_core::{EmailAddress, Text, ValidationError};
 use kaltalk_store::Member;
@@ -32,9 +32,6 @@ use crate::attachments::{self, Refused, Upload};
 use crate::auth::{AgentSession, SessionForm, SessionUpload, UploadCap, UploadedFile};
 use crate::error::AppError;
 use crate::state::AppState;
-// `message.html()` in the message templates.
-#[allow(unused_imports)]
-use crate::web::embed::MessageHtml;
 use crate::web::embed::ScriptJson;
 use crate::web::{IdPath, Layout, PageError, PageResult};
 

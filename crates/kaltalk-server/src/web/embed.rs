@@ -69,18 +69,6 @@ impl SanitizedHtml {
     }
 }
 
-/// `message.html()` in templates: the message's text, formatted. A template needs the
-/// trait in scope of the module that declares it (`use crate::web::embed::MessageHtml;`).
-pub trait MessageHtml {
-    fn html(&self) -> SanitizedHtml;
-}
-
-impl MessageHtml for kaltalk_store::chat::Message {
-    fn html(&self) -> SanitizedHtml {
-        SanitizedHtml::formatted(&self.text)
-    }
-}
-
 impl fmt::Display for SanitizedHtml {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
