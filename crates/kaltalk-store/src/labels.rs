@@ -218,9 +218,11 @@ impl Store {
         status: ConversationStatus,
     ) -> Result<HashMap<String, i64>, StoreError> {
         let rows: Vec<(String, i64)> = on_db!(self, pool => sqlx::query_as(
-            "SELECT l.label, COUNT(*) FROM conversation_labels l \
-             JOIN conversations c ON c.id = l.conversation_id \
-             WHERE l.org_id = $1 AND c.status = $2 GROUP BY l.label",
+            // From the conversations with the status (conversations_status_idx) to their
+            // labels, not from every label of the organization.
+            "SELECT l.label, COUNT(*) FROM conversations c \
+             JOIN conversation_labels l ON l.conversation_id = c.id \
+             WHERE c.org_id = $1 AND c.status = $2 GROUP BY l.label",
         )
         .bind(org)
         .bind(status.as_str())

@@ -244,6 +244,20 @@ impl Thread {
         })
     }
 
+    /// No timeline: what the header needs (the contact's name) and nothing loaded.
+    fn empty(contact_label: String, bot_name: String, now: DateTime<Utc>) -> Self {
+        Self {
+            messages: Vec::new(),
+            events: Vec::new(),
+            members: Vec::new(),
+            contact_label,
+            bot_name,
+            email_texts: HashMap::new(),
+            seen_by_contact: None,
+            now,
+        }
+    }
+
     fn items(&self) -> Vec<timeline::Item<'_>> {
         let context = timeline::Context {
             contact: &self.contact_label,
@@ -570,20 +584,33 @@ impl ListPartial {
     }
 }
 
+/// `text`'s characters lower-cased one for one, so an index in it is an index in `text`.
+fn lower_chars(text: &str) -> Vec<char> {
+    text.chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect()
+}
+
+/// The search's words, lower-cased the same way.
+fn needles(words: &str) -> Vec<Vec<char>> {
+    words.split_whitespace().map(lower_chars).collect()
+}
+
+/// The length of the needle that starts at `at` in `hay`, if one does.
+fn match_at(hay: &[char], at: usize, needles: &[Vec<char>]) -> Option<usize> {
+    needles
+        .iter()
+        .find(|n| !n.is_empty() && hay[at..].starts_with(n))
+        .map(Vec::len)
+}
+
 /// About 140 characters of `text` around the first of `words` it contains.
 fn passage(text: &str, words: &str) -> String {
-    let lower = text.to_lowercase();
-    let first = words
-        .split_whitespace()
-        .filter_map(|w| lower.find(&w.to_lowercase()))
-        .min();
-    let chars: Vec<char> = text.chars().collect();
-    let start = match first {
-        // `find` gives a byte offset in the lower-cased text; count characters up to it.
-        Some(byte) => lower[..byte].chars().count().saturating_sub(40),
-        None => 0,
-    };
-    let piece: String = chars.iter().skip(start).take(140).collect();
+    let needles = needles(words);
+    let lower = lower_chars(text);
+    let first = (0..lower.len()).find(|&i| match_at(&lower, i, &needles).is_some());
+    let start = first.map_or(0, |i| i.saturating_sub(40));
+    let piece: String = text.chars().skip(start).take(140).collect();
     if start > 0 {
         format!("…{piece}")
     } else {
@@ -593,24 +620,13 @@ fn passage(text: &str, words: &str) -> String {
 
 /// `text` split into pieces, each marked when it is one of `words` (case-insensitive).
 fn highlight(text: &str, words: &str) -> Vec<(String, bool)> {
-    let needles: Vec<String> = words
-        .split_whitespace()
-        .map(str::to_lowercase)
-        .filter(|w| !w.is_empty())
-        .collect();
+    let needles = needles(words);
     let chars: Vec<char> = text.chars().collect();
-    let lower: Vec<char> = chars
-        .iter()
-        .flat_map(|c| c.to_lowercase().take(1))
-        .collect();
+    let lower = lower_chars(text);
     let mut pieces: Vec<(String, bool)> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        let hit = needles.iter().find_map(|n| {
-            let n: Vec<char> = n.chars().collect();
-            (lower.len() >= i + n.len() && lower[i..i + n.len()] == n[..]).then_some(n.len())
-        });
-        let (len, marked) = match hit {
+        let (len, marked) = match match_at(&lower, i, &needles) {
             Some(len) => (len, true),
             None => (1, false),
         };
@@ -628,6 +644,7 @@ async fn list(
     state: &AppState,
     session: &AgentSession,
     view: &View,
+    counts: Option<ViewCounts>,
 ) -> Result<ListPartial, AppError> {
     let conversations = match view.search() {
         Some(words) => {
@@ -660,14 +677,27 @@ async fn list(
             .map(|i| (i.id, i))
             .collect(),
         members: state.store.list_members(org).await?,
-        counts: state
-            .store
-            .view_counts(org, session.user.id, view.status())
-            .await?,
+        counts: match counts {
+            Some(counts) => counts,
+            None => {
+                state
+                    .store
+                    .view_counts(org, session.user.id, view.status())
+                    .await?
+            }
+        },
         known_labels: state.store.organization_labels(org).await?,
         label_counts: state.store.label_counts(org, view.status()).await?,
         csrf: session.csrf_token.clone(),
     })
+}
+
+/// What of a conversation is rendered: the whole pane, or its header alone (which needs
+/// none of the messages, events and emails of the timeline).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pane {
+    Whole,
+    Header,
 }
 
 /// Loads a conversation of the session's organization and marks it seen.
@@ -675,6 +705,7 @@ async fn open(
     state: &AppState,
     session: &AgentSession,
     id: ConversationId,
+    pane: Pane,
 ) -> Result<Open, AppError> {
     let org = session.org_id();
     let conversation = state.store.get_conversation(org, id).await?;
@@ -697,15 +728,20 @@ async fn open(
         contact.email.as_deref(),
         &contact.id.to_string(),
     );
-    let thread = Thread::load(
-        state,
-        org,
-        &conversation,
-        label,
-        members.clone(),
-        ai.bot_name,
-    )
-    .await?;
+    let thread = match pane {
+        Pane::Whole => {
+            Thread::load(
+                state,
+                org,
+                &conversation,
+                label,
+                members.clone(),
+                ai.bot_name,
+            )
+            .await?
+        }
+        Pane::Header => Thread::empty(label, ai.bot_name, state.now()),
+    };
     Ok(Open {
         conversation,
         contact,
@@ -728,21 +764,20 @@ async fn page(
     session.require(Permission::UseInbox)?;
     let mut view = view;
     // With nothing assigned to the agent, the inbox opens on what nobody has taken yet.
-    if view.view.is_none() && view.search().is_none() {
-        let counts = state
-            .store
-            .view_counts(session.org_id(), session.user.id, view.status())
-            .await?;
-        if counts.mine == 0 {
-            view.view = Some("unassigned".into());
-        }
+    // The counts stay the list's: the status is the same whichever view opens.
+    let counts = state
+        .store
+        .view_counts(session.org_id(), session.user.id, view.status())
+        .await?;
+    if view.view.is_none() && view.search().is_none() && counts.mine == 0 {
+        view.view = Some("unassigned".into());
     }
     let open = match view.c.as_deref().map(|c| c.parse::<ConversationId>()) {
-        Some(Ok(id)) => Some(open(&state, &session, id).await?),
+        Some(Ok(id)) => Some(open(&state, &session, id, Pane::Whole).await?),
         Some(Err(_)) => return Err(AppError::NotFound.into()),
         None => None,
     };
-    let list = list(&state, &session, &view).await?;
+    let list = list(&state, &session, &view, Some(counts)).await?;
     Ok(InboxPage {
         layout: Layout::signed_in(&state, &session, "inbox").await?,
         back_query: view.query(),
@@ -765,7 +800,7 @@ async fn list_partial(
     Query(view): Query<View>,
 ) -> PageResult<ListPartial> {
     session.require(Permission::UseInbox)?;
-    Ok(list(&state, &session, &view).await?)
+    Ok(list(&state, &session, &view, None).await?)
 }
 
 fn is_htmx(headers: &HeaderMap) -> bool {
@@ -791,7 +826,7 @@ async fn conversation_page(
         };
         return Ok(Redirect::to(&format!("/inbox?{}&c={id}", view.query())).into_response());
     }
-    let open = open(&state, &session, id).await?;
+    let open = open(&state, &session, id, Pane::Whole).await?;
     Ok(ConversationPartial {
         open,
         csrf: session.csrf_token.clone(),
@@ -810,7 +845,7 @@ async fn header_partial(
 ) -> PageResult<HeaderPartial> {
     session.require(Permission::UseInbox)?;
     Ok(HeaderPartial {
-        open: open(&state, &session, id).await?,
+        open: open(&state, &session, id, Pane::Header).await?,
         csrf: session.csrf_token.clone(),
         me: session.user.id,
         back_query: view.query(),
@@ -1330,7 +1365,7 @@ async fn after_change(
 ) -> PageResult {
     if is_htmx(headers) {
         return Ok(HeaderPartial {
-            open: open(state, session, id).await?,
+            open: open(state, session, id, Pane::Header).await?,
             csrf: session.csrf_token.clone(),
             me: session.user.id,
             back_query: view_of_page(headers).query(),
@@ -1442,7 +1477,7 @@ async fn set_ai_opt_out(
     // The switch sits in the contact panel and changes the header too: the whole pane.
     if is_htmx(&headers) {
         return Ok(ConversationPartial {
-            open: open(&state, &session, conversation).await?,
+            open: open(&state, &session, conversation, Pane::Whole).await?,
             csrf: session.csrf_token.clone(),
             me: session.user.id,
             back_query: view_of_page(&headers).query(),
