@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use kaltalk_core::chat::{AiSettings, InboxKind, VisitorDetails, WidgetSettings};
-use kaltalk_core::{EmailAddress, OrgName, PersonName, SystemClock};
+use kaltalk_core::{EmailAddress, MessageText, OrgName, PersonName, SystemClock};
 use kaltalk_server::jobs::{self, Ran};
 use kaltalk_server::testing::fake_chat::{FakeChatModel, Reply};
 use kaltalk_server::{Config, Kaltalk};
 use kaltalk_store::NewUser;
-use kaltalk_store::chat::{ContactFields, NewInbox, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{ContactFields, NewInbox, SessionChoice};
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use serde::Serialize;
 
 use crate::report::Latency;
@@ -164,17 +165,20 @@ async fn measure(args: &AiTurnArgs, database: Option<&PgDatabase>) -> anyhow::Re
         let question = question(turn % args.documents);
         let token = format!("bench-visitor-{turn}");
         store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: &token },
-                    details: &VisitorDetails::default(),
-                    contact: &ContactFields::default(),
-                    text: &question,
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: &token },
+                        details: &VisitorDetails::default(),
+                        fields: &ContactFields::default(),
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", &question)?,
                     attachments: &[],
-                    bot_first: true,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 state.now(),
             )

@@ -288,6 +288,13 @@ impl MessageText {
         Ok(Self(text.into_string()))
     }
 
+    /// Text that arrived rather than was typed (an email's body): kept whatever it holds,
+    /// trimmed and with its NULs removed, never refused. The channel bounds its length
+    /// (the email channel shortens a long body and tells the agent).
+    pub fn received(input: &str) -> Self {
+        Self(Text::stripped(input.trim()).into_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

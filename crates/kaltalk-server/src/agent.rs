@@ -18,49 +18,12 @@ use kaltalk_store::Job;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use kaltalk_core::handover::asks_for_a_person;
+pub use kaltalk_core::handover::reasons;
+
 use crate::knowledge::Hit;
 use crate::realtime::Live;
 use crate::state::AppState;
-/// Words that mean "let me talk to a person", matched without a model.
-const ASKS_FOR_A_PERSON: &[&str] = &[
-    "human",
-    "person",
-    "agent",
-    "someone",
-    "representative",
-    "operator",
-    "real people",
-    "talk to support",
-    "speak to",
-];
-
-pub fn asks_for_a_person(text: &str) -> bool {
-    let text = text.to_lowercase();
-    ASKS_FOR_A_PERSON.iter().any(|words| text.contains(words))
-}
-
-/// Why the bot hands over, as the private note says it.
-pub mod reasons {
-    pub const VISITOR_PRESSED: &str = "the visitor pressed “Talk to a person”.";
-    pub const VISITOR_ASKED: &str = "the visitor asked for a person.";
-    pub const TURN_LIMIT: &str = "the bot reached its limit of answers in this conversation.";
-    pub const ADDRESS_LIMIT: &str =
-        "the bot reached its hourly limit of answers to this visitor's address.";
-    pub const NO_ANSWER: &str = "the knowledge base has no answer to this question.";
-    pub const MODEL_DECLINED: &str = "the model found no answer in the knowledge base.";
-    pub const AI_OFF: &str = "the AI agent is switched off for this organization.";
-    pub const OPTED_OUT: &str = "the contact asked not to be processed by AI.";
-
-    /// The provider failed or timed out; `detail` says how (status, timeout), for the team.
-    pub fn unavailable(detail: &str) -> String {
-        format!("the AI model was unavailable: {detail}.")
-    }
-
-    pub fn model_handed_over(reason: &str) -> String {
-        format!("the model handed over: {reason}")
-    }
-}
-
 /// Hands the conversation over and tells everyone listening.
 pub async fn hand_over(
     state: &AppState,
@@ -153,10 +116,9 @@ pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
     } else if state.store.ai_opt_out(org, current.contact_id).await? {
         reasons::OPTED_OUT.to_owned()
     } else {
+        // Asking for a person in words was handed over by the intake already.
         let question = state.store.get_message(org, message).await?;
-        if asks_for_a_person(&question.text) {
-            reasons::VISITOR_ASKED.to_owned()
-        } else if current.bot_turns >= settings.max_bot_turns {
+        if current.bot_turns >= settings.max_bot_turns {
             reasons::TURN_LIMIT.to_owned()
         } else if !within_address_budget(state, payload) {
             reasons::ADDRESS_LIMIT.to_owned()
@@ -649,16 +611,4 @@ pub async fn preview(state: &AppState, org: OrgId, question: &str) -> anyhow::Re
         }
     };
     Ok(preview(&|_| true, outcome, model_time, tokens))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_for_a_person_are_recognised() {
-        assert!(asks_for_a_person("Can I talk to a human please?"));
-        assert!(asks_for_a_person("I want to SPEAK TO someone"));
-        assert!(!asks_for_a_person("What are your opening hours?"));
-    }
 }

@@ -1,15 +1,16 @@
 //! `kaltalk admin seed-demo`: one realistic sample conversation in a new website inbox, so
 //! a new team can see the inbox at work before a customer writes, and the browser tests can
 //! look at every kind of message. Everything is written through the same store calls the
-//! channels use (a visitor's messages, the team's replies and notes, the bot's answer with
+//! channels use (a visitor's messages through the intake, the team's replies and notes, the bot's answer with
 //! its citations, an image), never by hand-made rows.
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
-use kaltalk_core::{AttachmentId, ConversationId, OrgId, token};
+use kaltalk_core::{AttachmentId, ConversationId, MessageText, OrgId, token};
 use kaltalk_store::Store;
-use kaltalk_store::chat::{AgentWrite, ContactFields, NewAttachment, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{AgentWrite, ContactFields, NewAttachment, SessionChoice};
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use serde_json::json;
 
 use crate::attachments::Blobs;
@@ -57,19 +58,22 @@ pub async fn seed(
     let at = |i: usize| start + Duration::minutes(7 * i as i64);
 
     let first = store
-        .visitor_writes(
-            VisitorWrite {
+        .take_in(
+            CustomerMessage {
                 inbox: &inbox,
-                session: SessionChoice::New {
-                    token_hash: &token_hash,
+                from: Customer::Visitor {
+                    session: SessionChoice::New {
+                        token_hash: &token_hash,
+                    },
+                    details: &details,
+                    fields: &contact,
                 },
-                details: &details,
-                contact: &contact,
-                text: &visitor_text(0),
-                client_id: None,
+                thread: Thread::Latest,
+                text: &MessageText::parse("text", &visitor_text(0))?,
                 attachments: &[],
-                bot_first: true,
-                hand_over: None,
+                client_id: None,
+                wants_a_person: false,
+                email: None,
             },
             at(0),
         )
@@ -121,7 +125,7 @@ pub async fn seed(
                         AgentWrite {
                             agent: agent.user_id,
                             kind,
-                            text: &text,
+                            text: &MessageText::parse("text", &text)?,
                             client_id: None,
                             attachments: &[],
                             email: None,
@@ -154,17 +158,20 @@ pub async fn seed(
                 };
                 turn += 1;
                 store
-                    .visitor_writes(
-                        VisitorWrite {
+                    .take_in(
+                        CustomerMessage {
                             inbox: &inbox,
-                            session: SessionChoice::Existing(&session),
-                            details: &details,
-                            contact: &contact,
-                            text: &text,
-                            client_id: None,
+                            from: Customer::Visitor {
+                                session: SessionChoice::Existing(&session),
+                                details: &details,
+                                fields: &contact,
+                            },
+                            thread: Thread::Latest,
+                            text: &MessageText::parse("text", &text)?,
                             attachments: &attachments,
-                            bot_first: true,
-                            hand_over: None,
+                            client_id: None,
+                            wants_a_person: false,
+                            email: None,
                         },
                         when,
                     )

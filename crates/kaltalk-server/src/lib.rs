@@ -12,6 +12,7 @@ pub mod demo;
 pub mod email;
 pub mod error;
 pub mod inbox;
+pub mod intake;
 pub mod jobs;
 pub mod knowledge;
 pub mod ops;

@@ -8,7 +8,8 @@ use kaltalk_core::chat::{
     VisitorDetails, WidgetSettings,
 };
 use kaltalk_core::{
-    AttachmentId, ContactId, ConversationId, InboxId, MessageId, OrgId, UserId, VisitorSessionId,
+    AttachmentId, ContactId, ConversationId, InboxId, MessageId, MessageText, OrgId, UserId,
+    VisitorSessionId,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -270,25 +271,10 @@ pub struct ContactFields {
 }
 
 /// The session a visitor's message arrives on.
+#[derive(Clone, Copy)]
 pub enum SessionChoice<'a> {
     Existing(&'a VisitorSession),
     New { token_hash: &'a str },
-}
-
-pub struct VisitorWrite<'a> {
-    pub inbox: &'a Inbox,
-    pub session: SessionChoice<'a>,
-    pub details: &'a VisitorDetails,
-    pub contact: &'a ContactFields,
-    pub text: &'a str,
-    pub client_id: Option<&'a str>,
-    pub attachments: &'a [NewAttachment],
-    /// Whether a new conversation starts with the AI agent (the org has it on).
-    pub bot_first: bool,
-    /// The visitor asked for a person before this message (pressed "Talk to a person"
-    /// before writing): a conversation the bot handles goes to the team with this reason,
-    /// in the same transaction, instead of becoming a bot turn.
-    pub hand_over: Option<&'a str>,
 }
 
 /// A team member's message.
@@ -296,7 +282,7 @@ pub struct VisitorWrite<'a> {
 pub struct AgentWrite<'a> {
     pub agent: UserId,
     pub kind: MessageKind,
-    pub text: &'a str,
+    pub text: &'a MessageText,
     pub client_id: Option<&'a str>,
     pub attachments: &'a [NewAttachment],
     /// Who else an emailed reply goes to (email conversations only).
@@ -325,13 +311,6 @@ impl EmailRecipients {
 pub struct Written<T> {
     pub value: T,
     pub events: Vec<Event>,
-}
-
-#[derive(Debug)]
-pub struct VisitorWritten {
-    pub session_id: VisitorSessionId,
-    pub conversation: Conversation,
-    pub message: Message,
 }
 
 /// Filters for the conversation list.
@@ -377,9 +356,6 @@ const SESSION_SELECT: &str = "SELECT s.id, s.org_id, s.inbox_id, s.contact_id, s
      FROM visitor_sessions s LEFT JOIN contacts ct ON ct.id = s.contact_id";
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
      c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject";
-/// The same columns unqualified, for `RETURNING` (which cannot name a table alias).
-const CONVERSATION_RETURNING: &str = "id, org_id, inbox_id, contact_id, status, snoozed_until, assignee_id, \
-     last_message_at, agent_last_seen_at, contact_last_seen_at, created_at, handling, bot_turns, subject";
 /// A conversation with what its list entry shows (contact, last message, unread count).
 pub(crate) const SUMMARY_SELECT: &str = "SELECT c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
      c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject, \
@@ -408,6 +384,7 @@ macro_rules! contact_identity {
         .map(|(external_id, name, email, attributes)| (external_id, name, email, attributes.0))
     };
 }
+pub(crate) use contact_identity;
 
 /// Loads one message (with its sender's name and files) inside a transaction.
 macro_rules! fetch_message {
@@ -785,226 +762,6 @@ impl Store {
         })
     }
 
-    /// A visitor's message: creates what does not exist yet (session, contact,
-    /// conversation), reopens a resolved conversation, and is idempotent per `client_id`.
-    pub async fn visitor_writes(
-        &self,
-        write: VisitorWrite<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Written<VisitorWritten>, StoreError> {
-        let inbox = write.inbox;
-        let org = inbox.org_id;
-        let _turn = self.write_turn().await;
-        on_db!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let mut events = Vec::new();
-
-            let (session_id, mut contact_id, mut conversation_id) = match write.session {
-                SessionChoice::Existing(session) => {
-                    sqlx::query("UPDATE visitor_sessions SET context = $2, last_seen_at = $3 WHERE id = $1")
-                        .bind(session.id)
-                        .bind(Json(write.details))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    (session.id, session.contact_id, session.conversation_id)
-                }
-                SessionChoice::New { token_hash } => {
-                    let id = VisitorSessionId::new();
-                    sqlx::query(
-                        "INSERT INTO visitor_sessions (id, org_id, inbox_id, token_hash, context, first_seen_at, last_seen_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $6)",
-                    )
-                    .bind(id)
-                    .bind(org)
-                    .bind(inbox.id)
-                    .bind(token_hash)
-                    .bind(Json(write.details))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    (id, None, None)
-                }
-            };
-            let session_links = (contact_id, conversation_id);
-
-            // An identified visitor is the same contact in every browser.
-            if let Some(external_id) = &write.contact.external_id {
-                let known: Option<(ContactId,)> = sqlx::query_as("SELECT id FROM contacts WHERE org_id = $1 AND external_id = $2")
-                    .bind(org)
-                    .bind(external_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some((id,)) = known {
-                    if contact_id != Some(id) {
-                        conversation_id = None;
-                    }
-                    contact_id = Some(id);
-                }
-            }
-            // A contact who asked not to be processed by AI never meets the bot.
-            let (contact, opted_out) = match contact_id {
-                Some(id) => {
-                    let identifies = write.contact.external_id.is_some() || write.contact.name.is_some()
-                        || write.contact.email.is_some() || write.contact.attributes.is_some();
-                    let before = if identifies { Some(contact_identity!(tx, id)?) } else { None };
-                    let (opted_out,): (bool,) = sqlx::query_as(
-                        "UPDATE contacts SET details = $2, last_seen_at = $3, updated_at = $3, \
-                         external_id = COALESCE(external_id, $4), name = COALESCE($5, name), email = COALESCE($6, email), \
-                         attributes = COALESCE($7, attributes) WHERE id = $1 RETURNING ai_opt_out",
-                    )
-                    .bind(id)
-                    .bind(Json(write.details))
-                    .bind(now)
-                    .bind(&write.contact.external_id)
-                    .bind(&write.contact.name)
-                    .bind(&write.contact.email)
-                    .bind(write.contact.attributes.as_ref().map(Json))
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if let Some(before) = before && contact_identity!(tx, id)? != before {
-                        events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({})), now)?);
-                    }
-                    (id, opted_out)
-                }
-                None => {
-                    let id = ContactId::new();
-                    let (opted_out,): (bool,) = sqlx::query_as(
-                        "INSERT INTO contacts (id, org_id, external_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $8) RETURNING ai_opt_out",
-                    )
-                    .bind(id)
-                    .bind(org)
-                    .bind(&write.contact.external_id)
-                    .bind(&write.contact.name)
-                    .bind(&write.contact.email)
-                    .bind(Json(write.details))
-                    .bind(Json(write.contact.attributes.clone().unwrap_or_else(|| json!({}))))
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
-                    (id, opted_out)
-                }
-            };
-
-            // The session's conversation, else the contact's latest unresolved one here.
-            let existing = match conversation_id {
-                Some(id) => fetch_conversation!(tx, org, id)?.filter(|c| c.contact_id == contact),
-                None => None,
-            };
-            let existing = match existing {
-                Some(conversation) => Some(conversation),
-                None => {
-                    let sql = format!(
-                        "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.org_id = $1 AND c.inbox_id = $2 \
-                         AND c.contact_id = $3 AND c.status <> 'resolved' ORDER BY c.last_message_at DESC LIMIT 1"
-                    );
-                    sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql))
-                        .bind(org)
-                        .bind(inbox.id)
-                        .bind(contact)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                }
-            };
-            let conversation = match existing {
-                Some(conversation) if conversation.status == ConversationStatus::Resolved || conversation.status == ConversationStatus::Snoozed => {
-                    events.push(reopen_conversation!(tx, org, conversation.id, now)?);
-                    conversation.id
-                }
-                Some(conversation) => conversation.id,
-                None => {
-                    let id = ConversationId::new();
-                    sqlx::query(
-                        "INSERT INTO conversations (id, org_id, inbox_id, contact_id, status, last_message_at, created_at, updated_at, handling) \
-                         VALUES ($1, $2, $3, $4, 'open', $5, $5, $5, $6)",
-                    )
-                    .bind(id)
-                    .bind(org)
-                    .bind(inbox.id)
-                    .bind(contact)
-                    .bind(now)
-                    .bind(if write.bot_first && !opted_out { Handling::Bot.as_str() } else { Handling::Human.as_str() })
-                    .execute(&mut *tx)
-                    .await?;
-                    events.push(append_event!(
-                        tx,
-                        NewEvent::new(Some(org), CONVERSATION_CREATED, id.as_uuid(), json!({ "inbox_id": inbox.id, "contact_id": contact }))
-                            .in_conversation(id),
-                        now
-                    )?);
-                    id
-                }
-            };
-            // Most messages come from a session that already points here.
-            if session_links != (Some(contact), Some(conversation)) {
-                sqlx::query("UPDATE visitor_sessions SET contact_id = $2, conversation_id = $3 WHERE id = $1")
-                    .bind(session_id)
-                    .bind(contact)
-                    .bind(conversation)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-
-            // A retried send (same client_id) returns the message already stored.
-            let repeated: Option<(MessageId,)> = match write.client_id {
-                Some(client_id) => sqlx::query_as("SELECT id FROM messages WHERE conversation_id = $1 AND client_id = $2")
-                    .bind(conversation)
-                    .bind(client_id)
-                    .fetch_optional(&mut *tx)
-                    .await?,
-                None => None,
-            };
-            let (message, conversation) = match repeated {
-                Some((id,)) => (
-                    fetch_message!(tx, id)?,
-                    fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?,
-                ),
-                None => {
-                    let draft = MessageDraft {
-                        sender_kind: SenderKind::Contact,
-                        sender_id: Some(contact.as_uuid()),
-                        kind: MessageKind::Text,
-                        text: write.text,
-                        client_id: write.client_id,
-                        attachments: write.attachments,
-                        metadata: None,
-                    };
-                    let (message, event) = insert_message!(tx, org, conversation, draft, now);
-                    // The last write to the conversation returns it as the answer shows it.
-                    let sql = format!(
-                        "UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1 RETURNING {CONVERSATION_RETURNING}"
-                    );
-                    let conversation = sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql))
-                        .bind(conversation)
-                        .bind(now)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    events.push(event);
-                    // While the bot handles the conversation, the message is a bot turn to
-                    // take: a durable job, committed with the message. The visitor's address
-                    // goes with it: the bot's answers per address are capped.
-                    let conversation = match (conversation.handling, write.hand_over) {
-                        (Handling::Bot, Some(reason)) => {
-                            events.extend(crate::ai::hand_over_in_tx!(tx, org, conversation.id, reason, now));
-                            fetch_conversation!(tx, org, conversation.id)?.ok_or(StoreError::NotFound)?
-                        }
-                        (Handling::Bot, None) => {
-                            let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id, "ip": write.details.ip }));
-                            crate::jobs::insert_job!(tx, job, now)?;
-                            conversation
-                        }
-                        _ => conversation,
-                    };
-                    (message, conversation)
-                }
-            };
-            tx.commit().await?;
-            Ok(Written { value: VisitorWritten { session_id, conversation, message }, events })
-        })
-    }
-
     // ---- the team's side ---------------------------------------------------------------------
 
     /// An agent's reply (`Text`) or private note (`Note`). A reply to an unassigned
@@ -1043,7 +800,7 @@ impl Store {
                 }
             }
             let mut events = Vec::new();
-            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text, client_id, attachments, metadata: metadata.clone() };
+            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text: text.as_str(), client_id, attachments, metadata: metadata.clone() };
             let (message, event) = insert_message!(tx, org, conversation, draft, now);
             events.push(event);
             // Once a person replies, the bot is silent here until an agent hands it back.

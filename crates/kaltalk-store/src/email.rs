@@ -8,14 +8,13 @@
 //! keeps a newsletter reply from someone else out of a customer's thread.
 
 use chrono::{DateTime, Utc};
-use kaltalk_core::chat::{ConversationStatus, Handling, MessageKind, SenderKind};
-use kaltalk_core::{ContactId, ConversationId, EmailMessageId, InboxId, MessageId, OrgId, token};
+use kaltalk_core::chat::{MessageKind, SenderKind};
+use kaltalk_core::{ContactId, ConversationId, EmailMessageId, InboxId, MessageId, OrgId};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use crate::chat::{
-    CONTACT_CREATED, CONVERSATION_CREATED, Conversation, Inbox, Message, MessageDraft,
-    NewAttachment, Written, fetch_message, insert_message, reopen_conversation,
+    Conversation, Inbox, Message, MessageDraft, Written, fetch_message, insert_message,
 };
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
@@ -41,33 +40,23 @@ impl EmailNoise {
     }
 }
 
-/// A received email, parsed, with its files already in blob storage.
-pub struct ReceivedEmail<'a> {
+/// An automatic reply or a delivery failure report, parsed: it opens nothing, and is
+/// recorded as a private note on the conversation it refers to.
+pub struct NoiseEmail<'a> {
     pub inbox: &'a Inbox,
     /// Its Message-ID, without angle brackets (a stand-in derived from the content when
     /// the sender gave none, so a re-delivery is still recognised).
     pub rfc_message_id: &'a str,
     /// In-Reply-To first, then References newest first.
     pub thread_ids: &'a [String],
-    /// The token of a `support+<token>@` recipient.
-    pub reply_token: Option<&'a str>,
     pub from_address: &'a str,
-    pub from_name: Option<&'a str>,
     pub subject: &'a str,
-    /// What the conversation shows: quoted history and signature trimmed.
-    pub visible_text: &'a str,
-    /// The whole original, viewable on demand.
     pub full_text: &'a str,
     pub html: Option<&'a str>,
     pub raw_key: Option<&'a str>,
-    /// Stored as the message's `metadata.email` (subject, cc, notes for the agent …).
-    pub details: Value,
-    pub noise: Option<EmailNoise>,
-    pub attachments: &'a [NewAttachment],
+    pub noise: EmailNoise,
     /// `smtp` or `imap`.
     pub source: &'a str,
-    /// Whether a new conversation starts with the AI agent (org and inbox allow it).
-    pub bot_first: bool,
 }
 
 /// What became of a received email.
@@ -160,14 +149,14 @@ pub const REPLY_ATTEMPTS: i32 = 12;
 const MAX_REFERENCES: usize = 20;
 /// The most thread ids of one received email that are matched (a References header can
 /// be long; the newest ids are the ones that matter).
-const MAX_THREAD_IDS: usize = 50;
+pub(crate) const MAX_THREAD_IDS: usize = 50;
 
 /// The conversation one of `ids` belongs to, in this inbox, optionally only the contact's.
 macro_rules! find_thread {
     ($tx:expr, $inbox:expr, $ids:expr, $contact:expr) => {{
         let ids: &[String] = $ids;
         let contact: Option<ContactId> = $contact;
-        let ids = &ids[..ids.len().min(MAX_THREAD_IDS)];
+        let ids = &ids[..ids.len().min($crate::email::MAX_THREAD_IDS)];
         if ids.is_empty() {
             Ok(None)
         } else {
@@ -252,7 +241,7 @@ macro_rules! queue_email_reply {
         }
     }};
 }
-pub(crate) use {insert_email, queue_email_reply};
+pub(crate) use {find_thread, insert_email, queue_email_reply};
 
 fn note_for_noise(noise: EmailNoise, from: &str, subject: &str) -> String {
     match noise {
@@ -287,17 +276,19 @@ impl Store {
         )
     }
 
-    /// Stores a received email: threads it, creates what does not exist yet (contact,
-    /// conversation), reopens a resolved conversation, queues the bot's turn when the bot
-    /// handles it. A Message-ID already stored in this inbox writes nothing.
-    pub async fn receive_email(
+    /// Records an automatic reply or bounce: a private note on the conversation it refers
+    /// to, whoever sends it (a bounce comes from the mail system, not the customer), and
+    /// the email's record. A Message-ID already stored in this inbox writes nothing.
+    /// Customer mail goes through the intake ([`Store::take_in`]).
+    pub async fn record_email_noise(
         &self,
-        email: ReceivedEmail<'_>,
+        email: NoiseEmail<'_>,
         now: DateTime<Utc>,
     ) -> Result<Written<Received>, StoreError> {
         let inbox = email.inbox;
         let org = inbox.org_id;
         let from = email.from_address.trim().to_lowercase();
+        let noise = email.noise;
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -310,143 +301,27 @@ impl Store {
             if known.is_some() {
                 return Ok(Written { value: Received::Duplicate, events });
             }
-
-            if let Some(noise) = email.noise {
-                // Noise refers to a message of ours by id, whoever sends it (a bounce comes
-                // from the mail system, not the customer).
-                let conversation = find_thread!(tx, inbox.id, email.thread_ids, None)?;
-                let mut message = None;
-                if let Some(conversation) = conversation {
-                    let text = note_for_noise(noise, &from, email.subject);
-                    let draft = MessageDraft {
-                        sender_kind: SenderKind::System,
-                        sender_id: None,
-                        kind: MessageKind::Note,
-                        text: &text,
-                        client_id: None,
-                        attachments: &[],
-                        metadata: Some(json!({ "email": { "noise": noise.as_str() } })),
-                    };
-                    let (note, event) = insert_message!(tx, org, conversation, draft, now);
-                    events.push(event);
-                    message = Some(note.id);
-                }
-                insert_email!(tx, org, inbox.id, conversation, message, "in", email.rfc_message_id, Some(&from), email.subject,
-                    Some(noise.as_str()), email.source, email.full_text, email.html, email.raw_key, None::<&str>, now)?;
-                tx.commit().await?;
-                return Ok(Written { value: Received::Noise { conversation }, events });
+            let conversation = find_thread!(tx, inbox.id, email.thread_ids, None)?;
+            let mut message = None;
+            if let Some(conversation) = conversation {
+                let text = note_for_noise(noise, &from, email.subject);
+                let draft = MessageDraft {
+                    sender_kind: SenderKind::System,
+                    sender_id: None,
+                    kind: MessageKind::Note,
+                    text: &text,
+                    client_id: None,
+                    attachments: &[],
+                    metadata: Some(json!({ "email": { "noise": noise.as_str() } })),
+                };
+                let (note, event) = insert_message!(tx, org, conversation, draft, now);
+                events.push(event);
+                message = Some(note.id);
             }
-
-            // The sender: the contact with this address, else a new one.
-            let contact: Option<(ContactId, bool, Option<String>)> = sqlx::query_as(
-                "SELECT id, ai_opt_out, name FROM contacts WHERE org_id = $1 AND lower(email) = $2 ORDER BY created_at, id LIMIT 1",
-            )
-            .bind(org)
-            .bind(&from)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (contact, opted_out) = match contact {
-                Some((id, opted_out, name)) => {
-                    sqlx::query("UPDATE contacts SET name = COALESCE(name, $2), last_seen_at = $3, updated_at = $3 WHERE id = $1")
-                        .bind(id)
-                        .bind(email.from_name)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    // The email gave a nameless contact its name.
-                    if name.is_none() && email.from_name.is_some() {
-                        events.push(append_event!(tx, NewEvent::new(Some(org), crate::chat::CONTACT_UPDATED, id.as_uuid(), json!({ "name": email.from_name })), now)?);
-                    }
-                    (id, opted_out)
-                }
-                None => {
-                    let id = ContactId::new();
-                    sqlx::query(
-                        "INSERT INTO contacts (id, org_id, name, email, details, attributes, first_seen_at, last_seen_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $7)",
-                    )
-                    .bind(id)
-                    .bind(org)
-                    .bind(email.from_name)
-                    .bind(&from)
-                    .bind(Json(json!({})))
-                    .bind(Json(json!({})))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
-                    (id, false)
-                }
-            };
-
-            let mut conversation = find_thread!(tx, inbox.id, email.thread_ids, Some(contact))?;
-            if conversation.is_none() && let Some(token) = email.reply_token {
-                let row: Option<(ConversationId,)> = sqlx::query_as(
-                    "SELECT id FROM conversations WHERE org_id = $1 AND inbox_id = $2 AND reply_token = $3 AND contact_id = $4",
-                )
-                .bind(org)
-                .bind(inbox.id)
-                .bind(token)
-                .bind(contact)
-                .fetch_optional(&mut *tx)
-                .await?;
-                conversation = row.map(|(id,)| id);
-            }
-            let conversation = match conversation {
-                Some(id) => {
-                    let current = crate::chat::fetch_conversation!(tx, org, id)?.ok_or(StoreError::NotFound)?;
-                    if matches!(current.status, ConversationStatus::Resolved | ConversationStatus::Snoozed) {
-                        events.push(reopen_conversation!(tx, org, id, now)?);
-                    }
-                    id
-                }
-                None => {
-                    let id = ConversationId::new();
-                    let handling = if email.bot_first && !opted_out { Handling::Bot } else { Handling::Human };
-                    sqlx::query(
-                        "INSERT INTO conversations (id, org_id, inbox_id, contact_id, status, last_message_at, created_at, updated_at, handling, reply_token, subject) \
-                         VALUES ($1, $2, $3, $4, 'open', $5, $5, $5, $6, $7, $8)",
-                    )
-                    .bind(id)
-                    .bind(org)
-                    .bind(inbox.id)
-                    .bind(contact)
-                    .bind(now)
-                    .bind(handling.as_str())
-                    .bind(token::generate("").chars().filter(char::is_ascii_alphanumeric).take(24).collect::<String>().to_lowercase())
-                    .bind(email.subject)
-                    .execute(&mut *tx)
-                    .await?;
-                    events.push(append_event!(
-                        tx,
-                        NewEvent::new(Some(org), CONVERSATION_CREATED, id.as_uuid(), json!({ "inbox_id": inbox.id, "contact_id": contact }))
-                            .in_conversation(id),
-                        now
-                    )?);
-                    id
-                }
-            };
-
-            let draft = MessageDraft {
-                sender_kind: SenderKind::Contact,
-                sender_id: Some(contact.as_uuid()),
-                kind: MessageKind::Text,
-                text: email.visible_text,
-                client_id: None,
-                attachments: email.attachments,
-                metadata: Some(json!({ "email": email.details })),
-            };
-            let (message, event) = insert_message!(tx, org, conversation, draft, now);
-            events.push(event);
-            insert_email!(tx, org, inbox.id, Some(conversation), Some(message.id), "in", email.rfc_message_id, Some(&from), email.subject,
-                None::<&str>, email.source, email.full_text, email.html, email.raw_key, None::<&str>, now)?;
-            let conversation = crate::chat::fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
-            if conversation.handling == Handling::Bot {
-                let job = crate::jobs::NewJob::new(crate::chat::AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id }));
-                crate::jobs::insert_job!(tx, job, now)?;
-            }
+            insert_email!(tx, org, inbox.id, conversation, message, "in", email.rfc_message_id, Some(&from), email.subject,
+                Some(noise.as_str()), email.source, email.full_text, email.html, email.raw_key, None::<&str>, now)?;
             tx.commit().await?;
-            Ok(Written { value: Received::Message { conversation, message }, events })
+            Ok(Written { value: Received::Noise { conversation }, events })
         })
     }
 

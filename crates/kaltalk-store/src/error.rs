@@ -20,6 +20,9 @@ pub enum Conflict {
     OwnsSharedOrganization(String),
     /// A conversation already has [`crate::labels::MAX_LABELS`] labels.
     TooManyLabels,
+    /// An email whose Message-ID this inbox stored already (a re-delivery): the intake
+    /// wrote nothing.
+    EmailAlreadyStored,
     /// Any other unique constraint, by name.
     Other(String),
 }

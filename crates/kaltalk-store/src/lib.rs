@@ -9,7 +9,6 @@
 
 mod accounts;
 pub mod ai;
-pub mod api_channel;
 pub mod chat;
 pub mod contacts;
 pub mod email;
@@ -17,6 +16,7 @@ mod error;
 mod events;
 mod housekeeping;
 pub mod idempotency;
+pub mod intake;
 mod jobs;
 pub mod knowledge;
 pub mod labels;

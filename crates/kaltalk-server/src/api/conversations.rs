@@ -11,6 +11,7 @@ use kaltalk_core::{ConversationId, InboxId, MessageText, Permission, Text, UserI
 use kaltalk_store::chat::{
     AgentWrite, AssigneeFilter, Conversation, ConversationFilter, ConversationOrder,
 };
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use kaltalk_store::labels::{MAX_LABEL_CHARS, MAX_LABELS};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -367,7 +368,7 @@ enum Author {
 
 /// A new message as asked for, before anything is stored.
 struct NewMessage {
-    text: String,
+    text: MessageText,
     kind: String,
     files: Vec<Upload>,
 }
@@ -375,7 +376,7 @@ struct NewMessage {
 /// A JSON body: `{"text", "kind"}`.
 fn json_message(map: &Map<String, Value>) -> Result<NewMessage, AppError> {
     refuse_unknown(map, &["text", "kind"])?;
-    let text = required_text(map, "text", MAX_MESSAGE_CHARS)?;
+    let text = MessageText::parse("text", &required_text(map, "text", MAX_MESSAGE_CHARS)?)?;
     let kind = match map.get("kind") {
         None | Some(Value::Null) => "reply".to_owned(),
         Some(Value::String(kind)) => kind.clone(),
@@ -398,7 +399,7 @@ async fn multipart_message(mut multipart: Multipart) -> Result<NewMessage, AppEr
         )
     };
     let mut message = NewMessage {
-        text: String::new(),
+        text: MessageText::default(),
         kind: "reply".to_owned(),
         files: Vec::new(),
     };
@@ -427,7 +428,7 @@ async fn multipart_message(mut multipart: Multipart) -> Result<NewMessage, AppEr
             }
             "text" => {
                 let text = field.text().await.map_err(unreadable)?;
-                message.text = MessageText::parse("text", &text)?.as_str().to_owned();
+                message.text = MessageText::parse("text", &text)?;
             }
             "kind" => message.kind = field.text().await.map_err(unreadable)?,
             other => {
@@ -515,10 +516,19 @@ async fn create_message(
             state.store.agent_writes(org, id, write, state.now()).await
         }
         None => {
-            state
-                .store
-                .api_customer_writes(org, id, &message.text, &attachments, state.now())
-                .await
+            let inbox = state.store.get_inbox(org, conversation.inbox_id).await?;
+            let message = CustomerMessage {
+                inbox: &inbox,
+                from: Customer::Contact(conversation.contact_id),
+                thread: Thread::Existing(conversation.id),
+                text: &message.text,
+                attachments: &attachments,
+                client_id: None,
+                wants_a_person: false,
+                email: None,
+            };
+            let stored = crate::intake::take_in(&state, message).await?;
+            return Ok((StatusCode::CREATED, Json(stored.message.to_json())));
         }
     };
     let written = match written {

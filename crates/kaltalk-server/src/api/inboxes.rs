@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kaltalk_core::chat::InboxKind;
-use kaltalk_core::{ContactId, InboxId, Permission};
-use kaltalk_store::api_channel::ApiContact;
+use kaltalk_core::{ContactId, InboxId, MessageText, Permission};
 use kaltalk_store::chat::Inbox;
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -129,7 +129,7 @@ async fn start_conversation(
                     "Give the contact's id, external_id, email or at least a name.",
                 ));
             }
-            ApiContact::Details(&fields)
+            Customer::Details(&fields)
         }
         Some(Value::String(raw)) => {
             let unknown = || AppError::invalid("contact.id", "Not a contact of this organization.");
@@ -139,16 +139,22 @@ async fn start_conversation(
                 .get_contact(org, contact)
                 .await
                 .map_err(|_| unknown())?;
-            ApiContact::Id(contact)
+            Customer::Contact(contact)
         }
         Some(_) => return Err(AppError::invalid("contact.id", "Must be a string.")),
     };
-    let bot_first = state.store.ai_settings(org).await?.enabled;
-    let written = state
-        .store
-        .start_api_conversation(&inbox, contact, &text, bot_first, state.now())
-        .await?;
-    let started = &written.value;
+    let text = MessageText::parse("text", &text).map_err(AppError::from)?;
+    let message = CustomerMessage {
+        inbox: &inbox,
+        from: contact,
+        thread: Thread::New,
+        text: &text,
+        attachments: &[],
+        client_id: None,
+        wants_a_person: false,
+        email: None,
+    };
+    let started = crate::intake::take_in(&state, message).await?;
     let mut conversation = serde_json::to_value(&started.conversation)
         .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
     conversation["labels"] = json!([]);
@@ -157,6 +163,5 @@ async fn start_conversation(
         "contact": contact_json(&started.contact),
         "message": started.message.to_json(),
     });
-    state.hub.publish_events(written.events);
     Ok((StatusCode::CREATED, Json(value)))
 }

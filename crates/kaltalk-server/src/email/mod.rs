@@ -3,7 +3,8 @@
 //! relay with the headers that keep the customer's mail client threading them.
 //!
 //! - [`receive`] parses a raw message, keeps its original and files in blob storage, and
-//!   stores it (threaded) in one transaction; a Message-ID already stored is skipped.
+//!   hands a customer's mail to the intake (threaded by [`Thread::Email`]) and records an
+//!   automatic reply or bounce as a note; a Message-ID already stored is skipped.
 //! - [`listener`] is the SMTP listener's storage side: recipients are email inboxes'
 //!   addresses, and a message is committed before the client hears 250.
 //! - [`imap`] polls inboxes' IMAP mailboxes.
@@ -14,10 +15,12 @@ pub mod listener;
 pub mod reply;
 
 use anyhow::Context;
-use kaltalk_core::{AttachmentId, token};
+use kaltalk_core::{AttachmentId, MessageText, token};
 use kaltalk_mail::inbound::{self, InboundEmail, Noise, ParseLimits};
 use kaltalk_store::chat::{Inbox, NewAttachment};
-use kaltalk_store::email::{EmailNoise, Received, ReceivedEmail, address_tag};
+use kaltalk_store::email::{EmailNoise, NoiseEmail, Received, address_tag};
+use kaltalk_store::intake::{ArrivedEmail, Customer, CustomerMessage, Thread};
+use kaltalk_store::{Conflict, StoreError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -119,46 +122,81 @@ pub async fn receive(
         "notes": notes,
         "source": arrival.source,
     });
-    let bot_first =
-        inbox.email().ai_replies && state.store.ai_settings(org).await.is_ok_and(|s| s.enabled);
-    let stored = state
-        .store
-        .receive_email(
-            ReceivedEmail {
+    let stored = match noise {
+        Some(noise) => {
+            let email = NoiseEmail {
                 inbox,
                 rfc_message_id: &rfc_message_id,
                 thread_ids: &thread_ids,
-                reply_token: reply_token.as_deref(),
                 from_address: &from_address,
-                from_name: from.and_then(|a| a.name.as_deref()),
                 subject: &parsed.subject,
-                visible_text: &visible,
                 full_text,
                 html: parsed.html.as_deref(),
                 raw_key: Some(&raw_key),
-                details,
                 noise,
-                attachments: &attachments,
                 source: arrival.source,
-                bot_first,
-            },
-            state.now(),
-        )
-        .await;
-    let written = match stored {
-        Ok(written) => written,
+            };
+            state
+                .store
+                .record_email_noise(email, state.now())
+                .await
+                .map(|written| {
+                    state.hub.publish_events(written.events);
+                    written.value
+                })
+        }
+        None => {
+            let address = from_address.trim().to_lowercase();
+            let text = MessageText::received(&visible);
+            let message = CustomerMessage {
+                inbox,
+                from: Customer::Email {
+                    address: &address,
+                    name: from.and_then(|a| a.name.as_deref()),
+                },
+                thread: Thread::Email {
+                    thread_ids: &thread_ids,
+                    reply_token: reply_token.as_deref(),
+                    subject: &parsed.subject,
+                },
+                text: &text,
+                attachments: &attachments,
+                client_id: None,
+                wants_a_person: false,
+                email: Some(ArrivedEmail {
+                    rfc_message_id: &rfc_message_id,
+                    from_address: &address,
+                    subject: &parsed.subject,
+                    full_text,
+                    html: parsed.html.as_deref(),
+                    raw_key: Some(&raw_key),
+                    details: &details,
+                    source: arrival.source,
+                }),
+            };
+            match crate::intake::take_in(state, message).await {
+                Ok(stored) => Ok(Received::Message {
+                    conversation: stored.conversation,
+                    message: stored.message,
+                }),
+                Err(StoreError::Conflict(Conflict::EmailAlreadyStored)) => Ok(Received::Duplicate),
+                Err(err) => Err(err),
+            }
+        }
+    };
+    let received = match stored {
+        Ok(received) => received,
         Err(err) => {
             remove_blobs(state, &written_blobs).await;
             return Err(err).context("storing an email");
         }
     };
-    if matches!(written.value, Received::Duplicate) {
+    if matches!(received, Received::Duplicate) {
         // Already stored from an earlier delivery: these copies are not referenced.
         remove_blobs(state, &written_blobs).await;
     }
-    state.hub.publish_events(written.events);
-    tracing::info!(inbox = %inbox.id, source = arrival.source, outcome = outcome_name(&written.value), "email received");
-    Ok(written.value)
+    tracing::info!(inbox = %inbox.id, source = arrival.source, outcome = outcome_name(&received), "email received");
+    Ok(received)
 }
 
 fn outcome_name(received: &Received) -> &'static str {

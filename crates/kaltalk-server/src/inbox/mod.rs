@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
 use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
-use kaltalk_core::{EmailAddress, Text, ValidationError};
+use kaltalk_core::{EmailAddress, MessageText, Text, ValidationError};
 use kaltalk_store::Member;
 use kaltalk_store::chat::{
     AgentWrite, AssigneeFilter, Contact, Conversation, ConversationFilter, ConversationSummary,
@@ -1057,23 +1057,21 @@ async fn reply(
     let org = session.org_id();
     let conversation = state.store.get_conversation(org, id).await?;
     let inbox = state.store.get_inbox(org, conversation.inbox_id).await?;
-    let text = form.text.trim();
-    if text.is_empty() && files.is_empty() {
+    let typed = MessageText::parse("text", form.text.as_str()).map_err(AppError::from)?;
+    if typed.is_empty() && files.is_empty() {
         return Err(AppError::invalid("text", "Write a reply first.").into());
     }
-    if text.chars().count() > 10_000 {
-        return Err(
-            AppError::invalid("text", "A message can have at most 10000 characters.").into(),
-        );
-    }
     // `/shortcut` alone sends the canned response (the page also expands it as you type).
-    let canned = match text.strip_prefix('/') {
+    let canned = match typed.as_str().strip_prefix('/') {
         Some(shortcut) if !shortcut.contains(char::is_whitespace) => {
             state.store.find_canned_response(org, shortcut).await?
         }
         _ => None,
     };
-    let text = canned.as_ref().map_or(text, |c| c.text.as_str());
+    let text = match canned {
+        Some(canned) => MessageText::parse("text", &canned.text).map_err(AppError::from)?,
+        None => typed,
+    };
     let kind = if form.kind == "note" {
         MessageKind::Note
     } else {
@@ -1106,7 +1104,7 @@ async fn reply(
             AgentWrite {
                 agent: session.user.id,
                 kind,
-                text,
+                text: &text,
                 client_id: client_id.as_deref(),
                 attachments: &stored,
                 email: recipients.as_ref(),

@@ -14,12 +14,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kaltalk_core::Text;
 use kaltalk_core::chat::{IdentityMode, InboxKind, VisitorDetails};
 use kaltalk_core::token;
-use kaltalk_store::chat::{
-    Contact, ContactFields, Inbox, SessionChoice, VisitorSession, VisitorWrite,
-};
+use kaltalk_core::{MessageText, Text};
+use kaltalk_store::chat::{Contact, ContactFields, Inbox, SessionChoice, VisitorSession};
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -39,7 +38,6 @@ struct Scripts;
 
 /// Visitor tokens start with this.
 pub const VISITOR_TOKEN_PREFIX: &str = "vt_";
-const MAX_TEXT_CHARS: usize = 10_000;
 
 pub fn router() -> Router<AppState> {
     let api = Router::new()
@@ -529,17 +527,12 @@ async fn deliver(
     body: PostMessage,
     upload: Option<Upload>,
 ) -> Result<Response, WidgetError> {
-    let text = body.text.trim();
+    let text = MessageText::parse("text", body.text.as_str())
+        .map_err(|e| WidgetError::Invalid("text", e.message))?;
     if text.is_empty() && upload.is_none() {
         return Err(WidgetError::Invalid(
             "text",
             "Write a message first.".into(),
-        ));
-    }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(WidgetError::Invalid(
-            "text",
-            format!("A message can have at most {MAX_TEXT_CHARS} characters."),
         ));
     }
     let client_id = cap(body.client_id, 64);
@@ -599,35 +592,26 @@ async fn deliver(
         Some(upload) => vec![crate::attachments::store(state, inbox.org_id, upload).await?],
         None => Vec::new(),
     };
-    let bot_first = state.store.ai_settings(inbox.org_id).await?.enabled;
-    let write = VisitorWrite {
+    let message = CustomerMessage {
         inbox,
-        session,
-        details: &details,
-        contact: &contact,
-        text,
-        client_id: client_id.as_deref(),
+        from: Customer::Visitor {
+            session,
+            details: &details,
+            fields: &contact,
+        },
+        thread: Thread::Latest,
+        text: &text,
         attachments: &attachments,
-        bot_first,
-        hand_over: body
-            .handoff
-            .then_some(crate::agent::reasons::VISITOR_PRESSED),
+        client_id: client_id.as_deref(),
+        wants_a_person: body.handoff,
+        email: None,
     };
-    let written = match state.store.visitor_writes(write, state.now()).await {
-        Ok(written) => written,
-        Err(err) => {
-            for attachment in &attachments {
-                state.blobs.delete(&attachment.storage_key).await;
-            }
-            return Err(err.into());
-        }
-    };
-    state.hub.publish_events(written.events);
+    let stored = crate::intake::take_in(state, message).await?;
     let visitor_token = new_token.or(existing.map(|(token, _)| token));
     let body = json!({
         "visitor_token": visitor_token,
-        "conversation_id": written.value.conversation.id,
-        "message": written.value.message.to_json(),
+        "conversation_id": stored.conversation.id,
+        "message": stored.message.to_json(),
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

@@ -24,6 +24,7 @@ mod email_channel;
 mod embeddings;
 mod inbox;
 mod input;
+mod intake;
 mod knowledge;
 mod model_download;
 mod openapi;

@@ -818,7 +818,7 @@ async fn a_socket_that_falls_behind_catches_up_from_the_log_in_order() {
         let write = kaltalk_store::chat::AgentWrite {
             agent,
             kind: kaltalk_core::chat::MessageKind::Text,
-            text: &text,
+            text: &kaltalk_core::MessageText::parse("text", &text).expect("text"),
             client_id: None,
             attachments: &[],
             email: None,

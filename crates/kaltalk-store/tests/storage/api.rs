@@ -2,11 +2,12 @@
 //! the AI opt-out follow), api inbox conversations, label sets.
 
 use chrono::Duration;
+use kaltalk_core::MessageText;
 use kaltalk_core::chat::{InboxKind, VisitorDetails, WidgetSettings};
 use kaltalk_store::StoreError;
-use kaltalk_store::api_channel::ApiContact;
-use kaltalk_store::chat::{ContactFields, NewInbox, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{ContactFields, NewInbox, SessionChoice};
 use kaltalk_store::idempotency::{IdempotencyClaim, StoredResponse};
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 
 use crate::helpers::{now, sign_up, test_stores};
 
@@ -105,17 +106,20 @@ async fn a_merged_widget_visitor_keeps_their_session_and_opt_out() {
             .await
             .expect("inbox");
         let visited = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "vt-m" },
-                    details: &VisitorDetails::default(),
-                    contact: &ContactFields::default(),
-                    text: "Hello",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "vt-m" },
+                        details: &VisitorDetails::default(),
+                        fields: &ContactFields::default(),
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Hello").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 t0,
             )
@@ -199,7 +203,19 @@ async fn an_api_conversation_finds_its_contact_and_labels_are_replaced_as_a_set(
             ..ContactFields::default()
         };
         let first = store
-            .start_api_conversation(&inbox, ApiContact::Details(&fields), "Hi", false, t0)
+            .take_in(
+                CustomerMessage {
+                    inbox: &inbox,
+                    from: Customer::Details(&fields),
+                    thread: Thread::New,
+                    text: &MessageText::parse("text", "Hi").expect("text"),
+                    attachments: &[],
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
+                },
+                t0,
+            )
             .await
             .expect(backend);
         let kinds: Vec<&str> = first.events.iter().map(|e| e.kind.as_str()).collect();
@@ -213,7 +229,19 @@ async fn an_api_conversation_finds_its_contact_and_labels_are_replaced_as_a_set(
             ..ContactFields::default()
         };
         let second = store
-            .start_api_conversation(&inbox, ApiContact::Details(&upper), "Again", true, t0)
+            .take_in(
+                CustomerMessage {
+                    inbox: &inbox,
+                    from: Customer::Details(&upper),
+                    thread: Thread::New,
+                    text: &MessageText::parse("text", "Again").expect("text"),
+                    attachments: &[],
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
+                },
+                t0,
+            )
             .await
             .expect(backend);
         assert_eq!(second.value.contact.id, first.value.contact.id, "{backend}");

@@ -1,9 +1,11 @@
 use chrono::Duration;
+use kaltalk_core::MessageText;
 use kaltalk_core::chat::{ConversationStatus, MessageKind, SenderKind, VisitorDetails};
 use kaltalk_store::StoreError;
 use kaltalk_store::chat::{
-    AgentWrite, AssigneeFilter, ContactFields, ConversationFilter, SessionChoice, VisitorWrite,
+    AgentWrite, AssigneeFilter, ContactFields, ConversationFilter, SessionChoice,
 };
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};
 
@@ -24,17 +26,20 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
         let none = ContactFields::default();
         let t0 = now();
         let first = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "vt1" },
-                    details: &page,
-                    contact: &none,
-                    text: "Hello",
-                    client_id: Some("c1"),
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "vt1" },
+                        details: &page,
+                        fields: &none,
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Hello").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: Some("c1"),
+                    wants_a_person: false,
+                    email: None,
                 },
                 t0,
             )
@@ -69,17 +74,20 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
         );
 
         let second = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::Existing(&session),
-                    details: &page,
-                    contact: &none,
-                    text: "Anyone?",
-                    client_id: Some("c2"),
+                    from: Customer::Visitor {
+                        session: SessionChoice::Existing(&session),
+                        details: &page,
+                        fields: &none,
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Anyone?").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: Some("c2"),
+                    wants_a_person: false,
+                    email: None,
                 },
                 t0,
             )
@@ -90,17 +98,20 @@ async fn a_first_message_creates_session_contact_and_conversation_and_later_ones
 
         // A retry with the same client_id stores nothing new.
         let retry = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::Existing(&session),
-                    details: &page,
-                    contact: &none,
-                    text: "Anyone?",
-                    client_id: Some("c2"),
+                    from: Customer::Visitor {
+                        session: SessionChoice::Existing(&session),
+                        details: &page,
+                        fields: &none,
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Anyone?").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: Some("c2"),
+                    wants_a_person: false,
+                    email: None,
                 },
                 t0,
             )
@@ -126,17 +137,20 @@ async fn a_visitor_session_expires_after_thirty_idle_days() {
         let inbox = web_inbox(&store, org.id, "wi_b").await;
         let t0 = now();
         store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "vt" },
-                    details: &details("/"),
-                    contact: &ContactFields::default(),
-                    text: "Hi",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "vt" },
+                        details: &details("/"),
+                        fields: &ContactFields::default(),
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Hi").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 t0,
             )
@@ -184,17 +198,20 @@ async fn a_resolved_conversation_reopens_when_the_customer_writes() {
         let inbox = web_inbox(&store, org.id, "wi_c").await;
         let none = ContactFields::default();
         let first = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "vt" },
-                    details: &details("/"),
-                    contact: &none,
-                    text: "Hi",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "vt" },
+                        details: &details("/"),
+                        fields: &none,
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Hi").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
@@ -211,17 +228,20 @@ async fn a_resolved_conversation_reopens_when_the_customer_writes() {
             .expect(backend)
             .expect("s");
         let again = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::Existing(&session),
-                    details: &details("/"),
-                    contact: &none,
-                    text: "One more thing",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::Existing(&session),
+                        details: &details("/"),
+                        fields: &none,
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "One more thing").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
@@ -250,38 +270,44 @@ async fn an_identified_visitor_is_one_contact_across_browsers() {
             attributes: None,
         };
         let laptop = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New {
-                        token_hash: "laptop",
+                    from: Customer::Visitor {
+                        session: SessionChoice::New {
+                            token_hash: "laptop",
+                        },
+                        details: &details("/"),
+                        fields: &ada,
                     },
-                    details: &details("/"),
-                    contact: &ada,
-                    text: "From my laptop",
-                    client_id: None,
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "From my laptop").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
             .await
             .expect(backend);
         let phone = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New {
-                        token_hash: "phone",
+                    from: Customer::Visitor {
+                        session: SessionChoice::New {
+                            token_hash: "phone",
+                        },
+                        details: &details("/m"),
+                        fields: &ada,
                     },
-                    details: &details("/m"),
-                    contact: &ada,
-                    text: "From my phone",
-                    client_id: None,
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "From my phone").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
@@ -305,17 +331,20 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
         let (agent, org) = sign_up(&store, "owner@example.com").await;
         let inbox = web_inbox(&store, org.id, "wi_e").await;
         let write = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "vt" },
-                    details: &details("/"),
-                    contact: &ContactFields::default(),
-                    text: "Help",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "vt" },
+                        details: &details("/"),
+                        fields: &ContactFields::default(),
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Help").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
@@ -357,7 +386,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                 AgentWrite {
                     agent,
                     kind: MessageKind::Note,
-                    text: "VIP customer",
+                    text: &MessageText::parse("text", "VIP customer").expect("text"),
                     client_id: None,
                     attachments: &[],
                     email: None,
@@ -374,7 +403,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                 AgentWrite {
                     agent,
                     kind: MessageKind::Text,
-                    text: "Hi! How can I help?",
+                    text: &MessageText::parse("text", "Hi! How can I help?").expect("text"),
                     client_id: Some("a1"),
                     attachments: &[],
                     email: None,
@@ -480,17 +509,20 @@ async fn conversations_of_another_organization_are_not_found() {
         let (other_agent, other) = sign_up(&store, "other@example.com").await;
         let inbox = web_inbox(&store, org.id, "wi_f").await;
         let write = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "vt" },
-                    details: &details("/"),
-                    contact: &ContactFields::default(),
-                    text: "Hi",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "vt" },
+                        details: &details("/"),
+                        fields: &ContactFields::default(),
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Hi").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
@@ -512,7 +544,7 @@ async fn conversations_of_another_organization_are_not_found() {
                     AgentWrite {
                         agent: other_agent,
                         kind: MessageKind::Text,
-                        text: "x",
+                        text: &MessageText::parse("text", "x").expect("text"),
                         client_id: None,
                         attachments: &[],
                         email: None,
@@ -575,51 +607,61 @@ async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
         };
         let long_ago = now() - Duration::days(3650);
         let old = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "a" },
-                    details: &details("/"),
-                    contact: &ada,
-                    text: "My invoice from last year is wrong",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "a" },
+                        details: &details("/"),
+                        fields: &ada,
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "My invoice from last year is wrong")
+                        .expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 long_ago,
             )
             .await
             .expect(backend);
         let recent = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "b" },
-                    details: &details("/"),
-                    contact: &ContactFields::default(),
-                    text: "Shipping to Zürich?",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "b" },
+                        details: &details("/"),
+                        fields: &ContactFields::default(),
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Shipping to Zürich?").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
             .await
             .expect(backend);
         store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &other_inbox,
-                    session: SessionChoice::New { token_hash: "c" },
-                    details: &details("/"),
-                    contact: &ContactFields::default(),
-                    text: "invoice for globex",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "c" },
+                        details: &details("/"),
+                        fields: &ContactFields::default(),
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "invoice for globex").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
@@ -687,17 +729,20 @@ async fn labels_and_snoozes() {
         let (_, org) = sign_up(&store, "owner@example.com").await;
         let inbox = web_inbox(&store, org.id, "wi_l").await;
         let write = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New { token_hash: "a" },
-                    details: &details("/"),
-                    contact: &ContactFields::default(),
-                    text: "Hi",
-                    client_id: None,
+                    from: Customer::Visitor {
+                        session: SessionChoice::New { token_hash: "a" },
+                        details: &details("/"),
+                        fields: &ContactFields::default(),
+                    },
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "Hi").expect("text"),
                     attachments: &[],
-                    bot_first: false,
-                    hand_over: None,
+                    client_id: None,
+                    wants_a_person: false,
+                    email: None,
                 },
                 now(),
             )
@@ -783,20 +828,31 @@ async fn a_first_message_that_asks_for_a_person_goes_to_the_team_in_the_same_tra
     for (backend, store) in test_stores().await.stores {
         let (_, org) = sign_up(&store, "owner@example.com").await;
         let inbox = web_inbox(&store, org.id, "wi_person").await;
+        let ai = kaltalk_core::chat::AiSettings {
+            enabled: true,
+            ..Default::default()
+        };
+        store
+            .save_ai_settings(org.id, &ai, now())
+            .await
+            .expect(backend);
         let written = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New {
-                        token_hash: "vt-person",
+                    from: Customer::Visitor {
+                        session: SessionChoice::New {
+                            token_hash: "vt-person",
+                        },
+                        details: &details("https://shop.test/"),
+                        fields: &ContactFields::default(),
                     },
-                    details: &details("https://shop.test/"),
-                    contact: &ContactFields::default(),
-                    text: "I want a human",
-                    client_id: None,
+                    thread: Thread::Latest,
+                    text: &MessageText::parse("text", "I want a human").expect("text"),
                     attachments: &[],
-                    bot_first: true,
-                    hand_over: Some("the visitor pressed “Talk to a person”."),
+                    client_id: None,
+                    wants_a_person: true,
+                    email: None,
                 },
                 now(),
             )

@@ -2,12 +2,14 @@
 //! definitions and the values they check, imports, and merges that carry notes along.
 
 use chrono::Duration;
+use kaltalk_core::MessageText;
 use kaltalk_core::chat::VisitorDetails;
 use kaltalk_store::StoreError;
-use kaltalk_store::chat::{ContactFields, ConversationFilter, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{ContactFields, ConversationFilter, SessionChoice};
 use kaltalk_store::contacts::{
     AttributeKind, AttributeMatch, ContactListQuery, ImportRow, NewAttributeDefinition,
 };
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use kaltalk_store::{Conflict, Store};
 use serde_json::{Map, Value, json};
 
@@ -212,17 +214,20 @@ async fn the_inbox_filters_conversations_by_their_contacts_attribute() {
         let mut contacts = Vec::new();
         for (token, plan) in [("vt-1", "pro"), ("vt-2", "free")] {
             let written = store
-                .visitor_writes(
-                    VisitorWrite {
+                .take_in(
+                    CustomerMessage {
                         inbox: &inbox,
-                        session: SessionChoice::New { token_hash: token },
-                        details: &VisitorDetails::default(),
-                        contact: &ContactFields::default(),
-                        text: "Hello",
-                        client_id: None,
+                        from: Customer::Visitor {
+                            session: SessionChoice::New { token_hash: token },
+                            details: &VisitorDetails::default(),
+                            fields: &ContactFields::default(),
+                        },
+                        thread: Thread::Latest,
+                        text: &MessageText::parse("text", "Hello").expect("text"),
                         attachments: &[],
-                        bot_first: false,
-                        hand_over: None,
+                        client_id: None,
+                        wants_a_person: false,
+                        email: None,
                     },
                     t0,
                 )

@@ -2,11 +2,12 @@ use chrono::Duration;
 use kaltalk_core::chat::{
     ConversationStatus, EmailSettings, InboxKind, MessageKind, SenderKind, WidgetSettings,
 };
-use kaltalk_core::{ConversationId, OrgId, UserId};
+use kaltalk_core::{ConversationId, MessageText, OrgId, UserId};
 use kaltalk_store::chat::{AgentWrite, ConversationFilter, EmailRecipients, Inbox, NewInbox};
 use kaltalk_store::email::{
-    DeliveryOutcome, EMAIL_REPLY_JOB, EmailNoise, ImapCursorRow, Received, ReceivedEmail,
+    DeliveryOutcome, EMAIL_REPLY_JOB, EmailNoise, ImapCursorRow, NoiseEmail, Received,
 };
+use kaltalk_store::intake::{ArrivedEmail, Customer, CustomerMessage, Thread};
 use kaltalk_store::{Conflict, Delivery, EmailState, JobState, NewEmail, Store, StoreError};
 use serde_json::json;
 
@@ -51,32 +52,67 @@ impl<'a> Mail<'a> {
     }
 }
 
+/// Stores a received email as the email channel does: noise is recorded as a note, a
+/// customer's mail goes through the intake.
 async fn receive(store: &Store, inbox: &Inbox, mail: Mail<'_>) -> Received {
-    store
-        .receive_email(
-            ReceivedEmail {
-                inbox,
-                rfc_message_id: mail.id,
-                thread_ids: &mail.thread,
-                reply_token: mail.token,
-                from_address: mail.from,
-                from_name: Some("Ada Lovelace"),
-                subject: "Order 1234 arrived broken",
-                visible_text: "Hello, the vase is broken.",
-                full_text: "Hello, the vase is broken.\n\n> quoted history",
-                html: None,
-                raw_key: Some("org/email/raw.eml"),
-                details: json!({ "subject": "Order 1234 arrived broken" }),
-                noise: mail.noise,
-                attachments: &[],
-                source: "smtp",
-                bot_first: false,
-            },
-            now(),
-        )
-        .await
-        .expect("receive")
-        .value
+    let full_text = "Hello, the vase is broken.\n\n> quoted history";
+    let subject = "Order 1234 arrived broken";
+    if let Some(noise) = mail.noise {
+        let email = NoiseEmail {
+            inbox,
+            rfc_message_id: mail.id,
+            thread_ids: &mail.thread,
+            from_address: mail.from,
+            subject,
+            full_text,
+            html: None,
+            raw_key: Some("org/email/raw.eml"),
+            noise,
+            source: "smtp",
+        };
+        return store
+            .record_email_noise(email, now())
+            .await
+            .expect("noise")
+            .value;
+    }
+    let details = json!({ "subject": subject });
+    let address = mail.from.trim().to_lowercase();
+    let text = MessageText::received("Hello, the vase is broken.");
+    let message = CustomerMessage {
+        inbox,
+        from: Customer::Email {
+            address: &address,
+            name: Some("Ada Lovelace"),
+        },
+        thread: Thread::Email {
+            thread_ids: &mail.thread,
+            reply_token: mail.token,
+            subject,
+        },
+        text: &text,
+        attachments: &[],
+        client_id: None,
+        wants_a_person: false,
+        email: Some(ArrivedEmail {
+            rfc_message_id: mail.id,
+            from_address: &address,
+            subject,
+            full_text,
+            html: None,
+            raw_key: Some("org/email/raw.eml"),
+            details: &details,
+            source: "smtp",
+        }),
+    };
+    match store.take_in(message, now()).await {
+        Ok(written) => Received::Message {
+            conversation: written.value.conversation,
+            message: written.value.message,
+        },
+        Err(StoreError::Conflict(Conflict::EmailAlreadyStored)) => Received::Duplicate,
+        Err(err) => panic!("receive: {err}"),
+    }
 }
 
 fn conversation_of(received: &Received) -> ConversationId {
@@ -94,7 +130,8 @@ async fn agent_reply(store: &Store, org: OrgId, agent: UserId, conversation: Con
             AgentWrite {
                 agent,
                 kind: MessageKind::Text,
-                text: "Sorry! A new vase is on its way.",
+                text: &MessageText::parse("text", "Sorry! A new vase is on its way.")
+                    .expect("text"),
                 client_id: None,
                 attachments: &[],
                 email: None,
@@ -536,7 +573,7 @@ async fn the_cc_and_bcc_chosen_for_a_reply_stay_with_it_through_every_send_attem
                 AgentWrite {
                     agent,
                     kind: MessageKind::Text,
-                    text: "Copying Bob.",
+                    text: &MessageText::parse("text", "Copying Bob.").expect("text"),
                     client_id: None,
                     attachments: &[],
                     email: Some(&recipients),
@@ -573,7 +610,7 @@ async fn the_cc_and_bcc_chosen_for_a_reply_stay_with_it_through_every_send_attem
                 AgentWrite {
                     agent,
                     kind: MessageKind::Note,
-                    text: "Internal.",
+                    text: &MessageText::parse("text", "Internal.").expect("text"),
                     client_id: None,
                     attachments: &[],
                     email: Some(&recipients),

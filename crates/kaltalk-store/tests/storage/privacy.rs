@@ -2,10 +2,12 @@
 //! them behind: not in the tables, the event log or the webhook deliveries, and on SQLite
 //! not in the database file either.
 
+use kaltalk_core::MessageText;
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
 use kaltalk_core::{ContactId, OrgId, UserId};
 use kaltalk_store::Store;
-use kaltalk_store::chat::{AgentWrite, ContactFields, Inbox, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{AgentWrite, ContactFields, Inbox, SessionChoice};
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use kaltalk_store::webhooks::{EventKinds, NewWebhookEndpoint};
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};
@@ -57,18 +59,30 @@ async fn first_message(
     text: &str,
     bot_first: bool,
 ) -> (ContactId, kaltalk_core::ConversationId) {
+    // The bot takes a new conversation's first turn when the organization's AI agent is on.
+    let ai = kaltalk_core::chat::AiSettings {
+        enabled: bot_first,
+        ..Default::default()
+    };
+    store
+        .save_ai_settings(inbox.org_id, &ai, now())
+        .await
+        .expect("AI settings");
     let written = store
-        .visitor_writes(
-            VisitorWrite {
+        .take_in(
+            CustomerMessage {
                 inbox,
-                session: SessionChoice::New { token_hash: token },
-                details: &VisitorDetails::default(),
-                contact: &contact,
-                text,
-                client_id: None,
+                from: Customer::Visitor {
+                    session: SessionChoice::New { token_hash: token },
+                    details: &VisitorDetails::default(),
+                    fields: &contact,
+                },
+                thread: Thread::Latest,
+                text: &MessageText::parse("text", text).expect("text"),
                 attachments: &[],
-                bot_first,
-                hand_over: None,
+                client_id: None,
+                wants_a_person: false,
+                email: None,
             },
             now(),
         )
@@ -88,7 +102,7 @@ async fn agent_says(
     let reply = AgentWrite {
         agent,
         kind: MessageKind::Text,
-        text,
+        text: &MessageText::parse("text", text).expect("text"),
         client_id: None,
         attachments: &[],
         email: None,

@@ -1,8 +1,10 @@
 //! What the first-run checklist reads, and deleting an inbox with its conversations.
 
+use kaltalk_core::MessageText;
 use kaltalk_core::chat::VisitorDetails;
 use kaltalk_store::StoreError;
-use kaltalk_store::chat::{ContactFields, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{ContactFields, SessionChoice};
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};
 
@@ -11,22 +13,25 @@ async fn visit(
     inbox: &kaltalk_store::chat::Inbox,
     token: &str,
     page: &str,
-) -> kaltalk_store::chat::Written<kaltalk_store::chat::VisitorWritten> {
+) -> kaltalk_store::chat::Written<kaltalk_store::intake::Stored> {
     store
-        .visitor_writes(
-            VisitorWrite {
+        .take_in(
+            CustomerMessage {
                 inbox,
-                session: SessionChoice::New { token_hash: token },
-                details: &VisitorDetails {
-                    page_url: Some(page.into()),
-                    ..Default::default()
+                from: Customer::Visitor {
+                    session: SessionChoice::New { token_hash: token },
+                    details: &VisitorDetails {
+                        page_url: Some(page.into()),
+                        ..Default::default()
+                    },
+                    fields: &ContactFields::default(),
                 },
-                contact: &ContactFields::default(),
-                text: "Hello",
-                client_id: None,
+                thread: Thread::Latest,
+                text: &MessageText::parse("text", "Hello").expect("text"),
                 attachments: &[],
-                bot_first: false,
-                hand_over: None,
+                client_id: None,
+                wants_a_person: false,
+                email: None,
             },
             now(),
         )

@@ -2,9 +2,11 @@
 //! attempts are recorded, and a day of failures disables the endpoint.
 
 use chrono::Duration;
+use kaltalk_core::MessageText;
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
 use kaltalk_core::{ContactId, OrgId, UserId};
-use kaltalk_store::chat::{AgentWrite, ContactFields, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{AgentWrite, ContactFields, SessionChoice};
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use kaltalk_store::webhooks::{
     AfterFailure, AttemptResult, DisableNotice, EventKinds, NewWebhookEndpoint,
     WEBHOOK_DELIVER_JOB, WebhookDeliveryState, WebhookEndpoint, WebhookEndpointChange,
@@ -32,19 +34,22 @@ async fn endpoint(store: &Store, org: OrgId, url: &str, events: &[&str]) -> Webh
 async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str) -> ContactId {
     let inbox = web_inbox(store, org, token).await;
     let written = store
-        .visitor_writes(
-            VisitorWrite {
+        .take_in(
+            CustomerMessage {
                 inbox: &inbox,
-                session: SessionChoice::New {
-                    token_hash: &format!("hash-{token}"),
+                from: Customer::Visitor {
+                    session: SessionChoice::New {
+                        token_hash: &format!("hash-{token}"),
+                    },
+                    details: &VisitorDetails::default(),
+                    fields: &ContactFields::default(),
                 },
-                details: &VisitorDetails::default(),
-                contact: &ContactFields::default(),
-                text: "Where is my order?",
-                client_id: None,
+                thread: Thread::Latest,
+                text: &MessageText::parse("text", "Where is my order?").expect("text"),
                 attachments: &[],
-                bot_first: false,
-                hand_over: None,
+                client_id: None,
+                wants_a_person: false,
+                email: None,
             },
             now(),
         )
@@ -53,7 +58,7 @@ async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str
     let note = AgentWrite {
         agent,
         kind: MessageKind::Note,
-        text: "private: VIP customer",
+        text: &MessageText::parse("text", "private: VIP customer").expect("text"),
         client_id: None,
         attachments: &[],
         email: None,
