@@ -5,6 +5,7 @@ pub mod chat;
 pub mod clock;
 pub mod event;
 pub mod format;
+pub mod hours;
 pub mod html;
 pub mod ids;
 pub mod role;
