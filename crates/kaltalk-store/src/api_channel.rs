@@ -144,6 +144,7 @@ impl Store {
             };
             let (message, event) = insert_message!(tx, org, id, draft, now);
             events.push(event);
+            events.extend(crate::hours::out_of_office_in_tx!(tx, org, id, now));
             if handling == Handling::Bot {
                 let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": id, "message_id": message.id }));
                 crate::jobs::insert_job!(tx, job, now)?;
@@ -184,6 +185,7 @@ impl Store {
             };
             let (message, event) = insert_message!(tx, org, conversation, draft, now);
             events.push(event);
+            events.extend(crate::hours::out_of_office_in_tx!(tx, org, conversation, now));
             if current.handling == Handling::Bot {
                 let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation, "message_id": message.id }));
                 crate::jobs::insert_job!(tx, job, now)?;

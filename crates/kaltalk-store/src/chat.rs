@@ -7,6 +7,7 @@ use kaltalk_core::chat::{
     ConversationStatus, EmailSettings, Handling, InboxKind, MessageKind, SenderKind,
     VisitorDetails, WidgetSettings,
 };
+use kaltalk_core::hours::InboxHours;
 use kaltalk_core::{
     AttachmentId, ContactId, ConversationId, InboxId, MessageId, OrgId, UserId, VisitorSessionId,
 };
@@ -48,6 +49,8 @@ pub struct Inbox {
     /// An email inbox's support address, lower-cased.
     pub email_address: Option<String>,
     pub email_settings: Option<Json<EmailSettings>>,
+    /// Its business hours and out-of-office reply; `None`: never set, always open.
+    pub business_hours: Option<Json<InboxHours>>,
 }
 
 impl Inbox {
@@ -57,6 +60,11 @@ impl Inbox {
             .as_ref()
             .map(|s| s.0.clone())
             .unwrap_or_default()
+    }
+
+    /// Its business hours, when set (they may be switched off: see [`InboxHours::enabled`]).
+    pub fn hours(&self) -> Option<&InboxHours> {
+        self.business_hours.as_ref().map(|h| &h.0)
     }
 }
 
@@ -241,6 +249,14 @@ impl Message {
             .unwrap_or_default()
     }
 
+    /// Whether the server wrote it by itself (the out-of-office reply), not the bot or a
+    /// person answering.
+    pub fn is_automatic(&self) -> bool {
+        self.metadata
+            .as_ref()
+            .is_some_and(|m| m.0.get("automatic").is_some())
+    }
+
     /// Whether the message came or left by email.
     pub fn is_email(&self) -> bool {
         self.metadata
@@ -369,7 +385,7 @@ pub enum AssigneeFilter {
     User(UserId),
 }
 
-pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings";
+pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings, business_hours";
 pub(crate) const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, phone, details, attributes, first_seen_at, last_seen_at, created_at";
 /// A session with its contact's verified id, from `visitor_sessions s`.
 const SESSION_SELECT: &str = "SELECT s.id, s.org_id, s.inbox_id, s.contact_id, s.conversation_id, s.context, \
@@ -972,6 +988,8 @@ impl Store {
                         metadata: None,
                     };
                     let (message, event) = insert_message!(tx, org, conversation, draft, now);
+                    events.push(event);
+                    events.extend(crate::hours::out_of_office_in_tx!(tx, org, conversation, now));
                     // The last write to the conversation returns it as the answer shows it.
                     let sql = format!(
                         "UPDATE conversations SET contact_last_seen_at = $2 WHERE id = $1 RETURNING {CONVERSATION_RETURNING}"
@@ -981,7 +999,6 @@ impl Store {
                         .bind(now)
                         .fetch_one(&mut *tx)
                         .await?;
-                    events.push(event);
                     // While the bot handles the conversation, the message is a bot turn to
                     // take: a durable job, committed with the message. The visitor's address
                     // goes with it: the bot's answers per address are capped.

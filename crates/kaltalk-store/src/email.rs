@@ -440,6 +440,7 @@ impl Store {
             events.push(event);
             insert_email!(tx, org, inbox.id, Some(conversation), Some(message.id), "in", email.rfc_message_id, Some(&from), email.subject,
                 None::<&str>, email.source, email.full_text, email.html, email.raw_key, None::<&str>, now)?;
+            events.extend(crate::hours::out_of_office_in_tx!(tx, org, conversation, now));
             let conversation = crate::chat::fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
             if conversation.handling == Handling::Bot {
                 let job = crate::jobs::NewJob::new(crate::chat::AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id }));

@@ -16,6 +16,7 @@ pub mod email;
 mod error;
 mod events;
 mod housekeeping;
+pub mod hours;
 pub mod idempotency;
 mod jobs;
 pub mod knowledge;
