@@ -2,6 +2,7 @@
 
 mod account;
 mod ai;
+mod business_hours;
 pub(crate) mod api_keys;
 mod api_reference;
 mod canned;
