@@ -24,8 +24,8 @@
       'font-weight:600;font-size:17px;background:rgba(255,255,255,.22);box-shadow:inset 0 0 0 1px rgba(255,255,255,.3)}' +
       '.kt-ht{flex:1;min-width:0}' +
       '.kt-ht h2{margin:0;font-size:16px;font-weight:600;line-height:1.25;overflow-wrap:anywhere;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}' +
-      '.kt-ht p{margin:1px 0 0;font-size:13px;display:flex;align-items:center;gap:6px}' +
-      '.kt-dot{width:8px;height:8px;border-radius:50%;background:#9ca3af;box-shadow:0 0 0 2px rgba(255,255,255,.6)}' +
+      '.kt-ht p{margin:1px 0 0;font-size:13px;line-height:1.35;display:flex;align-items:flex-start;gap:6px}' +
+      '.kt-dot{flex:none;width:8px;height:8px;margin-top:5px;border-radius:50%;background:#9ca3af;box-shadow:0 0 0 2px rgba(255,255,255,.6)}' +
       '.kt-dot.on{background:#22c55e}' +
       '.kt-cite{margin:6px 0 0;padding:6px 0 0 14px;border-top:1px solid rgba(127,127,127,.25);font-size:12px}' +
       '.kt-cite a{color:inherit}' +

@@ -9,7 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, TimeZone, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, TimeZone, Timelike, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -552,7 +554,9 @@ mod tests {
         assert_eq!(t("9:00").to_string(), "09:00");
         assert_eq!(t("17:30").minutes(), 17 * 60 + 30);
         assert_eq!(t("24:00"), ClockTime::END_OF_DAY);
-        for bad in ["24:30", "9", "9:5", "09:60", "-1:00", "ab:cd", "", "123:00", "9:000"] {
+        for bad in [
+            "24:30", "9", "9:5", "09:60", "-1:00", "ab:cd", "", "123:00", "9:000",
+        ] {
             assert_eq!(
                 ClockTime::parse(bad),
                 Err(HoursError::BadTime(bad.to_owned())),
@@ -643,7 +647,7 @@ mod tests {
         );
         assert_eq!(
             late.next_opening(utc("2026-10-25T00:50:00Z")), // 02:50 CEST
-            Some(utc("2026-10-25T01:30:00Z"))              // 02:30 CET
+            Some(utc("2026-10-25T01:30:00Z"))               // 02:30 CET
         );
         // An opening at 02:30 on the day the clocks go forward (29 March) opens at 03:00.
         let spring = every_day("Europe/Berlin", iv("02:30", "04:00"));
@@ -744,22 +748,34 @@ mod tests {
         let mut week = Week::default();
         week.wed.push(iv("17:00", "09:00"));
         let err = BusinessHours::new("UTC", week, Vec::new()).expect_err("backwards");
-        assert_eq!(err.to_string(), "On Wednesday, 17:00–09:00 closes before it opens.");
+        assert_eq!(
+            err.to_string(),
+            "On Wednesday, 17:00–09:00 closes before it opens."
+        );
         assert_eq!(err.day(), Some(Weekday::Wed));
         let mut week = Week::default();
         week.fri.push(iv("12:00", "17:00"));
         week.fri.push(iv("09:00", "13:00"));
         let err = BusinessHours::new("UTC", week, Vec::new()).expect_err("overlap");
-        assert_eq!(err.to_string(), "On Friday, 09:00–13:00 and 12:00–17:00 overlap.");
+        assert_eq!(
+            err.to_string(),
+            "On Friday, 09:00–13:00 and 12:00–17:00 overlap."
+        );
         let mut week = Week::default();
         week.fri.push(iv("09:00", "12:00"));
         week.fri.push(iv("12:00", "17:00"));
-        assert!(BusinessHours::new("UTC", week, Vec::new()).is_ok(), "touching is fine");
+        assert!(
+            BusinessHours::new("UTC", week, Vec::new()).is_ok(),
+            "touching is fine"
+        );
         let mut week = Week::default();
         week.sat.push(iv("09:00", "09:00"));
         assert!(matches!(
             BusinessHours::new("UTC", week, Vec::new()),
-            Err(HoursError::CloseBeforeOpen { day: Weekday::Sat, .. })
+            Err(HoursError::CloseBeforeOpen {
+                day: Weekday::Sat,
+                ..
+            })
         ));
         let many = (0..=MAX_HOLIDAYS as u64)
             .map(|i| date("2026-01-01") + Days::new(i))
@@ -806,9 +822,18 @@ mod tests {
         let hours = office("Europe/Berlin");
         let now = utc("2026-01-05T06:00:00Z"); // Monday 07:00 CET
         let at = |s| hours.describe_opening(utc(s), now);
-        assert_eq!(at("2026-01-05T08:00:00Z"), "today at 09:00 (Europe/Berlin time)");
-        assert_eq!(at("2026-01-06T08:00:00Z"), "tomorrow at 09:00 (Europe/Berlin time)");
-        assert_eq!(at("2026-01-09T08:00:00Z"), "on Friday at 09:00 (Europe/Berlin time)");
+        assert_eq!(
+            at("2026-01-05T08:00:00Z"),
+            "today at 09:00 (Europe/Berlin time)"
+        );
+        assert_eq!(
+            at("2026-01-06T08:00:00Z"),
+            "tomorrow at 09:00 (Europe/Berlin time)"
+        );
+        assert_eq!(
+            at("2026-01-09T08:00:00Z"),
+            "on Friday at 09:00 (Europe/Berlin time)"
+        );
         assert_eq!(
             at("2026-01-12T08:00:00Z"),
             "on Monday 12 January at 09:00 (Europe/Berlin time)"
@@ -827,7 +852,10 @@ mod tests {
             inbox.out_of_office_text(friday_night),
             "Thanks for your message. We're away right now and will reply when we're back on Monday at 09:00 (America/New_York time)."
         );
-        assert_eq!(inbox.back_at(friday_night), Some(utc("2026-01-12T14:00:00Z")));
+        assert_eq!(
+            inbox.back_at(friday_night),
+            Some(utc("2026-01-12T14:00:00Z"))
+        );
         let p = presence(Some(&inbox), true, friday_night);
         assert_eq!((p.agents_online, p.open), (false, false));
         assert_eq!(p.back_at, Some(utc("2026-01-12T14:00:00Z")));

@@ -125,7 +125,7 @@ impl HoursView {
                     } else {
                         intervals
                             .iter()
-                            .map(|i| (i.open.to_string(), i.close.to_string()))
+                            .map(|i| (i.open.to_string(), time_field(i.close)))
                             .collect()
                     },
                 }
@@ -136,7 +136,13 @@ impl HoursView {
             zone_unset: unset,
             zones: zone_options(hours.hours.zone_name()),
             days,
-            holidays: hours.hours.holidays().iter().copied().map(holiday_row).collect(),
+            holidays: hours
+                .hours
+                .holidays()
+                .iter()
+                .copied()
+                .map(holiday_row)
+                .collect(),
             new_holiday: String::new(),
             out_of_office: hours.out_of_office.clone(),
             preview: String::new(),
@@ -149,8 +155,8 @@ impl HoursView {
     /// Fills the preview and the status line from the saved hours.
     fn describe(&mut self, saved: Option<&InboxHours>, now: DateTime<Utc>) {
         let Some(saved) = saved.filter(|h| h.enabled) else {
-            self.status = "Off: the inbox is always open and no out-of-office reply is sent."
-                .to_owned();
+            self.status =
+                "Off: the inbox is always open and no out-of-office reply is sent.".to_owned();
             self.preview = match saved {
                 Some(saved) => saved.out_of_office_text(now),
                 None => String::new(),
@@ -166,6 +172,15 @@ impl HoursView {
                 saved.hours.describe_opening(back, now)
             ),
         };
+    }
+}
+
+/// A time as a time field holds it: midnight at the end of the day is 00:00 there.
+fn time_field(time: ClockTime) -> String {
+    if time == ClockTime::END_OF_DAY {
+        ClockTime::MIDNIGHT.to_string()
+    } else {
+        time.to_string()
     }
 }
 
@@ -198,7 +213,10 @@ pub fn parse(
 ) -> (HoursView, Result<InboxHours, FieldErrors>) {
     let mut errors = FieldErrors::default();
     let enabled = ticked(form, "hours_enabled");
-    let zone = first(form, "time_zone").unwrap_or_default().trim().to_owned();
+    let zone = first(form, "time_zone")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
 
     let mut week = Week::default();
     let mut rows = Vec::new();
@@ -225,9 +243,16 @@ pub fn parse(
             }
             for (from, to) in &periods {
                 match (ClockTime::parse(from), ClockTime::parse(to)) {
-                    (Ok(open), Ok(close)) => week
-                        .day_mut(day)
-                        .push(kaltalk_core::hours::Interval::new(open, close)),
+                    // A time field cannot say 24:00: closing at 00:00 is at midnight.
+                    (Ok(open), Ok(close)) => {
+                        let close = if close == ClockTime::MIDNIGHT {
+                            ClockTime::END_OF_DAY
+                        } else {
+                            close
+                        };
+                        week.day_mut(day)
+                            .push(kaltalk_core::hours::Interval::new(open, close));
+                    }
                     (Err(e), _) | (_, Err(e)) => {
                         errors.add(ValidationError::new(
                             error_key,
@@ -381,6 +406,28 @@ mod tests {
     }
 
     #[test]
+    fn closing_at_00_00_means_midnight_and_shows_as_00_00_again() {
+        let (_, parsed) = parse(
+            &form(&[
+                ("time_zone", "UTC"),
+                ("sat_open", "yes"),
+                ("sat_from", "22:00"),
+                ("sat_to", "00:00"),
+                ("out_of_office", ""),
+            ]),
+            None,
+            now(),
+        );
+        let hours = parsed.unwrap_or_else(|_| panic!("valid"));
+        assert_eq!(hours.hours.week().sat[0].close, ClockTime::END_OF_DAY);
+        let view = HoursView::of(Some(&hours), now());
+        assert_eq!(
+            view.days[5].periods,
+            [("22:00".to_owned(), "00:00".to_owned())]
+        );
+    }
+
+    #[test]
     fn errors_name_their_field_and_keep_what_was_typed() {
         let (view, parsed) = parse(
             &form(&[
@@ -399,11 +446,22 @@ mod tests {
         );
         let errors = parsed.err().expect("refused");
         assert!(errors.get("hours_thu").is_some_and(|e| e.contains("9 am")));
-        assert!(errors.get("hours_fri").is_some_and(|e| e.contains("Friday")));
+        assert!(
+            errors
+                .get("hours_fri")
+                .is_some_and(|e| e.contains("Friday"))
+        );
         assert!(errors.get("hours_holidays").is_some());
-        assert!(view.zones.iter().any(|z| z.selected && z.name == "Mars/Olympus"));
+        assert!(
+            view.zones
+                .iter()
+                .any(|z| z.selected && z.name == "Mars/Olympus")
+        );
         assert_eq!(view.new_holiday, "next friday");
-        assert_eq!(view.days[2].periods, [("17:00".to_owned(), "09:00".to_owned())]);
+        assert_eq!(
+            view.days[2].periods,
+            [("17:00".to_owned(), "09:00".to_owned())]
+        );
         // With the times fixed, the zone and the backwards Wednesday are both said.
         let (_, parsed) = parse(
             &form(&[

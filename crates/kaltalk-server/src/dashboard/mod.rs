@@ -2,9 +2,9 @@
 
 mod account;
 mod ai;
-mod business_hours;
 pub(crate) mod api_keys;
 mod api_reference;
+mod business_hours;
 mod canned;
 pub(crate) mod contacts;
 mod home;

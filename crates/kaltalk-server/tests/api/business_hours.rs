@@ -43,7 +43,10 @@ async fn berlin_hours(owner: &Browser, inbox: &Inbox, extra: &[(&str, &str)]) ->
         fields.push((format!("{day}_from"), "09:00".into()));
         fields.push((format!("{day}_to"), "17:00".into()));
     }
-    let mut pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     pairs.extend_from_slice(extra);
     owner
         .submit(
@@ -56,7 +59,9 @@ async fn berlin_hours(owner: &Browser, inbox: &Inbox, extra: &[(&str, &str)]) ->
 
 /// A page's text with the quotes askama escapes put back.
 fn unescaped(html: String) -> String {
-    html.replace("&#39;", "'").replace("&#34;", "\"").replace("&quot;", "\"")
+    html.replace("&#39;", "'")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
 }
 
 async fn messages(app: &TestApp, org: OrgId, id: kaltalk_core::ConversationId) -> Vec<Message> {
@@ -75,7 +80,10 @@ const MONDAY_REPLY: &str = "Thanks for your message. We're away right now and wi
 
 async fn config(visitor: &Visitor<'_>) -> Value {
     visitor
-        .get(&format!("/widget/v1/inboxes/{}/config", visitor.inbox_token))
+        .get(&format!(
+            "/widget/v1/inboxes/{}/config",
+            visitor.inbox_token
+        ))
         .await
         .json()
         .await
@@ -100,7 +108,10 @@ async fn outside_hours_the_widget_says_when_the_team_is_back_and_a_conversation_
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
     let page = unescaped(
         owner
-            .get_html(&format!("/settings/inboxes/{}?notice=hours-saved", inbox.id))
+            .get_html(&format!(
+                "/settings/inboxes/{}?notice=hours-saved",
+                inbox.id
+            ))
             .await,
     );
     assert!(page.contains("Business hours saved."), "{page}");
@@ -238,16 +249,23 @@ async fn an_email_conversation_gets_the_reply_by_email_and_an_api_one_gets_it_to
             .json(&body)
             .send()
     };
-    let inbox: Value = api(reqwest::Method::POST, "/inboxes", json!({ "kind": "api", "name": "App" }))
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+    let inbox: Value = api(
+        reqwest::Method::POST,
+        "/inboxes",
+        json!({ "kind": "api", "name": "App" }),
+    )
+    .await
+    .expect("create")
+    .json()
+    .await
+    .expect("json");
     let api_inbox = app
         .state
         .store
-        .get_inbox(org, inbox["id"].as_str().expect("id").parse().expect("uuid"))
+        .get_inbox(
+            org,
+            inbox["id"].as_str().expect("id").parse().expect("uuid"),
+        )
         .await
         .expect("inbox");
     assert_eq!(
@@ -275,7 +293,12 @@ async fn an_email_conversation_gets_the_reply_by_email_and_an_api_one_gets_it_to
     )
     .await
     .expect("message");
-    assert_eq!(next.status(), StatusCode::CREATED, "{:?}", next.text().await);
+    assert_eq!(
+        next.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        next.text().await
+    );
     let all = messages(&app, org, id).await;
     assert_eq!(all.len(), 3, "{all:?}");
     let reply = automatic(&all);
@@ -294,7 +317,10 @@ async fn with_the_bot_on_it_answers_and_the_reply_waits_for_its_handover() {
             .status(),
         StatusCode::SEE_OTHER
     );
-    assert_eq!(app.run_jobs().await, vec![Ran::Done("knowledge.index".into())]);
+    assert_eq!(
+        app.run_jobs().await,
+        vec![Ran::Done("knowledge.index".into())]
+    );
     crate::ai::enable_ai(&app, &owner, "0.3").await;
     let inbox = create_inbox(&app, &owner, "").await;
     set_clock(&app, FRIDAY_EVENING);
@@ -362,10 +388,24 @@ async fn the_settings_form_refuses_a_bad_schedule_on_the_page_and_another_orgs_i
         .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = unescaped(refused.text().await.expect("page"));
-    assert!(page.contains("On Monday, 17:00–09:00 closes before it opens."), "{page}");
-    assert!(page.contains("\"someday\" is not a date like 2026-12-25."), "{page}");
-    assert!(page.contains("Back {back}."), "what was typed stays: {page}");
-    let stored = app.state.store.get_inbox(org, inbox.id).await.expect("inbox");
+    assert!(
+        page.contains("On Monday, 17:00–09:00 closes before it opens."),
+        "{page}"
+    );
+    assert!(
+        page.contains("\"someday\" is not a date like 2026-12-25."),
+        "{page}"
+    );
+    assert!(
+        page.contains("Back {back}."),
+        "what was typed stays: {page}"
+    );
+    let stored = app
+        .state
+        .store
+        .get_inbox(org, inbox.id)
+        .await
+        .expect("inbox");
     assert!(stored.hours().is_none(), "nothing saved");
 
     let wrong_zone = owner
@@ -382,15 +422,28 @@ async fn the_settings_form_refuses_a_bad_schedule_on_the_page_and_another_orgs_i
     // A holiday added, then removed by unticking it.
     let with_holiday = berlin_hours(&owner, &inbox, &[("holiday_new", "2026-12-25")]).await;
     assert_eq!(with_holiday.status(), StatusCode::SEE_OTHER);
-    let stored = app.state.store.get_inbox(org, inbox.id).await.expect("inbox");
+    let stored = app
+        .state
+        .store
+        .get_inbox(org, inbox.id)
+        .await
+        .expect("inbox");
     let holidays = stored.hours().expect("hours").hours.holidays().to_vec();
-    assert_eq!(holidays, ["2026-12-25".parse::<chrono::NaiveDate>().expect("date")]);
+    assert_eq!(
+        holidays,
+        ["2026-12-25".parse::<chrono::NaiveDate>().expect("date")]
+    );
     let page = owner
         .get_html(&format!("/settings/inboxes/{}", inbox.id))
         .await;
     assert!(page.contains("Friday 25 December 2026"), "{page}");
     berlin_hours(&owner, &inbox, &[]).await;
-    let stored = app.state.store.get_inbox(org, inbox.id).await.expect("inbox");
+    let stored = app
+        .state
+        .store
+        .get_inbox(org, inbox.id)
+        .await
+        .expect("inbox");
     assert!(stored.hours().expect("hours").hours.holidays().is_empty());
 
     // Another organization's owner: not found.
@@ -403,6 +456,14 @@ async fn the_settings_form_refuses_a_bad_schedule_on_the_page_and_another_orgs_i
         )
         .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let stored = app.state.store.get_inbox(org, inbox.id).await.expect("inbox");
-    assert_ne!(stored.hours().map(|h| h.out_of_office.as_str()), Some("Pwned"));
+    let stored = app
+        .state
+        .store
+        .get_inbox(org, inbox.id)
+        .await
+        .expect("inbox");
+    assert_ne!(
+        stored.hours().map(|h| h.out_of_office.as_str()),
+        Some("Pwned")
+    );
 }

@@ -36,7 +36,10 @@ async fn visitor_says(
     bot_first: bool,
     at: DateTime<Utc>,
 ) -> Written<kaltalk_store::chat::VisitorWritten> {
-    let session = store.find_visitor_session(token_hash, at).await.expect("session");
+    let session = store
+        .find_visitor_session(token_hash, at)
+        .await
+        .expect("session");
     let choice = match &session {
         Some(session) => SessionChoice::Existing(session),
         None => SessionChoice::New { token_hash },
@@ -82,9 +85,16 @@ async fn outside_hours_a_conversation_gets_the_out_of_office_reply_once() {
         assert_eq!(inbox.hours(), Some(&berlin_office_hours()), "{backend}");
 
         let first = visitor_says(&store, &inbox, "vt1", "Hello?", false, friday_evening()).await;
-        assert_eq!(message_count(&first), 2, "{backend}: the message and the reply");
+        assert_eq!(
+            message_count(&first),
+            2,
+            "{backend}: the message and the reply"
+        );
         let conversation = first.value.conversation.id;
-        let messages = store.list_messages(org.id, conversation, true).await.expect(backend);
+        let messages = store
+            .list_messages(org.id, conversation, true)
+            .await
+            .expect(backend);
         assert_eq!(messages.len(), 2, "{backend}");
         let reply = &messages[1];
         assert_eq!(reply.sender_kind, SenderKind::Bot, "{backend}");
@@ -95,7 +105,10 @@ async fn outside_hours_a_conversation_gets_the_out_of_office_reply_once() {
             "{backend}"
         );
         assert_eq!(
-            store.out_of_office_sent_at(org.id, conversation).await.expect(backend),
+            store
+                .out_of_office_sent_at(org.id, conversation)
+                .await
+                .expect(backend),
             Some(friday_evening()),
             "{backend}"
         );
@@ -144,8 +157,16 @@ async fn while_the_bot_answers_no_reply_goes_out_until_it_hands_over() {
             .expect(backend);
         let inbox = store.get_inbox(org.id, inbox.id).await.expect(backend);
         let first = visitor_says(&store, &inbox, "vt1", "Refunds?", true, friday_evening()).await;
-        assert_eq!(first.value.conversation.handling, Handling::Bot, "{backend}");
-        assert_eq!(message_count(&first), 1, "{backend}: the bot's turn, no reply");
+        assert_eq!(
+            first.value.conversation.handling,
+            Handling::Bot,
+            "{backend}"
+        );
+        assert_eq!(
+            message_count(&first),
+            1,
+            "{backend}: the bot's turn, no reply"
+        );
         let conversation = first.value.conversation.id;
 
         let handed = store
