@@ -444,7 +444,7 @@ mod tests {
             None,
             now(),
         );
-        let errors = parsed.err().expect("refused");
+        let errors = parsed.expect_err("refused");
         assert!(errors.get("hours_thu").is_some_and(|e| e.contains("9 am")));
         assert!(
             errors
@@ -473,7 +473,7 @@ mod tests {
             None,
             now(),
         );
-        let errors = parsed.err().expect("refused");
+        let errors = parsed.expect_err("refused");
         assert!(errors.get("hours_time_zone").is_some());
         assert!(errors.get("hours_wed").is_some());
         let (_, parsed) = parse(
@@ -486,7 +486,7 @@ mod tests {
             None,
             now(),
         );
-        let errors = parsed.err().expect("refused");
+        let errors = parsed.expect_err("refused");
         assert_eq!(
             errors.get("hours_wed"),
             Some("On Wednesday, 17:00–09:00 closes before it opens.")
