@@ -330,7 +330,7 @@
         ta, file,
         h('button', { type: 'submit', class: 'kt-ib kt-send', 'aria-label': 'Send', html: I_SEND })));
     root.append(h('style', { text: CSS(c, ink, ring, cfg.position == 'left' ? 'left' : 'right') }), panel);
-    presence(status, cfg.back_at);
+    presence(status, cfg.back_at, cfg.closes_at);
 
     if (cfg.greeting) log.append(row({ sender: 'bot', sender_name: cfg.name, text: cfg.greeting }));
 
@@ -750,7 +750,7 @@
       else if (m.type == 'bot.delta') draft(m);
       else if (m.type == 'seen') markSeen(m.message_id);
       else if (m.type == 'conversation.updated') state(m.status);
-      else if (m.type == 'presence') presence(m.agents_online !== false, m.back_at);
+      else if (m.type == 'presence') presence(m.agents_online !== false, m.back_at, m.closes_at);
       if (m.event_id) {
         lastEv = m.event_id;
         save();
@@ -778,13 +778,13 @@
 
     // "Online" / "Away" / "We're back …": pushed on the socket; polled while the panel is
     // open without one (a visitor who has not written yet).
-    function presence(on, back) {
+    function presence(on, back, closes) {
       dot.className = 'kt-dot' + (on ? ' on' : '');
       stText.textContent = on ? 'Online' : back ? backText(back) : 'Away';
       if (away) away.hidden = on;
-      // Nothing is pushed when the hours open: look again then.
+      // Nothing is pushed when the hours open or end: look again then.
       clearTimeout(backTimer);
-      var wait = back ? new Date(back) - Date.now() : 0;
+      var wait = back || closes ? new Date(back || closes) - Date.now() : 0;
       if (wait > 0 && wait < 2e9) backTimer = setTimeout(recheck, wait + 1000);
     }
     // When the team is back, on the visitor's own clock: "We're back tomorrow at 09:00".
@@ -799,7 +799,7 @@
       return "We're back " + when + ' at ' + f(undefined, { hour: 'numeric', minute: '2-digit' });
     }
     function recheck() {
-      req('GET', msgPath + '/config').then(function (c) { presence(c.agents_online !== false, c.back_at); }, function () {});
+      req('GET', msgPath + '/config').then(function (c) { presence(c.agents_online !== false, c.back_at, c.closes_at); }, function () {});
     }
     function poll() {
       clearInterval(pollTimer);

@@ -389,6 +389,56 @@ impl BusinessHours {
         None
     }
 
+    /// The first instant at or after `at` when the team is closed (`at` itself while
+    /// closed): the end of the open stretch `at` is in, past touching intervals and
+    /// midnight. `None` when it never closes (open around the clock, no holiday ahead).
+    pub fn next_closing(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut t = at;
+        // A stretch runs through at most every interval of a week, and a holiday ends it.
+        for _ in 0..=(7 * MAX_INTERVALS + 1) {
+            if !self.is_open(t) {
+                return Some(t);
+            }
+            let local = t.with_timezone(&self.zone);
+            let seconds = local.num_seconds_from_midnight();
+            let interval = self
+                .week
+                .day(local.weekday())
+                .iter()
+                .find(|i| i.contains(seconds))?;
+            let midnight = local.date_naive().and_hms_opt(0, 0, 0)?;
+            let end = midnight + Duration::minutes(i64::from(interval.close.minutes()));
+            t = self.first_instant_after(end, t)?;
+        }
+        None
+    }
+
+    /// The first instant after `after` whose wall clock reads `wall`, or, when the clocks
+    /// skip `wall`, the first minute after the gap.
+    fn first_instant_after(
+        &self,
+        wall: chrono::NaiveDateTime,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let mut minute = wall;
+        for _ in 0..=24 * 60 {
+            let found = match self.zone.from_local_datetime(&minute) {
+                LocalResult::Single(t) => vec![t],
+                LocalResult::Ambiguous(first, second) => vec![first, second],
+                LocalResult::None => Vec::new(),
+            };
+            if let Some(t) = found
+                .into_iter()
+                .map(|t| t.with_timezone(&Utc))
+                .find(|t| *t > after)
+            {
+                return Some(t);
+            }
+            minute += Duration::minutes(1);
+        }
+        None
+    }
+
     /// When `interval` on `date` opens, if that is at or after `at` and the team is open
     /// then (an interval that lies wholly in skipped hours never opens).
     fn opening_of(
@@ -485,6 +535,15 @@ impl InboxHours {
         self.hours.next_opening(at)
     }
 
+    /// When the team closes next, while it is open at `at` under these hours; `None`
+    /// while closed, while the hours are off, or when it never closes.
+    pub fn closes_at(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.enabled || !self.hours.is_open(at) {
+            return None;
+        }
+        self.hours.next_closing(at)
+    }
+
     /// The out-of-office reply as sent at `at`, `{back}` filled in ("soon" when the
     /// schedule names no opening).
     pub fn out_of_office_text(&self, at: DateTime<Utc>) -> String {
@@ -498,12 +557,13 @@ impl InboxHours {
 
 /// What the widget says about the team: online only while the inbox is open and the team
 /// is available (`team_available`, however that is worked out); when closed, when it is
-/// back.
+/// back; when open under business hours, when they end (the widget looks again then).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Presence {
     pub agents_online: bool,
     pub open: bool,
     pub back_at: Option<DateTime<Utc>>,
+    pub closes_at: Option<DateTime<Utc>>,
 }
 
 pub fn presence(hours: Option<&InboxHours>, team_available: bool, now: DateTime<Utc>) -> Presence {
@@ -512,6 +572,7 @@ pub fn presence(hours: Option<&InboxHours>, team_available: bool, now: DateTime<
         agents_online: open && team_available,
         open,
         back_at: hours.and_then(|h| h.back_at(now)),
+        closes_at: hours.and_then(|h| h.closes_at(now)),
     }
 }
 
@@ -733,6 +794,47 @@ mod tests {
     }
 
     #[test]
+    fn the_next_closing_ends_the_open_stretch_across_midnight_and_dst() {
+        let hours = office("America/New_York");
+        // Monday 10:00 EST: closes at 17:00 EST = 22:00 UTC; while closed, now.
+        assert_eq!(
+            hours.next_closing(utc("2026-01-05T15:00:00Z")),
+            Some(utc("2026-01-05T22:00:00Z"))
+        );
+        let closed = utc("2026-01-05T23:00:00Z");
+        assert_eq!(hours.next_closing(closed), Some(closed));
+        // A shift through midnight closes at its second half's end.
+        let mut week = Week::default();
+        week.mon.push(iv("22:00", "24:00"));
+        week.tue.push(iv("00:00", "02:00"));
+        week.tue.push(iv("02:00", "03:00"));
+        let night = BusinessHours::new("UTC", week, Vec::new()).expect("valid");
+        assert_eq!(
+            night.next_closing(utc("2026-01-05T23:00:00Z")),
+            Some(utc("2026-01-06T03:00:00Z"))
+        );
+        // Open around the clock: never closes; with a holiday, closes when it starts.
+        let always = every_day("Europe/Berlin", iv("00:00", "24:00"));
+        assert_eq!(always.next_closing(utc("2026-01-05T12:00:00Z")), None);
+        let christmas = BusinessHours::new(
+            "Europe/Berlin",
+            always.week().clone(),
+            vec![date("2026-12-25")],
+        )
+        .expect("valid");
+        assert_eq!(
+            christmas.next_closing(utc("2026-12-23T12:00:00Z")),
+            Some(utc("2026-12-24T23:00:00Z"))
+        );
+        // Closing at 03:00 on the night Berlin's clocks skip from 02:00 to 03:00.
+        let spring = every_day("Europe/Berlin", iv("01:00", "02:30"));
+        assert_eq!(
+            spring.next_closing(utc("2026-03-29T00:30:00Z")), // 01:30 CET
+            Some(utc("2026-03-29T01:00:00Z"))                 // 03:00 CEST
+        );
+    }
+
+    #[test]
     fn a_schedule_with_no_open_day_never_opens() {
         let hours = BusinessHours::new("UTC", Week::default(), Vec::new()).expect("valid");
         assert!(!hours.is_open(utc("2026-01-05T12:00:00Z")));
@@ -862,11 +964,17 @@ mod tests {
         let monday = utc("2026-01-12T15:00:00Z");
         let p = presence(Some(&inbox), true, monday);
         assert_eq!((p.agents_online, p.open, p.back_at), (true, true, None));
+        assert_eq!(p.closes_at, Some(utc("2026-01-12T22:00:00Z")));
+        assert_eq!(presence(Some(&inbox), true, friday_night).closes_at, None);
         assert!(!presence(Some(&inbox), false, monday).agents_online);
         inbox.enabled = false;
         assert!(inbox.is_open(friday_night));
         assert_eq!(inbox.back_at(friday_night), None);
+        assert_eq!(inbox.closes_at(monday), None, "off: never closes");
         let p = presence(None, true, friday_night);
-        assert_eq!((p.agents_online, p.open, p.back_at), (true, true, None));
+        assert_eq!(
+            (p.agents_online, p.open, p.back_at, p.closes_at),
+            (true, true, None, None)
+        );
     }
 }

@@ -296,14 +296,20 @@ async fn config(
 
 /// The widget's "Online" / "Away" / "We're back …": the inbox's business hours ANDed with
 /// whether the team is there (`team_available`: today, a dashboard socket open), and when
-/// closed, when the team is back. The config's and the socket's presence frame's fields.
+/// closed, when the team is back; while open under business hours, when they end. The
+/// config's and the socket's presence frame's fields.
 pub(crate) fn presence(
     hours: Option<&kaltalk_core::hours::InboxHours>,
     team_available: bool,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Value {
     let presence = kaltalk_core::hours::presence(hours, team_available, now);
-    json!({ "agents_online": presence.agents_online, "open": presence.open, "back_at": presence.back_at })
+    json!({
+        "agents_online": presence.agents_online,
+        "open": presence.open,
+        "back_at": presence.back_at,
+        "closes_at": presence.closes_at,
+    })
 }
 
 /// What the widget reports about the page; every field is optional and capped.

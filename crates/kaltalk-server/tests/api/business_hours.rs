@@ -125,6 +125,7 @@ async fn outside_hours_the_widget_says_when_the_team_is_back_and_a_conversation_
     assert_eq!(closed["open"], false);
     assert_eq!(closed["agents_online"], false);
     assert_eq!(closed["back_at"], json!(at(MONDAY_OPENING)));
+    assert_eq!(closed["closes_at"], Value::Null);
 
     let mut visitor = visitor;
     let said = visitor.say("Is anyone there?").await;
@@ -170,6 +171,11 @@ async fn outside_hours_the_widget_says_when_the_team_is_back_and_a_conversation_
     let open = config(&morning).await;
     assert_eq!(open["open"], true);
     assert_eq!(open["back_at"], Value::Null);
+    assert_eq!(
+        open["closes_at"],
+        json!(at("2026-01-12T16:00:00Z")),
+        "17:00 in Berlin"
+    );
 }
 
 #[tokio::test]
