@@ -24,8 +24,8 @@
       'font-weight:600;font-size:17px;background:rgba(255,255,255,.22);box-shadow:inset 0 0 0 1px rgba(255,255,255,.3)}' +
       '.kt-ht{flex:1;min-width:0}' +
       '.kt-ht h2{margin:0;font-size:16px;font-weight:600;line-height:1.25;overflow-wrap:anywhere;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}' +
-      '.kt-ht p{margin:1px 0 0;font-size:13px;display:flex;align-items:center;gap:6px}' +
-      '.kt-dot{width:8px;height:8px;border-radius:50%;background:#9ca3af;box-shadow:0 0 0 2px rgba(255,255,255,.6)}' +
+      '.kt-ht p{margin:1px 0 0;font-size:13px;line-height:1.35;display:flex;align-items:flex-start;gap:6px}' +
+      '.kt-dot{flex:none;width:8px;height:8px;margin-top:5px;border-radius:50%;background:#9ca3af;box-shadow:0 0 0 2px rgba(255,255,255,.6)}' +
       '.kt-dot.on{background:#22c55e}' +
       '.kt-cite{margin:6px 0 0;padding:6px 0 0 14px;border-top:1px solid rgba(127,127,127,.25);font-size:12px}' +
       '.kt-cite a{color:inherit}' +
@@ -314,7 +314,7 @@
       type: 'file', accept: 'image/*,application/pdf', hidden: true, tabindex: '-1', 'aria-label': 'Attach a file',
       onchange: function () { if (file.files[0]) upload(file.files[0]); file.value = ''; }
     });
-    var dot = h('span', { class: 'kt-dot' + (status ? ' on' : '') }), stText = d.createTextNode(status ? 'Online' : 'Away');
+    var dot = h('span', { class: 'kt-dot' }), stText = d.createTextNode(''), backTimer;
     var panel = h('div', { class: 'kt-panel', role: 'dialog', 'aria-labelledby': 'kt-title', hidden: true },
       h('div', { class: 'kt-head' },
         h('div', { class: 'kt-av', 'aria-hidden': 'true', text: (cfg.name || 'C').trim().charAt(0).toUpperCase() }),
@@ -330,6 +330,7 @@
         ta, file,
         h('button', { type: 'submit', class: 'kt-ib kt-send', 'aria-label': 'Send', html: I_SEND })));
     root.append(h('style', { text: CSS(c, ink, ring, cfg.position == 'left' ? 'left' : 'right') }), panel);
+    presence(status, cfg.back_at, cfg.closes_at);
 
     if (cfg.greeting) log.append(row({ sender: 'bot', sender_name: cfg.name, text: cfg.greeting }));
 
@@ -452,7 +453,7 @@
         b.append(list);
       }
       var r = h('div', { class: 'kt-row ' + (me ? 'me' : 'them') },
-        h('div', { class: me ? 'kt-sr' : 'kt-nm', text: me ? 'You:' : (m.sender_name || m.sender == 'bot' && cfg.bot_name || cfg.name || 'Support') }), b);
+        h('div', { class: me ? 'kt-sr' : 'kt-nm', text: me ? 'You:' : (m.sender_name || m.sender == 'bot' && !(m.metadata && m.metadata.automatic) && cfg.bot_name || cfg.name || 'Support') }), b);
       r.who = who;
       return r;
     }
@@ -749,7 +750,7 @@
       else if (m.type == 'bot.delta') draft(m);
       else if (m.type == 'seen') markSeen(m.message_id);
       else if (m.type == 'conversation.updated') state(m.status);
-      else if (m.type == 'presence') presence(m.agents_online !== false);
+      else if (m.type == 'presence') presence(m.agents_online !== false, m.back_at, m.closes_at);
       if (m.event_id) {
         lastEv = m.event_id;
         save();
@@ -775,18 +776,36 @@
       if (last) last.append(seenEl = h('div', { class: 'kt-seen', text: 'Seen' }));
     }
 
-    // "Online" / "Away": pushed on the socket; polled while the panel is open without one
-    // (a visitor who has not written yet).
-    function presence(on) {
+    // "Online" / "Away" / "We're back …": pushed on the socket; polled while the panel is
+    // open without one (a visitor who has not written yet).
+    function presence(on, back, closes) {
       dot.className = 'kt-dot' + (on ? ' on' : '');
-      stText.textContent = on ? 'Online' : 'Away';
+      stText.textContent = on ? 'Online' : back ? backText(back) : 'Away';
       if (away) away.hidden = on;
+      // Nothing is pushed when the hours open or end: look again then.
+      clearTimeout(backTimer);
+      var wait = back || closes ? new Date(back || closes) - Date.now() : 0;
+      if (wait > 0 && wait < 2e9) backTimer = setTimeout(recheck, wait + 1000);
+    }
+    // When the team is back, on the visitor's own clock: "We're back tomorrow at 09:00".
+    function backText(iso) {
+      var t = new Date(iso), now = new Date();
+      if (isNaN(t)) return 'Away';
+      var f = function (lang, o) { return new Intl.DateTimeFormat(lang, o).format(t); };
+      var midnight = function (x) { return new Date(x.getFullYear(), x.getMonth(), x.getDate()); };
+      var days = Math.round((midnight(t) - midnight(now)) / 864e5);
+      var when = days < 1 ? 'today' : days == 1 ? 'tomorrow'
+        : f('en', days < 7 ? { weekday: 'long' } : { weekday: 'long', month: 'long', day: 'numeric' });
+      return "We're back " + when + ' at ' + f(undefined, { hour: 'numeric', minute: '2-digit' });
+    }
+    function recheck() {
+      req('GET', msgPath + '/config').then(function (c) { presence(c.agents_online !== false, c.back_at, c.closes_at); }, function () {});
     }
     function poll() {
       clearInterval(pollTimer);
       pollTimer = setInterval(function () {
         if (ws && ws.readyState == 1) return clearInterval(pollTimer);
-        req('GET', msgPath + '/config').then(function (c) { presence(c.agents_online !== false); }, function () {});
+        recheck();
       }, 5000);
     }
 

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod event;
 pub mod format;
 pub mod handover;
+pub mod hours;
 pub mod html;
 pub mod ids;
 pub mod role;

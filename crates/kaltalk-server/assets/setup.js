@@ -1,5 +1,6 @@
 // The setup screens' small behaviours, without inline scripts (the CSP forbids them):
-// copy buttons, the colour picker beside its text field, and the widget preview.
+// copy buttons, the colour picker beside its text field, the widget preview, and the
+// business hours' time zone preselected from the browser's.
 (function () {
   "use strict";
   var d = document;
@@ -40,6 +41,16 @@
     });
   }
 
+  // Business hours never saved: their zone starts as this browser's, when it is listed.
+  function browserZone() {
+    var select = d.querySelector("select[data-browser-zone]");
+    var zone = select && window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (!zone) return;
+    for (var i = 0; i < select.options.length; i++) {
+      if (select.options[i].value === zone) { select.selectedIndex = i; return; }
+    }
+  }
+
   // "Send a test message" on the settings page reloads the preview frame with the chat open.
   d.addEventListener("click", function (event) {
     var link = event.target instanceof Element ? event.target.closest("[data-preview-open]") : null;
@@ -61,9 +72,10 @@
   }
 
   if (d.readyState === "loading") {
-    d.addEventListener("DOMContentLoaded", function () { pickers(); preview(); });
+    d.addEventListener("DOMContentLoaded", function () { pickers(); preview(); browserZone(); });
   } else {
     pickers();
     preview();
+    browserZone();
   }
 })();

@@ -56,6 +56,7 @@ pub(crate) use add_usage;
 /// and open, and a `conversation.escalated` event is written. Evaluates to the events
 /// written: none unless the bot was handling it, so a repeated trigger repeats nothing.
 /// Shared by [`Store::escalate`] and a visitor's first message that asks for a person.
+/// Outside the inbox's business hours the out-of-office reply follows (once).
 macro_rules! hand_over_in_tx {
     ($tx:expr, $org:expr, $conversation:expr, $reason:expr, $now:expr) => {{
         let (org, conversation, reason, now): (kaltalk_core::OrgId, kaltalk_core::ConversationId, &str, chrono::DateTime<chrono::Utc>) =
@@ -104,6 +105,8 @@ macro_rules! hand_over_in_tx {
                 now
             )?);
             $crate::ai::add_usage!($tx, org, now, 0, 1, 0, 0)?;
+            // Handed over outside business hours: the customer hears when the team is back.
+            events.extend($crate::hours::out_of_office_in_tx!($tx, org, conversation, now));
         }
         events
     }};

@@ -7,6 +7,7 @@ use kaltalk_core::chat::{
     ConversationStatus, EmailSettings, Handling, InboxKind, MessageKind, SenderKind,
     VisitorDetails, WidgetSettings,
 };
+use kaltalk_core::hours::InboxHours;
 use kaltalk_core::{
     AttachmentId, ContactId, ConversationId, InboxId, MessageId, MessageText, OrgId, UserId,
     VisitorSessionId,
@@ -49,6 +50,8 @@ pub struct Inbox {
     /// An email inbox's support address, lower-cased.
     pub email_address: Option<String>,
     pub email_settings: Option<Json<EmailSettings>>,
+    /// Its business hours and out-of-office reply; `None`: never set, always open.
+    pub business_hours: Option<Json<InboxHours>>,
 }
 
 impl Inbox {
@@ -58,6 +61,11 @@ impl Inbox {
             .as_ref()
             .map(|s| s.0.clone())
             .unwrap_or_default()
+    }
+
+    /// Its business hours, when set (they may be switched off: see [`InboxHours::enabled`]).
+    pub fn hours(&self) -> Option<&InboxHours> {
+        self.business_hours.as_ref().map(|h| &h.0)
     }
 }
 
@@ -242,6 +250,14 @@ impl Message {
             .unwrap_or_default()
     }
 
+    /// Whether the server wrote it by itself (the out-of-office reply), not the bot or a
+    /// person answering.
+    pub fn is_automatic(&self) -> bool {
+        self.metadata
+            .as_ref()
+            .is_some_and(|m| m.0.get("automatic").is_some())
+    }
+
     /// Whether the message came or left by email.
     pub fn is_email(&self) -> bool {
         self.metadata
@@ -348,7 +364,7 @@ pub enum AssigneeFilter {
     User(UserId),
 }
 
-pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings";
+pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings, business_hours";
 pub(crate) const CONTACT_COLUMNS: &str = "id, org_id, external_id, name, email, phone, details, attributes, first_seen_at, last_seen_at, created_at";
 /// A session with its contact's verified id, from `visitor_sessions s`.
 const SESSION_SELECT: &str = "SELECT s.id, s.org_id, s.inbox_id, s.contact_id, s.conversation_id, s.context, \

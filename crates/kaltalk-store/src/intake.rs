@@ -555,7 +555,12 @@ impl Store {
                     crate::jobs::insert_job!(tx, crate::jobs::NewJob::new(AI_TURN_JOB, payload), now)?;
                     current
                 }
-                Decision::People => current,
+                Decision::People => {
+                    // Outside the inbox's business hours people answer later: the customer
+                    // hears when, once per conversation.
+                    events.extend(crate::hours::out_of_office_in_tx!(tx, org, conversation, now));
+                    current
+                }
             };
             tx.commit().await?;
             let value = Stored { session_id, contact, conversation, message: stored, opened };

@@ -14,6 +14,7 @@ pub mod contacts;
 pub mod email;
 mod error;
 mod events;
+pub mod hours;
 mod housekeeping;
 pub mod idempotency;
 pub mod intake;

@@ -1,5 +1,5 @@
 //! Channels: creating web and email inboxes; a web inbox's widget settings and embed
-//! snippet; an email inbox's AI switch and IMAP mailbox.
+//! snippet; an email inbox's AI switch and IMAP mailbox; every inbox's business hours.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -19,6 +19,7 @@ use kaltalk_store::chat::{Inbox, InboxSettings, NewInbox};
 use kaltalk_store::{Store, StoreError};
 use serde::Deserialize;
 
+use super::business_hours::{self, HoursForm, HoursView};
 use super::{NoticeQuery, see_other, ticked};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/inboxes", get(list).post(create))
         .route("/settings/inboxes/{id}", get(show).post(update))
         .route("/settings/inboxes/{id}/preview", get(preview))
+        .route("/settings/inboxes/{id}/hours", post(save_hours))
         .route("/settings/inboxes/{id}/rotate-secret", post(rotate_secret))
         .route("/settings/inboxes/{id}/delete", post(delete))
         .route("/settings/inboxes/email", axum::routing::post(create_email))
@@ -342,6 +344,8 @@ struct InboxPage {
     imap: ImapForm,
     imap_error: Option<String>,
     smtp_listen: String,
+    /// The "Business hours" section (every kind of inbox has one).
+    hours: HoursView,
 }
 
 async fn inbox_page(
@@ -360,6 +364,7 @@ async fn inbox_page(
         email,
         imap_error,
         smtp_listen: state.config.smtp_listen.clone(),
+        hours: HoursView::of(inbox.hours(), state.now()),
         layout: Layout::signed_in(state, session, "inboxes").await?,
         notice: None,
         csrf: session.csrf_token.clone(),
@@ -390,6 +395,7 @@ async fn show(
     page.notice = match query.notice.as_deref() {
         Some("created") => Some(created),
         Some("saved") => Some("Settings saved. The preview shows them."),
+        Some("hours-saved") => Some("Business hours saved."),
         Some("secret-rotated") => Some(
             "New identity secret made. Signatures made with the old one no longer verify: put the new one on your server.",
         ),
@@ -678,6 +684,35 @@ async fn update(
         .update_inbox(session.org_id(), id, name, settings, state.now())
         .await?;
     Ok(see_other(&format!("/settings/inboxes/{id}?notice=saved")))
+}
+
+/// Saves the "Business hours" section; refused, the page comes back with what was typed
+/// and each error beside its field.
+async fn save_hours(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<InboxId>,
+    SessionForm { session, form }: SessionForm<HoursForm>,
+) -> PageResult {
+    session.require(Permission::ManageInboxes)?;
+    let inbox = state.store.get_inbox(session.org_id(), id).await?;
+    let (view, parsed) = business_hours::parse(&form, inbox.hours(), state.now());
+    match parsed {
+        Ok(hours) => {
+            state
+                .store
+                .save_business_hours(session.org_id(), id, &hours, state.now())
+                .await?;
+            Ok(see_other(&format!(
+                "/settings/inboxes/{id}?notice=hours-saved#business-hours"
+            )))
+        }
+        Err(errors) => {
+            let mut page = inbox_page(&state, &session, id).await?;
+            page.hours = view;
+            page.errors = errors;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
 }
 
 /// A page of our own that loads the real widget loader for this inbox, as a customer's

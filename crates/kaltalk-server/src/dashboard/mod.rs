@@ -4,6 +4,7 @@ mod account;
 mod ai;
 pub(crate) mod api_keys;
 mod api_reference;
+mod business_hours;
 mod canned;
 pub(crate) mod contacts;
 mod home;

@@ -101,6 +101,8 @@ impl Context<'_> {
             (SenderKind::Contact, None) => self.contact.to_owned(),
             (SenderKind::Agent, Some(name)) => name.to_owned(),
             (SenderKind::Agent, None) => "A former member".into(),
+            // The out-of-office reply is the server's, whether or not the bot is on.
+            (SenderKind::Bot, _) if message.is_automatic() => "Automatic reply".into(),
             (SenderKind::Bot, _) => self.bot.to_owned(),
             (SenderKind::System, _) => "KalTalk".into(),
         }

@@ -272,7 +272,7 @@ async fn config(
         "" => state.store.get_organization(inbox.org_id).await?.name,
         company => company.to_owned(),
     };
-    Ok(Json(json!({
+    let mut body = json!({
         "name": name,
         "bot_name": ai.enabled.then_some(ai.bot_name),
         "color": settings.color,
@@ -281,8 +281,33 @@ async fn config(
         "prechat": { "name": settings.prechat_name, "email": settings.prechat_email },
         "offline_message": settings.offline_message,
         "identity": settings.identity,
-        "agents_online": state.hub.agents_online(inbox.org_id).await,
-    })))
+    });
+    let team_available = state.hub.agents_online(inbox.org_id).await;
+    if let (Value::Object(body), Value::Object(presence)) = (
+        &mut body,
+        presence(inbox.hours(), team_available, state.now()),
+    ) {
+        body.extend(presence);
+    }
+    Ok(Json(body))
+}
+
+/// The widget's "Online" / "Away" / "We're back …": the inbox's business hours ANDed with
+/// whether the team is there (`team_available`: today, a dashboard socket open), and when
+/// closed, when the team is back; while open under business hours, when they end. The
+/// config's and the socket's presence frame's fields.
+pub(crate) fn presence(
+    hours: Option<&kaltalk_core::hours::InboxHours>,
+    team_available: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let presence = kaltalk_core::hours::presence(hours, team_available, now);
+    json!({
+        "agents_online": presence.agents_online,
+        "open": presence.open,
+        "back_at": presence.back_at,
+        "closes_at": presence.closes_at,
+    })
 }
 
 /// What the widget reports about the page; every field is optional and capped.

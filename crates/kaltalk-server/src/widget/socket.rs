@@ -5,6 +5,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use kaltalk_core::hours::InboxHours;
 use kaltalk_core::{ConversationId, EventId, OrgId};
 use kaltalk_store::Event;
 use kaltalk_store::chat::{CONVERSATION_SEEN, CONVERSATION_UPDATED, MESSAGE_CREATED};
@@ -42,6 +43,7 @@ pub async fn upgrade(
         org: visitor.session.org_id,
         session: visitor.session.id,
         conversation: visitor.session.conversation_id,
+        hours: visitor.inbox.hours().cloned(),
     };
     Ok(ws
         .max_message_size(16 * 1024)
@@ -60,6 +62,8 @@ struct WidgetFeed {
     /// Fixed for the socket's life: a visitor with no conversation yet reconnects after
     /// writing (the widget opens the socket after its first message).
     conversation: Option<ConversationId>,
+    /// The inbox's business hours as the socket opened: the presence frame follows them.
+    hours: Option<InboxHours>,
 }
 
 /// How an event looks to the visitor, if they may see it at all (notes never).
@@ -79,9 +83,14 @@ fn widget_frame(event: &Event) -> Option<Value> {
     }
 }
 
-/// "Online" or "Away" in the widget's header.
-fn presence_frame(online: bool) -> Value {
-    json!({ "type": "presence", "agents_online": online })
+impl WidgetFeed {
+    /// "Online", "Away" or when the team is back, in the widget's header: the schedule
+    /// ANDed with whether the team is there.
+    fn presence_frame(&self, team_available: bool) -> Value {
+        let mut frame = super::presence(self.hours.as_ref(), team_available, self.state.now());
+        frame["type"] = json!("presence");
+        frame
+    }
 }
 
 #[derive(Deserialize)]
@@ -115,12 +124,12 @@ impl Feed for WidgetFeed {
     /// the socket (re)opens.
     async fn hello(&self) -> Option<Value> {
         let online = self.state.hub.agents_online(self.org).await;
-        Some(presence_frame(online))
+        Some(self.presence_frame(online))
     }
 
     fn render(&self, live: &Live) -> Option<Value> {
         if let Live::Presence { org, online } = live {
-            return (*org == self.org).then(|| presence_frame(*online));
+            return (*org == self.org).then(|| self.presence_frame(*online));
         }
         let conversation = self.conversation?;
         match live {

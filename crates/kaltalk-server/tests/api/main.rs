@@ -14,6 +14,7 @@ mod ai;
 mod ai_model;
 mod api;
 mod api_resources;
+mod business_hours;
 mod composer;
 mod contacts;
 mod cross_org;
