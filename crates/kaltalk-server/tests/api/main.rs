@@ -22,6 +22,7 @@ mod csrf;
 mod email;
 mod email_channel;
 mod embeddings;
+mod event_golden;
 mod inbox;
 mod input;
 mod knowledge;
