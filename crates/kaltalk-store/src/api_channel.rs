@@ -4,14 +4,15 @@
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling, MessageKind, SenderKind, VisitorDetails};
+use kaltalk_core::event::{ContactCreated, ConversationCreated};
+use kaltalk_core::job::AiTurn;
 use kaltalk_core::{ContactId, ConversationId, OrgId};
 use serde_json::json;
 use sqlx::types::Json;
 
 use crate::chat::{
-    AI_TURN_JOB, CONTACT_COLUMNS, CONTACT_CREATED, CONVERSATION_CREATED, Contact, ContactFields,
-    Conversation, Inbox, Message, MessageDraft, NewAttachment, Written, fetch_conversation,
-    insert_message, reopen_conversation,
+    CONTACT_COLUMNS, Contact, ContactFields, Conversation, Inbox, Message, MessageDraft,
+    NewAttachment, Written, fetch_conversation, insert_message, reopen_conversation,
 };
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
@@ -101,7 +102,7 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
+                    events.push(append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactCreated {}), now)?);
                     sqlx::query_as::<_, Contact>(sqlx::AssertSqlSafe(by_id))
                         .bind(org)
                         .bind(id)
@@ -129,7 +130,7 @@ impl Store {
             .await?;
             events.push(append_event!(
                 tx,
-                NewEvent::new(Some(org), CONVERSATION_CREATED, id.as_uuid(), json!({ "inbox_id": inbox.id, "contact_id": contact.id }))
+                NewEvent::new(Some(org), id.as_uuid(), ConversationCreated { inbox_id: inbox.id, contact_id: contact.id })
                     .in_conversation(id),
                 now
             )?);
@@ -145,7 +146,7 @@ impl Store {
             let (message, event) = insert_message!(tx, org, id, draft, now);
             events.push(event);
             if handling == Handling::Bot {
-                let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": id, "message_id": message.id }));
+                let job = crate::jobs::NewJob::new(&AiTurn { org_id: org, conversation_id: id, message_id: message.id, ip: None });
                 crate::jobs::insert_job!(tx, job, now)?;
             }
             let conversation = fetch_conversation!(tx, org, id)?.ok_or(StoreError::NotFound)?;
@@ -185,7 +186,7 @@ impl Store {
             let (message, event) = insert_message!(tx, org, conversation, draft, now);
             events.push(event);
             if current.handling == Handling::Bot {
-                let job = crate::jobs::NewJob::new(AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation, "message_id": message.id }));
+                let job = crate::jobs::NewJob::new(&AiTurn { org_id: org, conversation_id: conversation, message_id: message.id, ip: None });
                 crate::jobs::insert_job!(tx, job, now)?;
             }
             tx.commit().await?;

@@ -9,21 +9,21 @@
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling, MessageKind, SenderKind};
+use kaltalk_core::event::{ContactCreated, ContactUpdated, ConversationCreated, MessageUpdated};
+use kaltalk_core::job::AiTurn;
 use kaltalk_core::{ContactId, ConversationId, EmailMessageId, InboxId, MessageId, OrgId, token};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use crate::chat::{
-    CONTACT_CREATED, CONVERSATION_CREATED, Conversation, Inbox, Message, MessageDraft,
-    NewAttachment, Written, fetch_message, insert_message, reopen_conversation,
+    Conversation, Inbox, Message, MessageDraft, NewAttachment, Written, fetch_message,
+    insert_message, reopen_conversation,
 };
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// The job that sends an agent's or the bot's reply through the SMTP relay.
-pub const EMAIL_REPLY_JOB: &str = "email.reply";
 /// A message changed after it was written (an email reply's delivery state).
-pub const MESSAGE_UPDATED: &str = "message.updated";
 
 /// Mail that must open nothing: recorded on the conversation it refers to, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +241,7 @@ macro_rules! queue_email_reply {
                     $tx, $org, inbox, Some($conversation), Some($message), "out", &rfc, Some(&address),
                     subject.unwrap_or_default(), None::<&str>, "relay", "", None::<&str>, None::<&str>, Some("pending"), $now
                 )?;
-                let mut job = $crate::jobs::NewJob::new($crate::email::EMAIL_REPLY_JOB, serde_json::json!({ "email_message_id": email }));
+                let mut job = $crate::jobs::NewJob::new(&kaltalk_core::job::SendEmailReply { email_message_id: email });
                 job.max_attempts = $crate::email::REPLY_ATTEMPTS;
                 $crate::jobs::insert_job!($tx, job, $now)?;
                 let mut metadata: serde_json::Value = $metadata.unwrap_or_else(|| serde_json::json!({}));
@@ -355,7 +355,7 @@ impl Store {
                         .await?;
                     // The email gave a nameless contact its name.
                     if name.is_none() && email.from_name.is_some() {
-                        events.push(append_event!(tx, NewEvent::new(Some(org), crate::chat::CONTACT_UPDATED, id.as_uuid(), json!({ "name": email.from_name })), now)?);
+                        events.push(append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactUpdated { name: email.from_name.map(str::to_owned), ..ContactUpdated::default() }), now)?);
                     }
                     (id, opted_out)
                 }
@@ -374,7 +374,7 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
+                    events.push(append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactCreated {}), now)?);
                     (id, false)
                 }
             };
@@ -419,7 +419,7 @@ impl Store {
                     .await?;
                     events.push(append_event!(
                         tx,
-                        NewEvent::new(Some(org), CONVERSATION_CREATED, id.as_uuid(), json!({ "inbox_id": inbox.id, "contact_id": contact }))
+                        NewEvent::new(Some(org), id.as_uuid(), ConversationCreated { inbox_id: inbox.id, contact_id: contact })
                             .in_conversation(id),
                         now
                     )?);
@@ -442,7 +442,7 @@ impl Store {
                 None::<&str>, email.source, email.full_text, email.html, email.raw_key, None::<&str>, now)?;
             let conversation = crate::chat::fetch_conversation!(tx, org, conversation)?.ok_or(StoreError::NotFound)?;
             if conversation.handling == Handling::Bot {
-                let job = crate::jobs::NewJob::new(crate::chat::AI_TURN_JOB, json!({ "org_id": org, "conversation_id": conversation.id, "message_id": message.id }));
+                let job = crate::jobs::NewJob::new(&AiTurn { org_id: org, conversation_id: conversation.id, message_id: message.id, ip: None });
                 crate::jobs::insert_job!(tx, job, now)?;
             }
             tx.commit().await?;
@@ -594,7 +594,7 @@ impl Store {
             let message = fetch_message!(tx, message_id)?;
             let event = append_event!(
                 tx,
-                NewEvent::new(Some(org), MESSAGE_UPDATED, message_id.as_uuid(), json!({ "message": message.to_json() }))
+                NewEvent::new(Some(org), message_id.as_uuid(), MessageUpdated { message: message.to_payload() })
                     .in_conversation(conversation),
                 now
             )?;
