@@ -5,9 +5,27 @@
 //!
 //! The stored form is the payload struct serialised as a JSON object, exactly as the
 //! untyped code wrote it (the server's golden files prove it): keys absent when the old
-//! code left them out, `null` where it wrote one. Adding a kind: a payload struct here,
-//! one line in `event_kinds!`, and its producer calls `NewEvent::new(org, subject,
-//! TheStruct { .. })`.
+//! code left them out, `null` where it wrote one.
+//!
+//! Adding a kind:
+//! 1. A payload struct below (`Debug, Clone, PartialEq, Serialize, Deserialize`): a braced
+//!    `struct X {}` for an empty payload (a unit struct would store `null`); a key that is
+//!    sometimes left out `#[serde(default, skip_serializing_if = "Option::is_none")]`; a
+//!    key that must be stored as `null` too `Option<Option<T>>` with
+//!    `deserialize_with = "present"` as well.
+//! 2. One line `Variant = CONST_NAME = "noun.verb",` in `event_kinds!`: that makes the
+//!    name constant, the `EventPayload::Variant`, `From<Variant>` and its place in
+//!    [`ALL_KINDS`]. The variant and the struct share the name.
+//! 3. The producer, in the store transaction:
+//!    `append_event!(tx, NewEvent::new(Some(org), subject, Variant { .. }), now)?`
+//!    (`.in_conversation(id)` when the conversation's widget must hear it).
+//! 4. Readers match `event.payload()`. The dashboard socket sends every kind as it is;
+//!    the widget only what `widget_frame` matches; webhooks only `WEBHOOK_EVENT_KINDS`.
+//! 5. The server's golden story (`tests/api/event_golden.rs`): produce it, list it in
+//!    `ORG_EVENT_KINDS`, run once with `KALTALK_BLESS=1` and check the diff adds lines only.
+//!
+//! A new fact on an existing kind (a team on `conversation.updated`) is an optional field
+//! on its struct and, for a conversation change, a constructor beside the others.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};

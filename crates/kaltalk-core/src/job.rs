@@ -1,6 +1,11 @@
 //! The job queue's vocabulary: one payload struct per job kind, its name in `KIND`. The
 //! store writes `NewJob::new(&payload)`; a worker reads `job.payload::<T>()` and gets the
 //! struct or a clear error (which fails the job), never a field picked out by name.
+//!
+//! Adding a job kind: a struct here with `impl JobPayload` (its `KIND`; `knowledge.*`
+//! names run in the knowledge lane), its name in [`ALL_KINDS`], `NewJob::new(&payload)`
+//! where it is queued, one arm in the server's `jobs::handle`, and the golden story's
+//! `JOB_KINDS`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -14,8 +14,6 @@ use crate::chat::{CONTACT_COLUMNS, Contact, ContactFields, Written};
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
-/// A contact was deleted, on its own or merged into another.
-
 /// A change to a contact: `None` leaves a field alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct ContactChange {

@@ -22,9 +22,6 @@ use crate::chat::{
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
-/// The job that sends an agent's or the bot's reply through the SMTP relay.
-/// A message changed after it was written (an email reply's delivery state).
-
 /// Mail that must open nothing: recorded on the conversation it refers to, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailNoise {

@@ -14,10 +14,6 @@ use crate::events::{NewEvent, append_event};
 use crate::jobs::{NewJob, insert_job};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
-/// The job that (re)builds a source's chunks.
-/// The job that gives an organization's chunks vectors of the configured model, after
-/// the model changed or embeddings were switched on.
-
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct Source {
     pub id: Uuid,

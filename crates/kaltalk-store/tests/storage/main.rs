@@ -8,6 +8,7 @@ mod api;
 mod chat;
 mod contacts;
 mod email;
+mod events;
 mod jobs;
 mod knowledge;
 mod privacy;
