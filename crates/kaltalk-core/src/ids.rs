@@ -73,4 +73,10 @@ id_type!(
     AttachmentId,
     /// An email received or sent on an email inbox's conversation.
     EmailMessageId,
+    /// A registered webhook endpoint.
+    WebhookId,
+    /// One logical webhook delivery; sent as `KalTalk-Delivery`, the same on every attempt.
+    WebhookDeliveryId,
+    /// One HTTP attempt at a webhook delivery.
+    WebhookAttemptId,
 );

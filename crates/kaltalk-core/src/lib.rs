@@ -9,6 +9,7 @@ pub mod handover;
 pub mod hours;
 pub mod html;
 pub mod ids;
+pub mod job;
 pub mod role;
 pub mod token;
 pub mod values;
@@ -16,7 +17,8 @@ pub mod values;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
     ApiKeyId, AttachmentId, ContactId, ConversationId, EmailId, EmailMessageId, EventId, InboxId,
-    InvitationId, JobId, MessageId, OrgId, SessionId, UserId, VisitorSessionId,
+    InvitationId, JobId, MessageId, OrgId, SessionId, UserId, VisitorSessionId, WebhookAttemptId,
+    WebhookDeliveryId, WebhookId,
 };
 pub use role::{Permission, Role};
 pub use values::{EmailAddress, MessageText, OrgName, Password, PersonName, Text, ValidationError};

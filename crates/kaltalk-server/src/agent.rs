@@ -7,14 +7,14 @@
 //! extractive: the best passage and its source. Either way, when the knowledge base does
 //! not cover the question the bot hands over, and the conversation is never left hanging.
 
+use kaltalk_core::job::AiTurn;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use kaltalk_ai::chat::prompt::{self, Persona, Source, Speaker};
 use kaltalk_ai::chat::{ChatClient, ChatRequest};
 use kaltalk_core::chat::{AiSettings, Handling, SenderKind};
-use kaltalk_core::{ConversationId, MessageId, OrgId};
-use kaltalk_store::Job;
+use kaltalk_core::{ConversationId, OrgId};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -42,8 +42,8 @@ pub async fn hand_over(
 /// Counts the turn against the widget visitor's address (`widget.bot_turns_per_ip_per_hour`),
 /// so that a flood of chats cannot buy unbounded model calls; turns from other channels
 /// carry no address.
-fn within_address_budget(state: &AppState, payload: &Value) -> bool {
-    match payload.get("ip").and_then(Value::as_str).map(str::parse) {
+fn within_address_budget(state: &AppState, turn: &AiTurn) -> bool {
+    match turn.address().map(str::parse) {
         Some(Ok(ip)) => state.widget_limits.bot_turn(ip),
         _ => true,
     }
@@ -90,19 +90,8 @@ const DRAFT_EVERY: Duration = Duration::from_millis(50);
 const TAKEOVER_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// The `ai.turn` job.
-pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
-    let payload = &job.payload.0;
-    let field = |name: &str| {
-        payload
-            .get(name)
-            .and_then(|v| v.as_str())
-            .with_context(|| format!("payload has no {name}"))
-    };
-    let org: OrgId = field("org_id")?.parse().context("org_id")?;
-    let conversation: ConversationId = field("conversation_id")?
-        .parse()
-        .context("conversation_id")?;
-    let message: MessageId = field("message_id")?.parse().context("message_id")?;
+pub async fn take_turn(state: &AppState, turn: AiTurn) -> anyhow::Result<()> {
+    let (org, conversation, message) = (turn.org_id, turn.conversation_id, turn.message_id);
 
     let current = state.store.get_conversation(org, conversation).await?;
     if current.handling != Handling::Bot {
@@ -120,7 +109,7 @@ pub async fn take_turn(state: &AppState, job: &Job) -> anyhow::Result<()> {
         let question = state.store.get_message(org, message).await?;
         if current.bot_turns >= settings.max_bot_turns {
             reasons::TURN_LIMIT.to_owned()
-        } else if !within_address_budget(state, payload) {
+        } else if !within_address_budget(state, &turn) {
             reasons::ADDRESS_LIMIT.to_owned()
         } else {
             let started = Instant::now();

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
-use kaltalk_core::EmailId;
+use anyhow::anyhow;
+use kaltalk_core::job::{
+    AiTurn, DeliverEmail, DeliverWebhook, IndexSource, JobPayload, Reembed, SendEmailReply,
+};
 use kaltalk_mail::OutgoingEmail;
 use kaltalk_store::{Job, JobLane, JobState};
 use tokio::sync::watch;
@@ -87,32 +89,22 @@ async fn keep_leased(state: &AppState, job: &Job, worker: &str, lease: chrono::D
     }
 }
 
+/// Runs the job by its kind, with its payload read as that kind's struct: a payload that
+/// does not fit fails the job with the reason.
 async fn handle(state: &AppState, job: &Job) -> anyhow::Result<()> {
     match job.kind.as_str() {
-        kaltalk_store::DELIVER_EMAIL_JOB => deliver_email(state, job).await,
-        kaltalk_store::chat::AI_TURN_JOB => crate::agent::take_turn(state, job).await,
-        kaltalk_store::email::EMAIL_REPLY_JOB => crate::email::reply::send(state, job).await,
-        kaltalk_store::knowledge::INDEX_SOURCE_JOB => {
-            crate::knowledge::index_source(state, job).await
-        }
-        kaltalk_store::knowledge::REEMBED_JOB => crate::knowledge::reembed(state, job).await,
-        kaltalk_store::webhooks::WEBHOOK_DELIVER_JOB => crate::webhooks::deliver(state, job).await,
+        DeliverEmail::KIND => deliver_email(state, job.payload()?).await,
+        AiTurn::KIND => crate::agent::take_turn(state, job.payload()?).await,
+        SendEmailReply::KIND => crate::email::reply::send(state, job).await,
+        IndexSource::KIND => crate::knowledge::index_source(state, job.payload()?).await,
+        Reembed::KIND => crate::knowledge::reembed(state, job.payload()?).await,
+        DeliverWebhook::KIND => crate::webhooks::deliver(state, job.payload()?).await,
         other => Err(anyhow!("no handler for job kind {other:?}")),
     }
 }
 
-fn email_id(job: &Job) -> anyhow::Result<EmailId> {
-    let id = job
-        .payload
-        .0
-        .get("email_id")
-        .and_then(|v| v.as_str())
-        .context("payload has no email_id")?;
-    id.parse().context("email_id is not a uuid")
-}
-
-async fn deliver_email(state: &AppState, job: &Job) -> anyhow::Result<()> {
-    let email = state.store.get_email_for_delivery(email_id(job)?).await?;
+async fn deliver_email(state: &AppState, job: DeliverEmail) -> anyhow::Result<()> {
+    let email = state.store.get_email_for_delivery(job.email_id).await?;
     if email.state == kaltalk_store::EmailState::Sent {
         return Ok(()); // a retry after a crash between sending and recording
     }
@@ -130,15 +122,12 @@ async fn deliver_email(state: &AppState, job: &Job) -> anyhow::Result<()> {
 }
 
 async fn on_dead(state: &AppState, job: &Job) {
-    if job.kind == kaltalk_store::email::EMAIL_REPLY_JOB {
+    if job.kind == SendEmailReply::KIND {
         crate::email::reply::gave_up(state, job).await;
         return;
     }
-    let email = (job.kind == kaltalk_store::DELIVER_EMAIL_JOB)
-        .then(|| email_id(job))
-        .and_then(Result::ok);
-    if let Some(id) = email
-        && let Err(err) = state.store.mark_email_failed(id).await
+    if let Ok(DeliverEmail { email_id }) = job.payload()
+        && let Err(err) = state.store.mark_email_failed(email_id).await
     {
         tracing::error!(error = %err, "could not mark email failed");
     }

@@ -5,6 +5,7 @@
 
 pub mod sources;
 
+use kaltalk_core::job::{IndexSource, Reembed};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +19,6 @@ use kaltalk_ai::fetch::{FetchPolicy, Fetcher};
 use kaltalk_ai::hybrid::{DenseIndex, RRF_K, reciprocal_rank_fusion};
 use kaltalk_ai::keyword::{IndexedText, KeywordIndex, coverage};
 use kaltalk_core::OrgId;
-use kaltalk_store::Job;
 use kaltalk_store::knowledge::{Chunk, NewChunk, Source, vector_from_bytes};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -355,16 +355,11 @@ async fn file_chunks(state: &AppState, source: &Source) -> Result<(i32, Vec<NewC
 
 /// The `knowledge.index` job: a source becomes chunks. A source that cannot be read
 /// fails alone, with its reason shown; the job itself succeeds so it is not retried.
-pub async fn index_source(state: &AppState, job: &Job) -> anyhow::Result<()> {
-    let payload = &job.payload.0;
-    let field = |name: &str| {
-        payload
-            .get(name)
-            .and_then(|v| v.as_str())
-            .with_context(|| format!("payload has no {name}"))
-    };
-    let org: OrgId = field("org_id")?.parse().context("org_id")?;
-    let id: uuid::Uuid = field("source_id")?.parse().context("source_id")?;
+pub async fn index_source(state: &AppState, job: IndexSource) -> anyhow::Result<()> {
+    let IndexSource {
+        org_id: org,
+        source_id: id,
+    } = job;
     let source = match state.store.get_source(org, id).await {
         Ok(source) => source,
         Err(kaltalk_store::StoreError::NotFound) => return Ok(()), // deleted meanwhile
@@ -506,15 +501,8 @@ async fn embed_chunks(
 /// The `knowledge.reembed` job: gives the organization's chunks vectors of the
 /// configured model (queued at start when the model changed). Until it finishes the
 /// index keeps using only vectors of the configured model, never a mix.
-pub async fn reembed(state: &AppState, job: &Job) -> anyhow::Result<()> {
-    let org: OrgId = job
-        .payload
-        .0
-        .get("org_id")
-        .and_then(|v| v.as_str())
-        .context("payload has no org_id")?
-        .parse()
-        .context("org_id")?;
+pub async fn reembed(state: &AppState, job: Reembed) -> anyhow::Result<()> {
+    let org = job.org_id;
     let Some(embedder) = state.knowledge.embedder() else {
         return Ok(()); // embeddings were switched off since
     };

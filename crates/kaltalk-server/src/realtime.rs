@@ -590,7 +590,7 @@ mod tests {
         Event {
             id: EventId::new(),
             org_id: Some(org),
-            kind: "message.created".into(),
+            kind: kaltalk_core::event::MESSAGE_CREATED.into(),
             subject_id: None,
             conversation_id: Some(conversation),
             payload: sqlx::types::Json(json!({})),

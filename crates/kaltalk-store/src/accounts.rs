@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::event::{
-    API_KEY_CREATED, API_KEY_REVOKED, INVITATION_CREATED, INVITATION_REVOKED, MEMBER_ADDED,
-    MEMBER_REMOVED, MEMBER_ROLE_CHANGED, ORGANIZATION_CREATED, ORGANIZATION_UPDATED,
-    OWNERSHIP_TRANSFERRED, USER_SIGNED_UP, USER_UPDATED,
+    ApiKeyCreated, ApiKeyRevoked, InvitationCreated, InvitationRevoked, MemberAdded, MemberRemoved,
+    MemberRoleChanged, OrganizationCreated, OrganizationUpdated, OwnershipTransferred, UserField,
+    UserSignedUp, UserUpdated,
 };
 use kaltalk_core::{
     ApiKeyId, EmailAddress, InvitationId, OrgId, OrgName, PersonName, Role, SessionId, UserId,
 };
-use serde_json::json;
 
 use crate::events::{NewEvent, append_event};
 use crate::outbox::{NewEmail, insert_email};
@@ -214,7 +213,7 @@ macro_rules! insert_user {
         .bind($now)
         .execute(&mut *$tx)
         .await?;
-        append_event!($tx, NewEvent::new(None, USER_SIGNED_UP, id.as_uuid(), json!({})), $now)?;
+        append_event!($tx, NewEvent::new(None, id.as_uuid(), UserSignedUp {}), $now)?;
         id
     }};
 }
@@ -222,16 +221,18 @@ macro_rules! insert_user {
 macro_rules! insert_membership {
     ($tx:expr, $org:expr, $user:expr, $role:expr, $now:expr) => {{
         let (org, user, role): (OrgId, UserId, Role) = ($org, $user, $role);
-        sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(org)
-            .bind(user)
-            .bind(role.as_str())
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org)
+        .bind(user)
+        .bind(role.as_str())
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
         append_event!(
             $tx,
-            NewEvent::new(Some(org), MEMBER_ADDED, user.as_uuid(), json!({ "role": role })),
+            NewEvent::new(Some(org), user.as_uuid(), MemberAdded { role }),
             $now
         )?;
     }};
@@ -241,19 +242,31 @@ macro_rules! insert_organization {
     ($tx:expr, $name:expr, $owner:expr, $now:expr) => {{
         let id = OrgId::new();
         let name: &OrgName = $name;
-        sqlx::query("INSERT INTO organizations (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-            .bind(id)
-            .bind(name.as_str())
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO organizations (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+        )
+        .bind(id)
+        .bind(name.as_str())
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
         append_event!(
             $tx,
-            NewEvent::new(Some(id), ORGANIZATION_CREATED, id.as_uuid(), json!({ "name": name.as_str() })),
+            NewEvent::new(
+                Some(id),
+                id.as_uuid(),
+                OrganizationCreated {
+                    name: name.as_str().to_owned()
+                }
+            ),
             $now
         )?;
         insert_membership!($tx, id, $owner, Role::Owner, $now);
-        Organization { id, name: name.as_str().to_owned(), created_at: $now }
+        Organization {
+            id,
+            name: name.as_str().to_owned(),
+            created_at: $now,
+        }
     }};
 }
 
@@ -340,7 +353,7 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            append_event!(tx, NewEvent::new(None, USER_UPDATED, id.as_uuid(), json!({ "field": "name" })), now)?;
+            append_event!(tx, NewEvent::new(None, id.as_uuid(), UserUpdated { field: UserField::Name }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -387,7 +400,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let (user_id, address) = consume_user_token!(tx, token_hash, TokenPurpose::ChangeEmail, now);
             set_verified_email!(tx, user_id, &address, now);
-            append_event!(tx, NewEvent::new(None, USER_UPDATED, user_id.as_uuid(), json!({ "field": "email" })), now)?;
+            append_event!(tx, NewEvent::new(None, user_id.as_uuid(), UserUpdated { field: UserField::Email }), now)?;
             tx.commit().await?;
             Ok(user_id)
         })
@@ -408,7 +421,7 @@ impl Store {
             set_verified_email!(tx, user_id, &address, now);
             void_user_tokens!(tx, user_id, TokenPurpose::UndoEmailChange, now);
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-            append_event!(tx, NewEvent::new(None, USER_UPDATED, user_id.as_uuid(), json!({ "field": "email" })), now)?;
+            append_event!(tx, NewEvent::new(None, user_id.as_uuid(), UserUpdated { field: UserField::Email }), now)?;
             tx.commit().await?;
             Ok(user_id)
         })
@@ -430,7 +443,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
-            append_event!(tx, NewEvent::new(None, USER_UPDATED, id.as_uuid(), json!({ "field": "password" })), now)?;
+            append_event!(tx, NewEvent::new(None, id.as_uuid(), UserUpdated { field: UserField::Password }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -504,7 +517,7 @@ impl Store {
             .await?;
             void_user_tokens!(tx, user_id, TokenPurpose::ResetPassword, now);
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-            append_event!(tx, NewEvent::new(None, USER_UPDATED, user_id.as_uuid(), json!({ "field": "password" })), now)?;
+            append_event!(tx, NewEvent::new(None, user_id.as_uuid(), UserUpdated { field: UserField::Password }), now)?;
             tx.commit().await?;
             Ok(user_id)
         })
@@ -567,7 +580,7 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            append_event!(tx, NewEvent::new(Some(id), ORGANIZATION_UPDATED, id.as_uuid(), json!({ "name": name.as_str() })), now)?;
+            append_event!(tx, NewEvent::new(Some(id), id.as_uuid(), OrganizationUpdated { name: name.as_str().to_owned() }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -645,7 +658,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), MEMBER_ROLE_CHANGED, user.as_uuid(), json!({ "role": role })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), user.as_uuid(), MemberRoleChanged { role }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -668,7 +681,7 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), MEMBER_REMOVED, user.as_uuid(), json!({})), now)?;
+            append_event!(tx, NewEvent::new(Some(org), user.as_uuid(), MemberRemoved::default()), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -697,7 +710,7 @@ impl Store {
             if promoted.rows_affected() != 1 || demoted.rows_affected() != 1 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), OWNERSHIP_TRANSFERRED, to.as_uuid(), json!({ "from": from })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), to.as_uuid(), OwnershipTransferred { from }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -729,7 +742,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             insert_email!(tx, email, now);
-            append_event!(tx, NewEvent::new(Some(invitation.org_id), INVITATION_CREATED, id.as_uuid(), json!({ "role": invitation.role })), now)?;
+            append_event!(tx, NewEvent::new(Some(invitation.org_id), id.as_uuid(), InvitationCreated { role: invitation.role }), now)?;
             tx.commit().await?;
             Ok(id)
         })
@@ -769,7 +782,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), INVITATION_REVOKED, id.as_uuid(), json!({})), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), InvitationRevoked {}), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -887,7 +900,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            append_event!(tx, NewEvent::new(Some(key.org_id), API_KEY_CREATED, id.as_uuid(), json!({ "name": key.name })), now)?;
+            append_event!(tx, NewEvent::new(Some(key.org_id), id.as_uuid(), ApiKeyCreated { name: key.name.clone() }), now)?;
             tx.commit().await?;
             Ok(id)
         })
@@ -919,7 +932,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), API_KEY_REVOKED, id.as_uuid(), json!({})), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ApiKeyRevoked {}), now)?;
             tx.commit().await?;
             Ok(())
         })

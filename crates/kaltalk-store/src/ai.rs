@@ -3,14 +3,12 @@
 
 use chrono::{DateTime, Datelike, Utc};
 use kaltalk_core::chat::{AiSettings, Handling, MessageKind, SenderKind};
+use kaltalk_core::event::{ContactUpdated, ConversationUpdated};
 use kaltalk_core::{ContactId, ConversationId, MessageId, OrgId};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::chat::{
-    CONTACT_UPDATED, CONVERSATION_UPDATED, Message, MessageDraft, Written, fetch_message,
-    insert_message,
-};
+use crate::chat::{Message, MessageDraft, Written, fetch_message, insert_message};
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
@@ -97,9 +95,11 @@ macro_rules! hand_over_in_tx {
                 $tx,
                 $crate::events::NewEvent::new(
                     Some(org),
-                    $crate::chat::CONVERSATION_ESCALATED,
                     conversation.as_uuid(),
-                    serde_json::json!({ "reason": reason, "handling": kaltalk_core::chat::Handling::WaitingHuman }),
+                    kaltalk_core::event::ConversationEscalated {
+                        reason: reason.to_owned(),
+                        handling: kaltalk_core::chat::Handling::WaitingHuman,
+                    },
                 )
                 .in_conversation(conversation),
                 now
@@ -162,7 +162,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, contact.as_uuid(), json!({ "ai_opt_out": opt_out })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), contact.as_uuid(), ContactUpdated { ai_opt_out: Some(opt_out), ..ContactUpdated::default() }), now)?;
             if opt_out {
                 sqlx::query("UPDATE conversations SET handling = 'human' WHERE org_id = $1 AND contact_id = $2 AND handling <> 'human'")
                     .bind(org)
@@ -232,7 +232,7 @@ impl Store {
             }
             let event = append_event!(
                 tx,
-                NewEvent::new(Some(org), CONVERSATION_UPDATED, conversation.as_uuid(), json!({ "handling": Handling::Bot })).in_conversation(conversation),
+                NewEvent::new(Some(org), conversation.as_uuid(), ConversationUpdated::handling(Handling::Bot)).in_conversation(conversation),
                 now
             )?;
             tx.commit().await?;

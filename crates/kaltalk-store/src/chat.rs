@@ -16,21 +16,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
+use kaltalk_core::event::{
+    AttachmentPayload, ContactUpdated, ConversationSeen, ConversationUpdated, InboxCreated,
+    InboxUpdated, MessagePayload, Seer,
+};
+
 use crate::events::{Event, NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
-
-pub const INBOX_CREATED: &str = "inbox.created";
-pub const INBOX_UPDATED: &str = "inbox.updated";
-pub const CONTACT_CREATED: &str = "contact.created";
-/// A contact's identity (name, email, external id, attributes) or AI opt-out changed.
-pub const CONTACT_UPDATED: &str = "contact.updated";
-pub const CONVERSATION_CREATED: &str = "conversation.created";
-pub const CONVERSATION_UPDATED: &str = "conversation.updated";
-pub const CONVERSATION_SEEN: &str = "conversation.seen";
-pub const MESSAGE_CREATED: &str = "message.created";
-pub const CONVERSATION_ESCALATED: &str = "conversation.escalated";
-/// The job that lets the AI agent answer a visitor's message.
-pub const AI_TURN_JOB: &str = "ai.turn";
 
 /// A widget visitor token stops working after this long without activity (privacy
 /// policy, section 7).
@@ -265,15 +257,36 @@ impl Message {
             .is_some_and(|m| m.0.get("email").is_some())
     }
 
-    /// The `message.created` payload: the message as both the widget and the inbox show it.
+    /// The message as the widget, the inbox, the API and webhooks show it (the
+    /// `message.created` payload).
+    pub fn to_payload(&self) -> MessagePayload {
+        MessagePayload {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            sender: self.sender_kind,
+            sender_name: self.sender_name.clone(),
+            kind: self.kind,
+            text: self.text.clone(),
+            client_id: self.client_id.clone(),
+            created_at: self.created_at,
+            metadata: self.metadata.as_ref().map(|m| m.0.clone()),
+            attachments: self
+                .attachments
+                .iter()
+                .map(|a| AttachmentPayload {
+                    id: a.id,
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                    url: a.widget_url(),
+                })
+                .collect(),
+        }
+    }
+
+    /// [`Message::to_payload`] as JSON.
     pub fn to_json(&self) -> Value {
-        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
-        value["attachments"] = self
-            .attachments
-            .iter()
-            .map(|a| json!({ "id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size, "url": a.widget_url() }))
-            .collect();
-        value
+        serde_json::to_value(self.to_payload()).unwrap_or(Value::Null)
     }
 }
 
@@ -458,7 +471,7 @@ macro_rules! reopen_conversation {
         {
             Ok(_) => $crate::events::append_event!(
                 $tx,
-                $crate::events::NewEvent::new(Some($org), $crate::chat::CONVERSATION_UPDATED, conversation.as_uuid(), serde_json::json!({ "status": "open", "reopened": true }))
+                $crate::events::NewEvent::new(Some($org), conversation.as_uuid(), kaltalk_core::event::ConversationUpdated::reopened())
                     .in_conversation(conversation),
                 $now
             ),
@@ -553,7 +566,7 @@ macro_rules! insert_message {
         };
         let event = $crate::events::append_event!(
             $tx,
-            $crate::events::NewEvent::new(Some($org), $crate::chat::MESSAGE_CREATED, id.as_uuid(), serde_json::json!({ "message": message.to_json() }))
+            $crate::events::NewEvent::new(Some($org), id.as_uuid(), kaltalk_core::event::MessageCreated { message: message.to_payload() })
                 .in_conversation($conversation),
             $now
         )?;
@@ -589,7 +602,7 @@ impl Store {
             .bind(inbox.email.as_ref().map(|(_, settings)| Json(settings)))
             .execute(&mut *tx)
             .await?;
-            append_event!(tx, NewEvent::new(Some(inbox.org_id), INBOX_CREATED, id.as_uuid(), json!({ "kind": inbox.kind })), now)?;
+            append_event!(tx, NewEvent::new(Some(inbox.org_id), id.as_uuid(), InboxCreated { kind: inbox.kind }), now)?;
             tx.commit().await?;
             Ok::<_, StoreError>(())
         })?;
@@ -659,7 +672,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), INBOX_UPDATED, id.as_uuid(), json!({})), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), InboxUpdated::default()), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -771,7 +784,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if contact_identity!(tx, contact)? != before {
-                append_event!(tx, NewEvent::new(Some(session.org_id), CONTACT_UPDATED, contact.as_uuid(), json!({})), now)?;
+                append_event!(tx, NewEvent::new(Some(session.org_id), contact.as_uuid(), ContactUpdated::default()), now)?;
             }
             tx.commit().await?;
             Ok(())
@@ -828,7 +841,7 @@ impl Store {
                     .await?;
                 events.push(append_event!(
                     tx,
-                    NewEvent::new(Some(org), CONVERSATION_UPDATED, conversation.as_uuid(), json!({ "handling": Handling::Human }))
+                    NewEvent::new(Some(org), conversation.as_uuid(), ConversationUpdated::handling(Handling::Human))
                         .in_conversation(conversation),
                     now
                 )?);
@@ -847,7 +860,7 @@ impl Store {
                     .await?;
                 events.push(append_event!(
                     tx,
-                    NewEvent::new(Some(org), CONVERSATION_UPDATED, conversation.as_uuid(), json!({ "assignee_id": agent }))
+                    NewEvent::new(Some(org), conversation.as_uuid(), ConversationUpdated::assignee(Some(agent)))
                         .in_conversation(conversation),
                     now
                 )?);
@@ -1033,7 +1046,7 @@ impl Store {
             }
             let event = append_event!(
                 tx,
-                NewEvent::new(Some(org), CONVERSATION_UPDATED, id.as_uuid(), json!({ "status": status, "snoozed_until": snoozed_until }))
+                NewEvent::new(Some(org), id.as_uuid(), ConversationUpdated::status(status, snoozed_until))
                     .in_conversation(id),
                 now
             )?;
@@ -1065,7 +1078,7 @@ impl Store {
             }
             let event = append_event!(
                 tx,
-                NewEvent::new(Some(org), CONVERSATION_UPDATED, id.as_uuid(), json!({ "assignee_id": assignee })).in_conversation(id),
+                NewEvent::new(Some(org), id.as_uuid(), ConversationUpdated::assignee(assignee)).in_conversation(id),
                 now
             )?;
             tx.commit().await?;
@@ -1104,7 +1117,7 @@ impl Store {
                 .await?;
             let event = append_event!(
                 tx,
-                NewEvent::new(Some(org), CONVERSATION_SEEN, id.as_uuid(), json!({ "by": "agent", "message_id": message_id })).in_conversation(id),
+                NewEvent::new(Some(org), id.as_uuid(), ConversationSeen { by: Seer::Agent, message_id: Some(message_id) }).in_conversation(id),
                 now
             )?;
             tx.commit().await?;
@@ -1140,7 +1153,7 @@ impl Store {
             if let Some((message_id, org)) = newest {
                 events.push(append_event!(
                     tx,
-                    NewEvent::new(Some(org), CONVERSATION_SEEN, id.as_uuid(), json!({ "by": "contact", "message_id": message_id })).in_conversation(id),
+                    NewEvent::new(Some(org), id.as_uuid(), ConversationSeen { by: Seer::Contact, message_id: Some(message_id) }).in_conversation(id),
                     now
                 )?);
             }

@@ -4,20 +4,15 @@
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::VisitorDetails;
+use kaltalk_core::event::{ContactCreated, ContactDeleted, ContactUpdated, ConversationUpdated};
 use kaltalk_core::{ContactId, ConversationId, OrgId, UserId, ValidationError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::types::Json;
 
-use crate::chat::{
-    CONTACT_COLUMNS, CONTACT_CREATED, CONTACT_UPDATED, CONVERSATION_UPDATED, Contact,
-    ContactFields, Written,
-};
+use crate::chat::{CONTACT_COLUMNS, Contact, ContactFields, Written};
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
-
-/// A contact was deleted, on its own or merged into another.
-pub const CONTACT_DELETED: &str = "contact.deleted";
 
 /// A change to a contact: `None` leaves a field alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
@@ -99,7 +94,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let event = append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?;
+            let event = append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactCreated {}), now)?;
             let contact = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
             tx.commit().await?;
             Ok(Written { value: contact, events: vec![event] })
@@ -199,7 +194,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let event = append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({})), now)?;
+            let event = append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactUpdated::default()), now)?;
             let contact = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
             tx.commit().await?;
             Ok(Written { value: contact, events: vec![event] })
@@ -266,7 +261,7 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            let event = append_event!(tx, NewEvent::new(Some(org), CONTACT_DELETED, id.as_uuid(), json!({})), now)?;
+            let event = append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactDeleted::default()), now)?;
             tx.commit().await?;
             let keys = blobs.into_iter().map(|(key,)| key).chain(noise_originals.into_iter().filter_map(|(key,)| key));
             Ok(Written { value: keys.collect(), events: vec![event] })
@@ -344,13 +339,13 @@ impl Store {
             for (conversation,) in moved {
                 events.push(append_event!(
                     tx,
-                    NewEvent::new(Some(org), CONVERSATION_UPDATED, conversation.as_uuid(), json!({ "contact_id": into }))
+                    NewEvent::new(Some(org), conversation.as_uuid(), ConversationUpdated::contact(into))
                         .in_conversation(conversation),
                     now
                 )?);
             }
-            events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_DELETED, source.as_uuid(), json!({ "merged_into": into })), now)?);
-            events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, into.as_uuid(), json!({ "merged_from": source })), now)?);
+            events.push(append_event!(tx, NewEvent::new(Some(org), source.as_uuid(), ContactDeleted { merged_into: Some(into) }), now)?);
+            events.push(append_event!(tx, NewEvent::new(Some(org), into.as_uuid(), ContactUpdated { merged_from: Some(source), ..ContactUpdated::default() }), now)?);
             let merged = fetch_contact!(tx, org, into)?.ok_or(StoreError::NotFound)?;
             tx.commit().await?;
             Ok(Written { value: merged, events })
@@ -836,7 +831,7 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let event = append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({})), now)?;
+            let event = append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactUpdated::default()), now)?;
             let contact = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
             tx.commit().await?;
             Ok(Written { value: contact, events: vec![event] })
@@ -874,7 +869,7 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let event = append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({})), now)?;
+            let event = append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactUpdated::default()), now)?;
             let contact = fetch_contact!(tx, org, id)?.ok_or(StoreError::NotFound)?;
             tx.commit().await?;
             Ok(Written { value: contact, events: vec![event] })
@@ -922,7 +917,7 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                        events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, contact.id.as_uuid(), json!({})), now)?);
+                        events.push(append_event!(tx, NewEvent::new(Some(org), contact.id.as_uuid(), ContactUpdated::default()), now)?);
                         imported.updated += 1;
                     }
                     None => {
@@ -941,7 +936,7 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                        events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
+                        events.push(append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactCreated {}), now)?);
                         imported.created += 1;
                     }
                 }

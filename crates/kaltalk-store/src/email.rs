@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{MessageKind, SenderKind};
+use kaltalk_core::event::MessageUpdated;
 use kaltalk_core::{ContactId, ConversationId, EmailMessageId, InboxId, MessageId, OrgId};
 use serde_json::{Value, json};
 use sqlx::types::Json;
@@ -18,11 +19,6 @@ use crate::chat::{
 };
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
-
-/// The job that sends an agent's or the bot's reply through the SMTP relay.
-pub const EMAIL_REPLY_JOB: &str = "email.reply";
-/// A message changed after it was written (an email reply's delivery state).
-pub const MESSAGE_UPDATED: &str = "message.updated";
 
 /// Mail that must open nothing: recorded on the conversation it refers to, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +226,7 @@ macro_rules! queue_email_reply {
                     $tx, $org, inbox, Some($conversation), Some($message), "out", &rfc, Some(&address),
                     subject.unwrap_or_default(), None::<&str>, "relay", "", None::<&str>, None::<&str>, Some("pending"), $now
                 )?;
-                let mut job = $crate::jobs::NewJob::new($crate::email::EMAIL_REPLY_JOB, serde_json::json!({ "email_message_id": email }));
+                let mut job = $crate::jobs::NewJob::new(&kaltalk_core::job::SendEmailReply { email_message_id: email });
                 job.max_attempts = $crate::email::REPLY_ATTEMPTS;
                 $crate::jobs::insert_job!($tx, job, $now)?;
                 let mut metadata: serde_json::Value = $metadata.unwrap_or_else(|| serde_json::json!({}));
@@ -469,7 +465,7 @@ impl Store {
             let message = fetch_message!(tx, message_id)?;
             let event = append_event!(
                 tx,
-                NewEvent::new(Some(org), MESSAGE_UPDATED, message_id.as_uuid(), json!({ "message": message.to_json() }))
+                NewEvent::new(Some(org), message_id.as_uuid(), MessageUpdated { message: message.to_payload() })
                     .in_conversation(conversation),
                 now
             )?;

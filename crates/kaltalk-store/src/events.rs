@@ -2,6 +2,7 @@
 //! same transaction as the change (transactional outbox), so no reaction is ever missed.
 
 use chrono::{DateTime, Utc};
+use kaltalk_core::event::{EventPayload, EventPayloadError};
 use kaltalk_core::{ConversationId, EventId, OrgId};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -9,27 +10,27 @@ use uuid::Uuid;
 
 use crate::{Store, StoreError, on_db};
 
+/// An event to append: its kind is its payload's.
 pub struct NewEvent {
     pub org_id: Option<OrgId>,
-    pub kind: &'static str,
     pub subject_id: Option<Uuid>,
     pub conversation_id: Option<ConversationId>,
-    pub payload: Value,
+    pub payload: EventPayload,
 }
 
 impl NewEvent {
+    /// An event about `subject` of `org` (none for a person's own account), e.g.
+    /// `NewEvent::new(Some(org), contact.as_uuid(), ContactCreated {})`.
     pub fn new(
         org_id: Option<OrgId>,
-        kind: &'static str,
         subject_id: impl Into<Option<Uuid>>,
-        payload: Value,
+        payload: impl Into<EventPayload>,
     ) -> Self {
         Self {
             org_id,
-            kind,
             subject_id: subject_id.into(),
             conversation_id: None,
-            payload,
+            payload: payload.into(),
         }
     }
 
@@ -41,6 +42,8 @@ impl NewEvent {
     }
 }
 
+/// A stored event. `kind` and `payload` are the stored columns; read them typed with
+/// [`Event::payload`].
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Event {
     pub id: EventId,
@@ -52,6 +55,14 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
 }
 
+impl Event {
+    /// The payload as its kind's type. An error names a kind this build does not know
+    /// or a payload that does not fit it: readers skip such an event and log it.
+    pub fn payload(&self) -> Result<EventPayload, EventPayloadError> {
+        EventPayload::from_parts(&self.kind, self.payload.0.clone())
+    }
+}
+
 /// Appends `$event` inside the open transaction `$tx`; evaluates to a `Result` with the
 /// stored `Event`, for the caller to publish once the transaction commits.
 macro_rules! append_event {
@@ -60,10 +71,10 @@ macro_rules! append_event {
         let stored = $crate::events::Event {
             id: kaltalk_core::EventId::new(),
             org_id: event.org_id,
-            kind: event.kind.to_owned(),
+            kind: event.payload.kind().to_owned(),
             subject_id: event.subject_id,
             conversation_id: event.conversation_id,
-            payload: sqlx::types::Json(event.payload),
+            payload: sqlx::types::Json(event.payload.to_json()),
             created_at: $now,
         };
         sqlx::query(
@@ -141,7 +152,7 @@ impl Store {
         )
         .bind(conversation)
         .bind(org)
-        .bind(crate::chat::CONVERSATION_UPDATED)
+        .bind(kaltalk_core::event::CONVERSATION_UPDATED)
         .bind(limit)
         .fetch_all(pool)
         .await)?;

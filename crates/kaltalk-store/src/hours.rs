@@ -5,10 +5,8 @@
 use chrono::{DateTime, Utc};
 use kaltalk_core::hours::InboxHours;
 use kaltalk_core::{InboxId, OrgId};
-use serde_json::json;
 use sqlx::types::Json;
 
-use crate::chat::INBOX_UPDATED;
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
@@ -102,7 +100,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), INBOX_UPDATED, inbox.as_uuid(), json!({})), now)?;
+            append_event!(tx, NewEvent::new(Some(org), inbox.as_uuid(), kaltalk_core::event::InboxUpdated::default()), now)?;
             tx.commit().await?;
             Ok(())
         })

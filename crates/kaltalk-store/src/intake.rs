@@ -16,16 +16,17 @@ use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{
     AiSettings, ConversationStatus, Handling, InboxKind, MessageKind, SenderKind, VisitorDetails,
 };
+use kaltalk_core::event::{ContactCreated, ContactUpdated, ConversationCreated};
 use kaltalk_core::handover::{asks_for_a_person, reasons};
+use kaltalk_core::job::AiTurn;
 use kaltalk_core::{ContactId, ConversationId, MessageId, MessageText, VisitorSessionId, token};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use crate::chat::{
-    AI_TURN_JOB, CONTACT_COLUMNS, CONTACT_CREATED, CONTACT_UPDATED, CONVERSATION_COLUMNS,
-    CONVERSATION_CREATED, Contact, ContactFields, Conversation, Inbox, Message, MessageDraft,
-    NewAttachment, SessionChoice, Written, contact_identity, fetch_conversation, fetch_message,
-    insert_message, reopen_conversation,
+    CONTACT_COLUMNS, CONVERSATION_COLUMNS, Contact, ContactFields, Conversation, Inbox, Message,
+    MessageDraft, NewAttachment, SessionChoice, Written, contact_identity, fetch_conversation,
+    fetch_message, insert_message, reopen_conversation,
 };
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Conflict, Store, StoreError, on_db};
@@ -314,7 +315,7 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                             if let Some(before) = before && contact_identity!(tx, id)? != before {
-                                events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({})), now)?);
+                                events.push(append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactUpdated::default()), now)?);
                             }
                         }
                         Customer::Email { name, .. } => {
@@ -330,7 +331,7 @@ impl Store {
                                 .await?;
                             // The email gave a nameless contact its name.
                             if had_name.is_none() && name.is_some() {
-                                events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_UPDATED, id.as_uuid(), json!({ "name": name })), now)?);
+                                events.push(append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactUpdated { name: name.map(str::to_owned), ..ContactUpdated::default() }), now)?);
                             }
                         }
                         Customer::Contact(_) | Customer::Details(_) => {}
@@ -370,7 +371,7 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    events.push(append_event!(tx, NewEvent::new(Some(org), CONTACT_CREATED, id.as_uuid(), json!({})), now)?);
+                    events.push(append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), ContactCreated {}), now)?);
                     sqlx::query_as::<_, Contact>(sqlx::AssertSqlSafe(by_id.clone()))
                         .bind(org)
                         .bind(id)
@@ -468,7 +469,7 @@ impl Store {
                     .await?;
                     events.push(append_event!(
                         tx,
-                        NewEvent::new(Some(org), CONVERSATION_CREATED, id.as_uuid(), json!({ "inbox_id": inbox.id, "contact_id": contact.id }))
+                        NewEvent::new(Some(org), id.as_uuid(), ConversationCreated { inbox_id: inbox.id, contact_id: contact.id })
                             .in_conversation(id),
                         now
                     )?);
@@ -545,14 +546,11 @@ impl Store {
                     // A durable job, committed with the message. The visitor's address goes
                     // with it: the bot's answers per address are capped.
                     let ip = match message.from {
-                        Customer::Visitor { details, .. } => details.ip.clone(),
+                        Customer::Visitor { details, .. } => Some(details.ip.clone()),
                         _ => None,
                     };
-                    let mut payload = json!({ "org_id": org, "conversation_id": conversation, "message_id": stored.id });
-                    if let Some(ip) = ip {
-                        payload["ip"] = json!(ip);
-                    }
-                    crate::jobs::insert_job!(tx, crate::jobs::NewJob::new(AI_TURN_JOB, payload), now)?;
+                    let turn = AiTurn { org_id: org, conversation_id: conversation, message_id: stored.id, ip };
+                    crate::jobs::insert_job!(tx, crate::jobs::NewJob::new(&turn), now)?;
                     current
                 }
                 Decision::People => {

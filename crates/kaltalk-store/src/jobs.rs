@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::JobId;
+use kaltalk_core::job::{JobPayload, JobPayloadError};
 use serde_json::Value;
 use sqlx::types::Json;
 
@@ -21,10 +22,12 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    pub fn new(kind: &'static str, payload: Value) -> Self {
+    /// A job of `payload`'s kind, run now, with the default attempts.
+    pub fn new<P: JobPayload>(payload: &P) -> Self {
         Self {
-            kind,
-            payload,
+            kind: P::KIND,
+            // A struct of plain fields always serialises.
+            payload: serde_json::to_value(payload).unwrap_or(Value::Null),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             run_at: None,
         }
@@ -66,6 +69,14 @@ pub struct Job {
     pub locked_by: Option<String>,
     pub locked_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+}
+
+impl Job {
+    /// The payload as `P`; an error when the job is of another kind or its payload does
+    /// not fit (the worker fails the job with it rather than guessing).
+    pub fn payload<P: JobPayload>(&self) -> Result<P, JobPayloadError> {
+        kaltalk_core::job::read(&self.kind, &self.payload.0)
+    }
 }
 
 const JOB_COLUMNS: &str =

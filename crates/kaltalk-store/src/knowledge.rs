@@ -5,20 +5,14 @@
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::OrgId;
+use kaltalk_core::event::SourceUpdated;
+use kaltalk_core::job::{IndexSource, Reembed};
 use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::events::{NewEvent, append_event};
 use crate::jobs::{NewJob, insert_job};
 use crate::{BeginWrite, Store, StoreError, on_db};
-
-/// The job that (re)builds a source's chunks.
-pub const INDEX_SOURCE_JOB: &str = "knowledge.index";
-pub const SOURCE_UPDATED: &str = "knowledge.source_updated";
-/// The job that gives an organization's chunks vectors of the configured model, after
-/// the model changed or embeddings were switched on.
-pub const REEMBED_JOB: &str = "knowledge.reembed";
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct Source {
@@ -273,8 +267,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
+            insert_job!(tx, NewJob::new(&IndexSource { org_id: org, source_id: id }), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id, SourceUpdated::state("queued")), now)?;
             tx.commit().await?;
             Ok(id)
         })
@@ -322,8 +316,8 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
+            insert_job!(tx, NewJob::new(&IndexSource { org_id: org, source_id: id }), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id, SourceUpdated::state("queued")), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -356,8 +350,8 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued" })), now)?;
+            insert_job!(tx, NewJob::new(&IndexSource { org_id: org, source_id: id }), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id, SourceUpdated::state("queued")), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -389,7 +383,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "sync_every": interval.map(SyncInterval::as_str), "next_sync_at": next_sync_at })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id, SourceUpdated { sync_every: Some(interval.map(|i| i.as_str().to_owned())), next_sync_at: Some(next_sync_at), ..SourceUpdated::default() }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -434,8 +428,8 @@ impl Store {
                     // Claimed elsewhere since it was read.
                     Ok::<bool, StoreError>(false)
                 } else {
-                    insert_job!(tx, NewJob::new(INDEX_SOURCE_JOB, json!({ "org_id": org, "source_id": id })), now)?;
-                    append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "queued", "scheduled": true })), now)?;
+                    insert_job!(tx, NewJob::new(&IndexSource { org_id: org, source_id: id }), now)?;
+                    append_event!(tx, NewEvent::new(Some(org), id, SourceUpdated { scheduled: Some(true), ..SourceUpdated::state("queued") }), now)?;
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -470,7 +464,7 @@ impl Store {
                 .bind(org)
                 .execute(&mut *tx)
                 .await?;
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": "deleted" })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id, SourceUpdated::state("deleted")), now)?;
             tx.commit().await?;
             Ok(blob_key)
         })
@@ -494,7 +488,7 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, id, json!({ "state": state, "error": error })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id, SourceUpdated { error: Some(error.map(str::to_owned)), ..SourceUpdated::state(state) }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -553,7 +547,7 @@ impl Store {
                 .bind(org)
                 .execute(&mut *tx)
                 .await?;
-            append_event!(tx, NewEvent::new(Some(org), SOURCE_UPDATED, source, json!({ "state": "ready", "chunks": chunks.len() })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), source, SourceUpdated { chunks: Some(chunks.len()), ..SourceUpdated::state("ready") }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -681,7 +675,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             for (org,) in &orgs {
-                insert_job!(tx, NewJob::new(REEMBED_JOB, json!({ "org_id": org })), now)?;
+                insert_job!(tx, NewJob::new(&Reembed { org_id: *org }), now)?;
             }
             tx.commit().await?;
             Ok(orgs.len())

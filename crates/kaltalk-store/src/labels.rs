@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::ConversationStatus;
+use kaltalk_core::event::ConversationUpdated;
 use kaltalk_core::{ConversationId, OrgId};
 use serde::Serialize;
-use serde_json::json;
 
-use crate::chat::{CONVERSATION_UPDATED, ConversationSummary, Written};
+use crate::chat::{ConversationSummary, Written};
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Conflict, Db, Store, StoreError, on_db};
 
@@ -45,14 +45,21 @@ pub fn search_terms(query: &str) -> Vec<String> {
 
 macro_rules! labels_event {
     ($tx:expr, $org:expr, $conversation:expr, $now:expr) => {{
-        let labels: Vec<(String,)> = sqlx::query_as("SELECT label FROM conversation_labels WHERE conversation_id = $1 ORDER BY label")
-            .bind($conversation)
-            .fetch_all(&mut *$tx)
-            .await?;
+        let labels: Vec<(String,)> = sqlx::query_as(
+            "SELECT label FROM conversation_labels WHERE conversation_id = $1 ORDER BY label",
+        )
+        .bind($conversation)
+        .fetch_all(&mut *$tx)
+        .await?;
         let labels: Vec<String> = labels.into_iter().map(|(l,)| l).collect();
         append_event!(
             $tx,
-            NewEvent::new(Some($org), CONVERSATION_UPDATED, $conversation.as_uuid(), json!({ "labels": labels })).in_conversation($conversation),
+            NewEvent::new(
+                Some($org),
+                $conversation.as_uuid(),
+                ConversationUpdated::labels(labels)
+            )
+            .in_conversation($conversation),
             $now
         )?
     }};
@@ -405,7 +412,7 @@ impl Store {
             for (id, org) in &woken {
                 events.push(append_event!(
                     tx,
-                    NewEvent::new(Some(*org), CONVERSATION_UPDATED, id.as_uuid(), json!({ "status": "open", "woke": true })).in_conversation(*id),
+                    NewEvent::new(Some(*org), id.as_uuid(), ConversationUpdated::woke()).in_conversation(*id),
                     now
                 )?);
             }

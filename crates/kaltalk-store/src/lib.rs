@@ -45,7 +45,7 @@ pub use error::{Conflict, StoreError};
 pub use events::{Event, NewEvent};
 pub use housekeeping::Purged;
 pub use jobs::{Job, JobLane, JobState, NewJob, backoff};
-pub use outbox::{DELIVER_EMAIL_JOB, Delivery, EmailState, NewEmail, OutboundEmail};
+pub use outbox::{Delivery, EmailState, NewEmail, OutboundEmail};
 
 /// Runs `$body` with `$pool` bound to whichever native pool this store has. The body is
 /// compiled once per backend, so the same SQL is type-checked against both drivers.

@@ -9,9 +9,6 @@ use kaltalk_core::{EmailId, OrgId};
 
 use crate::{BeginWrite, Store, StoreError, on_db};
 
-/// The job kind that delivers one outbound email.
-pub const DELIVER_EMAIL_JOB: &str = "email.deliver";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// Queue a delivery job (SMTP is configured).
@@ -109,19 +106,17 @@ macro_rules! insert_email {
         .execute(&mut *$tx)
         .await?;
         if email.delivery == $crate::outbox::Delivery::Smtp {
-            let job = $crate::jobs::NewJob::new(
-                $crate::outbox::DELIVER_EMAIL_JOB,
-                serde_json::json!({ "email_id": id }),
-            );
+            let job = $crate::jobs::NewJob::new(&kaltalk_core::job::DeliverEmail { email_id: id });
             $crate::jobs::insert_job!($tx, job, $now)?;
         }
         $crate::events::append_event!(
             $tx,
             $crate::events::NewEvent::new(
                 email.org_id,
-                kaltalk_core::event::EMAIL_QUEUED,
                 id.as_uuid(),
-                serde_json::json!({ "kind": email.kind }),
+                kaltalk_core::event::EmailQueued {
+                    kind: email.kind.to_owned()
+                },
             ),
             $now
         )?;

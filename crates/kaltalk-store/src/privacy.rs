@@ -3,10 +3,9 @@
 //! organization.
 
 use chrono::{DateTime, Utc};
-use kaltalk_core::event::MEMBER_REMOVED;
+use kaltalk_core::event::MemberRemoved;
 use kaltalk_core::{OrgId, Role, UserId};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::accounts::RoleColumn;
 use crate::events::{Event, NewEvent, append_event};
@@ -239,14 +238,17 @@ impl Store {
                     delete_organization_rows!(tx, org)?;
                     deleted.deleted_organizations.push(org);
                 } else {
-                    deleted.events.push(append_event!(tx, NewEvent::new(Some(org), MEMBER_REMOVED, user.as_uuid(), json!({ "account_deleted": true })), now)?);
+                    deleted.events.push(append_event!(tx, NewEvent::new(Some(org), user.as_uuid(), MemberRemoved { account_deleted: Some(true) }), now)?);
                 }
             }
             // The person's name rides in the payloads of the messages they wrote (and in
             // the webhook deliveries made of them); the messages themselves only point at
             // the user row, which goes.
-            let theirs = "SELECT e.id FROM events e WHERE e.kind = 'message.created' AND e.subject_id IN \
-                 (SELECT m.id FROM messages m WHERE m.sender_kind = 'agent' AND m.sender_id = $1)";
+            let theirs = format!(
+                "SELECT e.id FROM events e WHERE e.kind = '{}' AND e.subject_id IN \
+                 (SELECT m.id FROM messages m WHERE m.sender_kind = 'agent' AND m.sender_id = $1)",
+                kaltalk_core::event::MESSAGE_CREATED
+            );
             let (scrub_events, scrub_deliveries) = match backend {
                 crate::Backend::Sqlite => (
                     format!("UPDATE events SET payload = json_set(payload, '$.message.sender_name', NULL) WHERE id IN ({theirs})"),

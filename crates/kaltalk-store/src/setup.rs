@@ -3,14 +3,12 @@
 //! deleting an inbox with its conversations.
 
 use chrono::{DateTime, Utc};
+use kaltalk_core::event::{InboxDeleted, InboxUpdated, SecretChange};
 use kaltalk_core::{InboxId, OrgId, UserId};
-use serde_json::json;
 
 use crate::chat::Written;
 use crate::events::{NewEvent, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
-
-pub const INBOX_DELETED: &str = "inbox.deleted";
 
 /// How far an organization is with its setup, each step read from the rows it leaves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,7 +138,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            append_event!(tx, NewEvent::new(Some(org), crate::chat::INBOX_UPDATED, id.as_uuid(), json!({ "identity_secret": "rotated" })), now)?;
+            append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), InboxUpdated { identity_secret: Some(SecretChange::Rotated) }), now)?;
             tx.commit().await?;
             Ok(())
         })
@@ -192,7 +190,7 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            let event = append_event!(tx, NewEvent::new(Some(org), INBOX_DELETED, id.as_uuid(), json!({})), now)?;
+            let event = append_event!(tx, NewEvent::new(Some(org), id.as_uuid(), InboxDeleted {}), now)?;
             tx.commit().await?;
             Ok(Written { value: blobs.into_iter().map(|(key,)| key).collect(), events: vec![event] })
         })

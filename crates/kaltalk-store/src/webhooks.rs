@@ -10,26 +10,27 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::chat::{
-    CONTACT_COLUMNS, CONVERSATION_COLUMNS, Contact, Conversation, MESSAGE_CREATED, fetch_message,
+use kaltalk_core::event::{
+    CONTACT_CREATED, CONTACT_DELETED, CONTACT_UPDATED, CONVERSATION_CREATED,
+    CONVERSATION_ESCALATED, CONVERSATION_UPDATED, EventPayload, MESSAGE_CREATED,
 };
-use crate::contacts::CONTACT_DELETED;
+use kaltalk_core::job::DeliverWebhook;
+
+use crate::chat::{CONTACT_COLUMNS, CONVERSATION_COLUMNS, Contact, Conversation, fetch_message};
 use crate::events::Event;
 use crate::jobs::{NewJob, insert_job};
 use crate::outbox::{NewEmail, insert_email};
 use crate::{BeginWrite, Db, Store, StoreError, on_db};
 
-/// The job kind that makes one attempt at a delivery.
-pub const WEBHOOK_DELIVER_JOB: &str = "webhook.deliver";
 /// The event kinds an endpoint can subscribe to.
 pub const WEBHOOK_EVENT_KINDS: [&str; 7] = [
-    "conversation.created",
-    "conversation.updated",
-    "conversation.escalated",
-    "message.created",
-    "contact.created",
-    "contact.updated",
-    "contact.deleted",
+    CONVERSATION_CREATED,
+    CONVERSATION_UPDATED,
+    CONVERSATION_ESCALATED,
+    MESSAGE_CREATED,
+    CONTACT_CREATED,
+    CONTACT_UPDATED,
+    CONTACT_DELETED,
 ];
 /// The kind of a test delivery sent from the dashboard or the API.
 pub const PING: &str = "ping";
@@ -42,53 +43,7 @@ pub const GIVE_UP_AFTER: Duration = Duration::hours(24);
 const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
 const CURSOR_NAME: &str = "webhooks";
 
-macro_rules! webhook_id {
-    ($($(#[$doc:meta])* $name:ident),*) => {$(
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, sqlx::Type)]
-        #[serde(transparent)]
-        #[sqlx(transparent)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub fn new() -> Self {
-                Self(Uuid::now_v7())
-            }
-
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
-            }
-        }
-    )*};
-}
-
-webhook_id!(
-    /// A registered webhook endpoint.
-    WebhookId,
-    /// One logical delivery; sent as `KalTalk-Delivery`, the same on every attempt.
-    WebhookDeliveryId,
-    /// One HTTP attempt at a delivery.
-    WebhookAttemptId
-);
+pub use kaltalk_core::{WebhookAttemptId, WebhookDeliveryId, WebhookId};
 
 /// The subscribed kinds; empty means every kind. Stored as `,kind,kind,` so that one SQL
 /// `LIKE` can test membership on both backends.
@@ -295,10 +250,10 @@ fn deliver_job(delivery: WebhookDeliveryId, round: i32, run_at: DateTime<Utc>) -
         // Retries are scheduled by the handler itself (its own backoff over 24 hours);
         // a job's own retries only cover a crash mid-attempt.
         max_attempts: 3,
-        ..NewJob::new(
-            WEBHOOK_DELIVER_JOB,
-            json!({ "delivery_id": delivery, "round": round }),
-        )
+        ..NewJob::new(&DeliverWebhook {
+            delivery_id: delivery,
+            round,
+        })
     }
 }
 
@@ -784,14 +739,23 @@ impl Store {
                     continue;
                 }
                 let Some(subject) = event.subject_id else { continue };
-                let data = match event.kind.split('.').next() {
+                let payload = match event.payload() {
+                    Ok(payload) => payload,
+                    Err(err) => {
+                        tracing::warn!(event = %event.id, error = %err, "an event that cannot be read is not sent");
+                        continue;
+                    }
+                };
+                let data = match payload {
                     // The contact is gone: only its id (and whom it was merged into) is told,
                     // none of what it held.
-                    _ if event.kind == CONTACT_DELETED => Some(json!({
+                    EventPayload::ContactDeleted(deleted) => Some(json!({
                         "id": subject,
-                        "merged_into": event.payload.0.get("merged_into"),
+                        "merged_into": deleted.merged_into,
                     })),
-                    Some("conversation") => {
+                    EventPayload::ConversationCreated(_)
+                    | EventPayload::ConversationUpdated(_)
+                    | EventPayload::ConversationEscalated(_) => {
                         let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.org_id = $1 AND c.id = $2");
                         sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(sql))
                             .bind(org)
@@ -802,7 +766,7 @@ impl Store {
                             .transpose()
                             .map_err(|e| StoreError::Corrupt(format!("conversation as JSON: {e}")))?
                     }
-                    Some("contact") => {
+                    EventPayload::ContactCreated(_) | EventPayload::ContactUpdated(_) => {
                         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND id = $2");
                         sqlx::query_as::<_, Contact>(sqlx::AssertSqlSafe(sql))
                             .bind(org)
@@ -813,7 +777,7 @@ impl Store {
                             .transpose()
                             .map_err(|e| StoreError::Corrupt(format!("contact as JSON: {e}")))?
                     }
-                    _ if event.kind == MESSAGE_CREATED => {
+                    EventPayload::MessageCreated(_) => {
                         match fetch_message!(tx, subject) {
                             // Private notes stay inside the team.
                             Ok(message) if message.kind == kaltalk_core::chat::MessageKind::Note => None,

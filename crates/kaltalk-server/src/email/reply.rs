@@ -5,9 +5,10 @@
 //! message's files. A failed send is retried by the job queue; each attempt
 //! is shown on the message until it is sent or given up.
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use kaltalk_core::EmailMessageId;
 use kaltalk_core::chat::SenderKind;
+use kaltalk_core::job::SendEmailReply;
 use kaltalk_mail::MailerError;
 use kaltalk_mail::outbound::{
     OutgoingAttachment, ReplyEmail, reply_html, reply_subject, reply_text,
@@ -18,13 +19,7 @@ use kaltalk_store::{Delivery, Job, NewEmail};
 use crate::state::AppState;
 
 fn email_message_id(job: &Job) -> anyhow::Result<EmailMessageId> {
-    job.payload
-        .0
-        .get("email_message_id")
-        .and_then(|v| v.as_str())
-        .context("payload has no email_message_id")?
-        .parse()
-        .context("email_message_id is not a uuid")
+    Ok(job.payload::<SendEmailReply>()?.email_message_id)
 }
 
 /// Runs one `email.reply` job.

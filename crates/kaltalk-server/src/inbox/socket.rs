@@ -73,13 +73,21 @@ enum ClientFrame {
     },
 }
 
-fn agent_frame(event: &Event) -> Value {
-    json!({
-        "type": event.kind,
+/// An event as the dashboard hears it: its kind and its whole payload.
+fn agent_frame(event: &Event) -> Option<Value> {
+    let payload = match event.payload() {
+        Ok(payload) => payload,
+        Err(err) => {
+            tracing::warn!(event = %event.id, error = %err, "an event that cannot be read is not sent");
+            return None;
+        }
+    };
+    Some(json!({
+        "type": payload.kind(),
         "event_id": event.id,
         "conversation_id": event.conversation_id,
-        "payload": event.payload.0,
-    })
+        "payload": payload.to_json(),
+    }))
 }
 
 impl Feed for AgentFeed {
@@ -101,7 +109,7 @@ impl Feed for AgentFeed {
 
     fn render(&self, live: &Live) -> Option<Value> {
         match live {
-            Live::Event(event) if event.org_id == Some(self.org) => Some(agent_frame(event)),
+            Live::Event(event) if event.org_id == Some(self.org) => agent_frame(event),
             Live::Typing {
                 org,
                 conversation,

@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use kaltalk_core::chat::{MessageKind, SenderKind};
-use kaltalk_core::{MessageId, UserId};
+use kaltalk_core::MessageId;
+use kaltalk_core::chat::{ConversationStatus, Handling, MessageKind, SenderKind};
+use kaltalk_core::event::{ConversationUpdated, EventPayload};
 use kaltalk_store::Event;
 use kaltalk_store::Member;
-use kaltalk_store::chat::{CONVERSATION_UPDATED, Message};
+use kaltalk_store::chat::Message;
 
 /// An email longer than this (in lines) shows its start and folds the rest behind
 /// "Show more".
@@ -274,44 +275,46 @@ fn citations(message: &Message) -> Vec<Citation> {
 
 /// The line a conversation event shows as, if it shows at all.
 fn line(event: &Event, members: &[Member]) -> Option<Line> {
-    if event.kind != CONVERSATION_UPDATED {
+    let Ok(EventPayload::ConversationUpdated(change)) = event.payload() else {
         return None;
-    }
-    let payload = &event.payload.0;
-    let name_of = |id: &str| {
-        id.parse::<UserId>()
-            .ok()
-            .and_then(|id| members.iter().find(|m| m.user_id == id))
-            .map_or_else(|| "a former member".to_owned(), |m| m.name.clone())
     };
-    let (icon, text) = if let Some(status) = payload.get("status").and_then(|s| s.as_str()) {
+    let ConversationUpdated {
+        status,
+        snoozed_until,
+        woke,
+        assignee_id,
+        handling,
+        ..
+    } = change;
+    let (icon, text) = if let Some(status) = status {
         let text = match status {
-            "open" if payload.get("woke").is_some() => "Back from snooze".to_owned(),
-            "open" => "Reopened".to_owned(),
-            "resolved" => "Resolved".to_owned(),
-            "pending" => "Marked pending".to_owned(),
-            "snoozed" => match payload
-                .get("snoozed_until")
-                .and_then(|s| s.as_str())
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            {
+            ConversationStatus::Open if woke.is_some() => "Back from snooze".to_owned(),
+            ConversationStatus::Open => "Reopened".to_owned(),
+            ConversationStatus::Resolved => "Resolved".to_owned(),
+            ConversationStatus::Pending => "Marked pending".to_owned(),
+            ConversationStatus::Snoozed => match snoozed_until.flatten() {
                 Some(until) => format!("Snoozed until {}", until.format("%a %-d %b %H:%M UTC")),
                 None => "Snoozed".to_owned(),
             },
-            other => format!("Status: {other}"),
         };
         ("check", text)
-    } else if let Some(assignee) = payload.get("assignee_id") {
-        let text = match assignee.as_str() {
-            Some(id) => format!("Assigned to {}", name_of(id)),
+    } else if let Some(assignee) = assignee_id {
+        let text = match assignee {
+            Some(id) => format!(
+                "Assigned to {}",
+                members
+                    .iter()
+                    .find(|m| m.user_id == id)
+                    .map_or("a former member", |m| m.name.as_str())
+            ),
             None => "Unassigned".to_owned(),
         };
         ("user", text)
-    } else if let Some(handling) = payload.get("handling").and_then(|h| h.as_str()) {
+    } else if let Some(handling) = handling {
         match handling {
-            "bot" => ("bot", "Handed back to the bot".to_owned()),
-            "human" => ("user", "A person took over from the bot".to_owned()),
-            _ => return None,
+            Handling::Bot => ("bot", "Handed back to the bot".to_owned()),
+            Handling::Human => ("user", "A person took over from the bot".to_owned()),
+            Handling::WaitingHuman => return None,
         }
     } else {
         return None;

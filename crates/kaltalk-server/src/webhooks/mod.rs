@@ -4,18 +4,18 @@
 
 pub mod client;
 
+use kaltalk_core::job::DeliverWebhook;
 use std::time::{Duration as StdDuration, Instant};
 
-use anyhow::Context;
 use askama::Template;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use kaltalk_core::{Role, ValidationError, token};
 use kaltalk_store::webhooks::{
     AfterFailure, AttemptResult, DisableNotice, EventKinds, GIVE_UP_AFTER, PING,
-    WEBHOOK_EVENT_KINDS, WebhookDelivery, WebhookDeliveryId, WebhookDeliveryState, WebhookEndpoint,
+    WEBHOOK_EVENT_KINDS, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
 };
-use kaltalk_store::{Job, NewEmail, StoreError};
+use kaltalk_store::{NewEmail, StoreError};
 use sha2::Sha256;
 use tokio::sync::watch;
 
@@ -158,19 +158,11 @@ pub fn parse_events(field: &'static str, kinds: &[String]) -> Result<EventKinds,
 }
 
 /// The `webhook.deliver` job: one attempt at one delivery.
-pub async fn deliver(state: &AppState, job: &Job) -> anyhow::Result<()> {
-    let payload = &job.payload.0;
-    let id: WebhookDeliveryId = payload
-        .get("delivery_id")
-        .and_then(|v| v.as_str())
-        .context("payload has no delivery_id")?
-        .parse()
-        .context("delivery_id is not a uuid")?;
-    let round = payload
-        .get("round")
-        .and_then(serde_json::Value::as_i64)
-        .and_then(|r| i32::try_from(r).ok())
-        .context("payload has no round")?;
+pub async fn deliver(state: &AppState, job: DeliverWebhook) -> anyhow::Result<()> {
+    let DeliverWebhook {
+        delivery_id: id,
+        round,
+    } = job;
     let (delivery, endpoint) = match state.store.get_webhook_delivery_for_job(id).await {
         Ok(found) => found,
         // The endpoint was deleted, and its deliveries with it.

@@ -5,10 +5,14 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use kaltalk_core::chat::MessageKind;
+use kaltalk_core::event::{
+    CONVERSATION_UPDATED, ConversationSeen, ConversationUpdated, EventPayload, MESSAGE_CREATED,
+    MessageCreated, Seer,
+};
 use kaltalk_core::hours::InboxHours;
 use kaltalk_core::{ConversationId, EventId, OrgId};
 use kaltalk_store::Event;
-use kaltalk_store::chat::{CONVERSATION_SEEN, CONVERSATION_UPDATED, MESSAGE_CREATED};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -68,17 +72,27 @@ struct WidgetFeed {
 
 /// How an event looks to the visitor, if they may see it at all (notes never).
 fn widget_frame(event: &Event) -> Option<Value> {
-    let payload = &event.payload.0;
-    match event.kind.as_str() {
-        MESSAGE_CREATED if payload["message"]["kind"] != "note" => Some(
-            json!({ "type": "message.created", "event_id": event.id, "message": payload["message"] }),
-        ),
-        CONVERSATION_UPDATED if payload.get("status").is_some() => Some(
-            json!({ "type": "conversation.updated", "event_id": event.id, "status": payload["status"] }),
-        ),
-        CONVERSATION_SEEN if payload["by"] == "agent" => Some(
-            json!({ "type": "seen", "event_id": event.id, "message_id": payload["message_id"] }),
-        ),
+    let payload = match event.payload() {
+        Ok(payload) => payload,
+        Err(err) => {
+            tracing::warn!(event = %event.id, error = %err, "an event that cannot be read is not sent");
+            return None;
+        }
+    };
+    match payload {
+        EventPayload::MessageCreated(MessageCreated { message })
+            if message.kind != MessageKind::Note =>
+        {
+            Some(json!({ "type": MESSAGE_CREATED, "event_id": event.id, "message": message }))
+        }
+        EventPayload::ConversationUpdated(ConversationUpdated {
+            status: Some(status),
+            ..
+        }) => Some(json!({ "type": CONVERSATION_UPDATED, "event_id": event.id, "status": status })),
+        EventPayload::ConversationSeen(ConversationSeen {
+            by: Seer::Agent,
+            message_id,
+        }) => Some(json!({ "type": "seen", "event_id": event.id, "message_id": message_id })),
         _ => None,
     }
 }

@@ -182,6 +182,12 @@ impl Socket {
 
     /// The next JSON frame. The timeout only stops a broken test from hanging.
     pub async fn next(&mut self) -> Value {
+        let text = self.next_text().await;
+        serde_json::from_str(&text).expect("json frame")
+    }
+
+    /// The next text frame exactly as the server wrote it.
+    pub async fn next_text(&mut self) -> String {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
                 .await
@@ -189,7 +195,7 @@ impl Socket {
                 .expect("socket open")
                 .expect("frame");
             if let WsMessage::Text(text) = frame {
-                return serde_json::from_str(text.as_str()).expect("json frame");
+                return text.as_str().to_owned();
             }
         }
     }

@@ -19,7 +19,7 @@ use kaltalk_mail::smtp_in::testing::{SinkServer, spawn_sink_server};
 
 use crate::helpers::{Browser, TestApp, spawn_app, spawn_app_with};
 
-const SUPPORT: &str = "support@acme.test";
+pub(crate) const SUPPORT: &str = "support@acme.test";
 
 /// Python's smtplib, as a customer's mail server: sends `raw` from `from` to `rcpts`.
 /// Returns `Ok(())` when every recipient was accepted, else the refusal it printed.
@@ -46,7 +46,7 @@ except smtplib.SMTPException as error:
     print(f"error {error}"); sys.exit(2)
 "#;
 
-async fn smtplib(
+pub(crate) async fn smtplib(
     addr: SocketAddr,
     from: &str,
     rcpts: &[&str],
@@ -92,7 +92,7 @@ async fn smtplib(
     .expect("smtplib task")
 }
 
-async fn create_email_inbox(owner: &Browser, address: &str) -> reqwest::Response {
+pub(crate) async fn create_email_inbox(owner: &Browser, address: &str) -> reqwest::Response {
     owner
         .submit(
             "/settings/inboxes",
@@ -156,7 +156,7 @@ async fn handling_of(app: &TestApp, org: OrgId, email: &str) -> Handling {
         .handling
 }
 
-fn ada() -> Address {
+pub(crate) fn ada() -> Address {
     Address {
         name: Some("Ada Lovelace".into()),
         email: "ada@customer.test".into(),

@@ -23,6 +23,7 @@ mod csrf;
 mod email;
 mod email_channel;
 mod embeddings;
+mod event_golden;
 mod inbox;
 mod input;
 mod intake;

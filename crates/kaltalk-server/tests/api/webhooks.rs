@@ -23,9 +23,9 @@ use crate::helpers::{TestApp, spawn_app_with};
 
 /// What the receiver got: the headers and the raw body, byte for byte.
 #[derive(Clone, Debug)]
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Received {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Received {
@@ -47,13 +47,13 @@ struct Script {
 }
 
 /// A webhook receiver on port 0 that answers as scripted and records every request.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     script: Arc<Mutex<Script>>,
 }
 
 impl Receiver {
-    async fn start(answers: &[u16], always: Option<u16>) -> Self {
+    pub(crate) async fn start(answers: &[u16], always: Option<u16>) -> Self {
         let script = Arc::new(Mutex::new(Script {
             answers: answers.iter().copied().collect(),
             always,
@@ -73,7 +73,7 @@ impl Receiver {
         }
     }
 
-    async fn received(&self) -> Vec<Received> {
+    pub(crate) async fn received(&self) -> Vec<Received> {
         self.script.lock().await.received.clone()
     }
 }

@@ -2,6 +2,7 @@ use chrono::Duration;
 use kaltalk_core::chat::{
     ConversationStatus, EmailSettings, InboxKind, MessageKind, SenderKind, WidgetSettings,
 };
+use kaltalk_core::job::JobPayload;
 use kaltalk_core::{ConversationId, MessageText, OrgId, UserId};
 use kaltalk_store::chat::{AgentWrite, ConversationFilter, EmailRecipients, Inbox, NewInbox};
 use kaltalk_store::email::{
@@ -190,7 +191,8 @@ async fn replies_join_their_thread_only_from_the_same_contact_and_duplicates_are
         );
         let jobs = store.list_jobs(JobState::Queued, 100).await.expect(backend);
         assert!(
-            jobs.iter().any(|j| j.kind == EMAIL_REPLY_JOB),
+            jobs.iter()
+                .any(|j| j.kind == kaltalk_core::job::SendEmailReply::KIND),
             "{backend}: a reply job is queued"
         );
         let reply = store.reply_to_send(out.id).await.expect(backend);

@@ -1,13 +1,25 @@
 use std::collections::HashSet;
 
 use chrono::Duration;
+use kaltalk_core::job::{AiTurn, IndexSource, JobPayload, Reembed};
+use kaltalk_core::{ConversationId, MessageId, OrgId};
 use kaltalk_store::{JobLane, JobState, NewJob, Store};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::helpers::{now, test_stores};
 
+/// A job kind of the tests alone.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct TestJob {
+    n: usize,
+}
+
+impl JobPayload for TestJob {
+    const KIND: &'static str = "test.job";
+}
+
 fn job(n: usize) -> NewJob {
-    NewJob::new("test.job", json!({ "n": n }))
+    NewJob::new(&TestJob { n })
 }
 
 #[tokio::test]
@@ -307,14 +319,22 @@ async fn knowledge_jobs_have_their_own_lane() {
         // The long indexing job is older: a shared queue would hand it out first.
         let index = store
             .enqueue_job(
-                NewJob::new(kaltalk_store::knowledge::INDEX_SOURCE_JOB, json!({})),
+                NewJob::new(&IndexSource {
+                    org_id: OrgId::new(),
+                    source_id: uuid::Uuid::now_v7(),
+                }),
                 t0,
             )
             .await
             .expect(backend);
         let turn = store
             .enqueue_job(
-                NewJob::new(kaltalk_store::chat::AI_TURN_JOB, json!({})),
+                NewJob::new(&AiTurn {
+                    org_id: OrgId::new(),
+                    conversation_id: ConversationId::new(),
+                    message_id: MessageId::new(),
+                    ip: None,
+                }),
                 t0 + Duration::seconds(1),
             )
             .await
@@ -390,11 +410,11 @@ async fn a_renewed_lease_keeps_a_long_job_from_being_claimed_again() {
 #[test]
 fn every_knowledge_job_kind_is_in_the_knowledge_lane() {
     // The lane is chosen in SQL by the `knowledge.` prefix.
-    for kind in [
-        kaltalk_store::knowledge::INDEX_SOURCE_JOB,
-        kaltalk_store::knowledge::REEMBED_JOB,
-    ] {
+    for kind in [IndexSource::KIND, Reembed::KIND] {
         assert!(kind.starts_with("knowledge."), "{kind}");
     }
-    assert!(!kaltalk_store::chat::AI_TURN_JOB.starts_with("knowledge."));
+    for kind in kaltalk_core::job::ALL_KINDS {
+        let knowledge = kind == IndexSource::KIND || kind == Reembed::KIND;
+        assert_eq!(kind.starts_with("knowledge."), knowledge, "{kind}");
+    }
 }

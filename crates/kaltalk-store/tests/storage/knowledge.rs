@@ -1,6 +1,7 @@
 use chrono::Duration;
+use kaltalk_core::job::{IndexSource, JobPayload};
 use kaltalk_store::StoreError;
-use kaltalk_store::knowledge::{INDEX_SOURCE_JOB, NewChunk, NewFileSource, SyncInterval};
+use kaltalk_store::knowledge::{NewChunk, NewFileSource, SyncInterval};
 
 use crate::helpers::{now, sign_up, test_stores};
 
@@ -26,7 +27,7 @@ async fn drain_index_jobs(
         .await
         .expect("claim")
     {
-        if job.kind == INDEX_SOURCE_JOB {
+        if job.kind == IndexSource::KIND {
             count += 1;
         }
         store.complete_job(job.id, "w", at).await.expect("complete");

@@ -8,6 +8,7 @@ mod api;
 mod chat;
 mod contacts;
 mod email;
+mod events;
 mod hours;
 mod jobs;
 mod knowledge;

@@ -4,12 +4,13 @@
 use chrono::Duration;
 use kaltalk_core::MessageText;
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
+use kaltalk_core::job::JobPayload;
 use kaltalk_core::{ContactId, OrgId, UserId};
 use kaltalk_store::chat::{AgentWrite, ContactFields, SessionChoice};
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use kaltalk_store::webhooks::{
     AfterFailure, AttemptResult, DisableNotice, EventKinds, NewWebhookEndpoint,
-    WEBHOOK_DELIVER_JOB, WebhookDeliveryState, WebhookEndpoint, WebhookEndpointChange,
+    WebhookDeliveryState, WebhookEndpoint, WebhookEndpointChange,
 };
 use kaltalk_store::{JobState, Store, StoreError};
 use serde_json::Value;
@@ -152,7 +153,7 @@ async fn dispatch_creates_one_delivery_per_subscribed_endpoint_and_event_exactly
         let jobs = store.list_jobs(JobState::Queued, 100).await.expect(backend);
         let deliver_jobs = jobs
             .iter()
-            .filter(|j| j.kind == WEBHOOK_DELIVER_JOB)
+            .filter(|j| j.kind == kaltalk_core::job::DeliverWebhook::KIND)
             .count();
         assert_eq!(deliver_jobs, 5, "{backend}: one job per delivery");
     }
