@@ -6,7 +6,8 @@ use kaltalk_core::chat::{ConversationStatus, Handling};
 use kaltalk_core::event::{ConversationUpdated, EventPayload, MessageCreated};
 use kaltalk_core::job::{AiTurn, IndexSource, JobPayload, JobPayloadError};
 use kaltalk_store::JobState;
-use kaltalk_store::chat::{ContactFields, SessionChoice, VisitorWrite};
+use kaltalk_store::chat::{ContactFields, SessionChoice};
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};
 
@@ -20,20 +21,31 @@ async fn every_stored_event_reads_back_typed_and_writes_the_same_json() {
             ..Default::default()
         };
         let t0 = now();
+        let ai = kaltalk_core::chat::AiSettings {
+            enabled: true,
+            ..Default::default()
+        };
+        store
+            .save_ai_settings(org.id, &ai, t0)
+            .await
+            .expect(backend);
         let written = store
-            .visitor_writes(
-                VisitorWrite {
+            .take_in(
+                CustomerMessage {
                     inbox: &inbox,
-                    session: SessionChoice::New {
-                        token_hash: "vt_events",
+                    from: Customer::Visitor {
+                        session: SessionChoice::New {
+                            token_hash: "vt_events",
+                        },
+                        details: &details,
+                        fields: &ContactFields::default(),
                     },
-                    details: &details,
-                    contact: &ContactFields::default(),
-                    text: "Hello",
-                    client_id: Some("c1"),
+                    thread: Thread::Latest,
+                    text: &kaltalk_core::MessageText::parse("text", "Hello").expect("text"),
                     attachments: &[],
-                    bot_first: true,
-                    hand_over: None,
+                    client_id: Some("c1"),
+                    wants_a_person: false,
+                    email: None,
                 },
                 t0,
             )
