@@ -80,6 +80,11 @@ pub async fn seed(
         .await?
         .value;
     let conversation = first.conversation.id;
+    // The sample shows the bot answering first, as an organization with its AI agent on
+    // sees it, whatever this organization's setting (the intake decided by it).
+    if first.conversation.handling != kaltalk_core::chat::Handling::Bot {
+        store.hand_back_to_bot(org, conversation, at(0)).await?;
+    }
     let session = store
         .find_visitor_session(&token_hash, at(0))
         .await?
