@@ -7,7 +7,6 @@ use kaltalk_core::OrgId;
 use kaltalk_core::chat::{Handling, SenderKind};
 use kaltalk_server::jobs::Ran;
 use kaltalk_store::chat::{Inbox, Message};
-use kaltalk_store::intake::{ArrivedEmail, Customer, CustomerMessage, Thread};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -211,41 +210,10 @@ async fn an_email_conversation_gets_the_reply_by_email_and_an_api_one_gets_it_to
         .await
         .expect("inbox");
     let details = json!({ "subject": "Broken vase", "from": "ada@customer.test" });
-    let text = kaltalk_core::MessageText::received("The vase arrived broken.");
-    let message = CustomerMessage {
-        inbox: &email_inbox,
-        from: Customer::Email {
-            address: "ada@customer.test",
-            name: Some("Ada Lovelace"),
-        },
-        thread: Thread::Email {
-            thread_ids: &[],
-            reply_token: None,
-            subject: "Broken vase",
-        },
-        text: &text,
-        attachments: &[],
-        client_id: None,
-        wants_a_person: false,
-        email: Some(ArrivedEmail {
-            rfc_message_id: "first@customer.test",
-            from_address: "ada@customer.test",
-            subject: "Broken vase",
-            full_text: "The vase arrived broken.",
-            html: None,
-            raw_key: None,
-            details: &details,
-            source: "smtp",
-        }),
-    };
-    let conversation = app
-        .state
-        .store
-        .take_in(message, app.clock_now())
-        .await
-        .expect("email")
-        .value
-        .conversation;
+    let conversation =
+        crate::chat_helpers::ada_emails(&app, &email_inbox, "first@customer.test", &details)
+            .await
+            .conversation;
     let replies = messages(&app, org, conversation.id).await;
     let reply = automatic(&replies);
     assert_eq!(reply.len(), 1, "{replies:?}");

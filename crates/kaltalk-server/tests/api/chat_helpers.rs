@@ -267,3 +267,45 @@ pub async fn session_cookie(app: &TestApp, email: &str) -> String {
         .to_owned();
     set_cookie.split(';').next().expect("pair").to_owned()
 }
+
+/// Ada's email "Broken vase" (`The vase arrived broken.`) arriving in the email inbox
+/// `inbox`, handed to the intake as the email channel hands it; `details` is what the
+/// message keeps as `metadata.email`.
+pub async fn ada_emails(
+    app: &TestApp,
+    inbox: &Inbox,
+    rfc_message_id: &str,
+    details: &Value,
+) -> kaltalk_store::intake::Stored {
+    use kaltalk_store::intake::{ArrivedEmail, Customer, CustomerMessage, Thread};
+    let text = kaltalk_core::MessageText::received("The vase arrived broken.");
+    let message = CustomerMessage {
+        inbox,
+        from: Customer::Email {
+            address: "ada@customer.test",
+            name: Some("Ada Lovelace"),
+        },
+        thread: Thread::Email {
+            thread_ids: &[],
+            reply_token: None,
+            subject: "Broken vase",
+        },
+        text: &text,
+        attachments: &[],
+        client_id: None,
+        wants_a_person: false,
+        email: Some(ArrivedEmail {
+            rfc_message_id,
+            from_address: "ada@customer.test",
+            subject: "Broken vase",
+            full_text: "The vase arrived broken.",
+            html: None,
+            raw_key: None,
+            details,
+            source: "smtp",
+        }),
+    };
+    kaltalk_server::intake::take_in(&app.state, message)
+        .await
+        .expect("email")
+}

@@ -3,10 +3,9 @@
 //! validated and sent), and formatted text in the email that leaves.
 
 use kaltalk_core::chat::MessageKind;
-use kaltalk_core::{ConversationId, MessageText, OrgId};
+use kaltalk_core::{ConversationId, OrgId};
 use kaltalk_mail::smtp_in::testing::{SinkServer, spawn_sink_server};
 use kaltalk_store::chat::{Inbox, Message};
-use kaltalk_store::intake::{ArrivedEmail, Customer, CustomerMessage, Thread};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
@@ -275,42 +274,7 @@ async fn email_conversation(relay: &SinkServer) -> (TestApp, Browser, OrgId, Str
         "to": [SUPPORT],
         "cc": ["Bob@Customer.test", "support+abc@acme.test", "ada@customer.test"],
     });
-    let text = MessageText::received("The vase arrived broken.");
-    let received = app
-        .state
-        .store
-        .take_in(
-            CustomerMessage {
-                inbox: &inbox,
-                from: Customer::Email {
-                    address: "ada@customer.test",
-                    name: Some("Ada Lovelace"),
-                },
-                thread: Thread::Email {
-                    thread_ids: &[],
-                    reply_token: None,
-                    subject: "Broken vase",
-                },
-                text: &text,
-                attachments: &[],
-                client_id: None,
-                wants_a_person: false,
-                email: Some(ArrivedEmail {
-                    rfc_message_id: "first@mail.customer.test",
-                    from_address: "ada@customer.test",
-                    subject: "Broken vase",
-                    full_text: "The vase arrived broken.",
-                    html: None,
-                    raw_key: None,
-                    details: &details,
-                    source: "smtp",
-                }),
-            },
-            app.clock_now(),
-        )
-        .await
-        .expect("email");
-    app.state.hub.publish_events(received.events);
+    crate::chat_helpers::ada_emails(&app, &inbox, "first@mail.customer.test", &details).await;
     let conversation = app
         .state
         .store
