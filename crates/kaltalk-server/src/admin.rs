@@ -144,19 +144,19 @@ pub async fn create_web_inbox(
     if name.is_empty() || name.chars().count() > 100 {
         bail!("--name must be 1 to 100 characters");
     }
-    let domains = crate::dashboard::inboxes::parse_domains(&domains.join("\n"))
+    let domains = crate::inboxes::parse_domains(&domains.join("\n"))
         .map_err(|e| anyhow::anyhow!("--domain: {}", e.message))?;
     match store.get_organization(org).await {
         Ok(_) => {}
         Err(StoreError::NotFound) => bail!("no organization has this id"),
         Err(err) => return Err(err).context("looking up the organization"),
     }
-    let inbox = crate::dashboard::inboxes::create_web_inbox(store, org, name, domains, now)
+    let inbox = crate::inboxes::create_web_inbox(store, org, name, domains, now)
         .await
         .context("creating the inbox")?;
     let listen = config.listen.parse().context("listen address")?;
     let snippet =
-        crate::dashboard::inboxes::embed_snippet(&config.public_base(listen), &inbox.public_token);
+        crate::inboxes::embed_snippet(&config.public_base(listen), &inbox.public_token);
     Ok(CreatedInbox {
         inbox_id: inbox.id,
         embed_token: inbox.public_token,
@@ -172,7 +172,7 @@ pub async fn create_email_inbox(
     address: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<kaltalk_store::chat::Inbox> {
-    let address = crate::dashboard::inboxes::parse_support_address(address)
+    let address = crate::inboxes::parse_support_address(address)
         .map_err(|e| anyhow::anyhow!("--address: {}", e.message))?;
     let name = name.map(str::trim).unwrap_or(&address).to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -183,7 +183,7 @@ pub async fn create_email_inbox(
         Err(StoreError::NotFound) => bail!("no organization has this id"),
         Err(err) => return Err(err).context("looking up the organization"),
     }
-    match crate::dashboard::inboxes::create_email_inbox(store, org, &name, &address, now).await {
+    match crate::inboxes::create_email_inbox(store, org, &name, &address, now).await {
         Ok(inbox) => Ok(inbox),
         Err(StoreError::Conflict(kaltalk_store::Conflict::InboxAddressTaken)) => {
             bail!("another inbox already receives mail for {address}")

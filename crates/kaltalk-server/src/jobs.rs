@@ -94,7 +94,7 @@ async fn keep_leased(state: &AppState, job: &Job, worker: &str, lease: chrono::D
 async fn handle(state: &AppState, job: &Job) -> anyhow::Result<()> {
     match job.kind.as_str() {
         DeliverEmail::KIND => deliver_email(state, job.payload()?).await,
-        AiTurn::KIND => crate::agent::take_turn(state, job.payload()?).await,
+        AiTurn::KIND => crate::bot::take_turn(state, job.payload()?).await,
         SendEmailReply::KIND => crate::email::reply::send(state, job).await,
         IndexSource::KIND => crate::knowledge::index_source(state, job.payload()?).await,
         Reembed::KIND => crate::knowledge::reembed(state, job.payload()?).await,

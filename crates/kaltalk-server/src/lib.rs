@@ -2,16 +2,18 @@
 //! port, plus the background job workers, in one process.
 
 pub mod admin;
-pub mod agent;
 pub mod api;
 pub mod attachments;
 pub mod auth;
+pub mod bot;
 pub mod config;
+pub mod contacts;
+pub mod conversations;
 pub mod dashboard;
 pub mod demo;
 pub mod email;
 pub mod error;
-pub mod inbox;
+pub mod inboxes;
 pub mod intake;
 pub mod jobs;
 pub mod knowledge;
@@ -382,7 +384,8 @@ pub fn router(state: AppState) -> Router {
     // be called from customers' sites.
     let same_site = Router::new()
         .merge(dashboard::router())
-        .merge(inbox::router())
+        .merge(conversations::router())
+        .merge(contacts::router())
         .merge(api::router(&state))
         .layer(from_fn(auth::csrf::same_origin_only));
     Router::new()

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::ConversationStatus;
 use kaltalk_core::event::ConversationUpdated;
-use kaltalk_core::{ConversationId, OrgId};
+use kaltalk_core::{ConversationId, OrgId, ValidationError};
 use serde::Serialize;
 
 use crate::chat::{ConversationSummary, Written};
@@ -18,6 +18,23 @@ use crate::{BeginWrite, Conflict, Db, Store, StoreError, on_db};
 pub const MAX_LABELS: usize = 20;
 /// The longest label, in characters.
 pub const MAX_LABEL_CHARS: usize = 40;
+
+/// A label as stored: lower case, words joined by dashes, at most [`MAX_LABEL_CHARS`].
+/// The dashboard's label form and the API's label filter and list both go through it.
+pub fn normalize_label(input: &str) -> Result<String, ValidationError> {
+    let label = input.trim().to_lowercase().split_whitespace().collect::<Vec<_>>().join("-");
+    let valid = !label.is_empty()
+        && label.chars().count() <= MAX_LABEL_CHARS
+        && label.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(label)
+    } else {
+        Err(ValidationError::new(
+            "label",
+            format!("Use 1 to {MAX_LABEL_CHARS} letters, digits, dashes or underscores."),
+        ))
+    }
+}
 
 /// A saved reply, typed as `/shortcut`.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]

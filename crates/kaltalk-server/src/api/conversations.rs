@@ -12,7 +12,7 @@ use kaltalk_store::chat::{
     AgentWrite, AssigneeFilter, Conversation, ConversationFilter, ConversationOrder,
 };
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
-use kaltalk_store::labels::{MAX_LABEL_CHARS, MAX_LABELS};
+use kaltalk_store::labels::{MAX_LABEL_CHARS, MAX_LABELS, normalize_label};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -113,7 +113,7 @@ async fn list(
     let label = query
         .label
         .as_deref()
-        .map(crate::inbox::normalize_label)
+        .map(normalize_label)
         .transpose()?;
     let filter = ConversationFilter {
         label,
@@ -266,7 +266,7 @@ async fn parse_change(
                 let raw = item
                     .as_str()
                     .ok_or_else(|| AppError::invalid("labels", "Must be a list of label names."))?;
-                let label = crate::inbox::normalize_label(raw).map_err(|_| {
+                let label = normalize_label(raw).map_err(|_| {
                     AppError::invalid(
                         "labels",
                         format!("{raw:?}: use 1 to {MAX_LABEL_CHARS} letters, digits, dashes or underscores."),

@@ -17,7 +17,7 @@ use super::contacts::{contact_fields, contact_json};
 use super::pagination::{self, PageQuery};
 use super::{require, resource_docs};
 use crate::auth::ApiPrincipal;
-use crate::dashboard::inboxes::create_api_inbox;
+use crate::inboxes::create_api_inbox;
 use crate::error::AppError;
 use crate::state::AppState;
 

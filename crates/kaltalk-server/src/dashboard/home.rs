@@ -206,7 +206,7 @@ async fn home(
         .as_ref()
         .map_or(0, |steps| steps.iter().filter(|s| s.done).count());
     let snippet = web.as_ref().map_or(String::new(), |inbox| {
-        super::inboxes::embed_snippet(&state.public_base, &inbox.public_token)
+        crate::inboxes::embed_snippet(&state.public_base, &inbox.public_token)
     });
     Ok(HomePage {
         layout: Layout::signed_in(&state, &session, "home").await?,

@@ -6,7 +6,6 @@ pub(crate) mod api_keys;
 mod api_reference;
 mod business_hours;
 mod canned;
-pub(crate) mod contacts;
 mod home;
 pub(crate) mod inboxes;
 mod invitations;
@@ -22,6 +21,7 @@ mod webhooks;
 use axum::Router;
 
 use crate::state::AppState;
+pub(crate) use crate::web::forms::{NoFields, NoticeQuery, see_other, ticked};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,30 +36,9 @@ pub fn router() -> Router<AppState> {
         .merge(outbox::router())
         .merge(inboxes::router())
         .merge(canned::router())
-        .merge(contacts::router())
         .merge(ai::router())
         .merge(playground::router())
         .merge(knowledge::router())
         .merge(webhooks::router())
         .merge(settings::router())
-}
-
-/// The `?notice=` code a page shows a confirmation for after a redirect.
-#[derive(serde::Deserialize)]
-pub(crate) struct NoticeQuery {
-    pub(crate) notice: Option<String>,
-}
-
-/// A form whose only field is its CSRF token.
-#[derive(serde::Deserialize)]
-pub(crate) struct NoFields {}
-
-/// A redirect after a successful POST, with a short notice code the next page explains.
-fn see_other(path: &str) -> axum::response::Response {
-    axum::response::IntoResponse::into_response(axum::response::Redirect::to(path))
-}
-
-/// A checkbox is present in the form only when ticked.
-fn ticked(value: &Option<String>) -> bool {
-    value.as_deref().is_some_and(|v| !v.is_empty())
 }

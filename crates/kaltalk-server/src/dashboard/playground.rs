@@ -12,7 +12,7 @@ use axum::routing::get;
 use kaltalk_core::{Permission, ValidationError};
 use serde::Deserialize;
 
-use crate::agent::{self, Preview, PreviewOutcome};
+use crate::bot::{self, Preview, PreviewOutcome};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -135,7 +135,7 @@ async fn ask(
         let page = page(&state, &session, question, errors, None).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
-    let preview = agent::preview(&state, session.org_id(), &question).await?;
+    let preview = bot::preview(&state, session.org_id(), &question).await?;
     // The home checklist's "try the playground" ticks from this.
     state
         .store

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod embed;
+pub mod forms;
 pub mod headers;
 
 use std::collections::HashMap;

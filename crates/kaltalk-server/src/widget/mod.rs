@@ -791,11 +791,11 @@ async fn handoff(
     let Some(conversation) = visitor.session.conversation_id else {
         return Ok(StatusCode::NO_CONTENT); // nothing written yet: the team sees the first message anyway
     };
-    crate::agent::hand_over(
+    crate::bot::hand_over(
         &state,
         visitor.session.org_id,
         conversation,
-        crate::agent::reasons::VISITOR_PRESSED,
+        crate::bot::reasons::VISITOR_PRESSED,
     )
     .await
     .map_err(|e| WidgetError::App(AppError::Internal(e)))?;

@@ -343,11 +343,12 @@ async fn every_api_operation_answers_another_organizations_ids_as_ids_that_do_no
     }
 }
 
-/// Every `.route("…")` path with a parameter in the dashboard's and the inbox's source.
+/// Every `.route("…")` path with a parameter in the screens' source: the dashboard, the
+/// conversations and the contacts.
 fn dashboard_routes() -> Vec<String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut routes = Vec::new();
-    for folder in ["dashboard", "inbox"] {
+    for folder in ["dashboard", "conversations", "contacts"] {
         let mut files = vec![src.join(folder)];
         while let Some(path) = files.pop() {
             if path.is_dir() {

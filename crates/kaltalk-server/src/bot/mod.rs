@@ -1,5 +1,5 @@
-//! The AI agent's turn: what happens when a visitor writes while the bot handles the
-//! conversation. The server decides when to hand over (the state machine lives in the
+//! The bot (the AI; "agent" always means a person): its turn when a visitor writes while
+//! it handles the conversation. The server decides when to hand over (the state machine lives in the
 //! store); the model only ever answers, or asks to hand over through its one tool.
 //!
 //! With a chat model configured (`[ai] base_url`), the answer is generated from the

@@ -25,7 +25,7 @@ use kaltalk_store::chat::{
     EmailRecipients, Inbox, Message, NewAttachment, ViewCounts,
 };
 use kaltalk_store::email::base_address;
-use kaltalk_store::labels::MAX_LABEL_CHARS;
+use kaltalk_store::labels::normalize_label;
 use serde::Deserialize;
 
 use crate::attachments::{self, Refused, Upload};
@@ -181,7 +181,7 @@ pub struct Open {
     known_labels: Vec<String>,
     ai_opt_out: bool,
     /// The contact's custom attributes, editable in the sidebar.
-    attributes: crate::dashboard::contacts::AttributesPanel,
+    attributes: crate::contacts::AttributesPanel,
     /// Whether the organization's bot answers conversations at all.
     ai_enabled: bool,
 }
@@ -340,7 +340,7 @@ pub(crate) fn file_size(bytes: &i64) -> String {
 }
 
 /// What an email conversation's composer shows above the reply: where it goes and under
-/// which subject, with the CC the agent may change (`templates/inbox/email_fields.html`).
+/// which subject, with the CC the agent may change (`templates/conversations/email_fields.html`).
 pub struct EmailReplyFields {
     pub to: String,
     /// As the CC input shows it: comma-separated.
@@ -409,7 +409,7 @@ pub(crate) fn short_time(t: &DateTime<Utc>, now: &DateTime<Utc>) -> String {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "inbox/page.html")]
+#[template(path = "conversations/page.html")]
 struct InboxPage {
     layout: Layout,
     view: View,
@@ -428,7 +428,7 @@ struct InboxPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "inbox/list.html")]
+#[template(path = "conversations/list.html")]
 struct ListPartial {
     view: View,
     query: String,
@@ -447,7 +447,7 @@ struct ListPartial {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "inbox/conversation.html")]
+#[template(path = "conversations/conversation.html")]
 struct ConversationPartial {
     open: Open,
     csrf: String,
@@ -458,7 +458,7 @@ struct ConversationPartial {
 /// The conversation's header alone: refreshed live when its status, assignee or who
 /// handles it changes, and after the header's own forms.
 #[derive(Template, WebTemplate)]
-#[template(path = "inbox/thread_head_partial.html")]
+#[template(path = "conversations/thread_head_partial.html")]
 struct HeaderPartial {
     open: Open,
     csrf: String,
@@ -467,7 +467,7 @@ struct HeaderPartial {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "inbox/messages.html")]
+#[template(path = "conversations/messages.html")]
 struct MessagesPartial {
     thread: Thread,
 }
@@ -721,7 +721,7 @@ async fn open(
     state.hub.publish_events(seen.events);
     let ai_opt_out = state.store.ai_opt_out(org, conversation.contact_id).await?;
     let attributes =
-        crate::dashboard::contacts::AttributesPanel::load(state, session, &contact).await?;
+        crate::contacts::AttributesPanel::load(state, session, &contact).await?;
     let ai = state.store.ai_settings(org).await?;
     let label = contact_label(
         contact.name.as_deref(),
@@ -1251,7 +1251,7 @@ async fn bulk(
                     .map_err(|_| AppError::NotFound)?,
             ),
             "action" => action = Some(value),
-            "label" if !value.trim().is_empty() => label = Some(normalize_label(&value)?),
+            "label" if !value.trim().is_empty() => label = Some(normalize_label(&value).map_err(AppError::from)?),
             "back" => back = value,
             _ => {}
         }
@@ -1373,29 +1373,6 @@ async fn after_change(
     Ok(Redirect::to(&format!("/inbox?view=all&c={id}")).into_response())
 }
 
-/// A label as stored: lower case, words joined by dashes, at most [`MAX_LABEL_CHARS`].
-pub fn normalize_label(input: &str) -> Result<String, AppError> {
-    let label = input
-        .trim()
-        .to_lowercase()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join("-");
-    let valid = !label.is_empty()
-        && label.chars().count() <= MAX_LABEL_CHARS
-        && label
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
-    if valid {
-        Ok(label)
-    } else {
-        Err(AppError::invalid(
-            "label",
-            format!("Use 1 to {MAX_LABEL_CHARS} letters, digits, dashes or underscores."),
-        ))
-    }
-}
-
 #[derive(Deserialize)]
 struct LabelForm {
     #[serde(default)]
@@ -1409,7 +1386,7 @@ async fn add_label(
     SessionForm { session, form }: SessionForm<LabelForm>,
 ) -> PageResult {
     session.require(Permission::UseInbox)?;
-    let label = normalize_label(&form.label)?;
+    let label = normalize_label(&form.label).map_err(AppError::from)?;
     let written = state
         .store
         .add_label(session.org_id(), id, &label, state.now())
@@ -1438,7 +1415,7 @@ async fn hand_back(
     State(state): State<AppState>,
     IdPath(id): IdPath<ConversationId>,
     headers: HeaderMap,
-    SessionForm { session, .. }: SessionForm<crate::dashboard::NoFields>,
+    SessionForm { session, .. }: SessionForm<crate::web::forms::NoFields>,
 ) -> PageResult {
     session.require(Permission::UseInbox)?;
     let written = state

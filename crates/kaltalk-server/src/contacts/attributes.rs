@@ -16,7 +16,7 @@ use kaltalk_store::contacts::{AttributeDefinition, AttributeKind, NewAttributeDe
 use kaltalk_store::{Conflict, StoreError};
 use serde::Deserialize;
 
-use super::super::{NoFields, NoticeQuery, see_other};
+use crate::web::forms::{NoFields, NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;

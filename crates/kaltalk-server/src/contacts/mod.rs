@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 pub(crate) use attributes::AttributesPanel;
 
-use super::{NoFields, NoticeQuery, see_other};
+use crate::web::forms::{NoFields, NoticeQuery, see_other, ticked};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -592,7 +592,7 @@ async fn delete(
     session.require(Permission::UseInbox)?;
     let org = session.org_id();
     state.store.get_contact(org, id).await?;
-    if !super::ticked(&form.confirm) {
+    if !ticked(&form.confirm) {
         return Err(AppError::invalid(
             "confirm",
             "Tick the box to confirm: deleting a contact cannot be undone.",

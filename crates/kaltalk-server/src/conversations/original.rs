@@ -17,7 +17,7 @@ use crate::web::embed::SanitizedHtml;
 use crate::web::{IdPath, Layout, PageResult};
 
 #[derive(Template, WebTemplate)]
-#[template(path = "inbox/original.html")]
+#[template(path = "conversations/original.html")]
 struct OriginalPage {
     layout: Layout,
     email: EmailRecord,

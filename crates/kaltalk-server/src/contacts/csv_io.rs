@@ -19,7 +19,7 @@ use serde_json::Map;
 
 use super::{parse_contact_email, parse_contact_name, parse_phone};
 use crate::auth::{AgentSession, SessionForm, SessionUpload, UploadCap};
-use crate::dashboard::{NoFields, see_other};
+use crate::web::forms::{NoFields, see_other};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::{Layout, PageResult};
