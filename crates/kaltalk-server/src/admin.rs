@@ -155,8 +155,7 @@ pub async fn create_web_inbox(
         .await
         .context("creating the inbox")?;
     let listen = config.listen.parse().context("listen address")?;
-    let snippet =
-        crate::inboxes::embed_snippet(&config.public_base(listen), &inbox.public_token);
+    let snippet = crate::inboxes::embed_snippet(&config.public_base(listen), &inbox.public_token);
     Ok(CreatedInbox {
         inbox_id: inbox.id,
         embed_token: inbox.public_token,
@@ -171,7 +170,7 @@ pub async fn create_email_inbox(
     name: Option<&str>,
     address: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<kaltalk_store::chat::Inbox> {
+) -> anyhow::Result<kaltalk_store::inboxes::Inbox> {
     let address = crate::inboxes::parse_support_address(address)
         .map_err(|e| anyhow::anyhow!("--address: {}", e.message))?;
     let name = name.map(str::trim).unwrap_or(&address).to_owned();

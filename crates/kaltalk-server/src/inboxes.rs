@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{EmailSettings, InboxKind, WidgetSettings};
 use kaltalk_core::{EmailAddress, OrgId, ValidationError, token};
-use kaltalk_store::chat::{Inbox, NewInbox};
+use kaltalk_store::inboxes::{Inbox, NewInbox};
 use kaltalk_store::{Store, StoreError};
 
 /// A support address: a valid email address, without a `+tag` (the tag carries reply

@@ -9,8 +9,8 @@ use kaltalk_core::event::ConversationUpdated;
 use kaltalk_core::{ConversationId, OrgId, ValidationError};
 use serde::Serialize;
 
-use crate::chat::{ConversationSummary, Written};
-use crate::events::{NewEvent, append_event};
+use crate::conversations::ConversationSummary;
+use crate::events::{NewEvent, Written, append_event};
 use crate::{BeginWrite, Conflict, Db, Store, StoreError, on_db};
 
 /// The most labels one conversation can have: each is shown on every inbox row, so a
@@ -22,10 +22,17 @@ pub const MAX_LABEL_CHARS: usize = 40;
 /// A label as stored: lower case, words joined by dashes, at most [`MAX_LABEL_CHARS`].
 /// The dashboard's label form and the API's label filter and list both go through it.
 pub fn normalize_label(input: &str) -> Result<String, ValidationError> {
-    let label = input.trim().to_lowercase().split_whitespace().collect::<Vec<_>>().join("-");
+    let label = input
+        .trim()
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("-");
     let valid = !label.is_empty()
         && label.chars().count() <= MAX_LABEL_CHARS
-        && label.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        && label
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
     if valid {
         Ok(label)
     } else {
@@ -400,7 +407,7 @@ impl Store {
         let sql = format!(
             "{} WHERE c.org_id = $1 AND (c.id IN ({matches_messages}) OR c.id IN ({matches_contacts})) \
              ORDER BY c.last_message_at DESC, c.id DESC LIMIT $3",
-            crate::chat::SUMMARY_SELECT
+            crate::conversations::SUMMARY_SELECT
         );
         Ok(
             on_db!(self, pool => sqlx::query_as::<_, ConversationSummary>(sqlx::AssertSqlSafe(sql))

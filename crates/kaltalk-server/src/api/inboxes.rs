@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kaltalk_core::chat::InboxKind;
 use kaltalk_core::{ContactId, InboxId, MessageText, Permission};
-use kaltalk_store::chat::Inbox;
+use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -17,8 +17,8 @@ use super::contacts::{contact_fields, contact_json};
 use super::pagination::{self, PageQuery};
 use super::{require, resource_docs};
 use crate::auth::ApiPrincipal;
-use crate::inboxes::create_api_inbox;
 use crate::error::AppError;
+use crate::inboxes::create_api_inbox;
 use crate::state::AppState;
 
 const MAX_NAME_CHARS: usize = 100;

@@ -11,15 +11,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kaltalk_core::{ContactId, Permission, Text, ValidationError};
-use kaltalk_store::chat::Contact;
-use kaltalk_store::contacts::{AttributeDefinition, AttributeKind, NewAttributeDefinition};
+use kaltalk_store::contacts::{
+    AttributeDefinition, AttributeKind, Contact, NewAttributeDefinition,
+};
 use kaltalk_store::{Conflict, StoreError};
 use serde::Deserialize;
 
-use crate::web::forms::{NoFields, NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, NoticeQuery, see_other};
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {

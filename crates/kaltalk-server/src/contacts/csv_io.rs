@@ -19,9 +19,9 @@ use serde_json::Map;
 
 use super::{parse_contact_email, parse_contact_name, parse_phone};
 use crate::auth::{AgentSession, SessionForm, SessionUpload, UploadCap};
-use crate::web::forms::{NoFields, see_other};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, see_other};
 use crate::web::{Layout, PageResult};
 
 /// The largest CSV file an import reads.

@@ -15,16 +15,18 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::InboxKind;
 use kaltalk_core::{ContactId, EmailAddress, Permission, Text, ValidationError};
-use kaltalk_store::chat::{Contact, ConversationSummary};
-use kaltalk_store::contacts::{AttributeDefinition, AttributeMatch, ContactListQuery, ContactNote};
+use kaltalk_store::contacts::{
+    AttributeDefinition, AttributeMatch, Contact, ContactListQuery, ContactNote,
+};
+use kaltalk_store::conversations::ConversationSummary;
 use serde::Deserialize;
 
 pub(crate) use attributes::AttributesPanel;
 
-use crate::web::forms::{NoFields, NoticeQuery, see_other, ticked};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, NoticeQuery, see_other, ticked};
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 /// Contacts a list page shows.

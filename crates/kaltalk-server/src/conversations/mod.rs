@@ -17,15 +17,18 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
-use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
-use kaltalk_core::{EmailAddress, MessageText, Text, ValidationError};
+use kaltalk_core::{
+    ConversationId, EmailAddress, InboxId, MessageText, Permission, Text, UserId, ValidationError,
+};
 use kaltalk_store::Member;
-use kaltalk_store::chat::{
-    AgentWrite, AssigneeFilter, Contact, Conversation, ConversationFilter, ConversationSummary,
-    EmailRecipients, Inbox, Message, NewAttachment, ViewCounts,
+use kaltalk_store::contacts::Contact;
+use kaltalk_store::conversations::{
+    AssigneeFilter, Conversation, ConversationFilter, ConversationSummary, ViewCounts,
 };
 use kaltalk_store::email::base_address;
+use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::labels::normalize_label;
+use kaltalk_store::messages::{AgentWrite, EmailRecipients, Message, NewAttachment};
 use serde::Deserialize;
 
 use crate::attachments::{self, Refused, Upload};
@@ -720,8 +723,7 @@ async fn open(
     let seen = state.store.agent_saw(org, id, state.now()).await?;
     state.hub.publish_events(seen.events);
     let ai_opt_out = state.store.ai_opt_out(org, conversation.contact_id).await?;
-    let attributes =
-        crate::contacts::AttributesPanel::load(state, session, &contact).await?;
+    let attributes = crate::contacts::AttributesPanel::load(state, session, &contact).await?;
     let ai = state.store.ai_settings(org).await?;
     let label = contact_label(
         contact.name.as_deref(),
@@ -1251,7 +1253,9 @@ async fn bulk(
                     .map_err(|_| AppError::NotFound)?,
             ),
             "action" => action = Some(value),
-            "label" if !value.trim().is_empty() => label = Some(normalize_label(&value).map_err(AppError::from)?),
+            "label" if !value.trim().is_empty() => {
+                label = Some(normalize_label(&value).map_err(AppError::from)?)
+            }
             "back" => back = value,
             _ => {}
         }

@@ -8,14 +8,13 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use kaltalk_core::Text;
 use kaltalk_core::chat::{
     EmailSettings, IdentityMode, ImapSecurity, ImapSettings, InboxKind, LauncherPosition,
     WidgetSettings,
 };
-use kaltalk_core::{InboxId, Permission, ValidationError, token};
+use kaltalk_core::{InboxId, Permission, Text, ValidationError, token};
 use kaltalk_store::StoreError;
-use kaltalk_store::chat::{Inbox, InboxSettings};
+use kaltalk_store::inboxes::{Inbox, InboxSettings};
 use serde::Deserialize;
 
 use super::business_hours::{self, HoursForm, HoursView};

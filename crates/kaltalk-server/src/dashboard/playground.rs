@@ -12,8 +12,8 @@ use axum::routing::get;
 use kaltalk_core::{Permission, ValidationError};
 use serde::Deserialize;
 
-use crate::bot::{self, Preview, PreviewOutcome};
 use crate::auth::{AgentSession, SessionForm};
+use crate::bot::{self, Preview, PreviewOutcome};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::{FieldErrors, Layout, PageResult};
