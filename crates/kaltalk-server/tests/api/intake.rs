@@ -1,17 +1,20 @@
 //! One intake for every channel: the same customer, writing through the widget, by email
 //! or through an API inbox, gets the same decision about who handles the conversation
 //! (the bot first when the AI agent is on, people when it is off or the contact opted out
-//! of AI). Each story goes through the channel's real entry point: the widget's HTTP API,
+//! of AI; outside business hours, the out-of-office reply once, and still the bot when it
+//! is on). Each story goes through the channel's real entry point: the widget's HTTP API,
 //! the email channel's `receive` (what the SMTP listener and the IMAP poller call), the
 //! REST API's inbox endpoint.
 
 use kaltalk_core::chat::{
     AiSettings, EmailSettings, Handling, IdentityMode, InboxKind, WidgetSettings,
 };
+use kaltalk_core::hours::{BusinessHours, DEFAULT_OUT_OF_OFFICE, InboxHours, Week};
 use kaltalk_core::{ConversationId, OrgId};
 use kaltalk_store::contacts::ContactFields;
 use kaltalk_store::conversations::Conversation;
 use kaltalk_store::inboxes::{Inbox, InboxSettings, NewInbox};
+use kaltalk_store::messages::Message;
 use kaltalk_store::{JobState, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -265,6 +268,91 @@ async fn every_channel_gets_the_same_decision_from_the_intake() {
             bot_turns(store, conversation.id).await,
             0,
             "{channel:?}, opted out"
+        );
+    }
+}
+
+/// The automatic out-of-office replies in a conversation.
+async fn out_of_office_replies(store: &Store, org: OrgId, id: ConversationId) -> Vec<Message> {
+    let messages = store.list_messages(org, id, false).await.expect("messages");
+    messages
+        .into_iter()
+        .filter(|m| m.is_automatic() && m.text.contains("We're away right now"))
+        .collect()
+}
+
+#[tokio::test]
+async fn outside_business_hours_every_channel_gets_one_out_of_office_reply_and_the_bot_still_answers()
+ {
+    let app = spawn_app().await;
+    let org = org(&app).await;
+    let store = &app.state.store;
+    // Berlin office hours on all three inboxes; the clock on Friday 9 January 2026 at
+    // 20:00 in Berlin, closed until Monday 09:00.
+    let hours = InboxHours {
+        enabled: true,
+        hours: BusinessHours::new("Europe/Berlin", Week::office_hours(), Vec::new())
+            .expect("hours"),
+        out_of_office: DEFAULT_OUT_OF_OFFICE.into(),
+    };
+    for inbox in [&org.web, &org.email, &org.api] {
+        store
+            .save_business_hours(org.id, inbox.id, &hours, app.clock_now())
+            .await
+            .expect("hours");
+    }
+    let friday_evening: chrono::DateTime<chrono::Utc> =
+        "2026-01-09T19:00:00Z".parse().expect("time");
+    app.clock.advance(friday_evening - app.clock_now());
+    let mut n = 0;
+
+    // The AI agent off: people will answer on Monday, and the customer hears so once,
+    // however many times they write.
+    for channel in CHANNELS {
+        n += 1;
+        let first = customer_writes(&app, &org, channel, n, "Where is my order?").await;
+        assert_eq!(first.handling, Handling::Human, "{channel:?}, closed");
+        let again = customer_writes(&app, &org, channel, n, "Hello?").await;
+        // The widget continues the visitor's open conversation; a new email that is not a
+        // reply, and the API's "start a conversation", open another, with its own reply.
+        if matches!(channel, Channel::Widget) {
+            assert_eq!(again.id, first.id, "{channel:?}: the same conversation");
+        } else {
+            assert_ne!(again.id, first.id, "{channel:?}: a new conversation");
+            assert_eq!(
+                out_of_office_replies(store, org.id, again.id).await.len(),
+                1,
+                "{channel:?}: the new conversation's own reply"
+            );
+        }
+        let replies = out_of_office_replies(store, org.id, first.id).await;
+        assert_eq!(replies.len(), 1, "{channel:?}: one out-of-office reply");
+        assert!(
+            replies[0]
+                .text
+                .contains("Monday at 09:00 (Europe/Berlin time)"),
+            "{channel:?}: {:?}",
+            replies[0].text
+        );
+        assert_eq!(bot_turns(store, first.id).await, 0, "{channel:?}, AI off");
+    }
+
+    // On: the bot answers at any hour, and nobody is told to wait for people yet.
+    set_ai(store, org.id, true).await;
+    for channel in CHANNELS {
+        n += 1;
+        let conversation = customer_writes(&app, &org, channel, n, "Where is my order?").await;
+        assert_eq!(
+            conversation.handling,
+            Handling::Bot,
+            "{channel:?}, bot at night"
+        );
+        assert_eq!(bot_turns(store, conversation.id).await, 1, "{channel:?}");
+        assert!(
+            out_of_office_replies(store, org.id, conversation.id)
+                .await
+                .is_empty(),
+            "{channel:?}: no out-of-office reply while the bot answers"
         );
     }
 }
