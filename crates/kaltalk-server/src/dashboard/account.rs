@@ -15,10 +15,10 @@ use kaltalk_mail::{EmailChange, EmailChangeNotice, PasswordReset, RenderedEmail,
 use kaltalk_store::{LinkToken, NewEmail, NewUser, StoreError, TokenPurpose, User};
 use serde::Deserialize;
 
-use super::{NoFields, see_other, ticked};
 use crate::auth::{AgentSession, ClientIp, SessionForm, password, session};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, see_other, ticked};
 use crate::web::{FieldErrors, Layout, PageResult};
 
 pub const VERIFY_LINK_HOURS: i64 = 24;

@@ -13,10 +13,10 @@ use kaltalk_core::{Permission, ValidationError};
 use kaltalk_store::ai::Usage;
 use serde::Deserialize;
 
-use super::{NoticeQuery, see_other, ticked};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoticeQuery, see_other, ticked};
 use crate::web::{FieldErrors, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {

@@ -12,10 +12,10 @@ use kaltalk_core::{ApiKeyId, Permission, token};
 use kaltalk_store::ApiKey;
 use serde::Deserialize;
 
-use super::{NoFields, see_other};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, see_other};
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 /// Every key starts with this, so secret scanners and people can recognise one.

@@ -13,10 +13,10 @@ use kaltalk_store::labels::CannedResponse;
 use kaltalk_store::{Conflict, StoreError};
 use serde::Deserialize;
 
-use super::{NoFields, see_other};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, see_other};
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {

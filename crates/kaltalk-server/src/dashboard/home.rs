@@ -11,9 +11,9 @@ use kaltalk_core::chat::InboxKind;
 use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::setup::{AgentWork, SetupProgress};
 
-use super::NoticeQuery;
 use crate::auth::AgentSession;
 use crate::state::AppState;
+use crate::web::forms::NoticeQuery;
 use crate::web::{Layout, PageResult};
 
 pub fn router() -> Router<AppState> {

@@ -18,13 +18,13 @@ use kaltalk_store::inboxes::{Inbox, InboxSettings};
 use serde::Deserialize;
 
 use super::business_hours::{self, HoursForm, HoursView};
-use super::{NoticeQuery, see_other, ticked};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::inboxes::{
     create_email_inbox, create_web_inbox, embed_snippet, parse_domains, parse_support_address,
 };
 use crate::state::AppState;
+use crate::web::forms::{NoticeQuery, see_other, ticked};
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {
@@ -628,7 +628,7 @@ async fn preview(
 async fn rotate_secret(
     State(state): State<AppState>,
     IdPath(id): IdPath<InboxId>,
-    SessionForm { session, .. }: SessionForm<super::NoFields>,
+    SessionForm { session, .. }: SessionForm<crate::web::forms::NoFields>,
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
     state
@@ -644,7 +644,7 @@ async fn rotate_secret(
 async fn delete(
     State(state): State<AppState>,
     IdPath(id): IdPath<InboxId>,
-    SessionForm { session, .. }: SessionForm<super::NoFields>,
+    SessionForm { session, .. }: SessionForm<crate::web::forms::NoFields>,
 ) -> PageResult {
     session.require(Permission::ManageInboxes)?;
     let written = state

@@ -13,11 +13,11 @@ use kaltalk_core::{EmailAddress, Password, PersonName, ValidationError, token};
 use kaltalk_store::{Acceptor, Invitation, NewUser, StoreError};
 use serde::Deserialize;
 
-use super::ticked;
 use crate::auth::csrf::check_token;
 use crate::auth::{AgentSession, password, session};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::ticked;
 use crate::web::{FieldErrors, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {

@@ -14,12 +14,12 @@ use kaltalk_core::{Permission, ValidationError};
 use kaltalk_store::knowledge::{Source, SyncInterval};
 use serde::Deserialize;
 
-use super::{NoFields, NoticeQuery, see_other};
 use crate::attachments::clean_filename;
 use crate::auth::{AgentSession, SessionForm, SessionUpload, UploadCap};
 use crate::error::AppError;
 use crate::knowledge::sources;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, NoticeQuery, see_other};
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {
@@ -196,7 +196,7 @@ async fn add_web(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
     let title = sources::web_title(&form.title, &url);
-    let kind = if super::ticked(&form.whole_site) {
+    let kind = if crate::web::forms::ticked(&form.whole_site) {
         "site"
     } else {
         "url"

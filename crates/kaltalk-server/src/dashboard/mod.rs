@@ -21,7 +21,6 @@ mod webhooks;
 use axum::Router;
 
 use crate::state::AppState;
-pub(crate) use crate::web::forms::{NoFields, NoticeQuery, see_other, ticked};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -13,10 +13,10 @@ use kaltalk_core::{OrgId, OrgName, Permission, ValidationError};
 use serde::Deserialize;
 
 use super::profile::is_their_password;
-use super::{NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm, session};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoticeQuery, see_other};
 use crate::web::{FieldErrors, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {

@@ -16,10 +16,10 @@ use kaltalk_store::{Conflict, EmailChange, LinkToken, StoreError};
 use serde::Deserialize;
 
 use super::account::{UNDO_EMAIL_CHANGE_DAYS, VERIFY_LINK_HOURS, email_change_for};
-use super::{NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm, password, session};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoticeQuery, see_other};
 use crate::web::{FieldErrors, Layout, PageResult};
 
 pub fn router() -> Router<AppState> {

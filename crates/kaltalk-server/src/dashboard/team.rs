@@ -14,10 +14,10 @@ use kaltalk_store::{Invitation, Member, NewInvitation};
 use serde::Deserialize;
 
 use super::account::new_email;
-use super::{NoFields, NoticeQuery, see_other};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, NoticeQuery, see_other};
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 
 pub const INVITATION_DAYS: i64 = 7;

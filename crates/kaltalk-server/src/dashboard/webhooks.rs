@@ -16,10 +16,10 @@ use kaltalk_store::webhooks::{
 };
 use serde::Deserialize;
 
-use super::{NoFields, NoticeQuery, see_other, ticked};
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::forms::{NoFields, NoticeQuery, see_other, ticked};
 use crate::web::{FieldErrors, IdPath, Layout, PageResult};
 use crate::webhooks;
 
