@@ -307,6 +307,15 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
         await launcher.waitFor({ state: 'visible', timeout: ACTION_TIMEOUT_MS });
         await launcher.click();
         await page.locator('#kaltalk-widget textarea, #kaltalk-widget [role=log]').first().waitFor({ state: 'visible', timeout: ACTION_TIMEOUT_MS });
+        // The panel fades in (inside the widget's shadow root, whose animations the
+        // document's list leaves out): a picture taken before that ends shows it
+        // see-through. Endless animations (the typing dots) are not waited for.
+        await page.evaluate(() => {
+          const roots = [document, document.getElementById('kaltalk-widget')?.shadowRoot].filter(Boolean);
+          return Promise.all(roots.flatMap((root) => root.getAnimations())
+            .filter((animation) => animation.effect?.getTiming().iterations !== Infinity)
+            .map((animation) => animation.finished));
+        });
         await page.screenshot({ path: path.join(artifactsDir, `workspace-widget-${viewport.name}.png`) });
         const found = await axeViolations(page);
         assert.deepEqual(found, [], `axe-core in the widget at ${viewport.name}:\n${found.join('\n')}`);
