@@ -21,6 +21,7 @@ pub mod intake;
 mod jobs;
 pub mod knowledge;
 pub mod labels;
+mod mentions;
 mod outbox;
 pub mod privacy;
 pub mod setup;
