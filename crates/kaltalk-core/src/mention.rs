@@ -147,7 +147,13 @@ mod tests {
     #[test]
     fn a_name_ends_at_punctuation_or_the_end() {
         let (grace, _, _, people) = team();
-        for text in ["(@Grace)", "@Grace", "**@Grace**", "ping @Grace!", "@Grace's"] {
+        for text in [
+            "(@Grace)",
+            "@Grace",
+            "**@Grace**",
+            "ping @Grace!",
+            "@Grace's",
+        ] {
             assert_eq!(resolve(text, &people, &[]), [grace], "{text}");
         }
     }

@@ -87,9 +87,7 @@ pub fn write_marked(text: &str, marks: &[Mark], out: &mut String) {
     let people: Vec<(UserId, &str)> = marks.iter().map(|m| (m.user, m.name.as_str())).collect();
     let mut written = 0;
     for found in mention::find(text, &people) {
-        let me = marks
-            .iter()
-            .any(|m| m.me && found.people.contains(&m.user));
+        let me = marks.iter().any(|m| m.me && found.people.contains(&m.user));
         kaltalk_core::format::escape_into(&text[written..found.start], out);
         out.push_str(if me {
             "<span class=\"mention mention-me\">"

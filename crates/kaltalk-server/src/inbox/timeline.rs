@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use kaltalk_core::{MessageId, UserId};
 use kaltalk_core::chat::{ConversationStatus, Handling, MessageKind, SenderKind};
 use kaltalk_core::event::{ConversationUpdated, EventPayload};
+use kaltalk_core::{MessageId, UserId};
 use kaltalk_store::Event;
 use kaltalk_store::Member;
 use kaltalk_store::chat::Message;

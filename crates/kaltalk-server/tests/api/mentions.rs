@@ -98,9 +98,7 @@ async fn a_note_mentions_teammates_the_timeline_marks_them_and_the_widget_hears_
     let grace_id = grace.user_id().await;
     let script = join_as(&app, &olivia, "<script>alert(1)</script>", "x@acme.test").await;
     let script_id = script.user_id().await;
-    let mallory = app
-        .sign_up("Mallory", "mallory@other.test", "Other")
-        .await;
+    let mallory = app.sign_up("Mallory", "mallory@other.test", "Other").await;
     let mallory_id = mallory.user_id().await;
 
     // The composer's list offers this organization's members, escaped for the page.
@@ -110,7 +108,10 @@ async fn a_note_mentions_teammates_the_timeline_marks_them_and_the_widget_hears_
     let teammates = &page[start..end];
     assert!(teammates.contains("Grace Hopper") && teammates.contains("grace@acme.test"));
     assert!(teammates.contains("\\u003cscript\\u003e"), "{teammates}");
-    assert!(!teammates.contains("Mallory"), "another organization's people");
+    assert!(
+        !teammates.contains("Mallory"),
+        "another organization's people"
+    );
 
     let inbox = create_inbox(&app, &olivia, "").await;
     let mut visitor = Visitor::new(&app, &inbox);
@@ -126,9 +127,7 @@ async fn a_note_mentions_teammates_the_timeline_marks_them_and_the_widget_hears_
         .json()
         .await
         .expect("json");
-    let mut widget = visitor
-        .socket(history["last_event_id"].as_str())
-        .await;
+    let mut widget = visitor.socket(history["last_event_id"].as_str()).await;
 
     // Grace and the oddly named member by name; Mallory (another organization) named and
     // sent as picked, with a hint that is not an id at all: the note is kept regardless.
@@ -268,9 +267,7 @@ async fn a_note_through_the_api_mentions_by_name() {
     let key = create_key(&app, &olivia, "Notes").await;
     let response = app
         .api()
-        .post(app.url(&format!(
-            "/api/v1/conversations/{conversation}/messages"
-        )))
+        .post(app.url(&format!("/api/v1/conversations/{conversation}/messages")))
         .bearer_auth(&key)
         .json(&json!({ "text": "Over to you, @grace hopper.", "kind": "note" }))
         .send()

@@ -147,7 +147,10 @@ async fn a_note_mentions_the_members_it_names_with_one_event_each() {
             &[linus, mallory],
         )
         .await;
-        assert_eq!(note.message.text, text, "{backend}: the text stays as written");
+        assert_eq!(
+            note.message.text, text,
+            "{backend}: the text stays as written"
+        );
         assert_eq!(
             mentions_of(&note.message),
             Some(json!([grace])),
@@ -178,7 +181,11 @@ async fn a_note_mentions_the_members_it_names_with_one_event_each() {
             .iter()
             .find(|m| m.id == note.message.id)
             .expect("the note");
-        assert_eq!(mentions_of(stored), Some(json!([grace])), "{backend}: stored");
+        assert_eq!(
+            mentions_of(stored),
+            Some(json!([grace])),
+            "{backend}: stored"
+        );
 
         // The same words as a reply to the customer mention nobody.
         let reply = write(
@@ -230,7 +237,16 @@ async fn the_writer_is_not_told_and_a_shared_name_means_whom_they_picked() {
         assert_eq!(told, [sam, other_sam], "{backend}");
 
         // A note without a name has no mentions at all.
-        let note = write(&store, acme.id, id, ada, MessageKind::Note, "Plain.", &[sam]).await;
+        let note = write(
+            &store,
+            acme.id,
+            id,
+            ada,
+            MessageKind::Note,
+            "Plain.",
+            &[sam],
+        )
+        .await;
         assert_eq!(note.message.metadata, None, "{backend}");
         assert_eq!(note.mentioned, [], "{backend}");
     }
