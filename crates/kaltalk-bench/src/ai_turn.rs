@@ -15,7 +15,8 @@ use kaltalk_server::jobs::{self, Ran};
 use kaltalk_server::testing::fake_chat::{FakeChatModel, Reply};
 use kaltalk_server::{Config, Kaltalk};
 use kaltalk_store::NewUser;
-use kaltalk_store::chat::{ContactFields, NewInbox, SessionChoice};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
+use kaltalk_store::inboxes::NewInbox;
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use serde::Serialize;
 

@@ -171,7 +171,7 @@ pub async fn create_email_inbox(
     name: Option<&str>,
     address: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<kaltalk_store::chat::Inbox> {
+) -> anyhow::Result<kaltalk_store::inboxes::Inbox> {
     let address = crate::dashboard::inboxes::parse_support_address(address)
         .map_err(|e| anyhow::anyhow!("--address: {}", e.message))?;
     let name = name.map(str::trim).unwrap_or(&address).to_owned();

@@ -238,7 +238,7 @@ struct Turn<'a> {
     state: &'a AppState,
     org: OrgId,
     conversation: ConversationId,
-    question: &'a kaltalk_store::chat::Message,
+    question: &'a kaltalk_store::messages::Message,
     settings: &'a AiSettings,
     retrieval: Duration,
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use kaltalk_core::{AttachmentId, OrgId, token};
-use kaltalk_store::chat::{Attachment, NewAttachment};
+use kaltalk_store::messages::{Attachment, NewAttachment};
 use serde::Deserialize;
 
 use crate::auth::AgentSession;

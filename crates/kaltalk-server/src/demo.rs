@@ -9,8 +9,9 @@ use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
 use kaltalk_core::{AttachmentId, ConversationId, MessageText, OrgId, token};
 use kaltalk_store::Store;
-use kaltalk_store::chat::{AgentWrite, ContactFields, NewAttachment, SessionChoice};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
+use kaltalk_store::messages::{AgentWrite, NewAttachment};
 use serde_json::json;
 
 use crate::attachments::Blobs;

@@ -8,8 +8,8 @@ use kaltalk_core::{ContactId, ConversationId, MessageId, OrgId};
 use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::chat::{Message, MessageDraft, Written, fetch_message, insert_message};
-use crate::events::{NewEvent, append_event};
+use crate::events::{NewEvent, Written, append_event};
+use crate::messages::{Message, MessageDraft, fetch_message, insert_message};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// What the bot says, once, when it hands over.
@@ -70,7 +70,7 @@ macro_rules! hand_over_in_tx {
         .await?;
         let mut events: Vec<$crate::events::Event> = Vec::new();
         if moved.rows_affected() > 0 {
-            let say = $crate::chat::MessageDraft {
+            let say = $crate::messages::MessageDraft {
                 sender_kind: kaltalk_core::chat::SenderKind::Bot,
                 sender_id: None,
                 kind: kaltalk_core::chat::MessageKind::Text,
@@ -79,9 +79,9 @@ macro_rules! hand_over_in_tx {
                 attachments: &[],
                 metadata: None,
             };
-            events.push($crate::chat::insert_message!($tx, org, conversation, say, now).1);
+            events.push($crate::messages::insert_message!($tx, org, conversation, say, now).1);
             let note_text = format!("Handed over to the team: {reason}");
-            let note = $crate::chat::MessageDraft {
+            let note = $crate::messages::MessageDraft {
                 sender_kind: kaltalk_core::chat::SenderKind::System,
                 sender_id: None,
                 kind: kaltalk_core::chat::MessageKind::Note,
@@ -90,7 +90,7 @@ macro_rules! hand_over_in_tx {
                 attachments: &[],
                 metadata: None,
             };
-            events.push($crate::chat::insert_message!($tx, org, conversation, note, now).1);
+            events.push($crate::messages::insert_message!($tx, org, conversation, note, now).1);
             events.push($crate::events::append_event!(
                 $tx,
                 $crate::events::NewEvent::new(

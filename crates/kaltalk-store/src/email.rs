@@ -14,10 +14,10 @@ use kaltalk_core::{ContactId, ConversationId, EmailMessageId, InboxId, MessageId
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use crate::chat::{
-    Conversation, Inbox, Message, MessageDraft, Written, fetch_message, insert_message,
-};
-use crate::events::{NewEvent, append_event};
+use crate::conversations::Conversation;
+use crate::events::{NewEvent, Written, append_event};
+use crate::inboxes::Inbox;
+use crate::messages::{Message, MessageDraft, fetch_message, insert_message};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// Mail that must open nothing: recorded on the conversation it refers to, if any.
@@ -254,7 +254,7 @@ impl Store {
         let address = base_address(address);
         let sql = format!(
             "SELECT {} FROM inboxes WHERE email_address = $1 AND kind = 'email'",
-            crate::chat::INBOX_COLUMNS
+            crate::inboxes::INBOX_COLUMNS
         );
         Ok(
             on_db!(self, pool => sqlx::query_as::<_, Inbox>(sqlx::AssertSqlSafe(sql)).bind(address).fetch_optional(pool).await)?,
@@ -265,7 +265,7 @@ impl Store {
     pub async fn email_inboxes(&self) -> Result<Vec<Inbox>, StoreError> {
         let sql = format!(
             "SELECT {} FROM inboxes WHERE kind = 'email' ORDER BY id",
-            crate::chat::INBOX_COLUMNS
+            crate::inboxes::INBOX_COLUMNS
         );
         Ok(
             on_db!(self, pool => sqlx::query_as::<_, Inbox>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)?,

@@ -159,3 +159,10 @@ impl Store {
         Ok(events)
     }
 }
+
+/// What a change wrote, and the events to publish.
+#[derive(Debug)]
+pub struct Written<T> {
+    pub value: T,
+    pub events: Vec<Event>,
+}

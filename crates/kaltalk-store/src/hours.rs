@@ -61,7 +61,7 @@ macro_rules! out_of_office_in_tx {
             .execute(&mut *$tx)
             .await?;
             if claimed.rows_affected() > 0 {
-                let draft = $crate::chat::MessageDraft {
+                let draft = $crate::messages::MessageDraft {
                     sender_kind: kaltalk_core::chat::SenderKind::Bot,
                     sender_id: None,
                     kind: kaltalk_core::chat::MessageKind::Text,
@@ -70,7 +70,7 @@ macro_rules! out_of_office_in_tx {
                     attachments: &[],
                     metadata: Some(serde_json::json!({ "automatic": $crate::hours::OUT_OF_OFFICE })),
                 };
-                events.push($crate::chat::insert_message!($tx, org, conversation, draft, now).1);
+                events.push($crate::messages::insert_message!($tx, org, conversation, draft, now).1);
             }
         }
         events

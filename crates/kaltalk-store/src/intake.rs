@@ -23,12 +23,13 @@ use kaltalk_core::{ContactId, ConversationId, MessageId, MessageText, VisitorSes
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use crate::chat::{
-    CONTACT_COLUMNS, CONVERSATION_COLUMNS, Contact, ContactFields, Conversation, Inbox, Message,
-    MessageDraft, NewAttachment, SessionChoice, Written, contact_identity, fetch_conversation,
-    fetch_message, insert_message, reopen_conversation,
+use crate::contacts::{CONTACT_COLUMNS, Contact, ContactFields, SessionChoice, contact_identity};
+use crate::conversations::{
+    CONVERSATION_COLUMNS, Conversation, fetch_conversation, reopen_conversation,
 };
-use crate::events::{NewEvent, append_event};
+use crate::events::{NewEvent, Written, append_event};
+use crate::inboxes::Inbox;
+use crate::messages::{Message, MessageDraft, NewAttachment, fetch_message, insert_message};
 use crate::{BeginWrite, Conflict, Store, StoreError, on_db};
 
 /// A customer's message as a channel hands it over.

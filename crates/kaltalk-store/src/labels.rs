@@ -9,8 +9,8 @@ use kaltalk_core::event::ConversationUpdated;
 use kaltalk_core::{ConversationId, OrgId};
 use serde::Serialize;
 
-use crate::chat::{ConversationSummary, Written};
-use crate::events::{NewEvent, append_event};
+use crate::conversations::ConversationSummary;
+use crate::events::{NewEvent, Written, append_event};
 use crate::{BeginWrite, Conflict, Db, Store, StoreError, on_db};
 
 /// The most labels one conversation can have: each is shown on every inbox row, so a
@@ -383,7 +383,7 @@ impl Store {
         let sql = format!(
             "{} WHERE c.org_id = $1 AND (c.id IN ({matches_messages}) OR c.id IN ({matches_contacts})) \
              ORDER BY c.last_message_at DESC, c.id DESC LIMIT $3",
-            crate::chat::SUMMARY_SELECT
+            crate::conversations::SUMMARY_SELECT
         );
         Ok(
             on_db!(self, pool => sqlx::query_as::<_, ConversationSummary>(sqlx::AssertSqlSafe(sql))

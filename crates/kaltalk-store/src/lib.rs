@@ -9,19 +9,21 @@
 
 mod accounts;
 pub mod ai;
-pub mod chat;
 pub mod contacts;
+pub mod conversations;
 pub mod email;
 mod error;
 mod events;
 pub mod hours;
 mod housekeeping;
 pub mod idempotency;
+pub mod inboxes;
 pub mod intake;
 mod jobs;
 pub mod knowledge;
 pub mod labels;
 mod mentions;
+pub mod messages;
 mod outbox;
 pub mod privacy;
 pub mod setup;
@@ -43,7 +45,7 @@ pub use accounts::{
     NewSession, NewUser, Organization, SessionRecord, TokenPurpose, User,
 };
 pub use error::{Conflict, StoreError};
-pub use events::{Event, NewEvent};
+pub use events::{Event, NewEvent, Written};
 pub use housekeeping::Purged;
 pub use jobs::{Job, JobLane, JobState, NewJob, backoff};
 pub use outbox::{Delivery, EmailState, NewEmail, OutboundEmail};

@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use kaltalk_core::event::{InboxDeleted, InboxUpdated, SecretChange};
 use kaltalk_core::{InboxId, OrgId, UserId};
 
-use crate::chat::Written;
-use crate::events::{NewEvent, append_event};
+use crate::events::{NewEvent, Written, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// How far an organization is with its setup, each step read from the rows it leaves.

@@ -16,9 +16,11 @@ use kaltalk_core::event::{
 };
 use kaltalk_core::job::DeliverWebhook;
 
-use crate::chat::{CONTACT_COLUMNS, CONVERSATION_COLUMNS, Contact, Conversation, fetch_message};
+use crate::contacts::{CONTACT_COLUMNS, Contact};
+use crate::conversations::{CONVERSATION_COLUMNS, Conversation};
 use crate::events::Event;
 use crate::jobs::{NewJob, insert_job};
+use crate::messages::fetch_message;
 use crate::outbox::{NewEmail, insert_email};
 use crate::{BeginWrite, Db, Store, StoreError, on_db};
 

@@ -8,17 +8,18 @@ use axum::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, InboxKind, MessageKind};
 use kaltalk_core::{ConversationId, InboxId, MessageText, Permission, Text, UserId};
-use kaltalk_store::chat::{
-    AgentWrite, AssigneeFilter, Conversation, ConversationFilter, ConversationOrder,
+use kaltalk_store::conversations::{
+    AssigneeFilter, Conversation, ConversationFilter, ConversationOrder,
 };
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use kaltalk_store::labels::{MAX_LABEL_CHARS, MAX_LABELS};
+use kaltalk_store::messages::AgentWrite;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::body::{JsonObject, refuse_unknown, required_text};
 use super::pagination::{self, PageQuery, Pagination};
-use super::{acting_agent, require};
+use super::{acting_agent, docs, require, resource_docs};
 use crate::attachments::{MAX_FILES, Refused, Upload};
 use crate::auth::ApiPrincipal;
 use crate::error::AppError;
@@ -26,8 +27,6 @@ use crate::state::AppState;
 use utoipa::IntoParams;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
-
-use super::{docs, resource_docs};
 
 /// The longest message the API accepts, as in the dashboard's composer.
 const MAX_MESSAGE_CHARS: usize = 10_000;

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kaltalk_core::chat::InboxKind;
 use kaltalk_core::{ContactId, InboxId, MessageText, Permission};
-use kaltalk_store::chat::Inbox;
+use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;

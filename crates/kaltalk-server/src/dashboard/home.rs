@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use kaltalk_core::Permission;
 use kaltalk_core::chat::InboxKind;
-use kaltalk_store::chat::Inbox;
+use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::setup::{AgentWork, SetupProgress};
 
 use super::NoticeQuery;

@@ -9,13 +9,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use kaltalk_core::Text;
 use kaltalk_core::chat::{
     EmailSettings, IdentityMode, ImapSecurity, ImapSettings, InboxKind, LauncherPosition,
     WidgetSettings,
 };
-use kaltalk_core::{EmailAddress, InboxId, OrgId, Permission, ValidationError, token};
-use kaltalk_store::chat::{Inbox, InboxSettings, NewInbox};
+use kaltalk_core::{EmailAddress, InboxId, OrgId, Permission, Text, ValidationError, token};
+use kaltalk_store::inboxes::{Inbox, InboxSettings, NewInbox};
 use kaltalk_store::{Store, StoreError};
 use serde::Deserialize;
 

@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use kaltalk_core::InboxId;
 use kaltalk_core::chat::{ImapSecurity, ImapSettings};
 use kaltalk_mail::imap_in::{self, ImapAccount, ImapCursor, TlsOptions};
-use kaltalk_store::chat::Inbox;
 use kaltalk_store::email::ImapCursorRow;
+use kaltalk_store::inboxes::Inbox;
 use tokio::sync::watch;
 
 use crate::email::{Arrival, receive};

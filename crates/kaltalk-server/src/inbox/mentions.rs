@@ -2,10 +2,9 @@
 //! offers, the ids it sends back as a hint, and the highlighted names in the timeline
 //! (who is mentioned is decided by the store when the note is written).
 
-use kaltalk_core::UserId;
-use kaltalk_core::mention;
+use kaltalk_core::{UserId, mention};
 use kaltalk_store::Member;
-use kaltalk_store::chat::Message;
+use kaltalk_store::messages::Message;
 use serde::Serialize;
 
 /// The most picked ids a note's hint is read for (more would be someone else's form).

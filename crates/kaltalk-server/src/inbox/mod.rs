@@ -18,15 +18,18 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
-use kaltalk_core::{ConversationId, InboxId, Permission, UserId};
-use kaltalk_core::{EmailAddress, MessageText, Text, ValidationError};
+use kaltalk_core::{
+    ConversationId, EmailAddress, InboxId, MessageText, Permission, Text, UserId, ValidationError,
+};
 use kaltalk_store::Member;
-use kaltalk_store::chat::{
-    AgentWrite, AssigneeFilter, Contact, Conversation, ConversationFilter, ConversationSummary,
-    EmailRecipients, Inbox, Message, NewAttachment, ViewCounts,
+use kaltalk_store::contacts::Contact;
+use kaltalk_store::conversations::{
+    AssigneeFilter, Conversation, ConversationFilter, ConversationSummary, ViewCounts,
 };
 use kaltalk_store::email::base_address;
+use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::labels::MAX_LABEL_CHARS;
+use kaltalk_store::messages::{AgentWrite, EmailRecipients, Message, NewAttachment};
 use serde::Deserialize;
 
 use crate::attachments::{self, Refused, Upload};

@@ -9,9 +9,8 @@ use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling, MessageKind, SenderKind};
 use kaltalk_core::event::{ConversationUpdated, EventPayload};
 use kaltalk_core::{MessageId, UserId};
-use kaltalk_store::Event;
-use kaltalk_store::Member;
-use kaltalk_store::chat::Message;
+use kaltalk_store::messages::Message;
+use kaltalk_store::{Event, Member};
 
 /// An email longer than this (in lines) shows its start and folds the rest behind
 /// "Show more".

@@ -4,7 +4,7 @@
 use hmac::{Hmac, Mac};
 use kaltalk_core::chat::IdentityMode;
 use kaltalk_core::values::{Attributes, Text};
-use kaltalk_store::chat::ContactFields;
+use kaltalk_store::contacts::ContactFields;
 use serde::Deserialize;
 use sha2::Sha256;
 

@@ -34,7 +34,7 @@ async fn conversation(
     app: &TestApp,
     org: kaltalk_core::OrgId,
     id: &str,
-) -> kaltalk_store::chat::Conversation {
+) -> kaltalk_store::conversations::Conversation {
     app.state
         .store
         .get_conversation(org, id.parse().expect("uuid"))

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use kaltalk_core::OrgId;
 use kaltalk_core::chat::{Handling, SenderKind};
 use kaltalk_server::jobs::Ran;
-use kaltalk_store::chat::{Inbox, Message};
+use kaltalk_store::inboxes::Inbox;
+use kaltalk_store::messages::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use kaltalk_core::OrgId;
 use kaltalk_core::chat::VisitorDetails;
-use kaltalk_store::chat::Inbox;
+use kaltalk_store::inboxes::Inbox;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;

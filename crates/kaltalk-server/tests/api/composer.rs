@@ -5,7 +5,8 @@
 use kaltalk_core::chat::MessageKind;
 use kaltalk_core::{ConversationId, OrgId};
 use kaltalk_mail::smtp_in::testing::{SinkServer, spawn_sink_server};
-use kaltalk_store::chat::{Inbox, Message};
+use kaltalk_store::inboxes::Inbox;
+use kaltalk_store::messages::Message;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
@@ -280,7 +281,7 @@ async fn email_conversation(relay: &SinkServer) -> (TestApp, Browser, OrgId, Str
         .store
         .list_conversations(
             org,
-            &kaltalk_store::chat::ConversationFilter {
+            &kaltalk_store::conversations::ConversationFilter {
                 limit: 10,
                 ..Default::default()
             },

@@ -81,7 +81,7 @@ async fn new_contact(
         .store
         .create_contact(
             org,
-            &kaltalk_store::chat::ContactFields {
+            &kaltalk_store::contacts::ContactFields {
                 name: Some(name.into()),
                 email: email.map(str::to_owned),
                 ..Default::default()

@@ -12,7 +12,8 @@ use kaltalk_core::chat::{Handling, MessageKind};
 use kaltalk_core::{ConversationId, OrgId};
 use kaltalk_mail::inbound::Address;
 use kaltalk_mail::inbound::fixtures::{ClientStyle, reply_fixture};
-use kaltalk_store::chat::{ConversationFilter, ConversationSummary, Message};
+use kaltalk_store::conversations::{ConversationFilter, ConversationSummary};
+use kaltalk_store::messages::Message;
 use reqwest::StatusCode;
 
 use kaltalk_mail::smtp_in::testing::{SinkServer, spawn_sink_server};
@@ -1035,7 +1036,7 @@ async fn an_imap_mailbox_is_polled_and_a_restart_imports_nothing_twice() {
             org,
             inbox.id,
             "Support",
-            kaltalk_store::chat::InboxSettings::Email(&settings_now),
+            kaltalk_store::inboxes::InboxSettings::Email(&settings_now),
             app.clock_now(),
         )
         .await

@@ -444,7 +444,7 @@ async fn every_api_list_reads_limit_and_cursor_the_same_way() {
 #[test]
 fn the_widget_protocol_names_the_attachment_url_parameter_the_server_uses() {
     let doc = include_str!("../../../../docs/widget-protocol.md");
-    let attachment = kaltalk_store::chat::Attachment {
+    let attachment = kaltalk_store::messages::Attachment {
         id: kaltalk_core::AttachmentId::new(),
         org_id: kaltalk_core::OrgId::new(),
         conversation_id: kaltalk_core::ConversationId::new(),

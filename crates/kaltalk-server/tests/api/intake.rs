@@ -9,7 +9,9 @@ use kaltalk_core::chat::{
     AiSettings, EmailSettings, Handling, IdentityMode, InboxKind, WidgetSettings,
 };
 use kaltalk_core::{ConversationId, OrgId};
-use kaltalk_store::chat::{ContactFields, Conversation, Inbox, InboxSettings, NewInbox};
+use kaltalk_store::contacts::ContactFields;
+use kaltalk_store::conversations::Conversation;
+use kaltalk_store::inboxes::{Inbox, InboxSettings, NewInbox};
 use kaltalk_store::{JobState, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

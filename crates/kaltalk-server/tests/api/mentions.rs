@@ -67,7 +67,7 @@ async fn message_with(
     org: OrgId,
     conversation: ConversationId,
     text: &str,
-) -> kaltalk_store::chat::Message {
+) -> kaltalk_store::messages::Message {
     app.state
         .store
         .list_messages(org, conversation, true)
@@ -78,7 +78,7 @@ async fn message_with(
         .unwrap_or_else(|| panic!("a message {text:?}"))
 }
 
-fn mentions_of(message: &kaltalk_store::chat::Message) -> Value {
+fn mentions_of(message: &kaltalk_store::messages::Message) -> Value {
     message
         .metadata
         .as_ref()

@@ -22,7 +22,7 @@ fn step_done(html: &str, id: &str) -> bool {
 
 async fn save_widget(
     owner: &Browser,
-    inbox: &kaltalk_store::chat::Inbox,
+    inbox: &kaltalk_store::inboxes::Inbox,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
     let path = format!("/settings/inboxes/{}", inbox.id);
@@ -41,7 +41,7 @@ async fn save_widget(
 
 async fn config(
     app: &TestApp,
-    inbox: &kaltalk_store::chat::Inbox,
+    inbox: &kaltalk_store::inboxes::Inbox,
     origin: &str,
 ) -> reqwest::Response {
     app.api()

@@ -7,7 +7,7 @@ use kaltalk_core::chat::IdentityMode;
 use kaltalk_core::{ManualClock, OrgId};
 use kaltalk_server::testing::country_mmdb;
 use kaltalk_server::{Config, Kaltalk};
-use kaltalk_store::chat::{Inbox, InboxSettings};
+use kaltalk_store::inboxes::{Inbox, InboxSettings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -80,7 +80,7 @@ async fn nothing_exists_until_the_visitor_writes_then_the_conversation_continues
     visitor
         .get(&format!("/widget/v1/inboxes/{}/config", inbox.public_token))
         .await;
-    let filter = kaltalk_store::chat::ConversationFilter {
+    let filter = kaltalk_store::conversations::ConversationFilter {
         limit: 10,
         ..Default::default()
     };
@@ -249,7 +249,7 @@ async fn identity_verification_refuses_wrong_hashes_and_anonymous_chats_when_req
     assert_eq!(ok.status(), StatusCode::CREATED);
     let body: Value = ok.json().await.expect("json");
     visitor.token = body["visitor_token"].as_str().map(str::to_owned);
-    let filter = kaltalk_store::chat::ConversationFilter {
+    let filter = kaltalk_store::conversations::ConversationFilter {
         limit: 10,
         ..Default::default()
     };
@@ -478,7 +478,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         .await
         .expect("post");
     assert_eq!(response.status(), StatusCode::CREATED);
-    let filter = kaltalk_store::chat::ConversationFilter {
+    let filter = kaltalk_store::conversations::ConversationFilter {
         limit: 10,
         ..Default::default()
     };
@@ -815,7 +815,7 @@ async fn a_socket_that_falls_behind_catches_up_from_the_log_in_order() {
     let mut events = Vec::new();
     for n in 0..50 {
         let text = format!("reply {n}");
-        let write = kaltalk_store::chat::AgentWrite {
+        let write = kaltalk_store::messages::AgentWrite {
             agent,
             kind: kaltalk_core::chat::MessageKind::Text,
             text: &kaltalk_core::MessageText::parse("text", &text).expect("text"),
@@ -882,7 +882,7 @@ fn signed(inbox: &Inbox, id: &str, name: &str) -> Value {
     json!({ "id": id, "name": name, "hash": kaltalk_server::widget::sign(&inbox.identity_secret, id) })
 }
 
-async fn contact_of(app: &TestApp, org: OrgId, said: &Value) -> kaltalk_store::chat::Contact {
+async fn contact_of(app: &TestApp, org: OrgId, said: &Value) -> kaltalk_store::contacts::Contact {
     let conversation = app
         .state
         .store
@@ -1136,7 +1136,7 @@ async fn the_bot_answers_one_address_a_limited_number_of_times_an_hour() {
     let org = owner.org_id().await;
     crate::ai::enable_ai(&app, &owner, "0.3").await;
     let inbox = create_inbox(&app, &owner, "").await;
-    let limit_note = |messages: &[kaltalk_store::chat::Message]| {
+    let limit_note = |messages: &[kaltalk_store::messages::Message]| {
         messages
             .iter()
             .any(|m| m.text.contains("hourly limit of answers to this visitor"))

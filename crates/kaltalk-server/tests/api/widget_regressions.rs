@@ -4,7 +4,7 @@
 
 use kaltalk_core::chat::Handling;
 use kaltalk_server::jobs::Ran;
-use kaltalk_store::chat::{Inbox, InboxSettings};
+use kaltalk_store::inboxes::{Inbox, InboxSettings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -5,8 +5,9 @@ use chrono::Duration;
 use kaltalk_core::MessageText;
 use kaltalk_core::chat::{InboxKind, VisitorDetails, WidgetSettings};
 use kaltalk_store::StoreError;
-use kaltalk_store::chat::{ContactFields, NewInbox, SessionChoice};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
 use kaltalk_store::idempotency::{IdempotencyClaim, StoredResponse};
+use kaltalk_store::inboxes::NewInbox;
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 
 use crate::helpers::{now, sign_up, test_stores};

@@ -2,10 +2,10 @@ use chrono::Duration;
 use kaltalk_core::MessageText;
 use kaltalk_core::chat::{ConversationStatus, MessageKind, SenderKind, VisitorDetails};
 use kaltalk_store::StoreError;
-use kaltalk_store::chat::{
-    AgentWrite, AssigneeFilter, ContactFields, ConversationFilter, SessionChoice,
-};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
+use kaltalk_store::conversations::{AssigneeFilter, ConversationFilter};
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
+use kaltalk_store::messages::AgentWrite;
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};
 
@@ -351,7 +351,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
             .await
             .expect(backend);
         let id = write.value.conversation.id;
-        let unread = |list: Vec<kaltalk_store::chat::ConversationSummary>| {
+        let unread = |list: Vec<kaltalk_store::conversations::ConversationSummary>| {
             list.into_iter()
                 .find(|c| c.conversation.id == id)
                 .map(|c| c.unread)
@@ -670,7 +670,7 @@ async fn search_finds_message_words_and_contact_details_with_no_age_cap() {
             )
             .await
             .expect(backend);
-        let ids = |found: Vec<kaltalk_store::chat::ConversationSummary>| {
+        let ids = |found: Vec<kaltalk_store::conversations::ConversationSummary>| {
             found
                 .into_iter()
                 .map(|c| c.conversation.id)

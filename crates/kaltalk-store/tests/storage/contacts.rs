@@ -4,13 +4,13 @@
 use chrono::Duration;
 use kaltalk_core::MessageText;
 use kaltalk_core::chat::VisitorDetails;
-use kaltalk_store::StoreError;
-use kaltalk_store::chat::{ContactFields, ConversationFilter, SessionChoice};
 use kaltalk_store::contacts::{
-    AttributeKind, AttributeMatch, ContactListQuery, ImportRow, NewAttributeDefinition,
+    AttributeKind, AttributeMatch, ContactFields, ContactListQuery, ImportRow,
+    NewAttributeDefinition, SessionChoice,
 };
+use kaltalk_store::conversations::ConversationFilter;
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
-use kaltalk_store::{Conflict, Store};
+use kaltalk_store::{Conflict, Store, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};
@@ -22,7 +22,7 @@ async fn contact(
     email: Option<&str>,
     attributes: Value,
     at: chrono::DateTime<chrono::Utc>,
-) -> kaltalk_store::chat::Contact {
+) -> kaltalk_store::contacts::Contact {
     store
         .create_contact(
             org,
@@ -39,7 +39,7 @@ async fn contact(
         .value
 }
 
-fn names(contacts: &[kaltalk_store::chat::Contact]) -> Vec<String> {
+fn names(contacts: &[kaltalk_store::contacts::Contact]) -> Vec<String> {
     contacts
         .iter()
         .map(|c| c.name.clone().unwrap_or_default())

@@ -4,9 +4,11 @@ use kaltalk_core::chat::{
 };
 use kaltalk_core::job::JobPayload;
 use kaltalk_core::{ConversationId, MessageText, OrgId, UserId};
-use kaltalk_store::chat::{AgentWrite, ConversationFilter, EmailRecipients, Inbox, NewInbox};
+use kaltalk_store::conversations::ConversationFilter;
 use kaltalk_store::email::{DeliveryOutcome, EmailNoise, ImapCursorRow, NoiseEmail, Received};
+use kaltalk_store::inboxes::{Inbox, NewInbox};
 use kaltalk_store::intake::{ArrivedEmail, Customer, CustomerMessage, Thread};
+use kaltalk_store::messages::{AgentWrite, EmailRecipients};
 use kaltalk_store::{Conflict, Delivery, EmailState, JobState, NewEmail, Store, StoreError};
 use serde_json::json;
 

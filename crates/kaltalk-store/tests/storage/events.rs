@@ -6,7 +6,7 @@ use kaltalk_core::chat::{ConversationStatus, Handling};
 use kaltalk_core::event::{ConversationUpdated, EventPayload, MessageCreated};
 use kaltalk_core::job::{AiTurn, IndexSource, JobPayload, JobPayloadError};
 use kaltalk_store::JobState;
-use kaltalk_store::chat::{ContactFields, SessionChoice};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};

@@ -1,6 +1,5 @@
 use chrono::{DateTime, Utc};
-use kaltalk_core::UserId;
-use kaltalk_core::{Clock, EmailAddress, OrgName, PersonName, SystemClock};
+use kaltalk_core::{Clock, EmailAddress, OrgName, PersonName, SystemClock, UserId};
 use kaltalk_store::{Delivery, NewEmail, NewUser, Organization, Store};
 
 /// A fresh store per backend under test, with the temp dir that holds the SQLite file.
@@ -82,8 +81,8 @@ pub async fn web_inbox(
     store: &Store,
     org: kaltalk_core::OrgId,
     token: &str,
-) -> kaltalk_store::chat::Inbox {
-    let inbox = kaltalk_store::chat::NewInbox {
+) -> kaltalk_store::inboxes::Inbox {
+    let inbox = kaltalk_store::inboxes::NewInbox {
         org_id: org,
         kind: kaltalk_core::chat::InboxKind::Web,
         name: "Website".into(),

@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use kaltalk_core::MessageText;
 use kaltalk_core::chat::{Handling, SenderKind, VisitorDetails};
 use kaltalk_core::hours::{BusinessHours, DEFAULT_OUT_OF_OFFICE, InboxHours, Week};
-use kaltalk_store::chat::{ContactFields, Inbox, SessionChoice, Written};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
+use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::intake::{Customer, CustomerMessage, Stored, Thread};
-use kaltalk_store::{Store, StoreError};
+use kaltalk_store::{Store, StoreError, Written};
 
 use crate::helpers::{sign_up, test_stores, web_inbox};
 

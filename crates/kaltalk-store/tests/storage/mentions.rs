@@ -5,8 +5,9 @@
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
 use kaltalk_core::event::{ConversationMentioned, EventPayload};
 use kaltalk_core::{ConversationId, EmailAddress, MessageText, OrgId, PersonName, Role, UserId};
-use kaltalk_store::chat::{AgentWrite, ContactFields, Message, SessionChoice};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
+use kaltalk_store::messages::{AgentWrite, Message};
 use kaltalk_store::{NewUser, Store};
 use serde_json::json;
 

@@ -2,12 +2,13 @@
 //! them behind: not in the tables, the event log or the webhook deliveries, and on SQLite
 //! not in the database file either.
 
-use kaltalk_core::MessageText;
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
-use kaltalk_core::{ContactId, OrgId, UserId};
+use kaltalk_core::{ContactId, MessageText, OrgId, UserId};
 use kaltalk_store::Store;
-use kaltalk_store::chat::{AgentWrite, ContactFields, Inbox, SessionChoice};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
+use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
+use kaltalk_store::messages::AgentWrite;
 use kaltalk_store::webhooks::{EventKinds, NewWebhookEndpoint};
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};

@@ -3,17 +3,17 @@
 use kaltalk_core::MessageText;
 use kaltalk_core::chat::VisitorDetails;
 use kaltalk_store::StoreError;
-use kaltalk_store::chat::{ContactFields, SessionChoice};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 
 use crate::helpers::{now, sign_up, test_stores, web_inbox};
 
 async fn visit(
     store: &kaltalk_store::Store,
-    inbox: &kaltalk_store::chat::Inbox,
+    inbox: &kaltalk_store::inboxes::Inbox,
     token: &str,
     page: &str,
-) -> kaltalk_store::chat::Written<kaltalk_store::intake::Stored> {
+) -> kaltalk_store::Written<kaltalk_store::intake::Stored> {
     store
         .take_in(
             CustomerMessage {

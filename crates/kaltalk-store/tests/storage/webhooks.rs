@@ -2,12 +2,12 @@
 //! attempts are recorded, and a day of failures disables the endpoint.
 
 use chrono::Duration;
-use kaltalk_core::MessageText;
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
 use kaltalk_core::job::JobPayload;
-use kaltalk_core::{ContactId, OrgId, UserId};
-use kaltalk_store::chat::{AgentWrite, ContactFields, SessionChoice};
+use kaltalk_core::{ContactId, MessageText, OrgId, UserId};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
+use kaltalk_store::messages::AgentWrite;
 use kaltalk_store::webhooks::{
     AfterFailure, AttemptResult, DisableNotice, EventKinds, NewWebhookEndpoint,
     WebhookDeliveryState, WebhookEndpoint, WebhookEndpointChange,

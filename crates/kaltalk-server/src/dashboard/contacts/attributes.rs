@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kaltalk_core::{ContactId, Permission, Text, ValidationError};
-use kaltalk_store::chat::Contact;
-use kaltalk_store::contacts::{AttributeDefinition, AttributeKind, NewAttributeDefinition};
+use kaltalk_store::contacts::{
+    AttributeDefinition, AttributeKind, Contact, NewAttributeDefinition,
+};
 use kaltalk_store::{Conflict, StoreError};
 use serde::Deserialize;
 

@@ -15,8 +15,10 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::InboxKind;
 use kaltalk_core::{ContactId, EmailAddress, Permission, Text, ValidationError};
-use kaltalk_store::chat::{Contact, ConversationSummary};
-use kaltalk_store::contacts::{AttributeDefinition, AttributeMatch, ContactListQuery, ContactNote};
+use kaltalk_store::contacts::{
+    AttributeDefinition, AttributeMatch, Contact, ContactListQuery, ContactNote,
+};
+use kaltalk_store::conversations::ConversationSummary;
 use serde::Deserialize;
 
 pub(crate) use attributes::AttributesPanel;

@@ -2,6 +2,12 @@
 //! conversations) and merge two into one. Each change writes its events in the same
 //! transaction and returns them for the caller to publish.
 
+mod contact;
+mod visitors;
+
+pub use contact::*;
+pub use visitors::*;
+
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::VisitorDetails;
 use kaltalk_core::event::{ContactCreated, ContactDeleted, ContactUpdated, ConversationUpdated};
@@ -10,8 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::types::Json;
 
-use crate::chat::{CONTACT_COLUMNS, Contact, ContactFields, Written};
-use crate::events::{NewEvent, append_event};
+use crate::events::{NewEvent, Written, append_event};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// A change to a contact: `None` leaves a field alone, `Some(None)` clears it.
@@ -795,13 +800,13 @@ impl Store {
         &self,
         org: OrgId,
         contact: ContactId,
-    ) -> Result<Vec<crate::chat::ConversationSummary>, StoreError> {
+    ) -> Result<Vec<crate::conversations::ConversationSummary>, StoreError> {
         let sql = format!(
             "{} WHERE c.org_id = $1 AND c.contact_id = $2 ORDER BY c.last_message_at DESC, c.id DESC LIMIT 500",
-            crate::chat::SUMMARY_SELECT
+            crate::conversations::SUMMARY_SELECT
         );
         Ok(
-            on_db!(self, pool => sqlx::query_as::<_, crate::chat::ConversationSummary>(sqlx::AssertSqlSafe(sql)).bind(org).bind(contact).fetch_all(pool).await)?,
+            on_db!(self, pool => sqlx::query_as::<_, crate::conversations::ConversationSummary>(sqlx::AssertSqlSafe(sql)).bind(org).bind(contact).fetch_all(pool).await)?,
         )
     }
 
