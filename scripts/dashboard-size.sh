@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../crates/kaltalk-server/assets"
 
-files=(app.css htmx-2.0.11.min.js app.js inbox.js composer.js)
+files=(app.css htmx-2.0.11.min.js app.js inbox.js composer.js mentions.js)
 budget=61440
 
 if [ "${1:-}" = "--list" ]; then

@@ -136,6 +136,8 @@ event_kinds! {
     ConversationSeen = CONVERSATION_SEEN = "conversation.seen",
     /// The bot handed the conversation to the team.
     ConversationEscalated = CONVERSATION_ESCALATED = "conversation.escalated",
+    /// A teammate was @mentioned in a private note (one event per person mentioned).
+    ConversationMentioned = CONVERSATION_MENTIONED = "conversation.mentioned",
     MessageCreated = MESSAGE_CREATED = "message.created",
     /// A message changed after it was written (an emailed reply's delivery state).
     MessageUpdated = MESSAGE_UPDATED = "message.updated",
@@ -385,6 +387,16 @@ pub struct ConversationSeen {
 pub struct ConversationEscalated {
     pub reason: String,
     pub handling: Handling,
+}
+
+/// `user_id` was @mentioned by `by` in the private note `message_id`. The subject is the
+/// conversation; only the team hears it (never the widget, never a webhook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationMentioned {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub user_id: UserId,
+    pub by: UserId,
 }
 
 // ---- messages ------------------------------------------------------------------------

@@ -405,6 +405,12 @@ fn finish(pieces: Vec<Piece>) -> Line {
 /// `text` as HTML: escaped, with only `p`, `br`, `ul`, `ol`, `li`, `strong`, `em`,
 /// `code` and `a` (http, https or mailto; opened in a new tab without the opener).
 pub fn to_html(text: &str) -> String {
+    to_html_with(text, &mut escape_into)
+}
+
+/// [`to_html`] with the plain runs of text (not code, not link targets) written by
+/// `write_text`, which must escape what it writes (the inbox marks @mentions this way).
+pub fn to_html_with(text: &str, write_text: &mut dyn FnMut(&str, &mut String)) -> String {
     let mut out = String::new();
     for block in parse(text) {
         match block {
@@ -414,7 +420,7 @@ pub fn to_html(text: &str) -> String {
                     if n > 0 {
                         out.push_str("<br>");
                     }
-                    inline_html(line, &mut out);
+                    inline_html(line, &mut out, write_text);
                 }
                 out.push_str("</p>");
             }
@@ -427,7 +433,7 @@ pub fn to_html(text: &str) -> String {
                 out.push_str(&open);
                 for item in &items {
                     out.push_str("<li>");
-                    inline_html(item, &mut out);
+                    inline_html(item, &mut out, write_text);
                     out.push_str("</li>");
                 }
                 out.push_str(close);
@@ -437,10 +443,10 @@ pub fn to_html(text: &str) -> String {
     out
 }
 
-fn inline_html(nodes: &[Inline], out: &mut String) {
+fn inline_html(nodes: &[Inline], out: &mut String, write_text: &mut dyn FnMut(&str, &mut String)) {
     for node in nodes {
         match node {
-            Inline::Text(text) => escape_into(text, out),
+            Inline::Text(text) => write_text(text, out),
             Inline::Code(code) => {
                 out.push_str("<code>");
                 escape_into(code, out);
@@ -448,19 +454,19 @@ fn inline_html(nodes: &[Inline], out: &mut String) {
             }
             Inline::Strong(children) => {
                 out.push_str("<strong>");
-                inline_html(children, out);
+                inline_html(children, out, write_text);
                 out.push_str("</strong>");
             }
             Inline::Emphasis(children) => {
                 out.push_str("<em>");
-                inline_html(children, out);
+                inline_html(children, out, write_text);
                 out.push_str("</em>");
             }
             Inline::Link { url, children } => {
                 out.push_str("<a href=\"");
                 escape_into(url, out);
                 out.push_str("\" rel=\"noopener noreferrer nofollow\" target=\"_blank\">");
-                inline_html(children, out);
+                inline_html(children, out, write_text);
                 out.push_str("</a>");
             }
         }

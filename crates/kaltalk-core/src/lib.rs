@@ -10,6 +10,7 @@ pub mod hours;
 pub mod html;
 pub mod ids;
 pub mod job;
+pub mod mention;
 pub mod role;
 pub mod token;
 pub mod values;

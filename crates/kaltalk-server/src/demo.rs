@@ -135,6 +135,7 @@ pub async fn seed(
                             client_id: None,
                             attachments: &[],
                             email: None,
+                            mentions: &[],
                         },
                         when,
                     )

@@ -22,6 +22,7 @@ pub mod intake;
 mod jobs;
 pub mod knowledge;
 pub mod labels;
+mod mentions;
 pub mod messages;
 mod outbox;
 pub mod privacy;

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{Handling, MessageKind, SenderKind};
-use kaltalk_core::event::{AttachmentPayload, ConversationUpdated, MessagePayload};
+use kaltalk_core::event::{
+    AttachmentPayload, ConversationMentioned, ConversationUpdated, MessagePayload,
+};
 use kaltalk_core::{AttachmentId, ConversationId, MessageId, MessageText, OrgId, UserId};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -11,6 +13,7 @@ use sqlx::types::Json;
 
 use crate::conversations::fetch_conversation;
 use crate::events::{NewEvent, Written, append_event};
+use crate::mentions::resolve_mentions;
 use crate::{BeginWrite, Store, StoreError, on_db};
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -159,6 +162,9 @@ pub struct AgentWrite<'a> {
     pub attachments: &'a [NewAttachment],
     /// Who else an emailed reply goes to (email conversations only).
     pub email: Option<&'a EmailRecipients>,
+    /// A note's teammates as picked from the composer's `@` list. Only a hint: who is
+    /// mentioned is read from the text against the current members (see `mentions`).
+    pub mentions: &'a [UserId],
 }
 
 /// The CC and BCC addresses an agent chose for an emailed reply, validated by the caller.
@@ -312,6 +318,8 @@ pub(crate) use insert_message;
 impl Store {
     /// An agent's reply (`Text`) or private note (`Note`). A reply to an unassigned
     /// conversation assigns it to the agent, as a team moving from Chatwoot expects.
+    /// A note's `@Name` mentions of members are kept as `metadata.mentions` (user ids),
+    /// with a `conversation.mentioned` event for each person but the writer.
     pub async fn agent_writes(
         &self,
         org: OrgId,
@@ -326,8 +334,9 @@ impl Store {
             client_id,
             attachments,
             email,
+            mentions: picked,
         } = write;
-        let metadata = email
+        let email_metadata = email
             .filter(|r| kind == MessageKind::Text && !r.is_empty())
             .map(|r| json!({ "email_recipients": r }));
         let _turn = self.write_turn().await;
@@ -346,9 +355,25 @@ impl Store {
                 }
             }
             let mut events = Vec::new();
-            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text: text.as_str(), client_id, attachments, metadata: metadata.clone() };
+            // A reply goes to the customer: only a note mentions teammates.
+            let mentioned = if kind == MessageKind::Note {
+                resolve_mentions!(tx, org, text.as_str(), picked)
+            } else {
+                Vec::new()
+            };
+            let metadata = if mentioned.is_empty() {
+                email_metadata.clone()
+            } else {
+                Some(json!({ "mentions": mentioned }))
+            };
+            let draft = MessageDraft { sender_kind: SenderKind::Agent, sender_id: Some(agent.as_uuid()), kind, text: text.as_str(), client_id, attachments, metadata };
             let (message, event) = insert_message!(tx, org, conversation, draft, now);
             events.push(event);
+            // The writer knows what they wrote: nobody tells them.
+            for user_id in mentioned.into_iter().filter(|u| *u != agent) {
+                let mention = ConversationMentioned { conversation_id: conversation, message_id: message.id, user_id, by: agent };
+                events.push(append_event!(tx, NewEvent::new(Some(org), conversation.as_uuid(), mention), now)?);
+            }
             // Once a person replies, the bot is silent here until an agent hands it back.
             if kind == MessageKind::Text && current.handling != Handling::Human {
                 sqlx::query("UPDATE conversations SET handling = 'human', updated_at = $2 WHERE id = $1")

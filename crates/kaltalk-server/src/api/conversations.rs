@@ -507,6 +507,8 @@ async fn create_message(
                 client_id: None,
                 attachments: &attachments,
                 email: None,
+                // A note's `@Name` in the text is all the API needs to mention someone.
+                mentions: &[],
             };
             state.store.agent_writes(org, id, write, state.now()).await
         }

@@ -2,6 +2,7 @@
 //! sidebar, replies and private notes, status and assignment, all updating live over the
 //! dashboard's WebSocket.
 
+pub(crate) mod mentions;
 mod original;
 mod socket;
 pub(crate) mod timeline;
@@ -200,6 +201,8 @@ pub struct Thread {
     email_texts: HashMap<kaltalk_core::MessageId, String>,
     /// The team's last reply the visitor has seen, marked "Seen".
     seen_by_contact: Option<kaltalk_core::MessageId>,
+    /// The agent reading it (their own @mentions stand out).
+    viewer: Option<UserId>,
     now: DateTime<Utc>,
 }
 
@@ -214,6 +217,7 @@ impl Thread {
         contact_label: String,
         members: Vec<Member>,
         bot_name: String,
+        viewer: UserId,
     ) -> Result<Self, AppError> {
         let messages = state
             .store
@@ -243,6 +247,7 @@ impl Thread {
             members,
             contact_label,
             bot_name,
+            viewer: Some(viewer),
             now: state.now(),
         })
     }
@@ -257,6 +262,7 @@ impl Thread {
             bot_name,
             email_texts: HashMap::new(),
             seen_by_contact: None,
+            viewer: None,
             now,
         }
     }
@@ -266,6 +272,7 @@ impl Thread {
             contact: &self.contact_label,
             bot: &self.bot_name,
             email_texts: &self.email_texts,
+            viewer: self.viewer,
         };
         timeline::build(
             &self.messages,
@@ -428,6 +435,9 @@ struct InboxPage {
     emoji_json: String,
     /// Canned responses, for the composer's `/shortcut` suggestions.
     canned: ScriptJson,
+    /// The organization's members, for the composer's `@` list in a note.
+    teammates: ScriptJson,
+    mentions_js: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -520,7 +530,16 @@ async fn messages_of(
         &contact.id.to_string(),
     );
     Ok(MessagesPartial {
-        thread: Thread::load(state, org, &conversation, label, members, bot_name).await?,
+        thread: Thread::load(
+            state,
+            org,
+            &conversation,
+            label,
+            members,
+            bot_name,
+            session.user.id,
+        )
+        .await?,
     })
 }
 
@@ -739,6 +758,7 @@ async fn open(
                 label,
                 members.clone(),
                 ai.bot_name,
+                session.user.id,
             )
             .await?
         }
@@ -792,6 +812,10 @@ async fn page(
         composer_js: state.assets.url("composer.js"),
         emoji_json: state.assets.url("emoji.json"),
         canned: ScriptJson::new(&state.store.list_canned_responses(session.org_id()).await?)?,
+        teammates: ScriptJson::new(&mentions::teammates(
+            &state.store.list_members(session.org_id()).await?,
+        ))?,
+        mentions_js: state.assets.url("mentions.js"),
     }
     .into_response())
 }
@@ -880,6 +904,8 @@ struct ReplyForm {
     /// semicolons or new lines. Absent: nobody (the composer fills in the thread's CC).
     cc: Option<Text>,
     bcc: Option<Text>,
+    /// A note's teammates picked from the `@` list: user ids separated by spaces.
+    mentions: Option<Text>,
 }
 
 /// The files of a dashboard reply: as many, and as large, as the widget and the API take.
@@ -1098,6 +1124,7 @@ async fn reply(
         }
     }
     let client_id = form.client_id.filter(|c| !c.is_empty() && c.len() <= 64);
+    let picked = mentions::picked(form.mentions.as_deref());
     let written = state
         .store
         .agent_writes(
@@ -1110,6 +1137,7 @@ async fn reply(
                 client_id: client_id.as_deref(),
                 attachments: &stored,
                 email: recipients.as_ref(),
+                mentions: &picked,
             },
             state.now(),
         )

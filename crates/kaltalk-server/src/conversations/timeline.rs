@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use kaltalk_core::MessageId;
 use kaltalk_core::chat::{ConversationStatus, Handling, MessageKind, SenderKind};
 use kaltalk_core::event::{ConversationUpdated, EventPayload};
+use kaltalk_core::{MessageId, UserId};
 use kaltalk_store::messages::Message;
 use kaltalk_store::{Event, Member};
 
@@ -42,6 +42,8 @@ pub struct MessageView<'a> {
     /// An email's quoted history ("On … wrote:" and `>` lines), behind "Show quoted text".
     pub quoted: Option<String>,
     pub citations: Vec<Citation>,
+    /// Who a note @mentions, highlighted in its text.
+    pub mentions: Vec<super::mentions::Mark>,
 }
 
 pub struct Citation {
@@ -92,6 +94,8 @@ pub struct Context<'a> {
     pub contact: &'a str,
     pub bot: &'a str,
     pub email_texts: &'a HashMap<MessageId, String>,
+    /// The agent reading the timeline.
+    pub viewer: Option<UserId>,
 }
 
 impl Context<'_> {
@@ -134,7 +138,7 @@ pub fn build<'a>(
         }
         entries.push((
             message.created_at,
-            Item::Message(Box::new(view(message, names))),
+            Item::Message(Box::new(view(message, members, names))),
         ));
     }
     for event in events {
@@ -169,7 +173,7 @@ fn day_label(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-fn view<'a>(message: &'a Message, names: &Context) -> MessageView<'a> {
+fn view<'a>(message: &'a Message, members: &[Member], names: &Context) -> MessageView<'a> {
     let sender = names.of(message);
     let avatar = if message.sender_kind == SenderKind::Bot {
         Avatar::bot()
@@ -198,6 +202,7 @@ fn view<'a>(message: &'a Message, names: &Context) -> MessageView<'a> {
         more,
         quoted: quoted.map(str::to_owned),
         citations: citations(message),
+        mentions: super::mentions::marks(message, members, names.viewer),
     }
 }
 

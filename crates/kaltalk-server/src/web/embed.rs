@@ -67,6 +67,17 @@ impl SanitizedHtml {
     pub fn formatted(text: &str) -> Self {
         Self(kaltalk_core::format::to_html(text))
     }
+
+    /// [`SanitizedHtml::formatted`] with a note's @mentions of `marks` highlighted (each
+    /// name escaped like the rest of the text).
+    pub fn mentioning(text: &str, marks: &[crate::conversations::mentions::Mark]) -> Self {
+        if marks.is_empty() {
+            return Self::formatted(text);
+        }
+        Self(kaltalk_core::format::to_html_with(text, &mut |run, out| {
+            crate::conversations::mentions::write_marked(run, marks, out)
+        }))
+    }
 }
 
 impl fmt::Display for SanitizedHtml {

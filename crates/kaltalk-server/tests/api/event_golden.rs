@@ -39,7 +39,7 @@ const FROM_THE_START: &str = "00000000-0000-0000-0000-000000000000";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
 
 /// Every event kind the story must produce (each reaches the dashboard socket).
-const ORG_EVENT_KINDS: [&str; 24] = [
+const ORG_EVENT_KINDS: [&str; 25] = [
     "api_key.created",
     "api_key.revoked",
     "contact.created",
@@ -47,6 +47,7 @@ const ORG_EVENT_KINDS: [&str; 24] = [
     "contact.updated",
     "conversation.created",
     "conversation.escalated",
+    "conversation.mentioned",
     "conversation.seen",
     "conversation.updated",
     "email.queued",
@@ -556,6 +557,23 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
         .expect("ping");
     dispatch_pending(&app.state).await.expect("dispatch");
     app.run_jobs().await;
+
+    // A note mentions a teammate: the team hears it, the widget and webhooks do not.
+    store
+        .create_member_user(
+            &NewUser {
+                name: PersonName::parse("name", "Grace Hopper").expect("name"),
+                email: EmailAddress::parse("email", "grace@acme.test").expect("email"),
+                password_hash: "not-a-hash".into(),
+                email_verified: true,
+            },
+            org,
+            Role::Agent,
+            now(),
+        )
+        .await
+        .expect("member");
+    reply(&owner, conversation, "note", "@Grace Hopper can you look?").await;
 
     // Capture: the receiver's bodies byte for byte, the dashboard's replay of every event
     // of the organization, the widget's replay of its conversation (up to its hello).

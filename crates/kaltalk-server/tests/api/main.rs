@@ -28,6 +28,7 @@ mod inbox;
 mod input;
 mod intake;
 mod knowledge;
+mod mentions;
 mod model_download;
 mod openapi;
 mod operations;

@@ -822,6 +822,7 @@ async fn a_socket_that_falls_behind_catches_up_from_the_log_in_order() {
             client_id: None,
             attachments: &[],
             email: None,
+            mentions: &[],
         };
         events.extend(
             app.state

@@ -390,6 +390,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     client_id: None,
                     attachments: &[],
                     email: None,
+                    mentions: &[],
                 },
                 now(),
             )
@@ -407,6 +408,7 @@ async fn agent_replies_notes_assignment_unread_and_filters() {
                     client_id: Some("a1"),
                     attachments: &[],
                     email: None,
+                    mentions: &[],
                 },
                 now(),
             )
@@ -548,6 +550,7 @@ async fn conversations_of_another_organization_are_not_found() {
                         client_id: None,
                         attachments: &[],
                         email: None,
+                        mentions: &[],
                     },
                     now()
                 )

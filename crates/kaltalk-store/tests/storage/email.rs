@@ -136,6 +136,7 @@ async fn agent_reply(store: &Store, org: OrgId, agent: UserId, conversation: Con
                 client_id: None,
                 attachments: &[],
                 email: None,
+                mentions: &[],
             },
             now(),
         )
@@ -579,6 +580,7 @@ async fn the_cc_and_bcc_chosen_for_a_reply_stay_with_it_through_every_send_attem
                     client_id: None,
                     attachments: &[],
                     email: Some(&recipients),
+                    mentions: &[],
                 },
                 now(),
             )
@@ -616,6 +618,7 @@ async fn the_cc_and_bcc_chosen_for_a_reply_stay_with_it_through_every_send_attem
                     client_id: None,
                     attachments: &[],
                     email: Some(&recipients),
+                    mentions: &[],
                 },
                 now(),
             )

@@ -12,6 +12,7 @@ mod events;
 mod hours;
 mod jobs;
 mod knowledge;
+mod mentions;
 mod privacy;
 mod setup;
 mod webhooks;

@@ -107,6 +107,7 @@ async fn agent_says(
         client_id: None,
         attachments: &[],
         email: None,
+        mentions: &[],
     };
     store
         .agent_writes(org, conversation, reply, now())

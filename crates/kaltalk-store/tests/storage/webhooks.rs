@@ -63,6 +63,7 @@ async fn visitor_then_note(store: &Store, org: OrgId, agent: UserId, token: &str
         client_id: None,
         attachments: &[],
         email: None,
+        mentions: &[],
     };
     store
         .agent_writes(org, written.value.conversation.id, note, now())
