@@ -76,6 +76,11 @@ text_enum!(
     IdentityMode { Off => "off", Optional => "optional", Required => "required" }
 );
 text_enum!(
+    /// Whether an agent takes conversations now: `online` (auto-assignment picks them),
+    /// `busy` (signed in, taking none) or `offline`. Set by the agent, kept on the server.
+    Availability { Online => "online", Busy => "busy", Offline => "offline" }
+);
+text_enum!(
     /// Which corner the launcher sits in.
     LauncherPosition { Right => "right", Left => "left" }
 );

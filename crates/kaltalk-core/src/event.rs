@@ -31,8 +31,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::chat::{ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
-use crate::{AttachmentId, ContactId, ConversationId, InboxId, MessageId, Role, UserId};
+use crate::chat::{Availability, ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
+use crate::{AttachmentId, ContactId, ConversationId, InboxId, MessageId, Role, TeamId, UserId};
 
 /// Deserialises a key that may hold `null` into `Some(None)`, so that "absent" (the outer
 /// `None`, with `#[serde(default)]`) and "present but null" stay apart on a round trip.
@@ -116,6 +116,14 @@ event_kinds! {
     MemberAdded = MEMBER_ADDED = "member.added",
     MemberRoleChanged = MEMBER_ROLE_CHANGED = "member.role_changed",
     MemberRemoved = MEMBER_REMOVED = "member.removed",
+    /// A member set themselves online, busy or offline (or the server took them offline).
+    MemberAvailabilityChanged = MEMBER_AVAILABILITY_CHANGED = "member.availability_changed",
+    /// How many open conversations auto-assignment gives a member at most.
+    MemberCapacityChanged = MEMBER_CAPACITY_CHANGED = "member.capacity_changed",
+    TeamCreated = TEAM_CREATED = "team.created",
+    /// Renamed, or a member joined or left.
+    TeamUpdated = TEAM_UPDATED = "team.updated",
+    TeamDeleted = TEAM_DELETED = "team.deleted",
     OwnershipTransferred = OWNERSHIP_TRANSFERRED = "organization.ownership_transferred",
     InvitationCreated = INVITATION_CREATED = "invitation.created",
     InvitationRevoked = INVITATION_REVOKED = "invitation.revoked",
@@ -190,6 +198,21 @@ pub struct MemberRemoved {
     pub account_deleted: Option<bool>,
 }
 
+/// The subject is the member (a user id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberAvailabilityChanged {
+    pub availability: Availability,
+    /// Set when the server did it (no dashboard connected for too long, or a dashboard
+    /// connecting again), not the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberCapacityChanged {
+    pub capacity: i32,
+}
+
 /// The subject is the new owner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OwnershipTransferred {
@@ -217,6 +240,27 @@ pub struct EmailQueued {
     /// What the email is (`invitation`, `password_reset`, `reply` …).
     pub kind: String,
 }
+
+// ---- teams ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamCreated {
+    pub name: String,
+}
+
+/// What changed in a team: only the keys set are in the payload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TeamUpdated {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_added: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_removed: Option<UserId>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TeamDeleted {}
 
 // ---- inboxes -------------------------------------------------------------------------
 
@@ -309,6 +353,16 @@ pub struct ConversationUpdated {
     /// The contact it now belongs to (after a merge).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<ContactId>,
+    /// The team it now belongs to (`null`: none).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub team_id: Option<Option<TeamId>>,
+    /// With an assignee: auto-assignment chose them (not a person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_assigned: Option<bool>,
 }
 
 impl ConversationUpdated {
@@ -356,6 +410,22 @@ impl ConversationUpdated {
     pub fn labels(labels: Vec<String>) -> Self {
         Self {
             labels: Some(labels),
+            ..Self::default()
+        }
+    }
+
+    pub fn team(team: Option<TeamId>) -> Self {
+        Self {
+            team_id: Some(team),
+            ..Self::default()
+        }
+    }
+
+    /// Assigned by auto-assignment (round robin in the conversation's team).
+    pub fn auto_assigned(assignee: UserId) -> Self {
+        Self {
+            assignee_id: Some(Some(assignee)),
+            auto_assigned: Some(true),
             ..Self::default()
         }
     }

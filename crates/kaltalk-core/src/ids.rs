@@ -79,4 +79,6 @@ id_type!(
     WebhookDeliveryId,
     /// One HTTP attempt at a webhook delivery.
     WebhookAttemptId,
+    /// A team of an organization's members that conversations are routed to.
+    TeamId,
 );

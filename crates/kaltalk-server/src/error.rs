@@ -115,6 +115,9 @@ impl From<StoreError> for AppError {
                     kaltalk_store::labels::MAX_LABELS
                 ),
             ),
+            StoreError::Conflict(Conflict::TeamNameTaken) => {
+                AppError::invalid("name", "A team with this name already exists.")
+            }
             StoreError::Conflict(Conflict::AlreadyMember) => {
                 AppError::Conflict("This person is already a member of the organization.".into())
             }

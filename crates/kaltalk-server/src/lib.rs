@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod attachments;
 pub mod auth;
+pub mod availability;
 pub mod bot;
 pub mod config;
 pub mod contacts;
@@ -342,7 +343,8 @@ pub async fn wake_snoozed(state: &AppState) -> anyhow::Result<usize> {
 }
 
 /// Purges expired sessions, link tokens and old finished jobs hourly; every half minute
-/// wakes snoozed conversations and queues due knowledge re-syncs; until `stop`.
+/// wakes snoozed conversations, queues due knowledge re-syncs and takes offline members
+/// without a dashboard for too long; until `stop`.
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     let mut every_half_minute = tokio::time::interval(std::time::Duration::from_secs(30));
@@ -358,6 +360,9 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
                 }
                 if let Err(err) = knowledge::queue_due_syncs(&state).await {
                     tracing::warn!(error = format!("{err:#}"), "queueing knowledge re-syncs failed");
+                }
+                if let Err(err) = availability::sweep(&state).await {
+                    tracing::warn!(error = format!("{err:#}"), "the offline sweep failed");
                 }
             }
             _ = stop.changed() => return,

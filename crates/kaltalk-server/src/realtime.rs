@@ -12,7 +12,7 @@ use kaltalk_core::{ConversationId, EventId, OrgId};
 use kaltalk_store::Event;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 /// Something that happened, as sockets hear it.
@@ -41,9 +41,12 @@ pub enum Live {
         /// first item a socket that subscribes mid-draft hears.
         replace: bool,
     },
-    /// Whether anyone of the organization's team is online (a dashboard socket open)
-    /// changed: the widget's "Online" / "Away" (not stored).
-    Presence { org: OrgId, online: bool },
+    /// Who of the organization is online (their availability) may have changed: the
+    /// widget's "Online" / "Away", for its inbox's team or the whole organization.
+    Presence {
+        org: OrgId,
+        presence: Arc<kaltalk_store::routing::Presence>,
+    },
 }
 
 impl Live {
@@ -127,8 +130,6 @@ pub struct Hub {
     commands: mpsc::UnboundedSender<Command>,
     /// How often sockets are pinged; a socket that misses a pong is closed.
     ping_every: Duration,
-    /// Dashboard sockets open per organization: the widget says whether anyone is there.
-    agents_online: Arc<Mutex<HashMap<OrgId, usize>>>,
 }
 
 impl Hub {
@@ -141,40 +142,7 @@ impl Hub {
         Self {
             ping_every,
             commands,
-            agents_online: Arc::default(),
         }
-    }
-
-    /// Counts a dashboard socket; the first one of the organization tells the widgets
-    /// the team is online. Published under the lock, so changes arrive in order.
-    pub async fn agent_connected(&self, org: OrgId) {
-        let mut online = self.agents_online.lock().await;
-        let count = online.entry(org).or_default();
-        *count += 1;
-        if *count == 1 {
-            self.publish(Live::Presence { org, online: true });
-        }
-    }
-
-    /// The last dashboard socket of the organization closing tells the widgets the team
-    /// is away.
-    pub async fn agent_disconnected(&self, org: OrgId) {
-        let mut online = self.agents_online.lock().await;
-        if let Some(count) = online.get_mut(&org) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                online.remove(&org);
-                self.publish(Live::Presence { org, online: false });
-            }
-        }
-    }
-
-    pub async fn agents_online(&self, org: OrgId) -> bool {
-        self.agents_online
-            .lock()
-            .await
-            .get(&org)
-            .is_some_and(|n| *n > 0)
     }
 
     /// Publishes events that have been committed.

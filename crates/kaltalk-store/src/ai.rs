@@ -107,6 +107,8 @@ macro_rules! hand_over_in_tx {
             $crate::ai::add_usage!($tx, org, now, 0, 1, 0, 0)?;
             // Handed over outside business hours: the customer hears when the team is back.
             events.extend($crate::hours::out_of_office_in_tx!($tx, org, conversation, now));
+            // To the inbox's team, and auto-assigned as a new conversation would be.
+            events.extend($crate::routing::route_in_tx!($tx, org, conversation, now));
         }
         events
     }};

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling};
 use kaltalk_core::event::{ConversationSeen, ConversationUpdated, Seer};
-use kaltalk_core::{ContactId, ConversationId, InboxId, MessageId, OrgId, UserId};
+use kaltalk_core::{ContactId, ConversationId, InboxId, MessageId, OrgId, TeamId, UserId};
 use serde::Serialize;
 
 use crate::events::{NewEvent, Written, append_event};
@@ -30,6 +30,8 @@ pub struct Conversation {
     pub bot_turns: i32,
     /// An email conversation's subject (the first email's).
     pub subject: Option<String>,
+    /// The team it belongs to.
+    pub team_id: Option<TeamId>,
 }
 
 /// The number of conversations in each inbox view.
@@ -63,6 +65,8 @@ pub struct ConversationFilter {
     pub label: Option<String>,
     /// Only conversations whose contact has this custom attribute value.
     pub attribute: Option<crate::contacts::AttributeMatch>,
+    /// Only conversations of this team.
+    pub team: Option<TeamId>,
     /// Only conversations that sort after this one (the next page), by `order`'s time.
     pub before: Option<(DateTime<Utc>, ConversationId)>,
     pub limit: i64,
@@ -89,11 +93,11 @@ pub enum AssigneeFilter {
 }
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
-     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject";
+     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject, c.team_id";
 
 /// A conversation with what its list entry shows (contact, last message, unread count).
 pub(crate) const SUMMARY_SELECT: &str = "SELECT c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
-     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject, \
+     c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject, c.team_id, \
      ct.name AS contact_name, ct.email AS contact_email, \
      (SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.kind <> 'note' ORDER BY m.id DESC LIMIT 1) AS last_message, \
      (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.sender_kind = 'contact' \
@@ -194,6 +198,7 @@ impl Store {
             " AND ($9 IS NULL OR {})",
             crate::contacts::attribute_matches("ct", 9)
         ));
+        sql.push_str(" AND ($12 IS NULL OR c.team_id = $12)");
         sql.push_str(&format!(" ORDER BY {at} DESC, c.id DESC LIMIT $7"));
         let assignee = match filter.assignee {
             AssigneeFilter::User(id) => Some(id),
@@ -216,6 +221,7 @@ impl Store {
             .bind(filter.attribute.as_ref().map(|a| a.key.as_str()))
             .bind(filter.attribute.as_ref().map(|a| a.as_text()))
             .bind(filter.attribute.as_ref().and_then(|a| a.as_other()))
+            .bind(filter.team)
             .fetch_all(pool)
             .await)?,
         )
@@ -256,6 +262,7 @@ impl Store {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            let teams = crate::routing::lock_for_change!(tx, org, id);
             let updated = sqlx::query("UPDATE conversations SET status = $3, snoozed_until = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
@@ -273,8 +280,11 @@ impl Store {
                     .in_conversation(id),
                 now
             )?;
+            // Resolved or snoozed: its assignee has room for the next waiting one.
+            let mut events = vec![event];
+            events.extend(crate::routing::drain_in_tx!(tx, org, teams, now));
             tx.commit().await?;
-            Ok(Written { value: (), events: vec![event] })
+            Ok(Written { value: (), events })
         })
     }
 
@@ -289,7 +299,9 @@ impl Store {
         let _turn = self.write_turn().await;
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let updated = sqlx::query("UPDATE conversations SET assignee_id = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+            let teams = crate::routing::lock_for_change!(tx, org, id);
+            // Assigned by hand, it leaves the queue.
+            let updated = sqlx::query("UPDATE conversations SET assignee_id = $3, queued_at = NULL, updated_at = $4 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
                 .bind(assignee)
@@ -304,8 +316,11 @@ impl Store {
                 NewEvent::new(Some(org), id.as_uuid(), ConversationUpdated::assignee(assignee)).in_conversation(id),
                 now
             )?;
+            // The previous assignee has room for the next waiting one.
+            let mut events = vec![event];
+            events.extend(crate::routing::drain_in_tx!(tx, org, teams, now));
             tx.commit().await?;
-            Ok(Written { value: (), events: vec![event] })
+            Ok(Written { value: (), events })
         })
     }
 

@@ -23,6 +23,8 @@ pub enum Conflict {
     /// An email whose Message-ID this inbox stored already (a re-delivery): the intake
     /// wrote nothing.
     EmailAlreadyStored,
+    /// `teams (org_id, name)`
+    TeamNameTaken,
     /// Any other unique constraint, by name.
     Other(String),
 }
@@ -86,6 +88,7 @@ fn unique_violation(err: &sqlx::Error) -> Option<Conflict> {
         | "contact_attribute_definitions.org_id, contact_attribute_definitions.key" => {
             Conflict::AttributeKeyTaken
         }
+        "teams_name_key" | "teams.org_id, teams.name" => Conflict::TeamNameTaken,
         _ => Conflict::Other(key),
     })
 }

@@ -26,6 +26,9 @@ pub struct Inbox {
     pub email_settings: Option<Json<EmailSettings>>,
     /// Its business hours and out-of-office reply; `None`: never set, always open.
     pub business_hours: Option<Json<InboxHours>>,
+    /// The team its new conversations go to, and how (see `crate::routing`).
+    #[sqlx(flatten)]
+    pub routing: crate::routing::InboxRouting,
 }
 
 impl Inbox {
@@ -61,7 +64,7 @@ pub struct NewInbox {
     pub email: Option<(String, EmailSettings)>,
 }
 
-pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings, business_hours";
+pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings, business_hours, team_id, auto_assign, hand_back_on_offline";
 
 impl Store {
     pub async fn create_inbox(

@@ -561,6 +561,19 @@ impl Store {
                     current
                 }
             };
+            // A new conversation joins its inbox's team (and its queue, while people
+            // handle it); a handover was routed already, which this repeats harmlessly.
+            let conversation = if opened {
+                let routed = crate::routing::route_in_tx!(tx, org, conversation.id, now);
+                if routed.is_empty() {
+                    conversation
+                } else {
+                    events.extend(routed);
+                    fetch_conversation!(tx, org, conversation.id)?.ok_or(StoreError::NotFound)?
+                }
+            } else {
+                conversation
+            };
             tx.commit().await?;
             let value = Stored { session_id, contact, conversation, message: stored, opened };
             Ok(Written { value, events })

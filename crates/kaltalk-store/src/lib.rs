@@ -26,7 +26,9 @@ mod mentions;
 pub mod messages;
 mod outbox;
 pub mod privacy;
+pub mod routing;
 pub mod setup;
+pub mod teams;
 pub mod testing;
 pub mod webhooks;
 

@@ -394,7 +394,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if kind == MessageKind::Text && current.assignee_id.is_none() {
-                sqlx::query("UPDATE conversations SET assignee_id = $2, updated_at = $3 WHERE id = $1")
+                sqlx::query("UPDATE conversations SET assignee_id = $2, queued_at = NULL, updated_at = $3 WHERE id = $1")
                     .bind(conversation)
                     .bind(agent)
                     .bind(now)

@@ -122,6 +122,7 @@ async fn list(
         limit: page.limit + 1,
         order: ConversationOrder::Created,
         attribute: None,
+        team: None,
     };
     let found = state
         .store

@@ -5,6 +5,7 @@
 pub(crate) mod mentions;
 mod original;
 mod socket;
+mod team;
 pub(crate) mod timeline;
 
 use std::collections::HashMap;
@@ -55,6 +56,7 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/bulk", post(bulk))
         .route("/inbox/conversations/{id}/status", post(set_status))
         .route("/inbox/conversations/{id}/assign", post(assign))
+        .route("/inbox/conversations/{id}/team", post(team::set_team))
         .route("/inbox/conversations/{id}/labels", post(add_label))
         .route("/inbox/conversations/{id}/hand-back", post(hand_back))
         .route("/inbox/contacts/{id}/ai", post(set_ai_opt_out))
@@ -188,6 +190,8 @@ pub struct Open {
     attributes: crate::contacts::AttributesPanel,
     /// Whether the organization's bot answers conversations at all.
     ai_enabled: bool,
+    /// The header's team select, and each member's availability beside their name.
+    routing: team::HeaderRouting,
 }
 
 /// A conversation's messages and events, as the timeline shows them.
@@ -775,6 +779,7 @@ async fn open(
         ai_opt_out,
         attributes,
         ai_enabled: ai.enabled,
+        routing: team::HeaderRouting::load(state, org).await?,
     })
 }
 

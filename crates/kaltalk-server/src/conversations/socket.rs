@@ -42,18 +42,20 @@ pub async fn upgrade(
         .as_deref()
         .and_then(|a| a.parse::<EventId>().ok());
     let org = session.org_id();
+    let user = session.user.id;
     let feed = AgentFeed {
         state: state.clone(),
         org,
+        user,
         name: session.user.name.clone(),
     };
     Ok(ws
         .max_message_size(16 * 1024)
         .read_buffer_size(crate::realtime::READ_BUFFER)
         .on_upgrade(move |socket| async move {
-            state.hub.agent_connected(org).await;
+            crate::availability::dashboard_seen(&state, org, user, true).await;
             pump(socket, &state.hub, feed, after).await;
-            state.hub.agent_disconnected(org).await;
+            crate::availability::dashboard_seen(&state, org, user, false).await;
         })
         .into_response())
 }
@@ -61,6 +63,7 @@ pub async fn upgrade(
 struct AgentFeed {
     state: AppState,
     org: OrgId,
+    user: kaltalk_core::UserId,
     name: String,
 }
 
@@ -93,6 +96,12 @@ fn agent_frame(event: &Event) -> Option<Value> {
 impl Feed for AgentFeed {
     fn topic(&self) -> Option<Topic> {
         Some(Topic::Org(self.org))
+    }
+
+    /// Asked at every ping: the dashboard is still there, which the offline sweep reads.
+    async fn still_admitted(&self) -> bool {
+        crate::availability::dashboard_seen(&self.state, self.org, self.user, false).await;
+        true
     }
 
     async fn replay(&self, after: Option<EventId>) -> anyhow::Result<Vec<Event>> {

@@ -33,6 +33,10 @@ pub fn router() -> Router<AppState> {
         .route("/settings/inboxes/{id}", get(show).post(update))
         .route("/settings/inboxes/{id}/preview", get(preview))
         .route("/settings/inboxes/{id}/hours", post(save_hours))
+        .route(
+            "/settings/inboxes/{id}/routing",
+            post(super::routing::save_routing),
+        )
         .route("/settings/inboxes/{id}/rotate-secret", post(rotate_secret))
         .route("/settings/inboxes/{id}/delete", post(delete))
         .route("/settings/inboxes/email", axum::routing::post(create_email))
@@ -201,6 +205,8 @@ struct InboxPage {
     smtp_listen: String,
     /// The "Business hours" section (every kind of inbox has one).
     hours: HoursView,
+    /// The teams the "Routing" section offers.
+    teams: Vec<kaltalk_store::teams::Team>,
 }
 
 async fn inbox_page(
@@ -220,6 +226,7 @@ async fn inbox_page(
         imap_error,
         smtp_listen: state.config.smtp_listen.clone(),
         hours: HoursView::of(inbox.hours(), state.now()),
+        teams: state.store.list_teams(session.org_id()).await?,
         layout: Layout::signed_in(state, session, "inboxes").await?,
         notice: None,
         csrf: session.csrf_token.clone(),
@@ -251,6 +258,7 @@ async fn show(
         Some("created") => Some(created),
         Some("saved") => Some("Settings saved. The preview shows them."),
         Some("hours-saved") => Some("Business hours saved."),
+        Some("routing-saved") => Some("Routing saved."),
         Some("secret-rotated") => Some(
             "New identity secret made. Signatures made with the old one no longer verify: put the new one on your server.",
         ),

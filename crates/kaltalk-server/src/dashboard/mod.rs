@@ -14,8 +14,10 @@ mod organization;
 mod outbox;
 mod playground;
 mod profile;
+mod routing;
 pub(crate) mod settings;
 mod team;
+pub(crate) mod teams;
 mod webhooks;
 
 use axum::Router;
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(profile::router())
         .merge(organization::router())
         .merge(team::router())
+        .merge(teams::router())
         .merge(api_keys::router())
         .merge(api_reference::router())
         .merge(outbox::router())

@@ -31,6 +31,8 @@ pub struct Nav {
     pub can_manage_org: bool,
     pub can_read_outbox: bool,
     pub can_manage_inboxes: bool,
+    /// The member's own availability, for the control every page shows.
+    pub availability: kaltalk_core::chat::Availability,
 }
 
 impl Nav {
@@ -47,6 +49,7 @@ impl Nav {
             "ai" => "AI agent",
             "knowledge" => "Knowledge base",
             "team" => "Team",
+            "teams" => "Teams",
             "api-keys" => "API keys",
             "webhooks" => "Webhooks",
             "api-reference" => "API reference",
@@ -102,6 +105,11 @@ impl Layout {
                 can_manage_org: role.can(Permission::ManageOrganization),
                 can_read_outbox: role.can(Permission::ReadOutbox),
                 can_manage_inboxes: role.can(Permission::ManageInboxes),
+                availability: state
+                    .store
+                    .member_status(session.org_id(), session.user.id)
+                    .await?
+                    .availability,
             }),
             ..Self::public(state)
         })

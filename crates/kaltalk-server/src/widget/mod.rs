@@ -281,7 +281,11 @@ async fn config(
         "offline_message": settings.offline_message,
         "identity": settings.identity,
     });
-    let team_available = state.hub.agents_online(inbox.org_id).await;
+    let team_available = state
+        .store
+        .presence(inbox.org_id)
+        .await?
+        .available(inbox.routing.team_id);
     if let (Value::Object(body), Value::Object(presence)) = (
         &mut body,
         presence(inbox.hours(), team_available, state.now()),
@@ -292,7 +296,7 @@ async fn config(
 }
 
 /// The widget's "Online" / "Away" / "We're back …": the inbox's business hours ANDed with
-/// whether the team is there (`team_available`: today, a dashboard socket open), and when
+/// whether the team is there (`team_available`: a member online, of the inbox's team when it routes to one), and when
 /// closed, when the team is back; while open under business hours, when they end. The
 /// config's and the socket's presence frame's fields.
 pub(crate) fn presence(

@@ -48,6 +48,7 @@ pub async fn upgrade(
         session: visitor.session.id,
         conversation: visitor.session.conversation_id,
         hours: visitor.inbox.hours().cloned(),
+        team: visitor.inbox.routing.team_id,
     };
     Ok(ws
         .max_message_size(16 * 1024)
@@ -68,6 +69,9 @@ struct WidgetFeed {
     conversation: Option<ConversationId>,
     /// The inbox's business hours as the socket opened: the presence frame follows them.
     hours: Option<InboxHours>,
+    /// The team the inbox routes to as the socket opened: "online" means one of its
+    /// members is (anyone of the organization when none).
+    team: Option<kaltalk_core::TeamId>,
 }
 
 /// How an event looks to the visitor, if they may see it at all (notes never).
@@ -137,13 +141,19 @@ impl Feed for WidgetFeed {
     /// Whether the team is online now: what the widget showed may be stale by the time
     /// the socket (re)opens.
     async fn hello(&self) -> Option<Value> {
-        let online = self.state.hub.agents_online(self.org).await;
+        let online = match self.state.store.presence(self.org).await {
+            Ok(presence) => presence.available(self.team),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading who is online failed");
+                false
+            }
+        };
         Some(self.presence_frame(online))
     }
 
     fn render(&self, live: &Live) -> Option<Value> {
-        if let Live::Presence { org, online } = live {
-            return (*org == self.org).then(|| self.presence_frame(*online));
+        if let Live::Presence { org, presence } = live {
+            return (*org == self.org).then(|| self.presence_frame(presence.available(self.team)));
         }
         let conversation = self.conversation?;
         match live {

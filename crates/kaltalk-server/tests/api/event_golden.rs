@@ -39,7 +39,7 @@ const FROM_THE_START: &str = "00000000-0000-0000-0000-000000000000";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
 
 /// Every event kind the story must produce (each reaches the dashboard socket).
-const ORG_EVENT_KINDS: [&str; 25] = [
+const ORG_EVENT_KINDS: [&str; 30] = [
     "api_key.created",
     "api_key.revoked",
     "contact.created",
@@ -58,6 +58,8 @@ const ORG_EVENT_KINDS: [&str; 25] = [
     "invitation.revoked",
     "knowledge.source_updated",
     "member.added",
+    "member.availability_changed",
+    "member.capacity_changed",
     "member.removed",
     "member.role_changed",
     "message.created",
@@ -65,6 +67,9 @@ const ORG_EVENT_KINDS: [&str; 25] = [
     "organization.created",
     "organization.ownership_transferred",
     "organization.updated",
+    "team.created",
+    "team.deleted",
+    "team.updated",
 ];
 
 const JOB_KINDS: [&str; 6] = [
@@ -272,6 +277,57 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
         .expect("resolve");
     visitor.say("One more thing").await; // reopens it
     app.run_jobs().await;
+
+    // Teams, availability and capacity, a conversation's team.
+    let team = store
+        .create_team(org, "Billing", now())
+        .await
+        .expect("team")
+        .value;
+    store
+        .add_team_member(org, team.id, olivia, now())
+        .await
+        .expect("team member");
+    store
+        .rename_team(org, team.id, "Billing and refunds", now())
+        .await
+        .expect("rename team");
+    store
+        .set_capacity(org, olivia, 5, now())
+        .await
+        .expect("capacity");
+    store
+        .set_availability(
+            org,
+            olivia,
+            kaltalk_core::chat::Availability::Busy,
+            false,
+            now(),
+        )
+        .await
+        .expect("busy");
+    store
+        .set_availability(
+            org,
+            olivia,
+            kaltalk_core::chat::Availability::Online,
+            false,
+            now(),
+        )
+        .await
+        .expect("online again");
+    store
+        .set_conversation_team(org, conversation, Some(team.id), now())
+        .await
+        .expect("conversation team");
+    store
+        .remove_team_member(org, team.id, olivia, now())
+        .await
+        .expect("leave team");
+    store
+        .delete_team(org, team.id, now())
+        .await
+        .expect("delete team");
 
     // Contacts made, changed, opted out and deleted by hand.
     let grace = store

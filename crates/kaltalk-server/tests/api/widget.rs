@@ -443,12 +443,16 @@ async fn agents_online_follows_dashboard_sockets() {
     let app = spawn_app().await;
     let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
     let inbox = create_inbox(&app, &owner, "").await;
-    let visitor = Visitor::new(&app, &inbox);
+    let mut visitor = Visitor::new(&app, &inbox);
     let config_path = format!("/widget/v1/inboxes/{}/config", inbox.public_token);
+    visitor.say("Hello?").await;
+    let mut widget = visitor.socket(None).await;
+    assert_eq!(widget.next_of("presence").await["agents_online"], false);
     let cookie = session_cookie(&app, "olivia@acme.test").await;
-    let mut agent = Socket::agent(&app, &cookie, None).await;
-    // A round trip on the socket proves the server registered it.
-    agent.send(json!({ "type": "typing", "conversation_id": kaltalk_core::ConversationId::new(), "typing": false })).await;
+    let agent = Socket::agent(&app, &cookie, None).await;
+    // Opening the dashboard brings the member (offline until then, not by choice) online:
+    // the open widget hears it, and the config says so.
+    assert_eq!(widget.next_of("presence").await["agents_online"], true);
     let online: Value = visitor.get(&config_path).await.json().await.expect("json");
     assert_eq!(online["agents_online"], true);
     agent.close().await;

@@ -156,8 +156,14 @@ async fn the_widget_socket_hears_the_team_come_online_and_go_away() {
     let mut later = visitor.socket(None).await;
     assert_eq!(later.next_of("presence").await["agents_online"], true);
 
-    // The last one closing means away, for every open widget.
+    // The last one closing: away once the organization's minutes pass without a
+    // dashboard (the sweep), for every open widget.
     agent.close().await;
+    app.clock.advance(chrono::Duration::minutes(10));
+    let swept = kaltalk_server::availability::sweep(&app.state)
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 1);
     assert_eq!(widget.next_of("presence").await["agents_online"], false);
     assert_eq!(later.next_of("presence").await["agents_online"], false);
 }

@@ -14,5 +14,6 @@ mod jobs;
 mod knowledge;
 mod mentions;
 mod privacy;
+mod routing;
 mod setup;
 mod webhooks;
