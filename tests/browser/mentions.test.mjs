@@ -11,14 +11,14 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
+import { createOrganization, makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import {
   CHROMIUM_ARGS, CHROMIUM_PATH, VIEWPORTS, artifactsDir, assertReadable, axeViolations,
   clip, logIn, openLiveInbox, outerHtml, saveArtifacts, steps, until, watchConsole,
 } from './helpers.mjs';
 
 const OWNER = { name: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct horse battery', org: 'Acme' };
-const GRACE = { name: 'Grace Hopper', email: 'grace@acme.test', password: 'another long password' };
+const GRACE = { name: 'Grace Hopper', email: 'grace@acme.test', password: 'another long password', role: 'agent' };
 
 /** The box of `locator` and whether it lies inside the viewport, at least a line high. */
 async function visibleBox(locator) {
@@ -60,15 +60,7 @@ describe('@mentions in private notes', { timeout: 300_000 }, () => {
   before(async () => {
     await mkdir(artifactsDir, { recursive: true });
     dataDir = await makeDataDir();
-    const owner = await runCli(
-      ['admin', 'create-user', '--email', OWNER.email, '--name', OWNER.name, '--password-stdin', '--org', OWNER.org],
-      { dataDir, stdin: `${OWNER.password}\n` },
-    );
-    const orgId = owner.values.org_id;
-    await runCli(
-      ['admin', 'create-user', '--email', GRACE.email, '--name', GRACE.name, '--password-stdin', '--org-id', orgId, '--role', 'agent'],
-      { dataDir, stdin: `${GRACE.password}\n` },
-    );
+    const { orgId } = await createOrganization(dataDir, OWNER, [GRACE]);
     const demo = await runCli(['admin', 'seed-demo', '--org-id', orgId], { dataDir });
     conversation = demo.values.conversation_id;
     assert.ok(conversation, `seed-demo should print conversation_id=; it printed:\n${demo.stdout}`);

@@ -11,14 +11,14 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
+import { createOrganization, makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import {
   ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, artifactsDir, clip, expectVisible, logIn,
   openLiveInbox, outerHtml, saveArtifacts, steps, watchConsole,
 } from './helpers.mjs';
 
 const OWNER = { name: 'Olivia Owner', email: 'olivia@acme.test', password: 'correct horse battery', org: 'Acme' };
-const ADMIN = { name: 'Mallory Admin', email: 'mallory@acme.test', password: 'another long password' };
+const ADMIN = { name: 'Mallory Admin', email: 'mallory@acme.test', password: 'another long password', role: 'admin' };
 const VISITOR_TEXT = 'Hello, is anyone there?';
 
 describe('stored HTML injection through a canned response', { timeout: 180_000 }, () => {
@@ -46,18 +46,8 @@ describe('stored HTML injection through a canned response', { timeout: 180_000 }
   before(async () => {
     await mkdir(artifactsDir, { recursive: true });
     dataDir = await makeDataDir();
-    const owner = await runCli(
-      ['admin', 'create-user', '--email', OWNER.email, '--name', OWNER.name, '--password-stdin', '--org', OWNER.org],
-      { dataDir, stdin: `${OWNER.password}\n` },
-    );
-    const orgId = owner.values.org_id;
-    assert.ok(orgId, `create-user should print org_id=; it printed:\n${owner.stdout}`);
-    const admin = await runCli(
-      ['admin', 'create-user', '--email', ADMIN.email, '--name', ADMIN.name, '--password-stdin', '--org-id', orgId, '--role', 'admin'],
-      { dataDir, stdin: `${ADMIN.password}\n` },
-    );
-    const adminId = admin.values.user_id;
-    assert.ok(adminId, `create-user should print user_id=; it printed:\n${admin.stdout}`);
+    const { orgId, userIds } = await createOrganization(dataDir, OWNER, [ADMIN]);
+    const adminId = userIds[ADMIN.email];
     const inbox = await runCli(['admin', 'create-inbox', '--org-id', orgId, '--name', 'Website', '--domain', 'localhost'], { dataDir });
     assert.ok(inbox.values.embed_token, `create-inbox should print embed_token=; it printed:\n${inbox.stdout}`);
 

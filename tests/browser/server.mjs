@@ -93,6 +93,32 @@ export function runCli(args, options) {
 }
 
 /**
+ * An organization made with the CLI: its owner (`{ name, email, password, org }`) and
+ * members (`{ name, email, password, role }`), each with their password on stdin.
+ * Resolves to the organization's id and each person's user id, by email.
+ *
+ * @returns {Promise<{ orgId: string, userIds: Record<string, string> }>}
+ */
+export async function createOrganization(dataDir, owner, members = []) {
+  const made = await runCli(
+    ['admin', 'create-user', '--email', owner.email, '--name', owner.name, '--password-stdin', '--org', owner.org],
+    { dataDir, stdin: `${owner.password}\n` },
+  );
+  const orgId = made.values.org_id;
+  if (!orgId) throw new Error(`create-user should print org_id=; it printed:\n${made.stdout}`);
+  const userIds = { [owner.email]: made.values.user_id };
+  for (const member of members) {
+    const joined = await runCli(
+      ['admin', 'create-user', '--email', member.email, '--name', member.name, '--password-stdin', '--org-id', orgId, '--role', member.role],
+      { dataDir, stdin: `${member.password}\n` },
+    );
+    if (!joined.values.user_id) throw new Error(`create-user should print user_id=; it printed:\n${joined.stdout}`);
+    userIds[member.email] = joined.values.user_id;
+  }
+  return { orgId, userIds };
+}
+
+/**
  * @param {{ env?: Record<string, string>, dataDir?: string }} [options]
  *   env: extra environment for the server;
  *   dataDir: use this data directory (the caller removes it) instead of a

@@ -1,7 +1,8 @@
 // Regression stories for widget bugs found while building the agent workspace
 // (issue 13, item 9), as a visitor and an agent see them:
-// - presence: the widget's "Away" turns "Online" when an agent opens the inbox, and back,
-//   without a reload (polled before the visitor has written, pushed on the socket after);
+// - presence: the widget's "Away" turns "Online" when an agent opens the inbox, and back
+//   when they set themselves offline, without a reload (polled before the visitor has
+//   written, pushed on the socket after);
 // - "Talk to a person" pressed before the first message hands that message to the team,
 //   and the note says the visitor asked;
 // - a returning visitor is not locked out when the pre-chat form is switched on: the form
@@ -165,11 +166,16 @@ describe('widget regressions: presence, talk to a person first, returning visito
     await pageB.screenshot({ path: path.join(artifactsDir, 'widget-bugs-talk-to-a-person.png') });
   });
 
-  step('4. presence on the socket: Away when the agent leaves the inbox, Online when they return', async () => {
-    await pageA.goto(`${server.baseUrl}/settings/ai`);
+  step('4. presence on the socket: Away when the agent sets themselves offline, Online when they are back', async () => {
+    // Availability is kept on the server (a closed tab goes offline only after the
+    // organization's minutes): the agent's own control is what the widget follows.
+    const control = pageA.locator('#availability-side');
+    await expectVisible(control, 'expected the availability control in the sidebar', async () => outerHtml(pageA, '.sidebar'));
+    await Promise.all([pageA.waitForEvent('framenavigated'), control.selectOption('offline')]);
     await presenceIs(pageB, 'Away');
-    await openLiveInbox(pageA, server.baseUrl, 'all');
+    await Promise.all([pageA.waitForEvent('framenavigated'), pageA.locator('#availability-side').selectOption('online')]);
     await presenceIs(pageB, 'Online');
+    await openLiveInbox(pageA, server.baseUrl, 'all');
   });
 
   step('5. a visitor writes before the pre-chat form exists; then the owner asks for a name', async () => {

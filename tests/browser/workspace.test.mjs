@@ -16,14 +16,14 @@ import { fileURLToPath } from 'node:url';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
+import { createOrganization, makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import {
   ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, VIEWPORTS, artifactsDir, assertReadable, axeViolations,
   clip, logIn, openLiveInbox, outerHtml, saveArtifacts, startHostServer, steps, until, watchConsole,
 } from './helpers.mjs';
 
 const OWNER = { name: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct horse battery', org: 'Acme' };
-const AGENT = { name: 'Grace Hopper', email: 'grace@acme.test', password: 'another long password' };
+const AGENT = { name: 'Grace Hopper', email: 'grace@acme.test', password: 'another long password', role: 'agent' };
 const SUPPORT = 'support@acme.test';
 const EMAIL_SUBJECT = 'Invoice 2231 charged twice';
 const SCREENSHOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'crates', 'kaltalk-server', 'src', 'demo-cart-drawer.png');
@@ -126,15 +126,7 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
   before(async () => {
     await mkdir(artifactsDir, { recursive: true });
     dataDir = await makeDataDir();
-    const owner = await runCli(
-      ['admin', 'create-user', '--email', OWNER.email, '--name', OWNER.name, '--password-stdin', '--org', OWNER.org],
-      { dataDir, stdin: `${OWNER.password}\n` },
-    );
-    orgId = owner.values.org_id;
-    await runCli(
-      ['admin', 'create-user', '--email', AGENT.email, '--name', AGENT.name, '--password-stdin', '--org-id', orgId, '--role', 'agent'],
-      { dataDir, stdin: `${AGENT.password}\n` },
-    );
+    ({ orgId } = await createOrganization(dataDir, OWNER, [AGENT]));
     const demo = await runCli(['admin', 'seed-demo', '--org-id', orgId], { dataDir });
     demoConversation = demo.values.conversation_id;
     assert.ok(demoConversation, `seed-demo should print conversation_id=; it printed:\n${demo.stdout}`);

@@ -80,6 +80,17 @@ text_enum!(
     /// `busy` (signed in, taking none) or `offline`. Set by the agent, kept on the server.
     Availability { Online => "online", Busy => "busy", Offline => "offline" }
 );
+
+impl Availability {
+    /// The word a person reads: "Online", "Busy", "Offline".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Online => "Online",
+            Self::Busy => "Busy",
+            Self::Offline => "Offline",
+        }
+    }
+}
 text_enum!(
     /// Which corner the launcher sits in.
     LauncherPosition { Right => "right", Left => "left" }

@@ -1,5 +1,5 @@
 //! Conversations and their messages over the API: list, read, update (status, assignee,
-//! labels), and new messages: a reply or private note by the team, or, on an api inbox,
+//! team, labels), and new messages: a reply or private note by the team, or, on an api inbox,
 //! the customer's own message.
 
 use axum::Json;
@@ -7,7 +7,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Reque
 use axum::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{ConversationStatus, InboxKind, MessageKind};
-use kaltalk_core::{ConversationId, InboxId, MessageText, Permission, Text, UserId};
+use kaltalk_core::{ConversationId, InboxId, MessageText, Permission, TeamId, Text, UserId};
 use kaltalk_store::conversations::{
     AssigneeFilter, Conversation, ConversationFilter, ConversationOrder,
 };
@@ -55,6 +55,11 @@ struct ListQuery {
         pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     )]
     inbox_id: Option<String>,
+    /// A team id: only that team's conversations.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    team_id: Option<String>,
     /// A user id, or `unassigned`.
     #[param(
         pattern = "^(unassigned|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
@@ -93,6 +98,13 @@ async fn list(
         ),
         None => None,
     };
+    let team = match query.team_id.as_deref() {
+        Some(id) => Some(
+            id.parse::<TeamId>()
+                .map_err(|_| AppError::invalid("team_id", "Not a team id."))?,
+        ),
+        None => None,
+    };
     let assignee =
         match query.assignee_id.as_deref() {
             None => AssigneeFilter::Anyone,
@@ -122,7 +134,7 @@ async fn list(
         limit: page.limit + 1,
         order: ConversationOrder::Created,
         attribute: None,
-        team: None,
+        team,
     };
     let found = state
         .store
@@ -174,6 +186,7 @@ async fn show(
 struct Change {
     status: Option<(ConversationStatus, Option<DateTime<Utc>>)>,
     assignee: Option<Option<UserId>>,
+    team: Option<Option<TeamId>>,
     labels: Option<Vec<String>>,
 }
 
@@ -182,7 +195,16 @@ async fn parse_change(
     principal: &ApiPrincipal,
     map: &Map<String, Value>,
 ) -> Result<Change, AppError> {
-    refuse_unknown(map, &["status", "snoozed_until", "assignee_id", "labels"])?;
+    refuse_unknown(
+        map,
+        &[
+            "status",
+            "snoozed_until",
+            "assignee_id",
+            "team_id",
+            "labels",
+        ],
+    )?;
     let snoozed_until = match map.get("snoozed_until") {
         None | Some(Value::Null) => None,
         Some(Value::String(raw)) => Some(
@@ -248,6 +270,26 @@ async fn parse_change(
             ));
         }
     };
+    let team = match map.get("team_id") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(raw)) => {
+            let not_team = || AppError::invalid("team_id", "Not one of the organization's teams.");
+            let team: TeamId = raw.parse().map_err(|_| not_team())?;
+            state
+                .store
+                .get_team(principal.org_id(), team)
+                .await
+                .map_err(|_| not_team())?;
+            Some(Some(team))
+        }
+        Some(_) => {
+            return Err(AppError::invalid(
+                "team_id",
+                "A team's id, or null for no team.",
+            ));
+        }
+    };
     let labels = match map.get("labels") {
         None => None,
         Some(Value::Array(items)) => {
@@ -284,11 +326,12 @@ async fn parse_change(
     Ok(Change {
         status,
         assignee,
+        team,
         labels,
     })
 }
 
-/// Changes status, assignee and labels; each change is its own event.
+/// Changes status, assignee, team and labels; each change is its own event.
 #[utoipa::path(patch, path = "/conversations/{id}", tag = "conversations",
     params(("id" = String, Path, description = "The conversation's id.")),
     request_body(content = resource_docs::ConversationChange, content_type = "application/json"),
@@ -316,6 +359,13 @@ async fn update(
         let written = state
             .store
             .assign_conversation(org, id, assignee, state.now())
+            .await?;
+        state.hub.publish_events(written.events);
+    }
+    if let Some(team) = change.team {
+        let written = state
+            .store
+            .set_conversation_team(org, id, team, state.now())
             .await?;
         state.hub.publish_events(written.events);
     }

@@ -29,6 +29,8 @@ pub struct Conversation {
     bot_turns: i32,
     /// An email conversation's subject.
     subject: Option<String>,
+    /// The team it belongs to.
+    team_id: Option<Uuid>,
     contact_name: Option<String>,
     contact_email: Option<String>,
     last_message: Option<String>,

@@ -17,6 +17,7 @@ mod pagination;
 mod rate_limit;
 mod resource_docs;
 pub mod spec;
+mod teams;
 mod webhooks;
 
 use std::num::NonZeroU32;
@@ -49,6 +50,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(contacts::routes())
         .merge(inboxes::routes())
         .merge(knowledge::routes())
+        .merge(teams::routes())
         .merge(webhooks::routes())
         .routes(routes!(spec::openapi_json))
 }

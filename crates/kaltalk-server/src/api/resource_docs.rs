@@ -33,6 +33,8 @@ pub struct ConversationDetail {
     bot_turns: i32,
     /// An email conversation's subject.
     subject: Option<String>,
+    /// The team it belongs to.
+    team_id: Option<Uuid>,
     labels: Vec<String>,
 }
 
@@ -48,6 +50,8 @@ pub struct ConversationChange {
     snoozed_until: Option<DateTime<Utc>>,
     /// A member's user id; null unassigns.
     assignee_id: Option<Uuid>,
+    /// One of the organization's teams (`GET /teams`); null for no team.
+    team_id: Option<Uuid>,
     /// The full list of labels (an empty list removes them all), at most 20; each 1 to 40
     /// letters, digits, dashes or underscores.
     #[schema(nullable = false, max_items = 20)]

@@ -20,7 +20,8 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::{ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
 use kaltalk_core::{
-    ConversationId, EmailAddress, InboxId, MessageText, Permission, Text, UserId, ValidationError,
+    ConversationId, EmailAddress, InboxId, MessageText, Permission, TeamId, Text, UserId,
+    ValidationError,
 };
 use kaltalk_store::Member;
 use kaltalk_store::contacts::Contact;
@@ -84,6 +85,9 @@ pub struct View {
     /// Only conversations with this label.
     #[serde(default)]
     label: Option<String>,
+    /// Only conversations of this team (its id).
+    #[serde(default)]
+    team: Option<String>,
     /// Only conversations whose contact's custom attribute `attr` is `attr_value`.
     #[serde(default)]
     attr: Option<String>,
@@ -122,6 +126,7 @@ impl View {
                 _ => AssigneeFilter::User(me),
             },
             label: self.label(),
+            team: self.team(),
             attribute: self.attribute(),
             limit: 100,
             ..ConversationFilter::default()
@@ -134,6 +139,11 @@ impl View {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
+    }
+
+    /// The team view's team; an id that does not parse shows no team's view.
+    fn team(&self) -> Option<TeamId> {
+        self.team.as_deref().and_then(|t| t.trim().parse().ok())
     }
 
     fn attribute(&self) -> Option<kaltalk_store::contacts::AttributeMatch> {
@@ -162,6 +172,7 @@ impl View {
         let mut query = format!("view={}&status={}", self.name(), self.status());
         for (key, value) in [
             ("label", self.label()),
+            ("team", self.team().map(|t| t.to_string())),
             ("q", self.search().map(str::to_owned)),
             ("attr", self.attribute().map(|a| a.key)),
             ("attr_value", self.attribute().map(|a| a.value)),
@@ -460,6 +471,10 @@ struct ListPartial {
     known_labels: Vec<String>,
     /// Conversations with the list's status per label, for the label views' counts.
     label_counts: HashMap<String, i64>,
+    /// The organization's teams, for the team views and the bulk bar.
+    teams: Vec<kaltalk_store::teams::Team>,
+    /// Conversations with the list's status per team, for the team views' counts.
+    team_counts: HashMap<TeamId, i64>,
     csrf: String,
 }
 
@@ -605,6 +620,18 @@ impl ListPartial {
         self.label_counts.get(label).copied().unwrap_or(0)
     }
 
+    fn team_count(&self, team: TeamId) -> i64 {
+        self.team_counts.get(&team).copied().unwrap_or(0)
+    }
+
+    fn team_of(&self, summary: &ConversationSummary) -> Option<&str> {
+        let team = summary.conversation.team_id?;
+        self.teams
+            .iter()
+            .find(|t| t.id == team)
+            .map(|t| t.name.as_str())
+    }
+
     fn needs_person(&self, summary: &ConversationSummary) -> bool {
         summary.conversation.handling == Handling::WaitingHuman
     }
@@ -714,6 +741,13 @@ async fn list(
         },
         known_labels: state.store.organization_labels(org).await?,
         label_counts: state.store.label_counts(org, view.status()).await?,
+        teams: state.store.list_teams(org).await?,
+        team_counts: state
+            .store
+            .team_counts(org, view.status())
+            .await?
+            .into_iter()
+            .collect(),
         csrf: session.csrf_token.clone(),
     })
 }
@@ -789,6 +823,10 @@ async fn page(
     Query(view): Query<View>,
 ) -> PageResult {
     session.require(Permission::UseInbox)?;
+    // The page's socket is about to connect: a member the server had taken offline is
+    // online again now, so the page's availability control already says so (the socket
+    // connecting then changes nothing more).
+    crate::availability::dashboard_seen(&state, session.org_id(), session.user.id, true).await;
     let mut view = view;
     // With nothing assigned to the agent, the inbox opens on what nobody has taken yet.
     // The counts stay the list's: the status is the same whichever view opens.
@@ -1266,9 +1304,10 @@ async fn set_status(
 enum BulkAction {
     Resolve,
     Assign(Option<UserId>),
+    Team(Option<TeamId>),
 }
 
-/// Resolve, assign or label several conversations at once, from the list's bulk bar.
+/// Resolve, assign, move to a team or label several conversations at once, from the list's bulk bar.
 /// The form repeats `conversation`, so it is read as pairs.
 async fn bulk(
     State(state): State<AppState>,
@@ -1303,6 +1342,18 @@ async fn bulk(
         Some("resolve") => BulkAction::Resolve,
         Some("assign-me") => BulkAction::Assign(Some(session.user.id)),
         Some("unassign") => BulkAction::Assign(None),
+        Some("no-team") => BulkAction::Team(None),
+        Some(other) if other.starts_with("team:") => {
+            let team = other["team:".len()..]
+                .parse::<TeamId>()
+                .map_err(|_| AppError::invalid("action", "Choose one of the teams."))?;
+            state
+                .store
+                .get_team(org, team)
+                .await
+                .map_err(|_| AppError::invalid("action", "Choose one of the teams."))?;
+            BulkAction::Team(Some(team))
+        }
         Some(other) => {
             let user = other
                 .strip_prefix("assign:")
@@ -1335,6 +1386,12 @@ async fn bulk(
                     .await?
             }
             BulkAction::Assign(user) => state.store.assign_conversation(org, id, user, now).await?,
+            BulkAction::Team(team) => {
+                state
+                    .store
+                    .set_conversation_team(org, id, team, now)
+                    .await?
+            }
         };
         state.hub.publish_events(written.events);
     }

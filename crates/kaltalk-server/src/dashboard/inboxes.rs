@@ -187,6 +187,9 @@ async fn create(
 struct InboxPage {
     layout: Layout,
     notice: Option<&'static str>,
+    /// The section the notice is about, shown there: the save jumps to that section, so a
+    /// notice at the page's top would be out of sight.
+    notice_in: Option<&'static str>,
     csrf: String,
     inbox: Inbox,
     name: String,
@@ -229,6 +232,7 @@ async fn inbox_page(
         teams: state.store.list_teams(session.org_id()).await?,
         layout: Layout::signed_in(state, session, "inboxes").await?,
         notice: None,
+        notice_in: None,
         csrf: session.csrf_token.clone(),
         name: inbox.name.clone(),
         settings: inbox.settings.0.clone(),
@@ -262,6 +266,11 @@ async fn show(
         Some("secret-rotated") => Some(
             "New identity secret made. Signatures made with the old one no longer verify: put the new one on your server.",
         ),
+        _ => None,
+    };
+    page.notice_in = match query.notice.as_deref() {
+        Some("hours-saved") => Some("business-hours"),
+        Some("routing-saved") => Some("routing"),
         _ => None,
     };
     Ok(page.into_response())

@@ -200,6 +200,12 @@ async fn two_organizations(app: &TestApp) -> (Browser, String, Ids, String) {
         .await
         .expect("a definition")
         .id;
+    let team = store
+        .create_team(globex_org, "Billing", app.clock_now())
+        .await
+        .expect("a team")
+        .value
+        .id;
     let ids = Ids(BTreeMap::from([
         ("api-keys", api_key.to_string()),
         ("contact-attributes", definition.to_string()),
@@ -216,6 +222,7 @@ async fn two_organizations(app: &TestApp) -> (Browser, String, Ids, String) {
         ("messages", id(&message)),
         ("outbox", email.to_string()),
         ("sources", source),
+        ("teams", team.to_string()),
         ("webhooks", webhook),
     ]));
     (acme, acme_key, ids, key)

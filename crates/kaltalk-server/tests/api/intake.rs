@@ -2,12 +2,12 @@
 //! or through an API inbox, gets the same decision about who handles the conversation
 //! (the bot first when the AI agent is on, people when it is off or the contact opted out
 //! of AI; outside business hours, the out-of-office reply once, and still the bot when it
-//! is on). Each story goes through the channel's real entry point: the widget's HTTP API,
+//! is on; routed to the inbox's team, round robin among its available members). Each story goes through the channel's real entry point: the widget's HTTP API,
 //! the email channel's `receive` (what the SMTP listener and the IMAP poller call), the
 //! REST API's inbox endpoint.
 
 use kaltalk_core::chat::{
-    AiSettings, EmailSettings, Handling, IdentityMode, InboxKind, WidgetSettings,
+    AiSettings, Availability, EmailSettings, Handling, IdentityMode, InboxKind, WidgetSettings,
 };
 use kaltalk_core::hours::{BusinessHours, DEFAULT_OUT_OF_OFFICE, InboxHours, Week};
 use kaltalk_core::{ConversationId, OrgId};
@@ -15,13 +15,15 @@ use kaltalk_store::contacts::ContactFields;
 use kaltalk_store::conversations::Conversation;
 use kaltalk_store::inboxes::{Inbox, InboxSettings, NewInbox};
 use kaltalk_store::messages::Message;
+use kaltalk_store::routing::InboxRouting;
 use kaltalk_store::{JobState, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::api::create_key;
 use crate::chat_helpers::{Visitor, create_inbox};
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Browser, TestApp, spawn_app};
+use crate::teams::join;
 
 #[derive(Debug, Clone, Copy)]
 enum Channel {
@@ -32,9 +34,10 @@ enum Channel {
 
 const CHANNELS: [Channel; 3] = [Channel::Widget, Channel::Email, Channel::Api];
 
-/// An organization with one inbox of each kind, and an API key.
+/// An organization with one inbox of each kind, its owner, and an API key.
 struct Org {
     id: OrgId,
+    owner: Browser,
     web: Inbox,
     email: Inbox,
     api: Inbox,
@@ -92,6 +95,7 @@ async fn org(app: &TestApp) -> Org {
     let key = create_key(app, &owner, "CRM").await;
     Org {
         id,
+        owner,
         web,
         email,
         api,
@@ -354,5 +358,89 @@ async fn outside_business_hours_every_channel_gets_one_out_of_office_reply_and_t
                 .is_empty(),
             "{channel:?}: no out-of-office reply while the bot answers"
         );
+    }
+}
+
+#[tokio::test]
+async fn every_channel_routes_to_the_inboxs_team_and_auto_assigns_its_available_members() {
+    let app = spawn_app().await;
+    let org = org(&app).await;
+    let store = &app.state.store;
+    let now = app.clock_now();
+    let owner = org.owner.user_id().await;
+    let agent = join(&app, &org.owner, "agent@acme.test", "agent")
+        .await
+        .user_id()
+        .await;
+    let team = store
+        .create_team(org.id, "Support", now)
+        .await
+        .expect("team")
+        .value
+        .id;
+    for user in [owner, agent] {
+        store
+            .add_team_member(org.id, team, user, now)
+            .await
+            .expect("member");
+        store
+            .set_availability(org.id, user, Availability::Online, false, now)
+            .await
+            .expect("online");
+    }
+    let routing = InboxRouting {
+        team_id: Some(team),
+        auto_assign: true,
+        hand_back_on_offline: false,
+    };
+    for inbox in [&org.web, &org.email, &org.api] {
+        store
+            .set_inbox_routing(org.id, inbox.id, routing, now)
+            .await
+            .expect("routing");
+    }
+    let mut n = 0;
+
+    // Both online: the team's conversation, to each member in turn, whatever the channel.
+    let mut assignees = Vec::new();
+    for channel in CHANNELS.into_iter().chain(CHANNELS) {
+        n += 1;
+        let conversation = customer_writes(&app, &org, channel, n, "Where is my order?").await;
+        assert_eq!(conversation.team_id, Some(team), "{channel:?}: the team's");
+        assert_eq!(conversation.handling, Handling::Human, "{channel:?}");
+        assignees.push(conversation.assignee_id.expect("auto-assigned"));
+    }
+    assert!(
+        assignees.windows(2).all(|pair| pair[0] != pair[1]),
+        "round robin across channels: {assignees:?}"
+    );
+
+    // The agent busy: everything goes to the one who is available.
+    store
+        .set_availability(org.id, agent, Availability::Busy, false, now)
+        .await
+        .expect("busy");
+    for channel in CHANNELS {
+        n += 1;
+        let conversation = customer_writes(&app, &org, channel, n, "Where is my order?").await;
+        assert_eq!(
+            conversation.assignee_id,
+            Some(owner),
+            "{channel:?}, agent busy"
+        );
+    }
+
+    // The AI agent on: still the team's, but the bot answers first and nobody is assigned.
+    set_ai(store, org.id, true).await;
+    for channel in CHANNELS {
+        n += 1;
+        let conversation = customer_writes(&app, &org, channel, n, "Where is my order?").await;
+        assert_eq!(conversation.team_id, Some(team), "{channel:?}, bot first");
+        assert_eq!(
+            conversation.handling,
+            Handling::Bot,
+            "{channel:?}, bot first"
+        );
+        assert_eq!(conversation.assignee_id, None, "{channel:?}, bot first");
     }
 }

@@ -34,6 +34,7 @@ mod openapi;
 mod operations;
 mod playground;
 mod setup;
+mod team_routing;
 mod teams;
 mod webhooks;
 mod widget;
