@@ -92,6 +92,31 @@ impl Availability {
     }
 }
 text_enum!(
+    /// Why a member is told about a conversation: it is new in their team (or, with no
+    /// team, their organization), it was assigned to them, the bot handed it over to
+    /// them, its customer wrote again while it is theirs, or a teammate mentioned them.
+    NotificationReason {
+        NewConversation => "new_conversation",
+        Assigned => "assigned",
+        HandedOver => "handed_over",
+        NewMessage => "new_message",
+        Mentioned => "mentioned",
+    }
+);
+
+impl NotificationReason {
+    /// What the notification says, after the customer's name ("Ada: …").
+    pub fn headline(self) -> &'static str {
+        match self {
+            Self::NewConversation => "New conversation",
+            Self::Assigned => "Assigned to you",
+            Self::HandedOver => "The bot handed it over",
+            Self::NewMessage => "New message",
+            Self::Mentioned => "You were mentioned in a note",
+        }
+    }
+}
+text_enum!(
     /// Which corner the launcher sits in.
     LauncherPosition { Right => "right", Left => "left" }
 );

@@ -31,8 +31,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::chat::{Availability, ConversationStatus, Handling, InboxKind, MessageKind, SenderKind};
-use crate::{AttachmentId, ContactId, ConversationId, InboxId, MessageId, Role, TeamId, UserId};
+use crate::chat::{
+    Availability, ConversationStatus, Handling, InboxKind, MessageKind, NotificationReason,
+    SenderKind,
+};
+use crate::{
+    AttachmentId, ContactId, ConversationId, InboxId, MessageId, NotificationId, Role, TeamId,
+    UserId,
+};
 
 /// Deserialises a key that may hold `null` into `Some(None)`, so that "absent" (the outer
 /// `None`, with `#[serde(default)]`) and "present but null" stay apart on a round trip.
@@ -150,6 +156,10 @@ event_kinds! {
     /// A message changed after it was written (an emailed reply's delivery state).
     MessageUpdated = MESSAGE_UPDATED = "message.updated",
     SourceUpdated = SOURCE_UPDATED = "knowledge.source_updated",
+    /// A member was told about a conversation (only that member's dashboards hear it).
+    NotificationCreated = NOTIFICATION_CREATED = "notification.created",
+    /// A member read one notification, or all of theirs.
+    NotificationsRead = NOTIFICATIONS_READ = "notification.read",
 }
 
 // ---- accounts ------------------------------------------------------------------------
@@ -317,6 +327,9 @@ pub struct ContactDeleted {
 pub struct ConversationCreated {
     pub inbox_id: InboxId,
     pub contact_id: ContactId,
+    /// Who the intake decided answers first (absent in events older than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handling: Option<Handling>,
 }
 
 /// What changed in a conversation: only the keys set here are in the payload. Build it
@@ -363,6 +376,10 @@ pub struct ConversationUpdated {
     /// With an assignee: auto-assignment chose them (not a person).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_assigned: Option<bool>,
+    /// With an assignee: the member who assigned it (absent when the server did), so
+    /// someone who takes a conversation is not told they got it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_by: Option<UserId>,
 }
 
 impl ConversationUpdated {
@@ -393,9 +410,11 @@ impl ConversationUpdated {
         }
     }
 
-    pub fn assignee(assignee: Option<UserId>) -> Self {
+    /// Assigned (or unassigned, `None`) by the member `by`, when a member did it.
+    pub fn assignee(assignee: Option<UserId>, by: Option<UserId>) -> Self {
         Self {
             assignee_id: Some(assignee),
+            assigned_by: by,
             ..Self::default()
         }
     }
@@ -457,6 +476,22 @@ pub struct ConversationSeen {
 pub struct ConversationEscalated {
     pub reason: String,
     pub handling: Handling,
+}
+
+/// `user_id` is told about `conversation_id` for `reason`. The subject is the
+/// notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationCreated {
+    pub user_id: UserId,
+    pub reason: NotificationReason,
+    pub conversation_id: ConversationId,
+}
+
+/// `user_id` read the notification `notification_id`, or every one of theirs (`null`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationsRead {
+    pub user_id: UserId,
+    pub notification_id: Option<NotificationId>,
 }
 
 /// `user_id` was @mentioned by `by` in the private note `message_id`. The subject is the

@@ -81,4 +81,6 @@ id_type!(
     WebhookAttemptId,
     /// A team of an organization's members that conversations are routed to.
     TeamId,
+    /// One notice to one member about a conversation that needs them.
+    NotificationId,
 );

@@ -37,3 +37,20 @@ document.addEventListener("htmx:configRequest", function (event) {
     if (app.getAttribute("data-menu") === "open" && !event.target.closest("#sidebar, [data-menu-toggle]")) set(false);
   });
 })();
+// The bell and the tab's title follow the unread count: a page with a live socket (the
+// inbox) fires "kaltalk:notifications" when one of the member's notifications is made
+// or read, and the count is fetched again (the frame itself carries no count).
+document.addEventListener("kaltalk:notifications", function () {
+  fetch("/notifications/unread", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (response) { return response.ok ? response.json() : null; })
+    .then(function (body) {
+      if (!body || typeof body.unread !== "number") return;
+      document.querySelectorAll("[data-notification-count]").forEach(function (count) {
+        count.textContent = String(body.unread);
+        count.parentElement.hidden = body.unread === 0;
+      });
+      var title = document.title.replace(/^\(\d+\) /, "");
+      document.title = body.unread > 0 ? "(" + body.unread + ") " + title : title;
+    })
+    .catch(function () {});
+});

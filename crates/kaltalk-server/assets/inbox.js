@@ -100,6 +100,10 @@
       var data;
       try { data = JSON.parse(message.data); } catch (e) { return; }
       if (data.event_id) lastEvent = data.event_id;
+      if (data.type === "notification.created" || data.type === "notification.read") {
+        document.dispatchEvent(new CustomEvent("kaltalk:notifications"));
+        return;
+      }
       if (data.type === "typing") {
         if (data.conversation_id === conversation) showTyping(data.typing);
         return;

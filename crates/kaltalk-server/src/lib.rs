@@ -18,6 +18,7 @@ pub mod inboxes;
 pub mod intake;
 pub mod jobs;
 pub mod knowledge;
+pub mod notifications;
 pub mod ops;
 pub mod problems;
 pub mod rate_limit;
@@ -269,6 +270,12 @@ impl Kaltalk {
                 workers_stop.clone(),
             ))
         });
+        let notifier = (state.config.jobs.workers > 0).then(|| {
+            tokio::spawn(notifications::notify_forever(
+                state.clone(),
+                workers_stop.clone(),
+            ))
+        });
         // Started here, not awaited: the server answers (keyword-only) while it runs.
         let download = matches!(
             *state.knowledge.embeddings(),
@@ -284,6 +291,7 @@ impl Kaltalk {
             .chain(smtp)
             .chain(imap)
             .chain(webhooks)
+            .chain(notifier)
             .collect();
         let aborts: Vec<_> = tasks
             .iter()
@@ -391,6 +399,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .merge(conversations::router())
         .merge(contacts::router())
+        .merge(notifications::router())
         .merge(api::router(&state))
         .layer(from_fn(auth::csrf::same_origin_only));
     Router::new()

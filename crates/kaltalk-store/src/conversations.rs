@@ -294,6 +294,7 @@ impl Store {
         org: OrgId,
         id: ConversationId,
         assignee: Option<UserId>,
+        by: Option<UserId>,
         now: DateTime<Utc>,
     ) -> Result<Written<()>, StoreError> {
         let _turn = self.write_turn().await;
@@ -313,7 +314,7 @@ impl Store {
             }
             let event = append_event!(
                 tx,
-                NewEvent::new(Some(org), id.as_uuid(), ConversationUpdated::assignee(assignee)).in_conversation(id),
+                NewEvent::new(Some(org), id.as_uuid(), ConversationUpdated::assignee(assignee, by)).in_conversation(id),
                 now
             )?;
             // The previous assignee has room for the next waiting one.

@@ -470,7 +470,7 @@ impl Store {
                     .await?;
                     events.push(append_event!(
                         tx,
-                        NewEvent::new(Some(org), id.as_uuid(), ConversationCreated { inbox_id: inbox.id, contact_id: contact.id })
+                        NewEvent::new(Some(org), id.as_uuid(), ConversationCreated { inbox_id: inbox.id, contact_id: contact.id, handling: Some(handling) })
                             .in_conversation(id),
                         now
                     )?);

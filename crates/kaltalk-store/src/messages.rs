@@ -402,7 +402,7 @@ impl Store {
                     .await?;
                 events.push(append_event!(
                     tx,
-                    NewEvent::new(Some(org), conversation.as_uuid(), ConversationUpdated::assignee(Some(agent)))
+                    NewEvent::new(Some(org), conversation.as_uuid(), ConversationUpdated::assignee(Some(agent), Some(agent)))
                         .in_conversation(conversation),
                     now
                 )?);

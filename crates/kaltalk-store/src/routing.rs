@@ -451,7 +451,7 @@ impl Store {
                 .await?;
                 events.push(append_event!(
                     tx,
-                    NewEvent::new(Some(org), conversation.as_uuid(), kaltalk_core::event::ConversationUpdated::assignee(None))
+                    NewEvent::new(Some(org), conversation.as_uuid(), kaltalk_core::event::ConversationUpdated::assignee(None, None))
                         .in_conversation(*conversation),
                     now
                 )?);

@@ -8,7 +8,6 @@ use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::{EventId, OrgId};
 use serde::Serialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use kaltalk_core::event::{
     CONTACT_CREATED, CONTACT_DELETED, CONTACT_UPDATED, CONVERSATION_CREATED,
@@ -18,11 +17,10 @@ use kaltalk_core::job::DeliverWebhook;
 
 use crate::contacts::{CONTACT_COLUMNS, Contact};
 use crate::conversations::{CONVERSATION_COLUMNS, Conversation};
-use crate::events::Event;
 use crate::jobs::{NewJob, insert_job};
 use crate::messages::fetch_message;
 use crate::outbox::{NewEmail, insert_email};
-use crate::{BeginWrite, Db, Store, StoreError, on_db};
+use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// The event kinds an endpoint can subscribe to.
 pub const WEBHOOK_EVENT_KINDS: [&str; 7] = [
@@ -39,10 +37,8 @@ pub const PING: &str = "ping";
 /// How long a delivery is retried, and how long an endpoint may fail before it is disabled.
 pub const GIVE_UP_AFTER: Duration = Duration::hours(24);
 
-/// Events this young (by their UUIDv7 time) may still have older-numbered neighbours in
-/// transactions that have not committed yet, so the cursor stays behind them; they are
-/// dispatched anyway and deduplicated by `(endpoint, event)`.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The webhook dispatcher's cursor (see `crate::dispatch`); a young event is dispatched
+/// anyway and deduplicated by `(endpoint, event)`.
 const CURSOR_NAME: &str = "webhooks";
 
 pub use kaltalk_core::{WebhookAttemptId, WebhookDeliveryId, WebhookId};
@@ -257,37 +253,6 @@ fn deliver_job(delivery: WebhookDeliveryId, round: i32, run_at: DateTime<Utc>) -
             round,
         })
     }
-}
-
-/// Whether the event's UUIDv7 time is far enough in the past that no transaction still
-/// open can commit an event numbered before it.
-fn settled(id: EventId) -> bool {
-    let Some((secs, nanos)) = id.as_uuid().get_timestamp().map(|t| t.to_unix()) else {
-        return true;
-    };
-    let made = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
-    std::time::SystemTime::now()
-        .duration_since(made)
-        .is_ok_and(|age| age >= SETTLE)
-}
-
-/// The smallest UUIDv7 of `back` before `id`'s time: where a scan for events made since
-/// then can start.
-fn v7_floor(id: Uuid, back: std::time::Duration) -> Uuid {
-    let Some((secs, nanos)) = id.get_timestamp().map(|t| t.to_unix()) else {
-        return Uuid::nil();
-    };
-    let millis =
-        (u128::from(secs) * 1000 + u128::from(nanos) / 1_000_000).saturating_sub(back.as_millis());
-    let millis = u64::try_from(millis).unwrap_or(0);
-    let mut bytes = [0u8; 16];
-    // A UUIDv7 starts with its 48-bit millisecond timestamp, big-endian.
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    // Version 7 and the RFC variant with every random bit zero: still the smallest
-    // UUIDv7 of that millisecond.
-    bytes[6] = 0x70;
-    bytes[8] = 0x80;
-    Uuid::from_bytes(bytes)
 }
 
 impl Store {
@@ -662,28 +627,9 @@ impl Store {
         batch: i64,
     ) -> Result<Dispatched, StoreError> {
         let _turn = self.write_turn().await;
-        let lock = match self.db {
-            Db::Sqlite(_) => "",
-            Db::Postgres(_) => " FOR UPDATE",
-        };
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            // A write first: on SQLite it takes the write lock now (a transaction that reads
-            // first fails if another connection writes meanwhile); on PostgreSQL the row
-            // lock below makes dispatchers in several processes take turns.
-            sqlx::query(
-                "INSERT INTO webhook_dispatch_cursor (name, last_event_id) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET last_event_id = webhook_dispatch_cursor.last_event_id",
-            )
-            .bind(CURSOR_NAME)
-            .bind(Uuid::nil())
-            .execute(&mut *tx)
-            .await?;
-            let sql = format!("SELECT last_event_id FROM webhook_dispatch_cursor WHERE name = $1{lock}");
-            let (cursor,): (Uuid,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(CURSOR_NAME)
-                .fetch_one(&mut *tx)
-                .await?;
+            let cursor = crate::dispatch::claim_cursor!(tx, CURSOR_NAME);
             // Nothing to do without an enabled endpoint; with one, nothing older than the
             // oldest of them matters (they get only events from after they were added).
             let oldest: Option<(WebhookId,)> = sqlx::query_as("SELECT id FROM webhook_endpoints WHERE enabled = TRUE ORDER BY id LIMIT 1")
@@ -693,30 +639,18 @@ impl Store {
                 tx.commit().await?;
                 return Ok(Dispatched::default());
             };
-            let after = cursor.max(v7_floor(oldest.as_uuid(), SETTLE));
+            let after = cursor.max(crate::dispatch::v7_floor(oldest.as_uuid(), crate::dispatch::SETTLE));
             // Every event, not only webhook kinds: the cursor moves past the rest too, so
             // an idle pass reads nothing.
-            let events = sqlx::query_as::<_, Event>(
-                "SELECT id, org_id, kind, subject_id, conversation_id, payload, created_at FROM events \
-                 WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(after)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
+            let events = crate::dispatch::events_after!(tx, after, batch);
             let mut dispatched = Dispatched {
                 events_read: events.len(),
                 batch_full: events.len() as i64 >= batch,
                 ..Dispatched::default()
             };
-            let mut new_cursor = None;
-            let mut still_settling = false;
+            let new_cursor = crate::dispatch::settled_prefix(&events);
             let mut endpoints_of: HashMap<OrgId, Vec<WebhookEndpoint>> = HashMap::new();
             for event in &events {
-                still_settling |= !settled(event.id);
-                if !still_settling {
-                    new_cursor = Some(event.id);
-                }
                 let Some(org) = event.org_id else { continue };
                 if !WEBHOOK_EVENT_KINDS.contains(&event.kind.as_str()) {
                     continue;
@@ -816,14 +750,7 @@ impl Store {
                 }
             }
             if let Some(cursor) = new_cursor {
-                sqlx::query(
-                    "INSERT INTO webhook_dispatch_cursor (name, last_event_id) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id",
-                )
-                .bind(CURSOR_NAME)
-                .bind(cursor)
-                .execute(&mut *tx)
-                .await?;
+                crate::dispatch::advance_cursor!(tx, CURSOR_NAME, cursor);
             }
             // A batch that is all still settling is read again; it is not more work waiting.
             dispatched.batch_full &= new_cursor.is_some();
@@ -848,26 +775,5 @@ mod tests {
         assert!(kinds.includes("contact.created") && !kinds.includes("contact.updated"));
         assert!(EventKinds::default().includes("contact.updated"));
         assert_eq!(EventKinds::default().to_column(), "");
-    }
-
-    #[test]
-    fn the_v7_floor_sorts_before_every_id_made_since() {
-        let id = Uuid::now_v7();
-        let floor = v7_floor(id, SETTLE);
-        assert!(floor < id);
-        assert!(floor > Uuid::nil());
-        let (secs, _) = floor
-            .get_timestamp()
-            .map(|t| t.to_unix())
-            .unwrap_or_default();
-        let (id_secs, _) = id.get_timestamp().map(|t| t.to_unix()).unwrap_or_default();
-        assert!((id_secs - secs).abs_diff(10) <= 1, "{id_secs} vs {secs}");
-        assert_eq!(v7_floor(Uuid::nil(), SETTLE), Uuid::nil());
-    }
-
-    #[test]
-    fn fresh_events_are_not_settled() {
-        assert!(!settled(EventId::new()));
-        assert!(settled(EventId::from_uuid(Uuid::nil())));
     }
 }

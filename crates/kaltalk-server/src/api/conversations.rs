@@ -356,9 +356,14 @@ async fn update(
         state.hub.publish_events(written.events);
     }
     if let Some(assignee) = change.assignee {
+        // A signed-in member assigning is told nothing of it; an integration is nobody.
+        let by = match &principal {
+            ApiPrincipal::Session(session) => Some(session.user.id),
+            ApiPrincipal::Key { .. } => None,
+        };
         let written = state
             .store
-            .assign_conversation(org, id, assignee, state.now())
+            .assign_conversation(org, id, assignee, by, state.now())
             .await?;
         state.hub.publish_events(written.events);
     }

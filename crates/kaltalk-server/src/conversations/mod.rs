@@ -1385,7 +1385,12 @@ async fn bulk(
                     .set_conversation_status(org, id, ConversationStatus::Resolved, None, now)
                     .await?
             }
-            BulkAction::Assign(user) => state.store.assign_conversation(org, id, user, now).await?,
+            BulkAction::Assign(user) => {
+                state
+                    .store
+                    .assign_conversation(org, id, user, Some(session.user.id), now)
+                    .await?
+            }
             BulkAction::Team(team) => {
                 state
                     .store
@@ -1430,7 +1435,13 @@ async fn assign(
     };
     let written = state
         .store
-        .assign_conversation(session.org_id(), id, assignee, state.now())
+        .assign_conversation(
+            session.org_id(),
+            id,
+            assignee,
+            Some(session.user.id),
+            state.now(),
+        )
         .await?;
     state.hub.publish_events(written.events);
     after_change(&state, &session, id, &headers).await

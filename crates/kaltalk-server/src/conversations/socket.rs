@@ -53,7 +53,6 @@ pub async fn upgrade(
         .max_message_size(16 * 1024)
         .read_buffer_size(crate::realtime::READ_BUFFER)
         .on_upgrade(move |socket| async move {
-            crate::availability::dashboard_seen(&state, org, user, true).await;
             pump(socket, &state.hub, feed, after).await;
             crate::availability::dashboard_seen(&state, org, user, false).await;
         })
@@ -74,6 +73,16 @@ enum ClientFrame {
         conversation_id: ConversationId,
         typing: bool,
     },
+}
+
+/// Whether an event of the organization is for this member's dashboard: all are, but a
+/// member's notifications, which only that member hears.
+fn for_this_member(event: &Event, user: kaltalk_core::UserId) -> bool {
+    use kaltalk_core::event::{NOTIFICATION_CREATED, NOTIFICATIONS_READ};
+    if event.kind != NOTIFICATION_CREATED && event.kind != NOTIFICATIONS_READ {
+        return true;
+    }
+    event.payload.0.get("user_id").and_then(Value::as_str) == Some(user.to_string().as_str())
 }
 
 /// An event as the dashboard hears it: its kind and its whole payload.
@@ -98,6 +107,14 @@ impl Feed for AgentFeed {
         Some(Topic::Org(self.org))
     }
 
+    /// Once subscribed (so nothing sent meanwhile is missed, this member's own change of
+    /// availability included): the dashboard connected, which brings back online a
+    /// member the server had taken offline.
+    async fn hello(&self) -> Option<Value> {
+        crate::availability::dashboard_seen(&self.state, self.org, self.user, true).await;
+        None
+    }
+
     /// Asked at every ping: the dashboard is still there, which the offline sweep reads.
     async fn still_admitted(&self) -> bool {
         crate::availability::dashboard_seen(&self.state, self.org, self.user, false).await;
@@ -118,7 +135,11 @@ impl Feed for AgentFeed {
 
     fn render(&self, live: &Live) -> Option<Value> {
         match live {
-            Live::Event(event) if event.org_id == Some(self.org) => agent_frame(event),
+            Live::Event(event)
+                if event.org_id == Some(self.org) && for_this_member(event, self.user) =>
+            {
+                agent_frame(event)
+            }
             Live::Typing {
                 org,
                 conversation,

@@ -33,6 +33,8 @@ pub struct Nav {
     pub can_manage_inboxes: bool,
     /// The member's own availability, for the control every page shows.
     pub availability: kaltalk_core::chat::Availability,
+    /// Their unread notifications, on the bell and in the tab's title.
+    pub unread_notifications: i64,
 }
 
 impl Nav {
@@ -49,6 +51,7 @@ impl Nav {
             "ai" => "AI agent",
             "knowledge" => "Knowledge base",
             "team" => "Team",
+            "notifications" => "Notifications",
             "teams" => "Teams",
             "api-keys" => "API keys",
             "webhooks" => "Webhooks",
@@ -110,6 +113,10 @@ impl Layout {
                     .member_status(session.org_id(), session.user.id)
                     .await?
                     .availability,
+                unread_notifications: state
+                    .store
+                    .unread_notifications(session.org_id(), session.user.id)
+                    .await?,
             }),
             ..Self::public(state)
         })

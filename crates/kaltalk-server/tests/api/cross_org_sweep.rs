@@ -206,10 +206,23 @@ async fn two_organizations(app: &TestApp) -> (Browser, String, Ids, String) {
         .expect("a team")
         .value
         .id;
+    // Globex's agent is told of its conversation (the owner answered it, so took it).
+    kaltalk_server::notifications::notify_pending(&app.state)
+        .await
+        .expect("notify");
+    let notification = store
+        .list_notifications(globex_org, agent.user_id().await, 10)
+        .await
+        .expect("notifications")
+        .first()
+        .expect("a notification for Globex's agent")
+        .notification
+        .id;
     let ids = Ids(BTreeMap::from([
         ("api-keys", api_key.to_string()),
         ("contact-attributes", definition.to_string()),
         ("notes", note.to_string()),
+        ("notifications", notification.to_string()),
         ("attachments", attachment),
         ("canned-responses", canned.to_string()),
         ("contacts", contact),
@@ -351,11 +364,11 @@ async fn every_api_operation_answers_another_organizations_ids_as_ids_that_do_no
 }
 
 /// Every `.route("…")` path with a parameter in the screens' source: the dashboard, the
-/// conversations and the contacts.
+/// conversations, the contacts and the notifications.
 fn dashboard_routes() -> Vec<String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut routes = Vec::new();
-    for folder in ["dashboard", "conversations", "contacts"] {
+    for folder in ["dashboard", "conversations", "contacts", "notifications"] {
         let mut files = vec![src.join(folder)];
         while let Some(path) = files.pop() {
             if path.is_dir() {

@@ -39,7 +39,7 @@ const FROM_THE_START: &str = "00000000-0000-0000-0000-000000000000";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
 
 /// Every event kind the story must produce (each reaches the dashboard socket).
-const ORG_EVENT_KINDS: [&str; 30] = [
+const ORG_EVENT_KINDS: [&str; 32] = [
     "api_key.created",
     "api_key.revoked",
     "contact.created",
@@ -64,6 +64,8 @@ const ORG_EVENT_KINDS: [&str; 30] = [
     "member.role_changed",
     "message.created",
     "message.updated",
+    "notification.created",
+    "notification.read",
     "organization.created",
     "organization.ownership_transferred",
     "organization.updated",
@@ -240,11 +242,11 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
         .await
         .expect("contact saw");
     store
-        .assign_conversation(org, conversation, None, now())
+        .assign_conversation(org, conversation, None, None, now())
         .await
         .expect("unassign");
     store
-        .assign_conversation(org, conversation, Some(olivia), now())
+        .assign_conversation(org, conversation, Some(olivia), None, now())
         .await
         .expect("assign");
     store
@@ -631,6 +633,16 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
         .expect("member");
     reply(&owner, conversation, "note", "@Grace Hopper can you look?").await;
 
+    // The members are told of what needs them (each hears only their own), and the owner
+    // reads hers.
+    kaltalk_server::notifications::notify_pending(&app.state)
+        .await
+        .expect("notify");
+    store
+        .read_all_notifications(org, olivia, now())
+        .await
+        .expect("read all");
+
     // Capture: the receiver's bodies byte for byte, the dashboard's replay of every event
     // of the organization, the widget's replay of its conversation (up to its hello).
     let webhooks: Vec<String> = receiver
@@ -643,7 +655,11 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
     let events = store.events_since(org, None, 10_000).await.expect("events");
     let mut dashboard = Socket::agent(&app, &cookie, Some(FROM_THE_START)).await;
     let mut dashboard_frames = Vec::new();
-    for _ in 0..events.len() {
+    let olivia_hears = events
+        .iter()
+        .filter(|e| !e.kind.starts_with("notification.") || e.payload.0["user_id"] == json!(olivia))
+        .count();
+    for _ in 0..olivia_hears {
         dashboard_frames.push(dashboard.next_text().await);
     }
     let mut widget = visitor.socket(Some(FROM_THE_START)).await;

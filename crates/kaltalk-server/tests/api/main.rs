@@ -30,6 +30,7 @@ mod intake;
 mod knowledge;
 mod mentions;
 mod model_download;
+mod notifications;
 mod openapi;
 mod operations;
 mod playground;

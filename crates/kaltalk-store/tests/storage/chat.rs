@@ -565,7 +565,7 @@ async fn conversations_of_another_organization_are_not_found() {
         ));
         assert!(matches!(
             store
-                .assign_conversation(other.id, id, Some(other_agent), now())
+                .assign_conversation(other.id, id, Some(other_agent), None, now())
                 .await,
             Err(StoreError::NotFound)
         ));

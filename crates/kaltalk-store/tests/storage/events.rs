@@ -64,7 +64,7 @@ async fn every_stored_event_reads_back_typed_and_writes_the_same_json() {
             .await
             .expect(backend);
         store
-            .assign_conversation(org.id, conversation, None, t0)
+            .assign_conversation(org.id, conversation, None, None, t0)
             .await
             .expect(backend);
         store
@@ -105,7 +105,7 @@ async fn every_stored_event_reads_back_typed_and_writes_the_same_json() {
             changes,
             [
                 &ConversationUpdated::status(ConversationStatus::Snoozed, Some(later)),
-                &ConversationUpdated::assignee(None),
+                &ConversationUpdated::assignee(None, None),
                 &ConversationUpdated::handling(Handling::Bot),
             ],
             "{backend}"

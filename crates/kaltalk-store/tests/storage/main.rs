@@ -13,6 +13,7 @@ mod hours;
 mod jobs;
 mod knowledge;
 mod mentions;
+mod notifications;
 mod privacy;
 mod routing;
 mod setup;

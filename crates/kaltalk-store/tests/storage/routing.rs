@@ -291,7 +291,7 @@ async fn waiting_conversations_are_assigned_in_arrival_order_as_capacity_frees()
         );
         // Ada unassigns hers by hand: it does not come back to her, the last waiting does.
         store
-            .assign_conversation(org.id, ids[2].0, None, clock.now())
+            .assign_conversation(org.id, ids[2].0, None, None, clock.now())
             .await
             .expect("unassign");
         assert_eq!(

@@ -1,0 +1,163 @@
+//! Notifications: the notifier that turns the event log into each member's notifications
+//! (the rules are the store's, `kaltalk_store::notifications`), and the bell's page (the
+//! list, mark read / all read, each a link to its conversation) with the unread count
+//! that the dashboard refreshes live.
+
+use std::time::Duration as StdDuration;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kaltalk_core::NotificationId;
+use kaltalk_store::notifications::NotificationItem;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::auth::{AgentSession, SessionForm};
+use crate::state::AppState;
+use crate::web::forms::{NoFields, see_other};
+use crate::web::{IdPath, Layout, PageResult};
+
+/// Events read per notifier pass.
+const NOTIFY_BATCH: i64 = 500;
+/// How many notifications the page lists.
+const LIST_LIMIT: i64 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/notifications", get(page))
+        .route("/notifications/unread", get(unread))
+        .route("/notifications/read-all", post(read_all))
+        .route("/notifications/{id}/read", post(read))
+        .route("/notifications/{id}/open", get(open))
+}
+
+/// One notifier pass (more while a full batch suggests more is waiting): new events
+/// become notifications, each published to its member's dashboards. The server runs it
+/// every second; tests call it.
+pub async fn notify_pending(state: &AppState) -> anyhow::Result<usize> {
+    let mut made = 0;
+    // Bounded, so one burst cannot keep this loop from yielding for long.
+    for _ in 0..10 {
+        let pass = state
+            .store
+            .notify_pending(state.now(), NOTIFY_BATCH)
+            .await?;
+        made += pass.value.notifications;
+        let more = pass.value.batch_full;
+        state.hub.publish_events(pass.events);
+        if !more {
+            break;
+        }
+    }
+    if made > 0 {
+        // Counts only: never who, never what the customer wrote.
+        tracing::debug!(notifications = made, "members notified");
+    }
+    Ok(made)
+}
+
+/// Runs [`notify_pending`] every second until `stop`.
+pub async fn notify_forever(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut every_second = tokio::time::interval(StdDuration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every_second.tick() => {
+                if let Err(err) = notify_pending(&state).await {
+                    tracing::warn!(error = format!("{err:#}"), "notifying members failed");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "app/notifications.html")]
+struct NotificationsPage {
+    layout: Layout,
+    csrf: String,
+    items: Vec<NotificationItem>,
+    unread: i64,
+    now: DateTime<Utc>,
+}
+
+impl NotificationsPage {
+    /// Who the conversation is with, as the inbox's list names them.
+    fn who(&self, item: &NotificationItem) -> String {
+        item.contact_name
+            .clone()
+            .or_else(|| item.contact_email.clone())
+            .unwrap_or_else(|| "A visitor".to_owned())
+    }
+
+    fn when(&self, item: &NotificationItem) -> String {
+        crate::conversations::short_time(&item.notification.created_at, &self.now)
+    }
+}
+
+async fn page(State(state): State<AppState>, session: AgentSession) -> PageResult {
+    let (org, me) = (session.org_id(), session.user.id);
+    Ok(NotificationsPage {
+        layout: Layout::signed_in(&state, &session, "notifications").await?,
+        csrf: session.csrf_token.clone(),
+        items: state.store.list_notifications(org, me, LIST_LIMIT).await?,
+        unread: state.store.unread_notifications(org, me).await?,
+        now: state.now(),
+    }
+    .into_response())
+}
+
+/// The unread count, for the bell and the tab's title when a notification frame arrives.
+async fn unread(State(state): State<AppState>, session: AgentSession) -> PageResult {
+    let unread = state
+        .store
+        .unread_notifications(session.org_id(), session.user.id)
+        .await?;
+    Ok(Json(json!({ "unread": unread })).into_response())
+}
+
+async fn read(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<NotificationId>,
+    SessionForm { session, .. }: SessionForm<NoFields>,
+) -> PageResult {
+    let written = state
+        .store
+        .read_notification(session.org_id(), session.user.id, id, state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    Ok(see_other("/notifications"))
+}
+
+async fn read_all(
+    State(state): State<AppState>,
+    SessionForm { session, .. }: SessionForm<NoFields>,
+) -> PageResult {
+    let written = state
+        .store
+        .read_all_notifications(session.org_id(), session.user.id, state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    Ok(see_other("/notifications"))
+}
+
+/// Follows a notification: read now, and its conversation opens.
+async fn open(
+    State(state): State<AppState>,
+    IdPath(id): IdPath<NotificationId>,
+    session: AgentSession,
+) -> PageResult {
+    let written = state
+        .store
+        .read_notification(session.org_id(), session.user.id, id, state.now())
+        .await?;
+    state.hub.publish_events(written.events);
+    let conversation = written.value.conversation_id;
+    Ok(Redirect::to(&format!("/inbox?view=all&c={conversation}")).into_response())
+}

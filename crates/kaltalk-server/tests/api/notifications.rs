@@ -1,0 +1,148 @@
+//! The bell: a member's notifications on their page and in the count of every page's
+//! bell and title, followed to their conversation (read on the way), marked read one by
+//! one or all at once; another member's notification does not exist for them.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::chat_helpers::{Visitor, create_inbox};
+use crate::helpers::{location, spawn_app};
+use crate::teams::join;
+
+#[tokio::test]
+async fn the_bell_lists_counts_opens_and_reads_a_members_notifications() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let agent = join(&app, &owner, "agent@acme.test", "agent").await;
+    let inbox = create_inbox(&app, &owner, "example.com").await;
+    let mut ids = Vec::new();
+    for text in ["Where is my parcel?", "Can I return this?"] {
+        let visitor = Visitor::new(&app, &inbox);
+        let sent: Value = visitor
+            .send(json!({ "text": text }))
+            .await
+            .json()
+            .await
+            .expect("json");
+        ids.push(sent["conversation_id"].as_str().expect("id").to_owned());
+    }
+    let before = agent.get_html("/notifications").await;
+    assert!(
+        before.contains("No notifications yet."),
+        "nothing before the notifier runs"
+    );
+    assert_eq!(
+        kaltalk_server::notifications::notify_pending(&app.state)
+            .await
+            .expect("notify"),
+        4,
+        "two new conversations, told to both members"
+    );
+
+    // The page lists them newest first; the bell and the title count them.
+    let page = agent.get_html("/notifications").await;
+    assert!(
+        page.contains("<title>(2) Notifications · KalTalk</title>"),
+        "{page}"
+    );
+    assert!(page.contains("<span data-notification-count>2</span>"));
+    assert_eq!(
+        page.matches(r#"<span class="what">New conversation</span>"#)
+            .count(),
+        2
+    );
+    assert!(page.contains("2 unread."));
+    let unread: Value = agent
+        .get("/notifications/unread")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(unread, json!({ "unread": 2 }));
+    let every_page = agent.get_html("/settings/profile").await;
+    assert!(
+        every_page.contains("<title>(2) "),
+        "the count is in every page's title"
+    );
+
+    // Following one opens its conversation and reads it.
+    let org = owner.org_id().await;
+    let me = agent.user_id().await;
+    let mine = app
+        .state
+        .store
+        .list_notifications(org, me, 10)
+        .await
+        .expect("list");
+    let newest = &mine[0].notification;
+    let opened = agent
+        .get(&format!("/notifications/{}/open", newest.id))
+        .await;
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&opened), format!("/inbox?view=all&c={}", ids[1]));
+    assert_eq!(
+        app.state
+            .store
+            .unread_notifications(org, me)
+            .await
+            .expect("count"),
+        1
+    );
+
+    // The owner's own are hers: Grace's are not found for her, and she has her own two.
+    let theirs = owner
+        .submit(
+            "/notifications",
+            &format!("/notifications/{}/read", mine[1].notification.id),
+            &[],
+        )
+        .await;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        owner
+            .get(&format!("/notifications/{}/open", newest.id))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.state
+            .store
+            .unread_notifications(org, me)
+            .await
+            .expect("count"),
+        1,
+        "unchanged"
+    );
+
+    let read = agent
+        .submit(
+            "/notifications",
+            &format!("/notifications/{}/read", mine[1].notification.id),
+            &[],
+        )
+        .await;
+    assert_eq!(read.status(), StatusCode::SEE_OTHER);
+    let page = agent.get_html("/notifications").await;
+    assert!(
+        page.contains("<title>Notifications · KalTalk</title>"),
+        "no count once all are read"
+    );
+    assert!(page.contains("Nothing unread."));
+    assert!(!page.contains("Mark all read"));
+
+    let owners = owner.get_html("/notifications").await;
+    assert!(owners.contains("Mark all read") && owners.contains("2 unread."));
+    let all = owner
+        .submit("/notifications", "/notifications/read-all", &[])
+        .await;
+    assert_eq!(all.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.state
+            .store
+            .unread_notifications(org, owner.user_id().await)
+            .await
+            .expect("count"),
+        0
+    );
+}

@@ -1,0 +1,432 @@
+//! Notifications: what tells a member about a conversation that needs them. The notifier
+//! reads the event log (its own cursor, see `crate::dispatch`) and writes one row per
+//! member, event and reason, each with a `notification.created` event that only that
+//! member's dashboards hear. Who is told what is [`audience`]; nobody is told of what
+//! they did themselves, nor of a conversation the bot is still answering.
+
+use chrono::{DateTime, Utc};
+use kaltalk_core::chat::{Handling, MessageKind, NotificationReason, SenderKind};
+use kaltalk_core::event::{EventPayload, NotificationCreated, NotificationsRead};
+use kaltalk_core::{ConversationId, EventId, NotificationId, OrgId, TeamId, UserId};
+
+use crate::events::{Event, NewEvent, Written, append_event};
+use crate::{BeginWrite, Store, StoreError, on_db};
+
+/// The notifier's cursor in the event log (created at the newest event by the migration).
+const CURSOR_NAME: &str = "notifications";
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Notification {
+    pub id: NotificationId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub event_id: EventId,
+    #[sqlx(try_from = "String")]
+    pub reason: NotificationReason,
+    pub conversation_id: ConversationId,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// A notification as the list shows it: with whom, through which inbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NotificationItem {
+    #[sqlx(flatten)]
+    pub notification: Notification,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub inbox_name: String,
+}
+
+/// What one notifier pass did.
+#[derive(Debug, Default)]
+pub struct Notified {
+    pub events_read: usize,
+    pub notifications: usize,
+    /// The read filled the batch: more events may be waiting.
+    pub batch_full: bool,
+}
+
+/// A member's choice for one reason: which channels tell them. Without a stored choice,
+/// every channel is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preference {
+    pub reason: NotificationReason,
+    pub in_app: bool,
+    pub push: bool,
+    pub email: bool,
+}
+
+impl Preference {
+    pub fn everything(reason: NotificationReason) -> Self {
+        Self {
+            reason,
+            in_app: true,
+            push: true,
+            email: true,
+        }
+    }
+}
+
+/// Whom an event concerns, before the conversation is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// This member.
+    Member(UserId),
+    /// Whoever the conversation is assigned to (nobody when it is not).
+    Assignee,
+    /// The assignee, else the conversation's team, else the whole organization.
+    AssigneeElseTeam,
+    /// The conversation's team, else the whole organization (its assignee apart: they
+    /// hear that it was assigned to them).
+    Team,
+}
+
+/// Why an event notifies, whom, and who caused it (never told of it).
+pub fn audience(payload: &EventPayload) -> Option<(NotificationReason, Audience, Option<UserId>)> {
+    match payload {
+        EventPayload::ConversationCreated(_) => {
+            Some((NotificationReason::NewConversation, Audience::Team, None))
+        }
+        EventPayload::ConversationUpdated(change) => match change.assignee_id {
+            Some(Some(user)) => Some((
+                NotificationReason::Assigned,
+                Audience::Member(user),
+                change.assigned_by,
+            )),
+            _ => None,
+        },
+        EventPayload::ConversationEscalated(_) => Some((
+            NotificationReason::HandedOver,
+            Audience::AssigneeElseTeam,
+            None,
+        )),
+        EventPayload::MessageCreated(created)
+            if created.message.sender == SenderKind::Contact
+                && created.message.kind == MessageKind::Text =>
+        {
+            Some((NotificationReason::NewMessage, Audience::Assignee, None))
+        }
+        EventPayload::ConversationMentioned(mention) => Some((
+            NotificationReason::Mentioned,
+            Audience::Member(mention.user_id),
+            Some(mention.by),
+        )),
+        _ => None,
+    }
+}
+
+/// The conversation as the notifier reads it: assignee, team, who answers, when opened.
+type ConversationFacts = (Option<UserId>, Option<TeamId>, String, DateTime<Utc>);
+
+/// The members `$audience` names, given the conversation's `$facts`, inside `$tx` (the
+/// caller keeps only current members).
+macro_rules! members_of {
+    ($tx:expr, $org:expr, $audience:expr, $facts:expr) => {{
+        let (org, audience): (OrgId, Audience) = ($org, $audience);
+        let (assignee, team, _, _): &ConversationFacts = $facts;
+        let wanted: Vec<UserId> = match (audience, assignee, team) {
+            (Audience::Member(user), _, _) => vec![user],
+            (Audience::Assignee, Some(user), _) | (Audience::AssigneeElseTeam, Some(user), _) => {
+                vec![*user]
+            }
+            (Audience::Assignee, None, _) => Vec::new(),
+            (Audience::AssigneeElseTeam | Audience::Team, _, Some(team)) => {
+                let rows: Vec<(UserId,)> = sqlx::query_as(
+                    "SELECT user_id FROM team_members WHERE org_id = $1 AND team_id = $2 ORDER BY user_id",
+                )
+                .bind(org)
+                .bind(*team)
+                .fetch_all(&mut *$tx)
+                .await?;
+                rows.into_iter().map(|(u,)| u).collect()
+            }
+            (Audience::AssigneeElseTeam | Audience::Team, _, None) => {
+                let rows: Vec<(UserId,)> =
+                    sqlx::query_as("SELECT user_id FROM memberships WHERE org_id = $1 ORDER BY user_id")
+                        .bind(org)
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                rows.into_iter().map(|(u,)| u).collect()
+            }
+        };
+        wanted
+    }};
+}
+
+const NOTIFICATION_COLUMNS: &str =
+    "n.id, n.org_id, n.user_id, n.event_id, n.reason, n.conversation_id, n.created_at, n.read_at";
+
+impl Store {
+    /// One notifier pass over the events after its cursor: each event that concerns
+    /// someone becomes their notifications (at most once per member, event and reason).
+    pub async fn notify_pending(
+        &self,
+        now: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<Written<Notified>, StoreError> {
+        let _turn = self.write_turn().await;
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let cursor = crate::dispatch::claim_cursor!(tx, CURSOR_NAME);
+            let events = crate::dispatch::events_after!(tx, cursor, batch);
+            let new_cursor = crate::dispatch::settled_prefix(&events);
+            let mut notified = Notified {
+                events_read: events.len(),
+                batch_full: events.len() as i64 >= batch && new_cursor.is_some(),
+                ..Notified::default()
+            };
+            let mut written = Vec::new();
+            for event in &events {
+                let (Some(org), Some(conversation)) = (event.org_id, conversation_of(event)) else { continue };
+                let Ok(payload) = event.payload() else { continue };
+                let Some((reason, audience, causer)) = audience(&payload) else { continue };
+                let facts: Option<ConversationFacts> = sqlx::query_as(
+                    "SELECT assignee_id, team_id, handling, created_at FROM conversations WHERE org_id = $1 AND id = $2",
+                )
+                .bind(org)
+                .bind(conversation)
+                .fetch_optional(&mut *tx)
+                .await?;
+                // Deleted since: nothing to tell.
+                let Some(facts) = facts else { continue };
+                // The bot answering keeps people out of it until it hands over: as decided
+                // when the conversation opened (the event may be read again later, when it
+                // is no longer so), and for a message as it is now.
+                let bot_answers = match &payload {
+                    EventPayload::ConversationCreated(created) => created.handling == Some(Handling::Bot),
+                    _ => facts.2 == Handling::Bot.as_str(),
+                };
+                if bot_answers && matches!(reason, NotificationReason::NewConversation | NotificationReason::NewMessage) {
+                    continue;
+                }
+                // The customer's first message opens the conversation: "new conversation"
+                // says it already.
+                if let EventPayload::MessageCreated(created) = &payload
+                    && created.message.created_at <= facts.3
+                {
+                    continue;
+                }
+                let mut people = members_of!(tx, org, audience, &facts);
+                if reason == NotificationReason::NewConversation {
+                    people.retain(|user| Some(*user) != facts.0);
+                }
+                people.retain(|user| Some(*user) != causer);
+                for user in people {
+                    // Only members (a mention or an assignee may have left since), and only
+                    // those who have not turned the in-app notice for this reason off.
+                    let wants: Option<(bool,)> = sqlx::query_as(
+                        "SELECT COALESCE((SELECT in_app FROM notification_preferences p \
+                           WHERE p.org_id = m.org_id AND p.user_id = m.user_id AND p.reason = $3), TRUE) \
+                         FROM memberships m WHERE m.org_id = $1 AND m.user_id = $2",
+                    )
+                    .bind(org)
+                    .bind(user)
+                    .bind(reason.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if wants != Some((true,)) {
+                        continue;
+                    }
+                    let id = NotificationId::new();
+                    let inserted = sqlx::query(
+                        "INSERT INTO notifications (id, org_id, user_id, event_id, reason, conversation_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(org)
+                    .bind(user)
+                    .bind(event.id)
+                    .bind(reason.as_str())
+                    .bind(conversation)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 1 {
+                        notified.notifications += 1;
+                        written.push(append_event!(
+                            tx,
+                            NewEvent::new(Some(org), id.as_uuid(), NotificationCreated { user_id: user, reason, conversation_id: conversation }),
+                            now
+                        )?);
+                    }
+                }
+            }
+            if let Some(cursor) = new_cursor {
+                crate::dispatch::advance_cursor!(tx, CURSOR_NAME, cursor);
+            }
+            tx.commit().await?;
+            Ok(Written { value: notified, events: written })
+        })
+    }
+
+    /// A member's newest notifications first, at most `limit`.
+    pub async fn list_notifications(
+        &self,
+        org: OrgId,
+        user: UserId,
+        limit: i64,
+    ) -> Result<Vec<NotificationItem>, StoreError> {
+        let sql = format!(
+            "SELECT {NOTIFICATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, i.name AS inbox_name \
+             FROM notifications n JOIN conversations c ON c.id = n.conversation_id \
+             JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
+             WHERE n.org_id = $1 AND n.user_id = $2 ORDER BY n.id DESC LIMIT $3"
+        );
+        Ok(
+            on_db!(self, pool => sqlx::query_as::<_, NotificationItem>(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(user)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?,
+        )
+    }
+
+    /// How many of a member's notifications are unread.
+    pub async fn unread_notifications(&self, org: OrgId, user: UserId) -> Result<i64, StoreError> {
+        let (count,): (i64,) = on_db!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM notifications WHERE org_id = $1 AND user_id = $2 AND read_at IS NULL",
+        )
+        .bind(org)
+        .bind(user)
+        .fetch_one(pool)
+        .await)?;
+        Ok(count)
+    }
+
+    /// Marks one of the member's notifications read (`NotFound` for anyone else's) and
+    /// returns it.
+    pub async fn read_notification(
+        &self,
+        org: OrgId,
+        user: UserId,
+        id: NotificationId,
+        now: DateTime<Utc>,
+    ) -> Result<Written<Notification>, StoreError> {
+        let _turn = self.write_turn().await;
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE n.org_id = $1 AND n.user_id = $2 AND n.id = $3");
+            let found = sqlx::query_as::<_, Notification>(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .bind(user)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let mut events = Vec::new();
+            if found.read_at.is_none() {
+                sqlx::query("UPDATE notifications SET read_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                events.push(append_event!(
+                    tx,
+                    NewEvent::new(Some(org), id.as_uuid(), NotificationsRead { user_id: user, notification_id: Some(id) }),
+                    now
+                )?);
+            }
+            tx.commit().await?;
+            Ok(Written { value: Notification { read_at: found.read_at.or(Some(now)), ..found }, events })
+        })
+    }
+
+    /// Marks every notification of the member read; evaluates to how many were unread.
+    pub async fn read_all_notifications(
+        &self,
+        org: OrgId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Written<u64>, StoreError> {
+        let _turn = self.write_turn().await;
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let read = sqlx::query("UPDATE notifications SET read_at = $3 WHERE org_id = $1 AND user_id = $2 AND read_at IS NULL")
+                .bind(org)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let mut events = Vec::new();
+            if read > 0 {
+                events.push(append_event!(
+                    tx,
+                    NewEvent::new(Some(org), user.as_uuid(), NotificationsRead { user_id: user, notification_id: None }),
+                    now
+                )?);
+            }
+            tx.commit().await?;
+            Ok(Written { value: read, events })
+        })
+    }
+
+    /// A member's choice for every reason (everything on where they chose nothing).
+    pub async fn notification_preferences(
+        &self,
+        org: OrgId,
+        user: UserId,
+    ) -> Result<Vec<Preference>, StoreError> {
+        let rows: Vec<(String, bool, bool, bool)> = on_db!(self, pool => sqlx::query_as(
+            "SELECT reason, in_app, push, email FROM notification_preferences WHERE org_id = $1 AND user_id = $2",
+        )
+        .bind(org)
+        .bind(user)
+        .fetch_all(pool)
+        .await)?;
+        Ok(NotificationReason::ALL
+            .iter()
+            .map(|reason| {
+                rows.iter().find(|row| row.0 == reason.as_str()).map_or(
+                    Preference::everything(*reason),
+                    |row| Preference {
+                        reason: *reason,
+                        in_app: row.1,
+                        push: row.2,
+                        email: row.3,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Replaces a member's choices (one per reason given).
+    pub async fn save_notification_preferences(
+        &self,
+        org: OrgId,
+        user: UserId,
+        preferences: &[Preference],
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            for preference in preferences {
+                sqlx::query(
+                    "INSERT INTO notification_preferences (org_id, user_id, reason, in_app, push, email) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (org_id, user_id, reason) DO UPDATE SET in_app = excluded.in_app, push = excluded.push, email = excluded.email",
+                )
+                .bind(org)
+                .bind(user)
+                .bind(preference.reason.as_str())
+                .bind(preference.in_app)
+                .bind(preference.push)
+                .bind(preference.email)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+/// The conversation an event is about, for the events that can notify.
+fn conversation_of(event: &Event) -> Option<ConversationId> {
+    event.conversation_id.or_else(|| match event.payload() {
+        Ok(EventPayload::ConversationMentioned(mention)) => Some(mention.conversation_id),
+        _ => None,
+    })
+}

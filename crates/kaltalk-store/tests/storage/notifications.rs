@@ -1,0 +1,379 @@
+//! Notifications from the event log: each reason reaches the right members only, never
+//! the member who caused it; the bot answering keeps people out of it until it hands
+//! over; a member's choice turns a reason off; each is made once however often the
+//! notifier passes; they are read one by one or all at once, by their member only.
+
+use kaltalk_core::chat::{AiSettings, MessageKind, NotificationReason, VisitorDetails};
+use kaltalk_core::event::EventPayload;
+use kaltalk_core::{ConversationId, EmailAddress, MessageText, OrgId, PersonName, Role, UserId};
+use kaltalk_store::contacts::{ContactFields, SessionChoice};
+use kaltalk_store::inboxes::Inbox;
+use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
+use kaltalk_store::messages::AgentWrite;
+use kaltalk_store::notifications::Preference;
+use kaltalk_store::routing::InboxRouting;
+use kaltalk_store::{NewUser, Store, StoreError};
+
+use crate::helpers::{now, sign_up, test_stores, web_inbox};
+
+async fn member(store: &Store, org: OrgId, name: &str, email: &str) -> UserId {
+    let user = NewUser {
+        name: PersonName::parse("name", name).expect("name"),
+        email: EmailAddress::parse("email", email).expect("email"),
+        password_hash: "not-a-hash".into(),
+        email_verified: true,
+    };
+    store
+        .create_member_user(&user, org, Role::Agent, now())
+        .await
+        .expect("member")
+}
+
+/// The visitor `token` writes `text` (a new conversation the first time).
+async fn visitor_writes(store: &Store, inbox: &Inbox, token: &str, text: &str) -> ConversationId {
+    let known = store
+        .find_visitor_session(token, now())
+        .await
+        .expect("session");
+    let session = match &known {
+        Some(session) => SessionChoice::Existing(session),
+        None => SessionChoice::New { token_hash: token },
+    };
+    store
+        .take_in(
+            CustomerMessage {
+                inbox,
+                from: Customer::Visitor {
+                    session,
+                    details: &VisitorDetails::default(),
+                    fields: &ContactFields::default(),
+                },
+                thread: Thread::Latest,
+                text: &MessageText::parse("text", text).expect("text"),
+                attachments: &[],
+                client_id: None,
+                wants_a_person: false,
+                email: None,
+            },
+            now(),
+        )
+        .await
+        .expect("visitor writes")
+        .value
+        .conversation
+        .id
+}
+
+async fn note(store: &Store, org: OrgId, conversation: ConversationId, agent: UserId, text: &str) {
+    store
+        .agent_writes(
+            org,
+            conversation,
+            AgentWrite {
+                agent,
+                kind: MessageKind::Note,
+                text: &MessageText::parse("text", text).expect("text"),
+                client_id: None,
+                attachments: &[],
+                email: None,
+                mentions: &[],
+            },
+            now(),
+        )
+        .await
+        .expect("note");
+}
+
+/// One notifier pass: who was told what, in the order told.
+async fn notify(store: &Store) -> Vec<(UserId, NotificationReason, ConversationId)> {
+    let written = store.notify_pending(now(), 1000).await.expect("notify");
+    assert_eq!(written.value.notifications, written.events.len());
+    written
+        .events
+        .iter()
+        .map(|event| match event.payload() {
+            Ok(EventPayload::NotificationCreated(n)) => (n.user_id, n.reason, n.conversation_id),
+            other => panic!("not a notification.created: {other:?}"),
+        })
+        .collect()
+}
+
+fn sorted(mut told: Vec<UserId>) -> Vec<UserId> {
+    told.sort();
+    told
+}
+
+#[tokio::test]
+async fn each_reason_reaches_the_right_members_and_never_its_causer() {
+    for (backend, store) in test_stores().await.stores {
+        let (olivia, acme) = sign_up(&store, "olivia@acme.test").await;
+        let grace = member(&store, acme.id, "Grace Hopper", "grace@acme.test").await;
+        let linus = member(&store, acme.id, "Linus", "linus@acme.test").await;
+        let (hank, globex) = sign_up(&store, "hank@globex.test").await;
+        let inbox = web_inbox(&store, acme.id, "wi_acme").await;
+        let theirs = web_inbox(&store, globex.id, "wi_globex").await;
+        // What was in the log before counts too: nothing is lost between passes.
+        let id = visitor_writes(&store, &inbox, "visitor-1", "Hello?").await;
+        visitor_writes(&store, &theirs, "visitor-2", "Hi Globex").await;
+
+        // A new conversation with no team: everyone of its organization, once each.
+        let told = notify(&store).await;
+        let acme_told: Vec<UserId> = told.iter().filter(|t| t.2 == id).map(|t| t.0).collect();
+        assert_eq!(
+            sorted(acme_told),
+            sorted(vec![olivia, grace, linus]),
+            "{backend}"
+        );
+        assert!(
+            told.iter()
+                .all(|t| t.1 == NotificationReason::NewConversation),
+            "{backend}: {told:?}"
+        );
+        assert!(
+            told.iter().any(|t| t.0 == hank),
+            "{backend}: Globex's owner hears of Globex's"
+        );
+        assert!(notify(&store).await.is_empty(), "{backend}: made once");
+
+        // Olivia assigns it to Grace: Grace is told, Olivia is not.
+        store
+            .assign_conversation(acme.id, id, Some(grace), Some(olivia), now())
+            .await
+            .expect("assign");
+        assert_eq!(
+            notify(&store).await,
+            vec![(grace, NotificationReason::Assigned, id)],
+            "{backend}"
+        );
+        // Linus takes it himself: nobody is told.
+        store
+            .assign_conversation(acme.id, id, Some(linus), Some(linus), now())
+            .await
+            .expect("take");
+        assert!(
+            notify(&store).await.is_empty(),
+            "{backend}: taking is not news to the taker"
+        );
+        store
+            .assign_conversation(acme.id, id, Some(grace), None, now())
+            .await
+            .expect("back to Grace");
+        notify(&store).await;
+
+        // The customer writes again: only the assignee.
+        visitor_writes(&store, &inbox, "visitor-1", "Any news?").await;
+        assert_eq!(
+            notify(&store).await,
+            vec![(grace, NotificationReason::NewMessage, id)],
+            "{backend}"
+        );
+
+        // A note mentions Linus (and Olivia, who writes it): Linus only.
+        note(
+            &store,
+            acme.id,
+            id,
+            olivia,
+            "@Linus can you look? cc @Ada Lovelace",
+        )
+        .await;
+        assert_eq!(
+            notify(&store).await,
+            vec![(linus, NotificationReason::Mentioned, id)],
+            "{backend}"
+        );
+
+        // The bot answers a new conversation: nobody is bothered, until it hands over.
+        let ai = AiSettings {
+            enabled: true,
+            ..AiSettings::default()
+        };
+        store
+            .save_ai_settings(acme.id, &ai, now())
+            .await
+            .expect("AI on");
+        let bot = visitor_writes(&store, &inbox, "visitor-3", "Where is my parcel?").await;
+        assert!(
+            notify(&store).await.is_empty(),
+            "{backend}: the bot is answering"
+        );
+        visitor_writes(&store, &inbox, "visitor-3", "Hello?").await;
+        assert!(
+            notify(&store).await.is_empty(),
+            "{backend}: still the bot's"
+        );
+        store
+            .escalate(acme.id, bot, "the visitor asked for a person.", now())
+            .await
+            .expect("hand over");
+        let told = notify(&store).await;
+        assert_eq!(
+            sorted(told.iter().map(|t| t.0).collect()),
+            sorted(vec![olivia, grace, linus]),
+            "{backend}: handed over with nobody assigned and no team: everyone"
+        );
+        assert!(
+            told.iter()
+                .all(|t| t.1 == NotificationReason::HandedOver && t.2 == bot),
+            "{backend}: {told:?}"
+        );
+        store
+            .save_ai_settings(acme.id, &AiSettings::default(), now())
+            .await
+            .expect("AI off");
+
+        // An inbox routed to a team: its new conversations tell the team only.
+        let team = store
+            .create_team(acme.id, "Billing", now())
+            .await
+            .expect("team")
+            .value
+            .id;
+        store
+            .add_team_member(acme.id, team, linus, now())
+            .await
+            .expect("add");
+        let routing = InboxRouting {
+            team_id: Some(team),
+            auto_assign: false,
+            hand_back_on_offline: false,
+        };
+        store
+            .set_inbox_routing(acme.id, inbox.id, routing, now())
+            .await
+            .expect("routing");
+        let billing = visitor_writes(&store, &inbox, "visitor-4", "Invoice?").await;
+        assert_eq!(
+            notify(&store).await,
+            vec![(linus, NotificationReason::NewConversation, billing)],
+            "{backend}"
+        );
+
+        // Linus turns off in-app notices of new conversations: he is not told any more.
+        let off = Preference {
+            in_app: false,
+            ..Preference::everything(NotificationReason::NewConversation)
+        };
+        store
+            .save_notification_preferences(acme.id, linus, &[off])
+            .await
+            .expect("save");
+        let saved = store
+            .notification_preferences(acme.id, linus)
+            .await
+            .expect("read");
+        assert_eq!(saved.len(), NotificationReason::ALL.len());
+        assert!(
+            saved.contains(&off)
+                && saved.contains(&Preference::everything(NotificationReason::Mentioned))
+        );
+        visitor_writes(&store, &inbox, "visitor-5", "Refund?").await;
+        assert!(
+            notify(&store).await.is_empty(),
+            "{backend}: Linus turned it off"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_reads_their_own_notifications_one_by_one_or_all_at_once() {
+    for (backend, store) in test_stores().await.stores {
+        let (olivia, acme) = sign_up(&store, "olivia@acme.test").await;
+        let grace = member(&store, acme.id, "Grace Hopper", "grace@acme.test").await;
+        let inbox = web_inbox(&store, acme.id, "wi_acme").await;
+        for n in 0..3 {
+            visitor_writes(&store, &inbox, &format!("visitor-{n}"), "Hello?").await;
+        }
+        notify(&store).await;
+        assert_eq!(
+            store
+                .unread_notifications(acme.id, grace)
+                .await
+                .expect("count"),
+            3,
+            "{backend}"
+        );
+        let list = store
+            .list_notifications(acme.id, grace, 50)
+            .await
+            .expect("list");
+        assert_eq!(list.len(), 3);
+        assert!(
+            list.windows(2)
+                .all(|w| w[0].notification.id > w[1].notification.id),
+            "{backend}: newest first"
+        );
+        assert_eq!(list[0].inbox_name, inbox.name);
+
+        // Olivia cannot read Grace's: it does not exist for her.
+        let first = list[0].notification.id;
+        assert!(matches!(
+            store.read_notification(acme.id, olivia, first, now()).await,
+            Err(StoreError::NotFound)
+        ));
+        let read = store
+            .read_notification(acme.id, grace, first, now())
+            .await
+            .expect("read");
+        assert!(read.value.read_at.is_some());
+        assert_eq!(read.events.len(), 1);
+        let again = store
+            .read_notification(acme.id, grace, first, now())
+            .await
+            .expect("again");
+        assert!(
+            again.events.is_empty(),
+            "{backend}: already read, nothing new to tell"
+        );
+        assert_eq!(
+            store
+                .unread_notifications(acme.id, grace)
+                .await
+                .expect("count"),
+            2
+        );
+        assert_eq!(
+            store
+                .unread_notifications(acme.id, olivia)
+                .await
+                .expect("count"),
+            3,
+            "{backend}: Olivia's own are hers"
+        );
+
+        let all = store
+            .read_all_notifications(acme.id, grace, now())
+            .await
+            .expect("all");
+        assert_eq!(all.value, 2);
+        assert_eq!(
+            store
+                .unread_notifications(acme.id, grace)
+                .await
+                .expect("count"),
+            0
+        );
+        assert_eq!(
+            store
+                .read_all_notifications(acme.id, grace, now())
+                .await
+                .expect("none")
+                .value,
+            0
+        );
+
+        // Leaving the organization takes them.
+        store
+            .remove_member(acme.id, grace, now())
+            .await
+            .expect("remove");
+        assert!(
+            store
+                .list_notifications(acme.id, grace, 50)
+                .await
+                .expect("list")
+                .is_empty(),
+            "{backend}"
+        );
+    }
+}
