@@ -33,6 +33,7 @@ pub struct Notification {
 pub struct NotificationItem {
     #[sqlx(flatten)]
     pub notification: Notification,
+    pub contact_id: kaltalk_core::ContactId,
     pub contact_name: Option<String>,
     pub contact_email: Option<String>,
     pub inbox_name: String,
@@ -269,7 +270,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<NotificationItem>, StoreError> {
         let sql = format!(
-            "SELECT {NOTIFICATION_COLUMNS}, ct.name AS contact_name, ct.email AS contact_email, i.name AS inbox_name \
+            "SELECT {NOTIFICATION_COLUMNS}, ct.id AS contact_id, ct.name AS contact_name, ct.email AS contact_email, i.name AS inbox_name \
              FROM notifications n JOIN conversations c ON c.id = n.conversation_id \
              JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
              WHERE n.org_id = $1 AND n.user_id = $2 ORDER BY n.id DESC LIMIT $3"

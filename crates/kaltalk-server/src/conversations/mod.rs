@@ -411,7 +411,7 @@ impl Open {
     }
 }
 
-fn contact_label(name: Option<&str>, email: Option<&str>, id: &str) -> String {
+pub(crate) fn contact_label(name: Option<&str>, email: Option<&str>, id: &str) -> String {
     name.or(email)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("Visitor {}", &id[id.len().saturating_sub(6)..]))

@@ -90,10 +90,11 @@ struct NotificationsPage {
 impl NotificationsPage {
     /// Who the conversation is with, as the inbox's list names them.
     fn who(&self, item: &NotificationItem) -> String {
-        item.contact_name
-            .clone()
-            .or_else(|| item.contact_email.clone())
-            .unwrap_or_else(|| "A visitor".to_owned())
+        crate::conversations::contact_label(
+            item.contact_name.as_deref(),
+            item.contact_email.as_deref(),
+            &item.contact_id.to_string(),
+        )
     }
 
     fn when(&self, item: &NotificationItem) -> String {

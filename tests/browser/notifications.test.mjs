@@ -1,0 +1,163 @@
+// The bell as an agent sees it, at 1440, 1024 and 375 (touch): Grace has the inbox open;
+// a visitor writes on the shop's website, the bot has no answer and hands over; Grace's
+// bell (sidebar, or the phone's top bar) shows the unread count live and the tab's title
+// starts with it; the notifications page lists "The bot handed it over" with whom, and
+// following it opens the conversation and reads it. axe-core finds nothing serious.
+//
+// Run with: KALTALK_BIN=... node --test tests/browser/notifications.test.mjs
+
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { createOrganization, makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
+import {
+  ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, VIEWPORTS, artifactsDir, assertReadable, axeViolations,
+  clip, expectVisible, logIn, openLiveInbox, outerHtml, saveArtifacts, startHostServer, steps, until,
+  watchConsole, widgetHtml,
+} from './helpers.mjs';
+
+const OWNER = { name: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct horse battery', org: 'Acme' };
+const GRACE = { name: 'Grace Hopper', email: 'grace@acme.test', password: 'another long password', role: 'agent' };
+
+function hostPage(baseUrl, token) {
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Shop — Acme</title></head>
+<body><main><h1>Shop</h1></main>
+<script src="${baseUrl}/widget.js" data-kaltalk-inbox="${token}" async></script>
+</body>
+</html>
+`;
+}
+
+describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
+  let dataDir;
+  let server;
+  let host;
+  let browser;
+  let grace;
+  let visitor;
+  const consoles = [];
+
+  const step = steps({
+    diagnostics: () => `--- console ---\n${clip(consoles.flat().join('\n') || '(none)', 6000)}`,
+    async onFailure(slug) {
+      for (const [who, page] of [['grace', grace], ['visitor', visitor]]) {
+        if (page && !page.isClosed()) await saveArtifacts(page, `notifications-failure-${slug}-${who}`);
+      }
+      if (server) await writeFile(path.join(artifactsDir, 'notifications-server-output.log'), server.output());
+    },
+  });
+
+  async function newPage(viewport, who) {
+    const context = await browser.newContext({
+      viewport: viewport.viewport, isMobile: viewport.isMobile, hasTouch: viewport.hasTouch,
+    });
+    context.setDefaultTimeout(ACTION_TIMEOUT_MS);
+    consoles.push(watchConsole(context, `${who?.name ?? 'visitor'} ${viewport.name}`));
+    const page = await context.newPage();
+    if (who) await logIn(page, server.baseUrl, who);
+    return page;
+  }
+
+  /** The bell a person at this width sees, and its count. */
+  async function visibleBell(page) {
+    const bells = page.locator('[data-notification-bell]');
+    for (let i = 0; i < (await bells.count()); i += 1) {
+      if (await bells.nth(i).isVisible()) return bells.nth(i);
+    }
+    assert.fail(`no visible bell:\n${await outerHtml(page, 'body', 2000)}`);
+  }
+
+  before(async () => {
+    await mkdir(artifactsDir, { recursive: true });
+    dataDir = await makeDataDir();
+    const { orgId } = await createOrganization(dataDir, OWNER, [GRACE]);
+    const inbox = await runCli(
+      ['admin', 'create-inbox', '--org-id', orgId, '--name', 'Website', '--domain', 'localhost'],
+      { dataDir },
+    );
+    server = await startServer({ dataDir });
+    host = await startHostServer({ '/shop.html': () => hostPage(server.baseUrl, inbox.values.embed_token) });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    // The owner switches the AI agent on: with no knowledge it hands every question over.
+    const owner = await newPage(VIEWPORTS[0], OWNER);
+    await owner.goto(`${server.baseUrl}/settings/ai`);
+    await owner.locator('input[name=enabled]').check();
+    await owner.locator('form[action="/settings/ai"] button[type=submit]').click();
+    await owner.waitForLoadState();
+    await owner.context().close();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await host?.close();
+    await server?.stop();
+    if (dataDir) await removeDataDir(dataDir);
+  });
+
+  let seen = 0; // Grace's notifications so far (one handover per width)
+
+  for (const viewport of VIEWPORTS) {
+    const question = `Is the blue kettle back in stock? (${viewport.name})`;
+
+    step(`at ${viewport.name} the bell counts the bot's handover live`, async () => {
+      grace = await newPage(viewport, GRACE);
+      await openLiveInbox(grace, server.baseUrl, 'all');
+      const bell = await visibleBell(grace);
+      const count = bell.locator('.bell-count');
+      assert.equal(await count.isVisible(), false, `no count while nothing is unread:\n${await outerHtml(grace, '[data-notification-bell]')}`);
+      assert.doesNotMatch(await grace.title(), /^\(\d+\)/);
+
+      visitor = await newPage(viewport, null);
+      await visitor.goto(`http://localhost:${host.port}/shop.html`);
+      await visitor.getByRole('button', { name: /^Open chat/ }).click();
+      const box = visitor.getByRole('textbox', { name: 'Message', exact: true });
+      await expectVisible(box, 'the widget\'s message box', async () => widgetHtml(visitor));
+      await box.fill(question);
+      await box.press('Enter');
+
+      // The bot finds nothing and hands over; Grace's bell says so without a reload.
+      await until(
+        async () => (await count.isVisible()) && Number((await count.locator('[data-notification-count]').innerText()).trim()) === seen + 1,
+        async () => `the bell did not count the handover:\n${await outerHtml(grace, '[data-notification-bell]')}\n${clip(server.output().slice(-3000))}`,
+        30_000,
+      );
+      seen += 1;
+      await assertReadable(grace, count, null, `the bell's count at ${viewport.name}`, { scroll: false });
+      assert.match(await grace.title(), /^\(1\) /, 'the tab title starts with the count');
+      assert.match(await bell.getAttribute('href'), /\/notifications$/);
+      await grace.screenshot({ path: path.join(artifactsDir, `notifications-bell-${viewport.name}.png`) });
+    });
+
+    step(`at ${viewport.name} the notification opens the handed-over conversation and is read`, async () => {
+      const bell = await visibleBell(grace);
+      if (viewport.hasTouch) await bell.tap();
+      else await bell.click();
+      await grace.waitForURL(/\/notifications$/);
+      const item = grace.locator('.notifications li.unread').first();
+      await assertReadable(grace, item.locator('.what'), null, `the notification's headline at ${viewport.name}`);
+      assert.equal(await item.locator('.what').innerText(), 'The bot handed it over');
+      assert.match(await item.locator('.meta').innerText(), /Website/);
+      assert.match(await item.locator('.who').innerText(), /^Visitor [0-9a-f]{6}$/, 'named as the inbox names the visitor');
+      await grace.screenshot({ path: path.join(artifactsDir, `notifications-page-${viewport.name}.png`), fullPage: true });
+      const found = await axeViolations(grace);
+      assert.deepEqual(found, [], `axe-core found on the notifications page:\n${found.join('\n')}`);
+
+      const link = item.locator('a');
+      if (viewport.hasTouch) await link.tap();
+      else await link.click();
+      await grace.waitForURL(/\/inbox\?view=all&c=/);
+      const message = grace.locator('#messages article', { hasText: question });
+      await assertReadable(grace, message, '#messages', `the visitor's question at ${viewport.name}`);
+      const after = await visibleBell(grace);
+      assert.equal(await after.locator('.bell-count').isVisible(), false, 'read: the count is gone');
+      assert.doesNotMatch(await grace.title(), /^\(\d+\)/);
+      await grace.screenshot({ path: path.join(artifactsDir, `notifications-opened-${viewport.name}.png`) });
+      for (const page of [grace, visitor]) await page.context().close();
+      seen = 0;
+    });
+  }
+});
