@@ -338,7 +338,9 @@ describe('the agent workspace as a person sees it', { timeout: 420_000 }, () => 
     await until(async () => (await page.locator('#inbox').getAttribute('data-live')) === 'on', async () => 'the inbox feed did not connect');
     const other = await newPage(VIEWPORTS[0], AGENT);
     await other.goto(`${server.baseUrl}/inbox?view=all&c=${emailConversation}`);
-    await other.locator('#assignee').selectOption({ label: `${AGENT.name} (you)` });
+    // Each member is offered with their availability ("Grace Hopper (you) · online").
+    const herself = other.locator('#assignee option', { hasText: `${AGENT.name} (you) · ` });
+    await other.locator('#assignee').selectOption(await herself.getAttribute('value'));
     await until(
       async () => ((await page.locator('#conversation-assignee').textContent()) ?? '').includes(AGENT.name),
       async () => `the first agent's header did not show the new assignee:\n${await outerHtml(page, '#thread-head')}`,

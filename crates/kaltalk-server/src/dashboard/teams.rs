@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::auth::{AgentSession, SessionForm};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::forms::{NoFields, NoticeQuery, see_other};
+use crate::web::forms::{NoFields, NoticeQuery, see_other, whole_number};
 use crate::web::{IdPath, Layout, PageResult};
 
 /// The longest team name.
@@ -210,18 +210,12 @@ async fn set_capacity(
     let user = member_id(&MemberForm {
         user_id: form.user_id,
     })?;
-    let capacity = form
-        .capacity
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|c| (0..=MAX_CAPACITY).contains(c))
-        .ok_or_else(|| {
-            AppError::invalid(
-                "capacity",
-                format!("Capacity is a whole number from 0 to {MAX_CAPACITY}."),
-            )
-        })?;
+    let capacity = whole_number(
+        &form.capacity,
+        0..=MAX_CAPACITY,
+        "capacity",
+        format!("Capacity is a whole number from 0 to {MAX_CAPACITY}."),
+    )?;
     let written = state
         .store
         .set_capacity(session.org_id(), user, capacity, state.now())
@@ -241,15 +235,12 @@ async fn set_offline_after(
     SessionForm { session, form }: SessionForm<OfflineAfterForm>,
 ) -> PageResult {
     session.require(Permission::ManageTeam)?;
-    let minutes = form
-        .minutes
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|m| (1..=1440).contains(m))
-        .ok_or_else(|| {
-            AppError::invalid("minutes", "Minutes are a whole number from 1 to 1440.")
-        })?;
+    let minutes = whole_number(
+        &form.minutes,
+        1..=1440,
+        "minutes",
+        "Minutes are a whole number from 1 to 1440.",
+    )?;
     state
         .store
         .set_offline_after_minutes(session.org_id(), minutes, state.now())

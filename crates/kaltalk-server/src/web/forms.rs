@@ -20,3 +20,18 @@ pub(crate) fn see_other(path: &str) -> axum::response::Response {
 pub(crate) fn ticked(value: &Option<String>) -> bool {
     value.as_deref().is_some_and(|v| !v.is_empty())
 }
+
+/// A whole number as typed in `field`, within `range`; otherwise the field's `message`.
+pub(crate) fn whole_number(
+    input: &str,
+    range: std::ops::RangeInclusive<i32>,
+    field: &'static str,
+    message: impl Into<String>,
+) -> Result<i32, crate::error::AppError> {
+    input
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| crate::error::AppError::invalid(field, message))
+}

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use kaltalk_core::{Clock, EmailAddress, OrgName, PersonName, SystemClock, UserId};
+use kaltalk_core::{Clock, EmailAddress, OrgId, OrgName, PersonName, Role, SystemClock, UserId};
 use kaltalk_store::{Delivery, NewEmail, NewUser, Organization, Store};
 
 /// A fresh store per backend under test, with the temp dir that holds the SQLite file.
@@ -92,4 +92,18 @@ pub async fn web_inbox(
         email: None,
     };
     store.create_inbox(&inbox, now()).await.expect("inbox")
+}
+
+/// An agent called `name` in `org`.
+pub async fn member(store: &Store, org: OrgId, name: &str, email: &str) -> UserId {
+    let user = NewUser {
+        name: PersonName::parse("name", name).expect("name"),
+        email: EmailAddress::parse("email", email).expect("email"),
+        password_hash: "not-a-hash".into(),
+        email_verified: true,
+    };
+    store
+        .create_member_user(&user, org, Role::Agent, now())
+        .await
+        .expect("member")
 }

@@ -4,27 +4,14 @@
 
 use kaltalk_core::chat::{MessageKind, VisitorDetails};
 use kaltalk_core::event::{ConversationMentioned, EventPayload};
-use kaltalk_core::{ConversationId, EmailAddress, MessageText, OrgId, PersonName, Role, UserId};
+use kaltalk_core::{ConversationId, MessageText, OrgId, UserId};
+use kaltalk_store::Store;
 use kaltalk_store::contacts::{ContactFields, SessionChoice};
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use kaltalk_store::messages::{AgentWrite, Message};
-use kaltalk_store::{NewUser, Store};
 use serde_json::json;
 
-use crate::helpers::{now, sign_up, test_stores, web_inbox};
-
-async fn member(store: &Store, org: OrgId, name: &str, email: &str) -> UserId {
-    let user = NewUser {
-        name: PersonName::parse("name", name).expect("name"),
-        email: EmailAddress::parse("email", email).expect("email"),
-        password_hash: "not-a-hash".into(),
-        email_verified: true,
-    };
-    store
-        .create_member_user(&user, org, Role::Agent, now())
-        .await
-        .expect("member")
-}
+use crate::helpers::{member, now, sign_up, test_stores, web_inbox};
 
 async fn conversation(store: &Store, org: OrgId, token: &str) -> ConversationId {
     let inbox = web_inbox(store, org, token).await;

@@ -5,29 +5,16 @@
 
 use kaltalk_core::chat::{AiSettings, MessageKind, NotificationReason, VisitorDetails};
 use kaltalk_core::event::EventPayload;
-use kaltalk_core::{ConversationId, EmailAddress, MessageText, OrgId, PersonName, Role, UserId};
+use kaltalk_core::{ConversationId, MessageText, OrgId, UserId};
 use kaltalk_store::contacts::{ContactFields, SessionChoice};
 use kaltalk_store::inboxes::Inbox;
 use kaltalk_store::intake::{Customer, CustomerMessage, Thread};
 use kaltalk_store::messages::AgentWrite;
 use kaltalk_store::notifications::Preference;
 use kaltalk_store::routing::InboxRouting;
-use kaltalk_store::{NewUser, Store, StoreError};
+use kaltalk_store::{Store, StoreError};
 
-use crate::helpers::{now, sign_up, test_stores, web_inbox};
-
-async fn member(store: &Store, org: OrgId, name: &str, email: &str) -> UserId {
-    let user = NewUser {
-        name: PersonName::parse("name", name).expect("name"),
-        email: EmailAddress::parse("email", email).expect("email"),
-        password_hash: "not-a-hash".into(),
-        email_verified: true,
-    };
-    store
-        .create_member_user(&user, org, Role::Agent, now())
-        .await
-        .expect("member")
-}
+use crate::helpers::{member, now, sign_up, test_stores, web_inbox};
 
 /// The visitor `token` writes `text` (a new conversation the first time).
 async fn visitor_writes(store: &Store, inbox: &Inbox, token: &str, text: &str) -> ConversationId {
