@@ -142,6 +142,12 @@ describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
       assert.equal(await item.locator('.what').innerText(), 'The bot handed it over');
       assert.match(await item.locator('.meta').innerText(), /Website/);
       assert.match(await item.locator('.who').innerText(), /^Visitor [0-9a-f]{6}$/, 'named as the inbox names the visitor');
+      // Below the list, what the bell tells her: every kind, ticked by default.
+      const handovers = grace.getByLabel('Conversations the bot hands over');
+      await assertReadable(grace, handovers, null, `the handover choice at ${viewport.name}`);
+      assert.equal(await handovers.isChecked(), true);
+      assert.equal(await grace.locator('.notification-settings input[name=in_app]:checked').count(), 5);
+      await grace.locator('.notifications').scrollIntoViewIfNeeded();
       await grace.screenshot({ path: path.join(artifactsDir, `notifications-page-${viewport.name}.png`), fullPage: true });
       const found = await axeViolations(grace);
       assert.deepEqual(found, [], `axe-core found on the notifications page:\n${found.join('\n')}`);

@@ -115,6 +115,17 @@ impl NotificationReason {
             Self::Mentioned => "You were mentioned in a note",
         }
     }
+
+    /// The choice in the member's settings: "tell me about …".
+    pub fn setting(self) -> &'static str {
+        match self {
+            Self::NewConversation => "New conversations in my team (or, with no team, anywhere)",
+            Self::Assigned => "Conversations assigned to me",
+            Self::HandedOver => "Conversations the bot hands over",
+            Self::NewMessage => "New messages in my conversations",
+            Self::Mentioned => "Mentions of me in private notes",
+        }
+    }
 }
 text_enum!(
     /// Which corner the launcher sits in.

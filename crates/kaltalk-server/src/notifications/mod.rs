@@ -13,13 +13,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kaltalk_core::NotificationId;
-use kaltalk_store::notifications::NotificationItem;
+use kaltalk_core::chat::NotificationReason;
+use kaltalk_store::notifications::{NotificationItem, Preference};
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::auth::{AgentSession, SessionForm};
+use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::forms::{NoFields, see_other};
+use crate::web::forms::{NoFields, NoticeQuery, see_other};
 use crate::web::{IdPath, Layout, PageResult};
 
 /// Events read per notifier pass.
@@ -32,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/notifications", get(page))
         .route("/notifications/unread", get(unread))
         .route("/notifications/read-all", post(read_all))
+        .route("/notifications/preferences", post(save_preferences))
         .route("/notifications/{id}/read", post(read))
         .route("/notifications/{id}/open", get(open))
 }
@@ -81,7 +84,10 @@ pub async fn notify_forever(state: AppState, mut stop: watch::Receiver<bool>) {
 #[template(path = "app/notifications.html")]
 struct NotificationsPage {
     layout: Layout,
+    notice: Option<&'static str>,
     csrf: String,
+    /// What the member chose to be told about in the app.
+    preferences: Vec<Preference>,
     items: Vec<NotificationItem>,
     unread: i64,
     now: DateTime<Utc>,
@@ -102,11 +108,20 @@ impl NotificationsPage {
     }
 }
 
-async fn page(State(state): State<AppState>, session: AgentSession) -> PageResult {
+async fn page(
+    State(state): State<AppState>,
+    session: AgentSession,
+    axum::extract::Query(query): axum::extract::Query<NoticeQuery>,
+) -> PageResult {
     let (org, me) = (session.org_id(), session.user.id);
     Ok(NotificationsPage {
         layout: Layout::signed_in(&state, &session, "notifications").await?,
+        notice: match query.notice.as_deref() {
+            Some("preferences") => Some("Saved: the bell tells you about what is ticked."),
+            _ => None,
+        },
         csrf: session.csrf_token.clone(),
+        preferences: state.store.notification_preferences(org, me).await?,
         items: state.store.list_notifications(org, me, LIST_LIMIT).await?,
         unread: state.store.unread_notifications(org, me).await?,
         now: state.now(),
@@ -161,4 +176,37 @@ async fn open(
     state.hub.publish_events(written.events);
     let conversation = written.value.conversation_id;
     Ok(Redirect::to(&format!("/inbox?view=all&c={conversation}")).into_response())
+}
+
+/// The member's choice of what the bell tells them: every reason ticked is on. The form
+/// repeats `in_app`, so it is read as pairs; the other channels keep what they were.
+async fn save_preferences(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm<Vec<(String, String)>>,
+) -> PageResult {
+    let (org, me) = (session.org_id(), session.user.id);
+    let mut wanted = Vec::new();
+    for (key, value) in form {
+        if key == "in_app" {
+            let reason: NotificationReason = value
+                .parse()
+                .map_err(|_| AppError::invalid("in_app", "Choose among the kinds listed."))?;
+            wanted.push(reason);
+        }
+    }
+    let preferences: Vec<Preference> = state
+        .store
+        .notification_preferences(org, me)
+        .await?
+        .into_iter()
+        .map(|p| Preference {
+            in_app: wanted.contains(&p.reason),
+            ..p
+        })
+        .collect();
+    state
+        .store
+        .save_notification_preferences(org, me, &preferences)
+        .await?;
+    Ok(see_other("/notifications?notice=preferences"))
 }

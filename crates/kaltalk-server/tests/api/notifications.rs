@@ -146,3 +146,85 @@ async fn the_bell_lists_counts_opens_and_reads_a_members_notifications() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_member_turns_a_kind_off_and_the_bell_stops_telling_them() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let agent = join(&app, &owner, "agent@acme.test", "agent").await;
+    let inbox = create_inbox(&app, &owner, "example.com").await;
+    let page = agent.get_html("/notifications").await;
+    assert_eq!(
+        page.matches(r#"name="in_app""#).count(),
+        5,
+        "one choice per kind"
+    );
+    assert_eq!(
+        page.matches(" checked>").count(),
+        5,
+        "everything on by default"
+    );
+
+    // Everything but new conversations.
+    let keep = ["assigned", "handed_over", "new_message", "mentioned"];
+    let fields: Vec<(&str, &str)> = keep.iter().map(|k| ("in_app", *k)).collect();
+    let saved = agent
+        .submit("/notifications", "/notifications/preferences", &fields)
+        .await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let page = agent.get_html(&location(&saved)).await;
+    assert!(page.contains("Saved: the bell tells you about what is ticked."));
+    assert!(
+        page.contains(r#"value="new_conversation">"#),
+        "unticked: {page}"
+    );
+    assert_eq!(page.matches(" checked>").count(), 4);
+
+    // A made-up kind is refused with the reason, and nothing changes.
+    let refused = agent
+        .submit(
+            "/notifications",
+            "/notifications/preferences",
+            &[("in_app", "everything")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("body")
+            .contains("Choose among the kinds listed.")
+    );
+    assert_eq!(
+        agent
+            .get_html("/notifications")
+            .await
+            .matches(" checked>")
+            .count(),
+        4
+    );
+
+    let visitor = Visitor::new(&app, &inbox);
+    visitor.send(json!({ "text": "Hello?" })).await;
+    kaltalk_server::notifications::notify_pending(&app.state)
+        .await
+        .expect("notify");
+    let org = owner.org_id().await;
+    let store = &app.state.store;
+    assert_eq!(
+        store
+            .unread_notifications(org, agent.user_id().await)
+            .await
+            .expect("count"),
+        0
+    );
+    assert_eq!(
+        store
+            .unread_notifications(org, owner.user_id().await)
+            .await
+            .expect("count"),
+        1,
+        "the owner still hears"
+    );
+}
