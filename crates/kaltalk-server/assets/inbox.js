@@ -15,6 +15,8 @@
   function currentConversation() {
     var thread = document.querySelector("#conversation .thread");
     conversation = thread ? thread.dataset.conversation : null;
+    // The server tells nobody of what is on their screen.
+    send({ type: "viewing", conversation_id: conversation });
   }
 
   function scrollMessages() {
@@ -95,7 +97,11 @@
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + "/inbox/ws" + (lastEvent ? "?after=" + encodeURIComponent(lastEvent) : ""));
-    socket.onopen = function () { backoff = 1000; root.dataset.live = "on"; };
+    socket.onopen = function () {
+      backoff = 1000;
+      root.dataset.live = "on";
+      send({ type: "viewing", conversation_id: conversation });
+    };
     socket.onmessage = function (message) {
       var data;
       try { data = JSON.parse(message.data); } catch (e) { return; }

@@ -14,6 +14,9 @@ use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// The notifier's cursor in the event log (created at the newest event by the migration).
 const CURSOR_NAME: &str = "notifications";
+/// How recently a dashboard must have been seen (it pings) for the conversation it shows
+/// to count as on the member's screen.
+const ON_SCREEN_FOR: chrono::Duration = chrono::Duration::minutes(2);
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Notification {
@@ -117,15 +120,15 @@ pub fn audience(payload: &EventPayload) -> Option<(NotificationReason, Audience,
     }
 }
 
-/// The conversation as the notifier reads it: assignee, team, who answers, when opened.
-type ConversationFacts = (Option<UserId>, Option<TeamId>, String, DateTime<Utc>);
+/// The conversation as the notifier reads it: assignee, team, who answers.
+type ConversationFacts = (Option<UserId>, Option<TeamId>, String);
 
 /// The members `$audience` names, given the conversation's `$facts`, inside `$tx` (the
 /// caller keeps only current members).
 macro_rules! members_of {
     ($tx:expr, $org:expr, $audience:expr, $facts:expr) => {{
         let (org, audience): (OrgId, Audience) = ($org, $audience);
-        let (assignee, team, _, _): &ConversationFacts = $facts;
+        let (assignee, team, _): &ConversationFacts = $facts;
         let wanted: Vec<UserId> = match (audience, assignee, team) {
             (Audience::Member(user), _, _) => vec![user],
             (Audience::Assignee, Some(user), _) | (Audience::AssigneeElseTeam, Some(user), _) => {
@@ -183,7 +186,7 @@ impl Store {
                 let Ok(payload) = event.payload() else { continue };
                 let Some((reason, audience, causer)) = audience(&payload) else { continue };
                 let facts: Option<ConversationFacts> = sqlx::query_as(
-                    "SELECT assignee_id, team_id, handling, created_at FROM conversations WHERE org_id = $1 AND id = $2",
+                    "SELECT assignee_id, team_id, handling FROM conversations WHERE org_id = $1 AND id = $2",
                 )
                 .bind(org)
                 .bind(conversation)
@@ -203,10 +206,16 @@ impl Store {
                 }
                 // The customer's first message opens the conversation: "new conversation"
                 // says it already.
-                if let EventPayload::MessageCreated(created) = &payload
-                    && created.message.created_at <= facts.3
-                {
-                    continue;
+                if let EventPayload::MessageCreated(created) = &payload {
+                    let (first,): (kaltalk_core::MessageId,) = sqlx::query_as(
+                        "SELECT id FROM messages WHERE conversation_id = $1 ORDER BY created_at, id LIMIT 1",
+                    )
+                    .bind(conversation)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if first == created.message.id {
+                        continue;
+                    }
                 }
                 let mut people = members_of!(tx, org, audience, &facts);
                 if reason == NotificationReason::NewConversation {
@@ -214,25 +223,29 @@ impl Store {
                 }
                 people.retain(|user| Some(*user) != causer);
                 for user in people {
-                    // Only members (a mention or an assignee may have left since), and only
-                    // those who have not turned the in-app notice for this reason off.
-                    let wants: Option<(bool,)> = sqlx::query_as(
+                    // Only members (a mention or an assignee may have left since), only those
+                    // who have not turned the in-app notice for this reason off; and whether
+                    // their connected dashboard shows this very conversation.
+                    let wants: Option<(bool, bool)> = sqlx::query_as(
                         "SELECT COALESCE((SELECT in_app FROM notification_preferences p \
-                           WHERE p.org_id = m.org_id AND p.user_id = m.user_id AND p.reason = $3), TRUE) \
+                           WHERE p.org_id = m.org_id AND p.user_id = m.user_id AND p.reason = $3), TRUE), \
+                           COALESCE(m.viewing_conversation_id = $4 AND m.last_seen_at > $5, FALSE) \
                          FROM memberships m WHERE m.org_id = $1 AND m.user_id = $2",
                     )
                     .bind(org)
                     .bind(user)
                     .bind(reason.as_str())
+                    .bind(conversation)
+                    .bind(now - ON_SCREEN_FOR)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    if wants != Some((true,)) {
-                        continue;
-                    }
+                    let Some((true, on_screen)) = wants else { continue };
+                    // On their screen: kept as read and never listed, so that reading the
+                    // event again (it may not have settled) does not tell them later.
                     let id = NotificationId::new();
                     let inserted = sqlx::query(
-                        "INSERT INTO notifications (id, org_id, user_id, event_id, reason, conversation_id, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                        "INSERT INTO notifications (id, org_id, user_id, event_id, reason, conversation_id, created_at, read_at, seen_on_screen) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                     )
                     .bind(id)
                     .bind(org)
@@ -241,10 +254,12 @@ impl Store {
                     .bind(reason.as_str())
                     .bind(conversation)
                     .bind(now)
+                    .bind(on_screen.then_some(now))
+                    .bind(on_screen)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    if inserted == 1 {
+                    if inserted == 1 && !on_screen {
                         notified.notifications += 1;
                         written.push(append_event!(
                             tx,
@@ -262,6 +277,25 @@ impl Store {
         })
     }
 
+    /// The conversation a member's dashboard shows now (`None`: none, or it closed). It
+    /// counts while that dashboard keeps being seen (`dashboard_seen`).
+    pub async fn set_viewing(
+        &self,
+        org: OrgId,
+        user: UserId,
+        conversation: Option<ConversationId>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, pool => {
+            sqlx::query("UPDATE memberships SET viewing_conversation_id = $3 WHERE org_id = $1 AND user_id = $2")
+                .bind(org)
+                .bind(user)
+                .bind(conversation)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
     /// A member's newest notifications first, at most `limit`.
     pub async fn list_notifications(
         &self,
@@ -273,7 +307,7 @@ impl Store {
             "SELECT {NOTIFICATION_COLUMNS}, ct.id AS contact_id, ct.name AS contact_name, ct.email AS contact_email, i.name AS inbox_name \
              FROM notifications n JOIN conversations c ON c.id = n.conversation_id \
              JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
-             WHERE n.org_id = $1 AND n.user_id = $2 ORDER BY n.id DESC LIMIT $3"
+             WHERE n.org_id = $1 AND n.user_id = $2 AND NOT n.seen_on_screen ORDER BY n.id DESC LIMIT $3"
         );
         Ok(
             on_db!(self, pool => sqlx::query_as::<_, NotificationItem>(sqlx::AssertSqlSafe(sql))

@@ -54,6 +54,10 @@ pub async fn upgrade(
         .read_buffer_size(crate::realtime::READ_BUFFER)
         .on_upgrade(move |socket| async move {
             pump(socket, &state.hub, feed, after).await;
+            // Closed: whatever it showed is no longer on the member's screen.
+            if let Err(err) = state.store.set_viewing(org, user, None).await {
+                tracing::warn!(error = %err, "forgetting the conversation on screen failed");
+            }
             crate::availability::dashboard_seen(&state, org, user, false).await;
         })
         .into_response())
@@ -72,6 +76,11 @@ enum ClientFrame {
     Typing {
         conversation_id: ConversationId,
         typing: bool,
+    },
+    /// The conversation the dashboard shows now (none: the list alone); nobody is
+    /// notified of what is on their screen.
+    Viewing {
+        conversation_id: Option<ConversationId>,
     },
 }
 
@@ -153,6 +162,28 @@ impl Feed for AgentFeed {
     }
 
     async fn on_client(&mut self, frame: &str) {
+        if let Ok(ClientFrame::Viewing { conversation_id }) = serde_json::from_str(frame) {
+            // Another organization's id is simply nothing on screen.
+            let shown = match conversation_id {
+                Some(id) => self
+                    .state
+                    .store
+                    .get_conversation(self.org, id)
+                    .await
+                    .ok()
+                    .map(|c| c.id),
+                None => None,
+            };
+            if let Err(err) = self
+                .state
+                .store
+                .set_viewing(self.org, self.user, shown)
+                .await
+            {
+                tracing::warn!(error = %err, "recording the conversation on screen failed");
+            }
+            return;
+        }
         if let Ok(ClientFrame::Typing {
             conversation_id,
             typing,

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::chat_helpers::{Visitor, create_inbox};
+use crate::chat_helpers::{Socket, Visitor, create_inbox, session_cookie};
 use crate::helpers::{location, spawn_app};
 use crate::teams::join;
 
@@ -226,5 +226,81 @@ async fn a_member_turns_a_kind_off_and_the_bell_stops_telling_them() {
             .expect("count"),
         1,
         "the owner still hears"
+    );
+}
+
+#[tokio::test]
+async fn the_conversation_on_an_agents_screen_does_not_notify_them() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let agent = join(&app, &owner, "agent@acme.test", "agent").await;
+    let inbox = create_inbox(&app, &owner, "example.com").await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let first = visitor.say("Hello?").await;
+    let id = first["conversation_id"].as_str().expect("id").to_owned();
+    let (org, me) = (owner.org_id().await, agent.user_id().await);
+    let store = &app.state.store;
+    store
+        .assign_conversation(
+            org,
+            id.parse().expect("uuid"),
+            Some(me),
+            Some(owner.user_id().await),
+            app.clock_now(),
+        )
+        .await
+        .expect("assign");
+    kaltalk_server::notifications::notify_pending(&app.state)
+        .await
+        .expect("notify");
+    let before = store.unread_notifications(org, me).await.expect("count");
+
+    // The agent's dashboard says it shows the conversation; a typing frame after it, heard
+    // by the widget, proves the server has read it.
+    let cookie = session_cookie(&app, "agent@acme.test").await;
+    let mut dashboard = Socket::agent(&app, &cookie, None).await;
+    let mut widget = visitor.socket(None).await;
+    widget.next_of("message.created").await;
+    dashboard
+        .send(json!({ "type": "viewing", "conversation_id": id }))
+        .await;
+    dashboard
+        .send(json!({ "type": "typing", "conversation_id": id, "typing": true }))
+        .await;
+    widget.next_of("typing").await;
+    // A moment later (the manual clock), so each message has its own time.
+    app.clock.advance(chrono::Duration::seconds(30));
+    visitor.say("Are you there?").await;
+    kaltalk_server::notifications::notify_pending(&app.state)
+        .await
+        .expect("notify");
+    assert_eq!(
+        store.unread_notifications(org, me).await.expect("count"),
+        before,
+        "on screen"
+    );
+
+    // Back to the list: the next message is news again.
+    dashboard
+        .send(json!({ "type": "viewing", "conversation_id": null }))
+        .await;
+    dashboard
+        .send(json!({ "type": "typing", "conversation_id": id, "typing": false }))
+        .await;
+    widget.next_of("typing").await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    visitor.say("Hello??").await;
+    kaltalk_server::notifications::notify_pending(&app.state)
+        .await
+        .expect("notify");
+    assert_eq!(
+        store.unread_notifications(org, me).await.expect("count"),
+        before + 1
+    );
+    let listed = store.list_notifications(org, me, 50).await.expect("list");
+    assert_eq!(
+        listed.len() as i64,
+        before + 1,
+        "what was on screen is not listed"
     );
 }

@@ -11,6 +11,9 @@ CREATE TABLE notifications (
     conversation_id UUID NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
     created_at TIMESTAMPTZ NOT NULL,
     read_at TIMESTAMPTZ,
+    -- Made while the conversation was on the member's screen: kept (read) only so that
+    -- reading the event again does not tell them later; never listed.
+    seen_on_screen BOOLEAN NOT NULL DEFAULT FALSE,
     CONSTRAINT notifications_once UNIQUE (user_id, event_id, reason),
     -- Leaving the organization takes its notifications.
     FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id) ON DELETE CASCADE
@@ -29,6 +32,10 @@ CREATE TABLE notification_preferences (
     CONSTRAINT notification_preferences_pkey PRIMARY KEY (org_id, user_id, reason),
     FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id) ON DELETE CASCADE
 );
+
+-- The conversation a member's dashboard shows now (its socket says so): nobody is told
+-- about what is on their screen while that dashboard is connected.
+ALTER TABLE memberships ADD COLUMN viewing_conversation_id UUID;
 
 -- The notifier starts at the newest event there is: an existing installation is not
 -- told about its whole history. A new one (no events yet) starts at the beginning.

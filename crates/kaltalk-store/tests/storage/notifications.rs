@@ -364,3 +364,57 @@ async fn a_member_reads_their_own_notifications_one_by_one_or_all_at_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn nobody_is_told_of_the_conversation_on_their_screen() {
+    for (backend, store) in test_stores().await.stores {
+        let (olivia, acme) = sign_up(&store, "olivia@acme.test").await;
+        let grace = member(&store, acme.id, "Grace Hopper", "grace@acme.test").await;
+        let inbox = web_inbox(&store, acme.id, "wi_acme").await;
+        let id = visitor_writes(&store, &inbox, "visitor-1", "Hello?").await;
+        store
+            .assign_conversation(acme.id, id, Some(grace), Some(olivia), now())
+            .await
+            .expect("assign");
+        notify(&store).await;
+
+        // Grace has it open, her dashboard connected: the customer's next message is on
+        // her screen already.
+        store
+            .set_viewing(acme.id, grace, Some(id))
+            .await
+            .expect("viewing");
+        store
+            .dashboard_seen(acme.id, grace, false, now())
+            .await
+            .expect("seen");
+        visitor_writes(&store, &inbox, "visitor-1", "Are you there?").await;
+        assert!(notify(&store).await.is_empty(), "{backend}: on her screen");
+
+        // A dashboard not seen for minutes does not count, nor one showing another.
+        store
+            .dashboard_seen(acme.id, grace, false, now() - chrono::Duration::minutes(5))
+            .await
+            .expect("seen long ago");
+        visitor_writes(&store, &inbox, "visitor-1", "Hello??").await;
+        assert_eq!(
+            notify(&store).await,
+            vec![(grace, NotificationReason::NewMessage, id)],
+            "{backend}: stale"
+        );
+        store
+            .dashboard_seen(acme.id, grace, false, now())
+            .await
+            .expect("seen");
+        store
+            .set_viewing(acme.id, grace, None)
+            .await
+            .expect("closed");
+        visitor_writes(&store, &inbox, "visitor-1", "Anyone?").await;
+        assert_eq!(
+            notify(&store).await,
+            vec![(grace, NotificationReason::NewMessage, id)],
+            "{backend}: closed"
+        );
+    }
+}
