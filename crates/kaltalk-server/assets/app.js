@@ -54,3 +54,7 @@ document.addEventListener("kaltalk:notifications", function () {
     })
     .catch(function () {});
 });
+// The installable app: the service worker (at the root, so it controls every page).
+if ("serviceWorker" in navigator && document.querySelector('link[rel="manifest"]')) {
+  navigator.serviceWorker.register("/sw.js").catch(function () {});
+}

@@ -2,6 +2,7 @@
 //! a content-hashed URL so browsers may cache them for a year.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -26,7 +27,7 @@ pub struct Assets {
 
 /// Whether a file is text worth compressing (images and fonts already are).
 fn compressible(name: &str) -> bool {
-    [".css", ".js", ".json", ".svg", ".txt"]
+    [".css", ".js", ".json", ".svg", ".txt", ".webmanifest"]
         .iter()
         .any(|ext| name.ends_with(ext))
 }
@@ -64,9 +65,28 @@ impl Assets {
     }
 }
 
+/// Files served at a fixed root path rather than a hashed one: a service worker's scope is
+/// its folder, and a manifest's and its icons' addresses are what an installed app keeps.
+const AT_THE_ROOT: [&str; 6] = [
+    "sw.js",
+    "manifest.webmanifest",
+    "icon-192.png",
+    "icon-512.png",
+    "icon-maskable-512.png",
+    "apple-touch-icon.png",
+];
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/assets/{hash}/{name}", get(serve))
+    let mut router = Router::new().route("/assets/{hash}/{name}", get(serve));
+    for name in AT_THE_ROOT {
+        router = router.route(
+            &format!("/{name}"),
+            get(move |state: State<AppState>, headers: HeaderMap| {
+                serve(state, Path(("0".into(), name.into())), headers)
+            }),
+        );
+    }
+    router
         .route(
             "/favicon.svg",
             get(|state: State<AppState>, headers: HeaderMap| {
@@ -102,7 +122,12 @@ async fn serve(
     } else {
         state.assets.gzipped.get(&name).cloned()
     };
-    let mime = mime_guess::from_path(&name).first_or_octet_stream();
+    let mime = if name.ends_with(".webmanifest") {
+        mime_guess::mime::Mime::from_str("application/manifest+json")
+            .unwrap_or(mime_guess::mime::APPLICATION_JSON)
+    } else {
+        mime_guess::from_path(&name).first_or_octet_stream()
+    };
     let cache = if state.assets.hashes.get(&name) == Some(&hash) {
         "public, max-age=31536000, immutable"
     } else {
