@@ -2,7 +2,9 @@
 // a visitor writes on the shop's website, the bot has no answer and hands over; Grace's
 // bell (sidebar, or the phone's top bar) shows the unread count live and the tab's title
 // starts with it; the notifications page lists "The bot handed it over" with whom, and
-// following it opens the conversation and reads it. axe-core finds nothing serious.
+// following it opens the conversation and reads it. At 1440 the member allowed desktop
+// notifications: with the tab in the background the count that grew is also a system
+// notification. axe-core finds nothing serious.
 //
 // Run with: KALTALK_BIN=... node --test tests/browser/notifications.test.mjs
 
@@ -103,14 +105,30 @@ describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
   for (const viewport of VIEWPORTS) {
     const question = `Is the blue kettle back in stock? (${viewport.name})`;
 
+    const allowed = viewport === VIEWPORTS[0]; // desktop notifications allowed at 1440
+
     step(`at ${viewport.name} the bell counts the bot's handover live`, async () => {
       grace = await newPage(viewport, GRACE);
+      if (allowed) {
+        await grace.context().grantPermissions(['notifications'], { origin: server.baseUrl });
+        // Record what the page asks the system to show, and let the test put the tab in
+        // the background (a headless tab is always in front).
+        await grace.context().addInitScript(() => {
+          window.__shown = [];
+          const Real = window.Notification;
+          window.Notification = function (title, options) { window.__shown.push({ title, body: options?.body }); return new Real(title, options); };
+          window.Notification.permission = Real.permission;
+          window.Notification.requestPermission = Real.requestPermission.bind(Real);
+          Object.defineProperty(Document.prototype, 'hidden', { get: () => window.__inBackground === true });
+        });
+      }
       await openLiveInbox(grace, server.baseUrl, 'all');
       const bell = await visibleBell(grace);
       const count = bell.locator('.bell-count');
       assert.equal(await count.isVisible(), false, `no count while nothing is unread:\n${await outerHtml(grace, '[data-notification-bell]')}`);
       assert.doesNotMatch(await grace.title(), /^\(\d+\)/);
 
+      if (allowed) await grace.evaluate(() => { window.__inBackground = true; });
       visitor = await newPage(viewport, null);
       await visitor.goto(`http://localhost:${host.port}/shop.html`);
       await visitor.getByRole('button', { name: /^Open chat/ }).click();
@@ -126,6 +144,13 @@ describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
         30_000,
       );
       seen += 1;
+      const shown = await grace.evaluate(() => window.__shown ?? null);
+      if (allowed) {
+        assert.deepEqual(shown, [{ title: 'KalTalk', body: '1 unread notification' }], 'a system notification while in the background');
+        await grace.evaluate(() => { window.__inBackground = false; });
+      } else {
+        assert.equal(shown, null);
+      }
       await assertReadable(grace, count, null, `the bell's count at ${viewport.name}`, { scroll: false });
       assert.match(await grace.title(), /^\(1\) /, 'the tab title starts with the count');
       assert.match(await bell.getAttribute('href'), /\/notifications$/);
@@ -147,6 +172,13 @@ describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
       await assertReadable(grace, handovers, null, `the handover choice at ${viewport.name}`);
       assert.equal(await handovers.isChecked(), true);
       assert.equal(await grace.locator('.notification-settings input[name=in_app]:checked').count(), 5);
+      const desktop = grace.getByRole('button', { name: 'Show desktop notifications' });
+      if (allowed) {
+        assert.equal(await desktop.isVisible(), false, 'already allowed: nothing to ask');
+        assert.match(await grace.locator('#desktop-notifications-status').innerText(), /Desktop notifications are on/);
+      } else {
+        await assertReadable(grace, desktop, null, `the desktop notifications button at ${viewport.name}`);
+      }
       await grace.locator('.notifications').scrollIntoViewIfNeeded();
       await grace.screenshot({ path: path.join(artifactsDir, `notifications-page-${viewport.name}.png`), fullPage: true });
       const found = await axeViolations(grace);

@@ -40,11 +40,29 @@ document.addEventListener("htmx:configRequest", function (event) {
 // The bell and the tab's title follow the unread count: a page with a live socket (the
 // inbox) fires "kaltalk:notifications" when one of the member's notifications is made
 // or read, and the count is fetched again (the frame itself carries no count).
+// While the tab is in the background, a count that grew is also a system notification
+// (the browser's Notifications API, when the member allowed it on the notifications page).
+var lastUnread = (function () {
+  var rendered = document.querySelector("[data-notification-count]");
+  return rendered ? Number(rendered.textContent) : null;
+})();
+function tellTheSystem(unread) {
+  var grew = lastUnread !== null && unread > lastUnread;
+  lastUnread = unread;
+  if (!grew || !document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
+  var shown = new Notification("KalTalk", {
+    body: unread === 1 ? "1 unread notification" : unread + " unread notifications",
+    tag: "kaltalk-unread",
+    icon: "/icon-192.png",
+  });
+  shown.onclick = function () { window.focus(); window.location.assign("/notifications"); };
+}
 document.addEventListener("kaltalk:notifications", function () {
   fetch("/notifications/unread", { credentials: "same-origin", headers: { Accept: "application/json" } })
     .then(function (response) { return response.ok ? response.json() : null; })
     .then(function (body) {
       if (!body || typeof body.unread !== "number") return;
+      tellTheSystem(body.unread);
       document.querySelectorAll("[data-notification-count]").forEach(function (count) {
         count.textContent = String(body.unread);
         count.parentElement.hidden = body.unread === 0;
@@ -58,3 +76,20 @@ document.addEventListener("kaltalk:notifications", function () {
 if ("serviceWorker" in navigator && document.querySelector('link[rel="manifest"]')) {
   navigator.serviceWorker.register("/sw.js").catch(function () {});
 }
+// The notifications page's "Show desktop notifications": the browser asks the member.
+(function () {
+  var button = document.querySelector("[data-desktop-notifications]");
+  var status = document.getElementById("desktop-notifications-status");
+  if (!button || !status) return;
+  function show() {
+    if (!("Notification" in window)) { status.textContent = "This browser cannot show desktop notifications."; return; }
+    var permission = Notification.permission;
+    button.hidden = permission !== "default";
+    status.textContent = permission === "granted" ? "Desktop notifications are on in this browser while a KalTalk tab is open."
+      : permission === "denied" ? "Desktop notifications are blocked for KalTalk in this browser's settings." : "";
+  }
+  button.addEventListener("click", function () {
+    Notification.requestPermission().then(show, show);
+  });
+  show();
+})();
