@@ -54,11 +54,12 @@ pub async fn upgrade(
         .read_buffer_size(crate::realtime::READ_BUFFER)
         .on_upgrade(move |socket| async move {
             pump(socket, &state.hub, feed, after).await;
-            // Closed: whatever it showed is no longer on the member's screen.
+            // Last seen now, first: the offline sweep counts from the moment it closed.
+            crate::availability::dashboard_seen(&state, org, user, false).await;
+            // Whatever it showed is no longer on the member's screen.
             if let Err(err) = state.store.set_viewing(org, user, None).await {
                 tracing::warn!(error = %err, "forgetting the conversation on screen failed");
             }
-            crate::availability::dashboard_seen(&state, org, user, false).await;
         })
         .into_response())
 }
