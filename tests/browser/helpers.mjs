@@ -292,3 +292,26 @@ export async function axeViolations(page) {
   });
   return violations;
 }
+
+/**
+ * A page in a fresh context at `viewport` (phone sizes with touch), its console kept in
+ * `consoles`, signed in as `who` when given (a visitor otherwise).
+ */
+export async function openPage(browser, baseUrl, viewport, who, consoles) {
+  const context = await browser.newContext({
+    viewport: viewport.viewport, isMobile: viewport.isMobile, hasTouch: viewport.hasTouch,
+  });
+  context.setDefaultTimeout(ACTION_TIMEOUT_MS);
+  consoles.push(watchConsole(context, `${who?.name ?? 'visitor'} ${viewport.name}`));
+  const page = await context.newPage();
+  if (who) await logIn(page, baseUrl, who);
+  return page;
+}
+
+/** The first of `locator`'s matches a person sees (the sidebar's or the top bar's copy). */
+export async function firstVisible(page, locator, what) {
+  for (let i = 0; i < (await locator.count()); i += 1) {
+    if (await locator.nth(i).isVisible()) return locator.nth(i);
+  }
+  assert.fail(`no visible ${what}:\n${await outerHtml(page, 'body', 2000)}`);
+}

@@ -15,9 +15,9 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { createOrganization, makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import {
-  ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, VIEWPORTS, artifactsDir, assertReadable, axeViolations,
-  clip, expectVisible, logIn, openLiveInbox, outerHtml, saveArtifacts, startHostServer, steps, until,
-  watchConsole, widgetHtml,
+  CHROMIUM_ARGS, CHROMIUM_PATH, VIEWPORTS, artifactsDir, assertReadable, axeViolations,
+  clip, expectVisible, openLiveInbox, outerHtml, saveArtifacts, startHostServer, steps, until,
+  widgetHtml, openPage, firstVisible,
 } from './helpers.mjs';
 
 const OWNER = { name: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct horse battery', org: 'Acme' };
@@ -53,25 +53,10 @@ describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
     },
   });
 
-  async function newPage(viewport, who) {
-    const context = await browser.newContext({
-      viewport: viewport.viewport, isMobile: viewport.isMobile, hasTouch: viewport.hasTouch,
-    });
-    context.setDefaultTimeout(ACTION_TIMEOUT_MS);
-    consoles.push(watchConsole(context, `${who?.name ?? 'visitor'} ${viewport.name}`));
-    const page = await context.newPage();
-    if (who) await logIn(page, server.baseUrl, who);
-    return page;
-  }
+  const newPage = (viewport, who) => openPage(browser, server.baseUrl, viewport, who, consoles);
 
   /** The bell a person at this width sees, and its count. */
-  async function visibleBell(page) {
-    const bells = page.locator('[data-notification-bell]');
-    for (let i = 0; i < (await bells.count()); i += 1) {
-      if (await bells.nth(i).isVisible()) return bells.nth(i);
-    }
-    assert.fail(`no visible bell:\n${await outerHtml(page, 'body', 2000)}`);
-  }
+  const visibleBell = (page) => firstVisible(page, page.locator('[data-notification-bell]'), 'bell');
 
   before(async () => {
     await mkdir(artifactsDir, { recursive: true });

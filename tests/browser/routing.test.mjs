@@ -15,9 +15,9 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { createOrganization, makeDataDir, removeDataDir, runCli, startServer } from './server.mjs';
 import {
-  ACTION_TIMEOUT_MS, CHROMIUM_ARGS, CHROMIUM_PATH, VIEWPORTS, artifactsDir, assertReadable, axeViolations,
-  clip, expectVisible, logIn, openLiveInbox, outerHtml, saveArtifacts, startHostServer, steps, until,
-  watchConsole, widgetHtml,
+  CHROMIUM_ARGS, CHROMIUM_PATH, VIEWPORTS, artifactsDir, assertReadable, axeViolations,
+  clip, expectVisible, openLiveInbox, outerHtml, saveArtifacts, startHostServer, steps, until,
+  widgetHtml, openPage, firstVisible,
 } from './helpers.mjs';
 
 const OWNER = { name: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct horse battery', org: 'Acme' };
@@ -57,16 +57,7 @@ describe('teams and auto-assignment', { timeout: 300_000 }, () => {
     },
   });
 
-  async function newPage(viewport, who) {
-    const context = await browser.newContext({
-      viewport: viewport.viewport, isMobile: viewport.isMobile, hasTouch: viewport.hasTouch,
-    });
-    context.setDefaultTimeout(ACTION_TIMEOUT_MS);
-    consoles.push(watchConsole(context, `${who?.name ?? 'visitor'} ${viewport.name}`));
-    const page = await context.newPage();
-    if (who) await logIn(page, server.baseUrl, who);
-    return page;
-  }
+  const newPage = (viewport, who) => openPage(browser, server.baseUrl, viewport, who, consoles);
 
   async function shot(page, name) {
     await page.screenshot({ path: path.join(artifactsDir, `routing-${name}.png`) });
@@ -95,13 +86,7 @@ describe('teams and auto-assignment', { timeout: 300_000 }, () => {
   }
 
   /** The availability control a person at this width sees (sidebar, or the phone's top bar). */
-  async function availabilityControl(page) {
-    const controls = page.locator('form.availability-control');
-    for (let i = 0; i < (await controls.count()); i += 1) {
-      if (await controls.nth(i).isVisible()) return controls.nth(i);
-    }
-    assert.fail(`no visible availability control:\n${await outerHtml(page, 'body', 2000)}`);
-  }
+  const availabilityControl = (page) => firstVisible(page, page.locator('form.availability-control'), 'availability control');
 
   /** What the control says, checked readable: the select's choice, or (in the inbox's rail
    * of icons, where the select lies transparent over it) the word under the dot. */
