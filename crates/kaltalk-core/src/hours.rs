@@ -576,6 +576,30 @@ pub fn presence(hours: Option<&InboxHours>, team_available: bool, now: DateTime<
     }
 }
 
+/// A member's quiet hours: from `from` to `until` on the wall clock of `zone`, every day;
+/// a range may wrap midnight (22:00 to 07:00). Push and email keep quiet then; the bell
+/// still counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuietHours {
+    pub zone: Tz,
+    pub from: ClockTime,
+    pub until: ClockTime,
+}
+
+impl QuietHours {
+    /// Whether `at` falls in the quiet hours (from included, until excluded).
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&self.zone).time();
+        let minute = u16::try_from(local.num_seconds_from_midnight() / 60).unwrap_or(0);
+        let (from, until) = (self.from.minutes(), self.until.minutes());
+        match from.cmp(&until) {
+            std::cmp::Ordering::Less => (from..until).contains(&minute),
+            std::cmp::Ordering::Greater => minute >= from || minute < until,
+            std::cmp::Ordering::Equal => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -976,5 +1000,26 @@ mod tests {
             (p.agents_online, p.open, p.back_at, p.closes_at),
             (true, true, None, None)
         );
+    }
+
+    #[test]
+    fn quiet_hours_follow_the_members_wall_clock_and_may_wrap_midnight() {
+        let night = QuietHours {
+            zone: parse_zone("Europe/Berlin").expect("zone"),
+            from: ClockTime::parse("22:00").expect("time"),
+            until: ClockTime::parse("07:00").expect("time"),
+        };
+        // Berlin is UTC+1 in January.
+        assert!(!night.contains(utc("2026-01-12T20:59:00Z")));
+        assert!(night.contains(utc("2026-01-12T21:00:00Z")));
+        assert!(night.contains(utc("2026-01-13T05:59:00Z")));
+        assert!(!night.contains(utc("2026-01-13T06:00:00Z")));
+        let lunch = QuietHours {
+            from: ClockTime::parse("12:00").expect("time"),
+            until: ClockTime::parse("13:00").expect("time"),
+            ..night
+        };
+        assert!(lunch.contains(utc("2026-01-12T11:30:00Z")));
+        assert!(!lunch.contains(utc("2026-01-12T12:00:00Z")));
     }
 }

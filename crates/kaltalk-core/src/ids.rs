@@ -83,4 +83,6 @@ id_type!(
     TeamId,
     /// One notice to one member about a conversation that needs them.
     NotificationId,
+    /// A browser's Web Push subscription, for the member signed in on it.
+    PushSubscriptionId,
 );

@@ -11,7 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::{ConversationId, EmailId, EmailMessageId, MessageId, OrgId, WebhookDeliveryId};
+use crate::{
+    ConversationId, EmailId, EmailMessageId, MessageId, NotificationId, OrgId, PushSubscriptionId,
+    WebhookDeliveryId,
+};
 
 /// A job payload: what a job of kind `KIND` carries.
 pub trait JobPayload: Serialize + DeserializeOwned {
@@ -136,14 +139,28 @@ impl JobPayload for DeliverWebhook {
     const KIND: &'static str = "webhook.deliver";
 }
 
+/// Pushes one notification to one browser; `attempt` counts from 1 (a retry after 429 or
+/// 5xx is a new job, due when the push service said it could take it again).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct DeliverPush {
+    pub notification_id: NotificationId,
+    pub subscription_id: PushSubscriptionId,
+    pub attempt: i32,
+}
+
+impl JobPayload for DeliverPush {
+    const KIND: &'static str = "push.deliver";
+}
+
 /// Every job kind's name.
-pub const ALL_KINDS: [&str; 6] = [
+pub const ALL_KINDS: [&str; 7] = [
     DeliverEmail::KIND,
     SendEmailReply::KIND,
     AiTurn::KIND,
     IndexSource::KIND,
     Reembed::KIND,
     DeliverWebhook::KIND,
+    DeliverPush::KIND,
 ];
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ pub mod values;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
     ApiKeyId, AttachmentId, ContactId, ConversationId, EmailId, EmailMessageId, EventId, InboxId,
-    InvitationId, JobId, MessageId, NotificationId, OrgId, SessionId, TeamId, UserId,
-    VisitorSessionId, WebhookAttemptId, WebhookDeliveryId, WebhookId,
+    InvitationId, JobId, MessageId, NotificationId, OrgId, PushSubscriptionId, SessionId, TeamId,
+    UserId, VisitorSessionId, WebhookAttemptId, WebhookDeliveryId, WebhookId,
 };
 pub use role::{Permission, Role};
 pub use values::{EmailAddress, MessageText, OrgName, Password, PersonName, Text, ValidationError};

@@ -76,6 +76,75 @@ document.addEventListener("kaltalk:notifications", function () {
 if ("serviceWorker" in navigator && document.querySelector('link[rel="manifest"]')) {
   navigator.serviceWorker.register("/sw.js").catch(function () {});
 }
+// A time zone never saved (business hours, quiet hours) starts as this browser's, when
+// it is listed.
+(function () {
+  var select = document.querySelector("select[data-browser-zone]");
+  var zone = select && window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone) return;
+  for (var i = 0; i < select.options.length; i++) {
+    if (select.options[i].value === zone) { select.selectedIndex = i; return; }
+  }
+})();
+// "Get pushes on this device": the browser asks the member, subscribes with this
+// server's VAPID key, and the subscription is registered for them (the service worker
+// registers it again when the browser renews it: sw.js).
+function base64UrlBytes(text) {
+  var padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+  var raw = atob(padded);
+  var bytes = new Uint8Array(raw.length);
+  for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return bytes;
+}
+(function () {
+  var button = document.querySelector("[data-push-subscribe]");
+  var status = document.getElementById("push-status");
+  if (!button || !status) return;
+  if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) {
+    status.textContent = "This browser cannot get pushes. On an iPhone or iPad, add KalTalk to the Home Screen first (Share, then Add to Home Screen) and open it from there.";
+    return;
+  }
+  function say(text) { status.textContent = text; }
+  function refresh() {
+    navigator.serviceWorker.ready.then(function (registration) {
+      return registration.pushManager.getSubscription();
+    }).then(function (subscription) {
+      var denied = Notification.permission === "denied";
+      button.hidden = Boolean(subscription) || denied;
+      say(subscription ? "This device gets your pushes."
+        : denied ? "Notifications are blocked for KalTalk in this browser's settings." : "");
+    }).catch(function () {});
+  }
+  button.addEventListener("click", function () {
+    button.disabled = true;
+    say("Asking this browser…");
+    Notification.requestPermission().then(function (permission) {
+      if (permission !== "granted") throw new Error("Pushes need your permission: allow notifications for KalTalk, then try again.");
+      return fetch("/notifications/vapid-public-key", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    }).then(function (response) {
+      if (!response.ok) throw new Error("The server's push key could not be read (" + response.status + ").");
+      return response.json();
+    }).then(function (key) {
+      return navigator.serviceWorker.ready.then(function (registration) {
+        return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64UrlBytes(key.public_key) });
+      });
+    }).then(function (subscription) {
+      var meta = document.querySelector('meta[name="csrf-token"]');
+      return fetch("/notifications/push-subscriptions", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": meta ? meta.getAttribute("content") : "" },
+        body: JSON.stringify(subscription.toJSON()),
+      });
+    }).then(function (response) {
+      if (!response.ok) throw new Error("The server did not take this device's subscription (" + response.status + ").");
+      refresh();
+    }).catch(function (error) {
+      say(error && error.message ? error.message : "This device could not be subscribed.");
+    }).then(function () { button.disabled = false; });
+  });
+  refresh();
+})();
 // The notifications page's "Show desktop notifications": the browser asks the member.
 (function () {
   var button = document.querySelector("[data-desktop-notifications]");

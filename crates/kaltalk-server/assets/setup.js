@@ -41,16 +41,6 @@
     });
   }
 
-  // Business hours never saved: their zone starts as this browser's, when it is listed.
-  function browserZone() {
-    var select = d.querySelector("select[data-browser-zone]");
-    var zone = select && window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
-    if (!zone) return;
-    for (var i = 0; i < select.options.length; i++) {
-      if (select.options[i].value === zone) { select.selectedIndex = i; return; }
-    }
-  }
-
   // "Send a test message" on the settings page reloads the preview frame with the chat open.
   d.addEventListener("click", function (event) {
     var link = event.target instanceof Element ? event.target.closest("[data-preview-open]") : null;
@@ -72,10 +62,9 @@
   }
 
   if (d.readyState === "loading") {
-    d.addEventListener("DOMContentLoaded", function () { pickers(); preview(); browserZone(); });
+    d.addEventListener("DOMContentLoaded", function () { pickers(); preview(); });
   } else {
     pickers();
     preview();
-    browserZone();
   }
 })();

@@ -69,6 +69,7 @@ pub struct Config {
     pub embeddings: EmbeddingsConfig,
     pub api: ApiConfig,
     pub webhooks: WebhooksConfig,
+    pub push: PushConfig,
     pub widget: WidgetConfig,
     /// On SIGTERM or Ctrl-C, how long in-flight requests and jobs may take to finish
     /// before the server exits anyway (a runaway request must not keep it alive).
@@ -101,6 +102,19 @@ pub struct WebhooksConfig {
     pub allow_loopback: bool,
     /// Let webhooks be delivered to private-network addresses.
     pub allow_private: bool,
+}
+
+/// Web Push to the members' browsers, with this instance's own VAPID keys (kept in the
+/// database) and no relay.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Who the push services may contact about our pushes (the VAPID `sub`): a
+    /// `mailto:` or `https:` address. Default: `mailto:` the `smtp.from` address.
+    pub contact: Option<String>,
+    /// Let pushes go to push services on loopback addresses (tests only: a real browser's
+    /// push service is never on this machine).
+    pub allow_loopback: bool,
 }
 
 /// Limits on the website widget's public API, per instance. A visitor's address is the
@@ -461,6 +475,7 @@ impl Default for Config {
             embeddings: EmbeddingsConfig::default(),
             api: ApiConfig::default(),
             webhooks: WebhooksConfig::default(),
+            push: PushConfig::default(),
             shutdown_grace_seconds: 30,
         }
     }
@@ -591,6 +606,19 @@ impl Config {
         Ok(config)
     }
 
+    /// The VAPID `sub`: `push.contact`, else `mailto:` the `smtp.from` address.
+    pub fn push_contact(&self) -> String {
+        if let Some(contact) = &self.push.contact {
+            return contact.clone();
+        }
+        let from = self.smtp.from.trim();
+        let address = match (from.rfind('<'), from.rfind('>')) {
+            (Some(open), Some(close)) if open < close => &from[open + 1..close],
+            _ => from,
+        };
+        format!("mailto:{}", address.trim())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen.parse::<SocketAddr>().map_err(|_| {
             ConfigError::Invalid(format!(
@@ -628,6 +656,16 @@ impl Config {
                 "inbound_email.max_buffered_bytes ({}) must be at least inbound_email.max_message_bytes ({}), \
                  or no message of the largest size could ever be received",
                 self.inbound_email.max_buffered_bytes, self.inbound_email.max_message_bytes
+            )));
+        }
+        if let Some(contact) = self
+            .push
+            .contact
+            .as_deref()
+            .filter(|c| !(c.starts_with("mailto:") || c.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "push.contact = {contact:?} must be a mailto: or https:// address (e.g. mailto:ops@example.com): push services write there about our pushes"
             )));
         }
         self.ai.validate()?;

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod knowledge;
 pub mod notifications;
 pub mod ops;
+pub mod outbound;
 pub mod problems;
 pub mod rate_limit;
 pub mod realtime;
@@ -154,12 +155,21 @@ impl Kaltalk {
                 tracing::info!(organizations = queued, model = %embedder.model_id(), "re-embedding queued");
             }
         }
-        let webhook_client = webhooks::client::WebhookClient::new(
+        let webhook_client = outbound::GuardedClient::new(
+            "Webhooks",
             config.webhooks.allow_loopback,
             config.webhooks.allow_private,
         )
         .map(Arc::new)
         .context("the webhook delivery client")?;
+        let push_client = outbound::GuardedClient::new("Push", config.push.allow_loopback, false)
+            .map(Arc::new)
+            .context("the Web Push client")?;
+        // Made by the first instance to start on this database, read by every other.
+        let push_keys = notifications::push::Vapid::ensure(&store, clock.now())
+            .await
+            .map(Arc::new)
+            .context("the Web Push (VAPID) keys")?;
         let state = AppState {
             chat,
             store,
@@ -175,6 +185,8 @@ impl Kaltalk {
             assets: Arc::new(web::assets::Assets::load()),
             hub,
             webhook_client,
+            push_client,
+            push_keys,
             blobs,
             knowledge: Arc::new(knowledge::Indexes::new(embeddings)),
             geoip,

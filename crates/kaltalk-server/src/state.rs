@@ -32,7 +32,11 @@ pub struct AppState {
     /// Attachment bytes.
     pub blobs: crate::attachments::Blobs,
     /// The SSRF-guarded client webhook deliveries go out through, built once.
-    pub webhook_client: Arc<crate::webhooks::client::WebhookClient>,
+    /// Webhook deliveries go out through it (its switches: `[webhooks]`).
+    pub webhook_client: Arc<crate::outbound::GuardedClient>,
+    /// Pushes to browsers' push services (its switches: `[push]`), signed with `push_keys`.
+    pub push_client: Arc<crate::outbound::GuardedClient>,
+    pub push_keys: Arc<crate::notifications::push::Vapid>,
     /// Fan-out of committed events to connected sockets.
     pub hub: Hub,
     /// The country database, loaded once when `visitors.geoip_database` names one.

@@ -28,6 +28,7 @@ pub mod messages;
 pub mod notifications;
 mod outbox;
 pub mod privacy;
+pub mod push;
 pub mod routing;
 pub mod setup;
 pub mod teams;

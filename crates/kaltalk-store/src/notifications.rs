@@ -7,9 +7,13 @@
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{Handling, MessageKind, NotificationReason, SenderKind};
 use kaltalk_core::event::{EventPayload, NotificationCreated, NotificationsRead};
-use kaltalk_core::{ConversationId, EventId, NotificationId, OrgId, TeamId, UserId};
+use kaltalk_core::job::DeliverPush;
+use kaltalk_core::{
+    ConversationId, EventId, NotificationId, OrgId, PushSubscriptionId, TeamId, UserId,
+};
 
 use crate::events::{Event, NewEvent, Written, append_event};
+use crate::jobs::{NewJob, insert_job};
 use crate::{BeginWrite, Store, StoreError, on_db};
 
 /// The notifier's cursor in the event log (created at the newest event by the migration).
@@ -49,6 +53,34 @@ pub struct Notified {
     pub notifications: usize,
     /// The read filled the batch: more events may be waiting.
     pub batch_full: bool,
+    /// `push.deliver` jobs queued.
+    pub pushes: usize,
+}
+
+/// What the notifier reads of a member for one reason: the bell and push choices,
+/// whether the conversation is on their screen, their settings row (when they have one).
+#[derive(sqlx::FromRow)]
+struct Wants {
+    in_app: bool,
+    push: bool,
+    on_screen: bool,
+    time_zone: Option<String>,
+    quiet_from: Option<i32>,
+    quiet_until: Option<i32>,
+    push_text: Option<bool>,
+}
+
+impl Wants {
+    fn settings(&self) -> crate::push::NotificationSettings {
+        crate::push::settings_from_row(self.time_zone.clone().map(|zone| {
+            (
+                zone,
+                self.quiet_from,
+                self.quiet_until,
+                self.push_text.unwrap_or(false),
+            )
+        }))
+    }
 }
 
 /// A member's choice for one reason: which channels tell them. Without a stored choice,
@@ -223,14 +255,17 @@ impl Store {
                 }
                 people.retain(|user| Some(*user) != causer);
                 for user in people {
-                    // Only members (a mention or an assignee may have left since), only those
-                    // who have not turned the in-app notice for this reason off; and whether
-                    // their connected dashboard shows this very conversation.
-                    let wants: Option<(bool, bool)> = sqlx::query_as(
-                        "SELECT COALESCE((SELECT in_app FROM notification_preferences p \
-                           WHERE p.org_id = m.org_id AND p.user_id = m.user_id AND p.reason = $3), TRUE), \
-                           COALESCE(m.viewing_conversation_id = $4 AND m.last_seen_at > $5, FALSE) \
-                         FROM memberships m WHERE m.org_id = $1 AND m.user_id = $2",
+                    // Only members (a mention or an assignee may have left since), and the
+                    // channels they keep on for this reason; whether their connected
+                    // dashboard shows this very conversation; their quiet hours.
+                    let wants: Option<Wants> = sqlx::query_as(
+                        "SELECT COALESCE(p.in_app, TRUE) AS in_app, COALESCE(p.push, TRUE) AS push, \
+                           COALESCE(m.viewing_conversation_id = $4 AND m.last_seen_at > $5, FALSE) AS on_screen, \
+                           s.time_zone, s.quiet_from, s.quiet_until, s.push_text \
+                         FROM memberships m \
+                         LEFT JOIN notification_preferences p ON p.org_id = m.org_id AND p.user_id = m.user_id AND p.reason = $3 \
+                         LEFT JOIN notification_settings s ON s.org_id = m.org_id AND s.user_id = m.user_id \
+                         WHERE m.org_id = $1 AND m.user_id = $2",
                     )
                     .bind(org)
                     .bind(user)
@@ -239,13 +274,21 @@ impl Store {
                     .bind(now - ON_SCREEN_FOR)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let Some((true, on_screen)) = wants else { continue };
-                    // On their screen: kept as read and never listed, so that reading the
-                    // event again (it may not have settled) does not tell them later.
+                    let Some(wants) = wants else { continue };
+                    let (in_bell, on_screen) = (wants.in_app, wants.on_screen);
+                    let quiet = wants.settings().quiet_hours().is_some_and(|q| q.contains(now));
+                    let push = wants.push && !on_screen && !quiet;
+                    if !in_bell && !push {
+                        continue;
+                    }
+                    // On their screen (or not for the bell): kept as read and never listed,
+                    // so that reading the event again (it may not have settled) does not
+                    // tell them later.
+                    let hidden = on_screen || !in_bell;
                     let id = NotificationId::new();
                     let inserted = sqlx::query(
-                        "INSERT INTO notifications (id, org_id, user_id, event_id, reason, conversation_id, created_at, read_at, seen_on_screen) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                        "INSERT INTO notifications (id, org_id, user_id, event_id, reason, conversation_id, created_at, read_at, seen_on_screen, in_bell) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
                     )
                     .bind(id)
                     .bind(org)
@@ -254,18 +297,38 @@ impl Store {
                     .bind(reason.as_str())
                     .bind(conversation)
                     .bind(now)
-                    .bind(on_screen.then_some(now))
+                    .bind(hidden.then_some(now))
                     .bind(on_screen)
+                    .bind(in_bell)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    if inserted == 1 && !on_screen {
+                    if inserted == 0 {
+                        continue;
+                    }
+                    if !hidden {
                         notified.notifications += 1;
                         written.push(append_event!(
                             tx,
                             NewEvent::new(Some(org), id.as_uuid(), NotificationCreated { user_id: user, reason, conversation_id: conversation }),
                             now
                         )?);
+                    }
+                    if push {
+                        // One job per browser, in this transaction: a push is never lost
+                        // between the notice and its sending.
+                        let browsers: Vec<(PushSubscriptionId,)> = sqlx::query_as(
+                            "SELECT id FROM push_subscriptions WHERE org_id = $1 AND user_id = $2 ORDER BY id",
+                        )
+                        .bind(org)
+                        .bind(user)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for (browser,) in browsers {
+                            let job = NewJob::new(&DeliverPush { notification_id: id, subscription_id: browser, attempt: 1 });
+                            insert_job!(tx, job, now)?;
+                            notified.pushes += 1;
+                        }
                     }
                 }
             }
@@ -307,7 +370,7 @@ impl Store {
             "SELECT {NOTIFICATION_COLUMNS}, ct.id AS contact_id, ct.name AS contact_name, ct.email AS contact_email, i.name AS inbox_name \
              FROM notifications n JOIN conversations c ON c.id = n.conversation_id \
              JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
-             WHERE n.org_id = $1 AND n.user_id = $2 AND NOT n.seen_on_screen ORDER BY n.id DESC LIMIT $3"
+             WHERE n.org_id = $1 AND n.user_id = $2 AND n.in_bell AND NOT n.seen_on_screen ORDER BY n.id DESC LIMIT $3"
         );
         Ok(
             on_db!(self, pool => sqlx::query_as::<_, NotificationItem>(sqlx::AssertSqlSafe(sql))

@@ -72,6 +72,17 @@ pub struct AccountData {
     pub organizations: Vec<AccountMembership>,
     pub sessions: Vec<AccountSession>,
     pub emails: Vec<AccountEmail>,
+    /// Browsers that get this person's pushes: where to (the browser's push service) and
+    /// since when; the browser's keys are not theirs to read back.
+    pub push_subscriptions: Vec<AccountPushSubscription>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AccountPushSubscription {
+    pub organization_id: OrgId,
+    pub endpoint: String,
+    pub created_at: DateTime<Utc>,
+    pub last_pushed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -180,7 +191,13 @@ impl Store {
             .bind(&profile.email)
             .fetch_all(pool)
             .await?;
-            Ok(AccountData { user: profile, organizations, sessions, emails })
+            let push_subscriptions = sqlx::query_as::<_, AccountPushSubscription>(
+                "SELECT org_id AS organization_id, endpoint, created_at, last_pushed_at FROM push_subscriptions WHERE user_id = $1 ORDER BY created_at",
+            )
+            .bind(user)
+            .fetch_all(pool)
+            .await?;
+            Ok(AccountData { user: profile, organizations, sessions, emails, push_subscriptions })
         })
     }
 

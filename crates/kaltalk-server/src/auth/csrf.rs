@@ -55,6 +55,35 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SessionForm<T> {
     }
 }
 
+/// A JSON body sent by the signed-in person's dashboard script, its CSRF token in the
+/// `X-CSRF-Token` header (a JSON body has no form field for it).
+pub struct SessionJson<T> {
+    pub session: AgentSession,
+    pub body: T,
+}
+
+/// The most a [`SessionJson`] body may weigh.
+const MAX_JSON_BYTES: usize = 64 * 1024;
+
+impl<T: DeserializeOwned> FromRequest<AppState> for SessionJson<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let session = AgentSession::from_parts(&mut parts, state).await?;
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        check_token(sent, &session.csrf_token)?;
+        let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
+            .await
+            .map_err(|_| {
+                AppError::BadRequest("The body could not be read (64 KB at most).".into())
+            })?;
+        let body = serde_json::from_slice::<T>(&bytes)
+            .map_err(|e| AppError::BadRequest(format!("The JSON body does not fit: {e}")))?;
+        Ok(SessionJson { session, body })
+    }
+}
+
 /// How large a file a [`SessionUpload`] accepts, read from configuration per request,
 /// and how many files one form may carry.
 pub trait UploadCap {

@@ -50,6 +50,17 @@ struct ProfilePage {
     verified: bool,
     errors: FieldErrors,
     deletion: Vec<DeletionStep>,
+    /// The browsers that get this person's pushes here.
+    devices: Vec<Device>,
+}
+
+/// A browser that gets the person's pushes, as Profile lists it.
+struct Device {
+    id: kaltalk_core::PushSubscriptionId,
+    /// Its push service, as people know it.
+    service: String,
+    since: String,
+    last_push: Option<String>,
 }
 
 impl ProfilePage {
@@ -86,7 +97,23 @@ async fn page(
             }
         })
         .collect();
+    let now = state.now();
+    let devices = state
+        .store
+        .list_push_subscriptions(session.org_id(), session.user.id)
+        .await?
+        .into_iter()
+        .map(|b| Device {
+            id: b.id,
+            service: crate::notifications::push::push_service_name(&b.endpoint),
+            since: crate::conversations::short_time(&b.created_at, &now),
+            last_push: b
+                .last_pushed_at
+                .map(|at| crate::conversations::short_time(&at, &now)),
+        })
+        .collect();
     Ok(ProfilePage {
+        devices,
         layout: Layout::signed_in(state, session, "profile").await?,
         notice,
         csrf: session.csrf_token.clone(),
@@ -139,6 +166,7 @@ async fn show(
             "Follow the link we sent to the new address: it becomes your sign-in address then. Until you do, you sign in with the current one.",
         ),
         Some("password") => Some("Your password was changed. Every other session was signed out."),
+        Some("device-removed") => Some("That device gets no more pushes."),
         _ => None,
     };
     Ok(page(&state, &session, FieldErrors::default(), notice)

@@ -3,6 +3,8 @@
 //! list, mark read / all read, each a link to its conversation) with the unread count
 //! that the dashboard refreshes live.
 
+pub mod push;
+
 use std::time::Duration as StdDuration;
 
 use askama::Template;
@@ -14,7 +16,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kaltalk_core::NotificationId;
 use kaltalk_core::chat::NotificationReason;
+use kaltalk_core::hours::{self, ClockTime};
 use kaltalk_store::notifications::{NotificationItem, Preference};
+use kaltalk_store::push::NotificationSettings;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -37,6 +41,12 @@ pub fn router() -> Router<AppState> {
         .route("/notifications/preferences", post(save_preferences))
         .route("/notifications/{id}/read", post(read))
         .route("/notifications/{id}/open", get(open))
+        .route("/notifications/vapid-public-key", get(push::public_key))
+        .route("/notifications/push-subscriptions", post(push::subscribe))
+        .route(
+            "/notifications/push-subscriptions/{id}/delete",
+            post(push::unsubscribe),
+        )
 }
 
 /// One notifier pass (more while a full batch suggests more is waiting): new events
@@ -86,8 +96,10 @@ struct NotificationsPage {
     layout: Layout,
     notice: Option<&'static str>,
     csrf: String,
-    /// What the member chose to be told about in the app.
+    /// What the member chose to be told about, per channel.
     preferences: Vec<Preference>,
+    settings: NotificationSettings,
+    zones: Vec<&'static str>,
     items: Vec<NotificationItem>,
     unread: i64,
     now: DateTime<Utc>,
@@ -106,6 +118,20 @@ impl NotificationsPage {
     fn when(&self, item: &NotificationItem) -> String {
         crate::conversations::short_time(&item.notification.created_at, &self.now)
     }
+
+    fn quiet_from(&self) -> String {
+        self.settings
+            .quiet
+            .map(|q| q.0.to_string())
+            .unwrap_or_default()
+    }
+
+    fn quiet_until(&self) -> String {
+        self.settings
+            .quiet
+            .map(|q| q.1.to_string())
+            .unwrap_or_default()
+    }
 }
 
 async fn page(
@@ -117,11 +143,13 @@ async fn page(
     Ok(NotificationsPage {
         layout: Layout::signed_in(&state, &session, "notifications").await?,
         notice: match query.notice.as_deref() {
-            Some("preferences") => Some("Saved: the bell tells you about what is ticked."),
+            Some("preferences") => Some("Saved: you are told about what is ticked."),
             _ => None,
         },
         csrf: session.csrf_token.clone(),
         preferences: state.store.notification_preferences(org, me).await?,
+        settings: state.store.notification_settings(org, me).await?,
+        zones: hours::zone_names().collect(),
         items: state.store.list_notifications(org, me, LIST_LIMIT).await?,
         unread: state.store.unread_notifications(org, me).await?,
         now: state.now(),
@@ -178,29 +206,72 @@ async fn open(
     Ok(Redirect::to(&format!("/inbox?view=all&c={conversation}")).into_response())
 }
 
-/// The member's choice of what the bell tells them: every reason ticked is on. The form
-/// repeats `in_app`, so it is read as pairs; the other channels keep what they were.
+/// The member's choices: per reason, the bell and push (each ticked box is on; the form
+/// repeats `in_app` and `push`, so it is read as pairs); message text in pushes; quiet
+/// hours in their time zone. Email keeps what it was.
 async fn save_preferences(
     State(state): State<AppState>,
     SessionForm { session, form }: SessionForm<Vec<(String, String)>>,
 ) -> PageResult {
     let (org, me) = (session.org_id(), session.user.id);
-    let mut wanted = Vec::new();
-    for (key, value) in form {
-        if key == "in_app" {
-            let reason: NotificationReason = value
-                .parse()
-                .map_err(|_| AppError::invalid("in_app", "Choose among the kinds listed."))?;
-            wanted.push(reason);
-        }
+    let field = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.trim())
+            .unwrap_or_default()
+    };
+    let mut in_app = Vec::new();
+    let mut push = Vec::new();
+    for (key, value) in &form {
+        let list = match key.as_str() {
+            "in_app" => &mut in_app,
+            "push" => &mut push,
+            _ => continue,
+        };
+        let reason: NotificationReason = value
+            .parse()
+            .map_err(|_| AppError::invalid("preferences", "Choose among the kinds listed."))?;
+        list.push(reason);
     }
+    // A form without the zone (a script's, a test's) keeps the one saved.
+    let time_zone = match field("time_zone") {
+        "" => state.store.notification_settings(org, me).await?.time_zone,
+        zone => {
+            hours::parse_zone(zone).map_err(|e| AppError::invalid("time_zone", e.to_string()))?
+        }
+    };
+    let quiet = match (field("quiet_from"), field("quiet_until")) {
+        ("", "") => None,
+        (from, until) if !from.is_empty() && !until.is_empty() => {
+            let read = |text: &str| {
+                ClockTime::parse(text).map_err(|e| AppError::invalid("quiet_hours", e.to_string()))
+            };
+            let (from, until) = (read(from)?, read(until)?);
+            if from == until {
+                return Err(AppError::invalid(
+                    "quiet_hours",
+                    "Quiet hours start and end at the same time: clear both to have none.",
+                )
+                .into());
+            }
+            Some((from, until))
+        }
+        _ => {
+            return Err(AppError::invalid(
+                "quiet_hours",
+                "Give quiet hours both a start and an end (or clear both).",
+            )
+            .into());
+        }
+    };
     let preferences: Vec<Preference> = state
         .store
         .notification_preferences(org, me)
         .await?
         .into_iter()
         .map(|p| Preference {
-            in_app: wanted.contains(&p.reason),
+            in_app: in_app.contains(&p.reason),
+            push: push.contains(&p.reason),
             ..p
         })
         .collect();
@@ -208,5 +279,14 @@ async fn save_preferences(
         .store
         .save_notification_preferences(org, me, &preferences)
         .await?;
-    Ok(see_other("/notifications?notice=preferences"))
+    let settings = NotificationSettings {
+        time_zone,
+        quiet,
+        push_text: field("push_text") == "yes",
+    };
+    state
+        .store
+        .save_notification_settings(org, me, &settings)
+        .await?;
+    Ok(see_other("/notifications?notice=preferences#preferences"))
 }

@@ -2,8 +2,6 @@
 //! `webhook.deliver` job that makes each attempt (signed, SSRF-guarded, retried with
 //! backoff for 24 hours), and the validation the API and the dashboard share.
 
-pub mod client;
-
 use kaltalk_core::job::DeliverWebhook;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -182,6 +180,7 @@ pub async fn deliver(state: &AppState, job: DeliverWebhook) -> anyhow::Result<()
 
     let now = state.now();
     let headers = [
+        ("content-type", "application/json".to_owned()),
         ("kaltalk-delivery", delivery.id.to_string()),
         (
             "kaltalk-signature",
@@ -191,12 +190,17 @@ pub async fn deliver(state: &AppState, job: DeliverWebhook) -> anyhow::Result<()
     let started = Instant::now();
     let outcome = state
         .webhook_client
-        .post(&endpoint.url, &headers, delivery.body.clone())
+        .post(
+            &endpoint.url,
+            &headers,
+            delivery.body.clone().into_bytes(),
+            now,
+        )
         .await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (response_status, error) = match outcome {
-        Ok(status) if (200..300).contains(&status) => (Some(status), None),
-        Ok(status) => (
+        Ok(answer) if (200..300).contains(&answer.status) => (Some(answer.status), None),
+        Ok(crate::outbound::Answer { status, .. }) => (
             Some(status),
             Some(format!(
                 "the endpoint answered HTTP {status}; 2xx counts as delivered"

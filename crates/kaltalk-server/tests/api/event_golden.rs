@@ -74,12 +74,13 @@ const ORG_EVENT_KINDS: [&str; 32] = [
     "team.updated",
 ];
 
-const JOB_KINDS: [&str; 6] = [
+const JOB_KINDS: [&str; 7] = [
     "ai.turn",
     "email.deliver",
     "email.reply",
     "knowledge.index",
     "knowledge.reembed",
+    "push.deliver",
     "webhook.deliver",
 ];
 
@@ -616,8 +617,9 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
     dispatch_pending(&app.state).await.expect("dispatch");
     app.run_jobs().await;
 
-    // A note mentions a teammate: the team hears it, the widget and webhooks do not.
-    store
+    // A note mentions a teammate: the team hears it, the widget and webhooks do not; her
+    // browser is pushed to (the job stays queued: the story sends nothing).
+    let grace = store
         .create_member_user(
             &NewUser {
                 name: PersonName::parse("name", "Grace Hopper").expect("name"),
@@ -631,6 +633,17 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
         )
         .await
         .expect("member");
+    store
+        .save_push_subscription(
+            org,
+            grace,
+            "https://push.example.com/send/grace",
+            "BPushKeyOfGracesBrowser",
+            "GracesAuthSecret",
+            now(),
+        )
+        .await
+        .expect("push subscription");
     reply(&owner, conversation, "note", "@Grace Hopper can you look?").await;
 
     // The members are told of what needs them (each hears only their own), and the owner

@@ -34,6 +34,8 @@ mod notifications;
 mod openapi;
 mod operations;
 mod playground;
+mod push;
+mod push_service;
 mod setup;
 mod team_routing;
 mod teams;

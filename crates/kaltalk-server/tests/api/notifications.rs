@@ -161,11 +161,11 @@ async fn a_member_turns_a_kind_off_and_the_bell_stops_telling_them() {
     );
     assert_eq!(
         page.matches(" checked>").count(),
-        5,
-        "everything on by default"
+        10,
+        "everything on by default, in the app and by push (message text in pushes is not)"
     );
 
-    // Everything but new conversations.
+    // Everything but new conversations, in the app; no pushes.
     let keep = ["assigned", "handed_over", "new_message", "mentioned"];
     let fields: Vec<(&str, &str)> = keep.iter().map(|k| ("in_app", *k)).collect();
     let saved = agent
@@ -173,9 +173,9 @@ async fn a_member_turns_a_kind_off_and_the_bell_stops_telling_them() {
         .await;
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
     let page = agent.get_html(&location(&saved)).await;
-    assert!(page.contains("Saved: the bell tells you about what is ticked."));
+    assert!(page.contains("Saved: you are told about what is ticked."));
     assert!(
-        page.contains(r#"value="new_conversation">"#),
+        page.contains(r#"value="new_conversation" aria-label="In the app: New conversations in my team (or, with no team, anywhere)">"#),
         "unticked: {page}"
     );
     assert_eq!(page.matches(" checked>").count(), 4);
