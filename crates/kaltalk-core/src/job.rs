@@ -152,8 +152,19 @@ impl JobPayload for DeliverPush {
     const KIND: &'static str = "push.deliver";
 }
 
+/// Emails a member who is not online about one conversation: every notification of
+/// theirs about it that is still unread when it is due.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct NotifyByEmail {
+    pub batch_id: Uuid,
+}
+
+impl JobPayload for NotifyByEmail {
+    const KIND: &'static str = "notification.email";
+}
+
 /// Every job kind's name.
-pub const ALL_KINDS: [&str; 7] = [
+pub const ALL_KINDS: [&str; 8] = [
     DeliverEmail::KIND,
     SendEmailReply::KIND,
     AiTurn::KIND,
@@ -161,6 +172,7 @@ pub const ALL_KINDS: [&str; 7] = [
     Reembed::KIND,
     DeliverWebhook::KIND,
     DeliverPush::KIND,
+    NotifyByEmail::KIND,
 ];
 
 #[cfg(test)]

@@ -46,9 +46,31 @@ var lastUnread = (function () {
   var rendered = document.querySelector("[data-notification-count]");
   return rendered ? Number(rendered.textContent) : null;
 })();
+// A short two-note chime, made on the spot (no audio file to fetch), when the member
+// chose a sound. Browsers allow it once the page has had a click or a key press.
+function chime() {
+  var Context = window.AudioContext || window.webkitAudioContext;
+  if (!Context) return;
+  try {
+    var audio = chime.context || (chime.context = new Context());
+    [880, 1320].forEach(function (frequency, i) {
+      var tone = audio.createOscillator();
+      var volume = audio.createGain();
+      var start = audio.currentTime + i * 0.12;
+      tone.frequency.value = frequency;
+      volume.gain.setValueAtTime(0.0001, start);
+      volume.gain.exponentialRampToValueAtTime(0.2, start + 0.02);
+      volume.gain.exponentialRampToValueAtTime(0.0001, start + 0.25);
+      tone.connect(volume).connect(audio.destination);
+      tone.start(start);
+      tone.stop(start + 0.3);
+    });
+  } catch (e) { /* no sound is no harm */ }
+}
 function tellTheSystem(unread) {
   var grew = lastUnread !== null && unread > lastUnread;
   lastUnread = unread;
+  if (grew && document.querySelector("[data-notification-sound]")) chime();
   if (!grew || !document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
   var shown = new Notification("KalTalk", {
     body: unread === 1 ? "1 unread notification" : unread + " unread notifications",

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{Handling, MessageKind, NotificationReason, SenderKind};
 use kaltalk_core::event::{EventPayload, NotificationCreated, NotificationsRead};
-use kaltalk_core::job::DeliverPush;
+use kaltalk_core::job::{DeliverPush, NotifyByEmail};
 use kaltalk_core::{
     ConversationId, EventId, NotificationId, OrgId, PushSubscriptionId, TeamId, UserId,
 };
@@ -55,36 +55,44 @@ pub struct Notified {
     pub batch_full: bool,
     /// `push.deliver` jobs queued.
     pub pushes: usize,
+    /// Emails started (each gathers its conversation's next notifications).
+    pub emails: usize,
 }
 
-/// What the notifier reads of a member for one reason: the bell and push choices,
-/// whether the conversation is on their screen, their settings row (when they have one).
+/// What the notifier reads of a member for one reason: the channels' choices, whether
+/// the conversation is on their screen or they are online, their quiet hours.
 #[derive(sqlx::FromRow)]
 struct Wants {
     in_app: bool,
     push: bool,
+    /// `None`: no stored choice (see [`default_email`]).
+    email: Option<bool>,
     on_screen: bool,
+    /// A dashboard of theirs was seen lately.
+    online: bool,
     time_zone: Option<String>,
     quiet_from: Option<i32>,
     quiet_until: Option<i32>,
-    push_text: Option<bool>,
 }
 
 impl Wants {
-    fn settings(&self) -> crate::push::NotificationSettings {
-        crate::push::settings_from_row(self.time_zone.clone().map(|zone| {
-            (
-                zone,
-                self.quiet_from,
-                self.quiet_until,
-                self.push_text.unwrap_or(false),
-            )
-        }))
+    fn quiet_at(&self, now: DateTime<Utc>) -> bool {
+        let Some(zone) = self.time_zone.clone() else {
+            return false;
+        };
+        let row = (zone, self.quiet_from, self.quiet_until, false, false);
+        crate::push::settings_from_row(Some(row))
+            .quiet_hours()
+            .is_some_and(|q| q.contains(now))
     }
 }
 
-/// A member's choice for one reason: which channels tell them. Without a stored choice,
-/// every channel is on.
+/// How long after its first notification a member's email about a conversation goes out:
+/// what follows meanwhile joins it, and what they read meanwhile is left out.
+pub const EMAIL_GATHERS_FOR: chrono::Duration = chrono::Duration::minutes(3);
+
+/// A member's choice for one reason: which channels tell them (see
+/// [`Preference::default_for`] for the defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Preference {
     pub reason: NotificationReason,
@@ -94,14 +102,26 @@ pub struct Preference {
 }
 
 impl Preference {
-    pub fn everything(reason: NotificationReason) -> Self {
+    /// Without a stored choice: in the app and by push for every reason; by email (to a
+    /// member who is not online) for what waits on them personally.
+    pub fn default_for(reason: NotificationReason) -> Self {
         Self {
             reason,
             in_app: true,
             push: true,
-            email: true,
+            email: default_email(reason),
         }
     }
+}
+
+/// Whether a reason emails by default: what is the member's own to act on.
+fn default_email(reason: NotificationReason) -> bool {
+    matches!(
+        reason,
+        NotificationReason::Assigned
+            | NotificationReason::HandedOver
+            | NotificationReason::Mentioned
+    )
 }
 
 /// Whom an event concerns, before the conversation is looked at.
@@ -259,9 +279,10 @@ impl Store {
                     // channels they keep on for this reason; whether their connected
                     // dashboard shows this very conversation; their quiet hours.
                     let wants: Option<Wants> = sqlx::query_as(
-                        "SELECT COALESCE(p.in_app, TRUE) AS in_app, COALESCE(p.push, TRUE) AS push, \
+                        "SELECT COALESCE(p.in_app, TRUE) AS in_app, COALESCE(p.push, TRUE) AS push, p.email, \
                            COALESCE(m.viewing_conversation_id = $4 AND m.last_seen_at > $5, FALSE) AS on_screen, \
-                           s.time_zone, s.quiet_from, s.quiet_until, s.push_text \
+                           COALESCE(m.last_seen_at > $5, FALSE) AS online, \
+                           s.time_zone, s.quiet_from, s.quiet_until \
                          FROM memberships m \
                          LEFT JOIN notification_preferences p ON p.org_id = m.org_id AND p.user_id = m.user_id AND p.reason = $3 \
                          LEFT JOIN notification_settings s ON s.org_id = m.org_id AND s.user_id = m.user_id \
@@ -276,9 +297,10 @@ impl Store {
                     .await?;
                     let Some(wants) = wants else { continue };
                     let (in_bell, on_screen) = (wants.in_app, wants.on_screen);
-                    let quiet = wants.settings().quiet_hours().is_some_and(|q| q.contains(now));
+                    let quiet = wants.quiet_at(now);
                     let push = wants.push && !on_screen && !quiet;
-                    if !in_bell && !push {
+                    let email = wants.email.unwrap_or(default_email(reason)) && !wants.online && !quiet;
+                    if !in_bell && !push && !email {
                         continue;
                     }
                     // On their screen (or not for the bell): kept as read and never listed,
@@ -328,6 +350,30 @@ impl Store {
                             let job = NewJob::new(&DeliverPush { notification_id: id, subscription_id: browser, attempt: 1 });
                             insert_job!(tx, job, now)?;
                             notified.pushes += 1;
+                        }
+                    }
+                    if email {
+                        // One email per member and conversation gathers what follows until
+                        // it is sent; only the first notification queues it.
+                        let batch = uuid::Uuid::now_v7();
+                        let due = now + EMAIL_GATHERS_FOR;
+                        let gathering = sqlx::query(
+                            "INSERT INTO notification_emails (id, org_id, user_id, conversation_id, created_at, due_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(batch)
+                        .bind(org)
+                        .bind(user)
+                        .bind(conversation)
+                        .bind(now)
+                        .bind(due)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if gathering == 1 {
+                            let job = NewJob { run_at: Some(due), ..NewJob::new(&NotifyByEmail { batch_id: batch }) };
+                            insert_job!(tx, job, now)?;
+                            notified.emails += 1;
                         }
                     }
                 }
@@ -479,7 +525,7 @@ impl Store {
             .iter()
             .map(|reason| {
                 rows.iter().find(|row| row.0 == reason.as_str()).map_or(
-                    Preference::everything(*reason),
+                    Preference::default_for(*reason),
                     |row| Preference {
                         reason: *reason,
                         in_app: row.1,
@@ -527,4 +573,112 @@ fn conversation_of(event: &Event) -> Option<ConversationId> {
         Ok(EventPayload::ConversationMentioned(mention)) => Some(mention.conversation_id),
         _ => None,
     })
+}
+
+/// A batch as stored, with its member's and conversation's names: org, member,
+/// conversation, created at, member's name and email, contact's name, inbox's name.
+type BatchRow = (
+    OrgId,
+    UserId,
+    ConversationId,
+    DateTime<Utc>,
+    String,
+    String,
+    Option<String>,
+    String,
+);
+
+/// A member's email about one conversation, as its job reads it when due.
+#[derive(Debug, Clone)]
+pub struct NotificationEmail {
+    pub batch_id: uuid::Uuid,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub member_name: String,
+    pub member_email: String,
+    pub conversation_id: ConversationId,
+    pub contact_name: Option<String>,
+    pub inbox_name: String,
+    /// Whether the member wants the customer's name in what leaves KalTalk about them.
+    pub show_names: bool,
+    /// Their notifications about it still unread, oldest first (none: nothing to send).
+    pub unread: Vec<Notification>,
+}
+
+impl Store {
+    /// The email `batch` gathers, when it is still to be sent (`None`: sent already, or
+    /// the member or the conversation is gone).
+    pub async fn notification_email(
+        &self,
+        batch: uuid::Uuid,
+    ) -> Result<Option<NotificationEmail>, StoreError> {
+        on_db!(self, pool => {
+            let found: Option<BatchRow> = sqlx::query_as(
+                "SELECT b.org_id, b.user_id, b.conversation_id, b.created_at, u.name, u.email, ct.name, i.name \
+                 FROM notification_emails b JOIN users u ON u.id = b.user_id \
+                 JOIN conversations c ON c.id = b.conversation_id JOIN contacts ct ON ct.id = c.contact_id \
+                 JOIN inboxes i ON i.id = c.inbox_id WHERE b.id = $1 AND b.sent_at IS NULL",
+            )
+            .bind(batch)
+            .fetch_optional(pool)
+            .await?;
+            let Some((org_id, user_id, conversation_id, since, member_name, member_email, contact_name, inbox_name)) = found else {
+                return Ok(None);
+            };
+            let sql = format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE n.org_id = $1 AND n.user_id = $2 \
+                 AND n.conversation_id = $3 AND n.created_at >= $4 AND n.read_at IS NULL AND NOT n.seen_on_screen ORDER BY n.id"
+            );
+            let unread = sqlx::query_as::<_, Notification>(sqlx::AssertSqlSafe(sql))
+                .bind(org_id)
+                .bind(user_id)
+                .bind(conversation_id)
+                .bind(since)
+                .fetch_all(pool)
+                .await?;
+            let settings: Option<crate::push::SettingsRow> = sqlx::query_as(crate::push::SETTINGS_SQL)
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(Some(NotificationEmail {
+                batch_id: batch,
+                org_id,
+                user_id,
+                member_name,
+                member_email,
+                conversation_id,
+                contact_name,
+                inbox_name,
+                show_names: crate::push::settings_from_row(settings).push_text,
+                unread,
+            }))
+        })
+    }
+
+    /// Closes the batch: sends `email` (none when everything was read meanwhile) and marks
+    /// it sent, so that the next notification starts a new one.
+    pub async fn close_notification_email(
+        &self,
+        batch: uuid::Uuid,
+        email: Option<&crate::NewEmail>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        on_db!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let closed = sqlx::query("UPDATE notification_emails SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL")
+                .bind(batch)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            // Closed already (a retry after a crash): never a second email.
+            if closed == 1 && let Some(email) = email {
+                crate::outbox::insert_email!(tx, email, now);
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
 }

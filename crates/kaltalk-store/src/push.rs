@@ -42,6 +42,8 @@ pub struct NotificationSettings {
     /// Pushes carry the customer's words (and name); off, they say only "New message
     /// from a customer". Off by default: pushes cross Google's and Apple's servers.
     pub push_text: bool,
+    /// A short sound in the dashboard when a notification arrives (off by default).
+    pub sound: bool,
 }
 
 impl Default for NotificationSettings {
@@ -50,6 +52,7 @@ impl Default for NotificationSettings {
             time_zone: Tz::UTC,
             quiet: None,
             push_text: false,
+            sound: false,
         }
     }
 }
@@ -65,7 +68,7 @@ impl NotificationSettings {
 
     /// Reads the stored row; a zone or time no longer valid reads as none.
     fn from_row(row: SettingsRow) -> Self {
-        let (zone, from, until, push_text) = row;
+        let (zone, from, until, push_text, sound) = row;
         let clock = |m: Option<i32>| {
             let m = u16::try_from(m?).ok()?;
             ClockTime::new(m / 60, m % 60)
@@ -74,6 +77,7 @@ impl NotificationSettings {
             time_zone: zone.parse().unwrap_or(Tz::UTC),
             quiet: clock(from).zip(clock(until)),
             push_text,
+            sound,
         }
     }
 }
@@ -93,8 +97,9 @@ pub struct PushDelivery {
     pub last_customer_text: Option<String>,
 }
 
-/// A `notification_settings` row: zone, quiet from, quiet until, message text in pushes.
-pub(crate) type SettingsRow = (String, Option<i32>, Option<i32>, bool);
+/// A `notification_settings` row: zone, quiet from, quiet until, message text in pushes,
+/// sound.
+pub(crate) type SettingsRow = (String, Option<i32>, Option<i32>, bool, bool);
 /// What a push says of its notification: reason, conversation, read at, contact name.
 type NotificationFacts = (
     String,
@@ -107,7 +112,7 @@ const SUBSCRIPTION_COLUMNS: &str =
     "id, org_id, user_id, endpoint, p256dh, auth, created_at, last_pushed_at";
 
 /// The settings query's columns, for `members`' rows (`s` joined on them).
-pub(crate) const SETTINGS_SQL: &str = "SELECT time_zone, quiet_from, quiet_until, push_text FROM notification_settings WHERE org_id = $1 AND user_id = $2";
+pub(crate) const SETTINGS_SQL: &str = "SELECT time_zone, quiet_from, quiet_until, push_text, sound FROM notification_settings WHERE org_id = $1 AND user_id = $2";
 
 impl Store {
     /// The instance's VAPID keys: the stored pair, or `candidate` stored now when there is
@@ -302,9 +307,9 @@ impl Store {
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
-                "INSERT INTO notification_settings (org_id, user_id, time_zone, quiet_from, quiet_until, push_text) VALUES ($1, $2, $3, $4, $5, $6) \
+                "INSERT INTO notification_settings (org_id, user_id, time_zone, quiet_from, quiet_until, push_text, sound) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (org_id, user_id) DO UPDATE SET time_zone = excluded.time_zone, quiet_from = excluded.quiet_from, \
-                 quiet_until = excluded.quiet_until, push_text = excluded.push_text",
+                 quiet_until = excluded.quiet_until, push_text = excluded.push_text, sound = excluded.sound",
             )
             .bind(org)
             .bind(user)
@@ -312,6 +317,7 @@ impl Store {
             .bind(minutes(settings.quiet.map(|q| q.0)))
             .bind(minutes(settings.quiet.map(|q| q.1)))
             .bind(settings.push_text)
+            .bind(settings.sound)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

@@ -3,6 +3,7 @@
 //! list, mark read / all read, each a link to its conversation) with the unread count
 //! that the dashboard refreshes live.
 
+pub mod email;
 pub mod push;
 
 use std::time::Duration as StdDuration;
@@ -206,9 +207,9 @@ async fn open(
     Ok(Redirect::to(&format!("/inbox?view=all&c={conversation}")).into_response())
 }
 
-/// The member's choices: per reason, the bell and push (each ticked box is on; the form
-/// repeats `in_app` and `push`, so it is read as pairs); message text in pushes; quiet
-/// hours in their time zone. Email keeps what it was.
+/// The member's choices: per reason, the bell, push and email (each ticked box is on; the
+/// form repeats `in_app`, `push` and `email`, so it is read as pairs); names and words in
+/// pushes; a sound; quiet hours in their time zone.
 async fn save_preferences(
     State(state): State<AppState>,
     SessionForm { session, form }: SessionForm<Vec<(String, String)>>,
@@ -222,10 +223,12 @@ async fn save_preferences(
     };
     let mut in_app = Vec::new();
     let mut push = Vec::new();
+    let mut email = Vec::new();
     for (key, value) in &form {
         let list = match key.as_str() {
             "in_app" => &mut in_app,
             "push" => &mut push,
+            "email" => &mut email,
             _ => continue,
         };
         let reason: NotificationReason = value
@@ -272,6 +275,7 @@ async fn save_preferences(
         .map(|p| Preference {
             in_app: in_app.contains(&p.reason),
             push: push.contains(&p.reason),
+            email: email.contains(&p.reason),
             ..p
         })
         .collect();
@@ -283,6 +287,7 @@ async fn save_preferences(
         time_zone,
         quiet,
         push_text: field("push_text") == "yes",
+        sound: field("sound") == "yes",
     };
     state
         .store

@@ -35,6 +35,8 @@ pub struct Nav {
     pub availability: kaltalk_core::chat::Availability,
     /// Their unread notifications, on the bell and in the tab's title.
     pub unread_notifications: i64,
+    /// Whether a new one plays a sound (their choice; off by default).
+    pub notification_sound: bool,
 }
 
 impl Nav {
@@ -117,6 +119,11 @@ impl Layout {
                     .store
                     .unread_notifications(session.org_id(), session.user.id)
                     .await?,
+                notification_sound: state
+                    .store
+                    .notification_settings(session.org_id(), session.user.id)
+                    .await?
+                    .sound,
             }),
             ..Self::public(state)
         })

@@ -74,12 +74,13 @@ const ORG_EVENT_KINDS: [&str; 32] = [
     "team.updated",
 ];
 
-const JOB_KINDS: [&str; 7] = [
+const JOB_KINDS: [&str; 8] = [
     "ai.turn",
     "email.deliver",
     "email.reply",
     "knowledge.index",
     "knowledge.reembed",
+    "notification.email",
     "push.deliver",
     "webhook.deliver",
 ];

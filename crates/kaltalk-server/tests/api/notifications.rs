@@ -161,8 +161,8 @@ async fn a_member_turns_a_kind_off_and_the_bell_stops_telling_them() {
     );
     assert_eq!(
         page.matches(" checked>").count(),
-        10,
-        "everything on by default, in the app and by push (message text in pushes is not)"
+        13,
+        "in the app and by push everything, by email what waits on the member, by default (names and words in pushes, and the sound, are off)"
     );
 
     // Everything but new conversations, in the app; no pushes.
@@ -303,4 +303,134 @@ async fn the_conversation_on_an_agents_screen_does_not_notify_them() {
         before + 1,
         "what was on screen is not listed"
     );
+}
+
+#[tokio::test]
+async fn a_member_who_is_not_online_gets_one_email_per_conversation_with_what_is_still_unread() {
+    let app = spawn_app().await;
+    let owner = app.sign_up("Olivia", "olivia@acme.test", "Acme").await;
+    let agent = join(&app, &owner, "grace@acme.test", "agent").await;
+    let inbox = create_inbox(&app, &owner, "example.com").await;
+    let (org, grace, olivia) = (
+        owner.org_id().await,
+        agent.user_id().await,
+        owner.user_id().await,
+    );
+    let store = &app.state.store;
+    let notify = || kaltalk_server::notifications::notify_pending(&app.state);
+    let emails_to = |to: &'static str| async move {
+        store
+            .list_emails(org, 100)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .filter(|e| e.to_address == to && e.kind == "notification")
+            .collect::<Vec<_>>()
+    };
+
+    // Olivia is online (her dashboard's socket is open); Grace is not.
+    let cookie = session_cookie(&app, "olivia@acme.test").await;
+    let _dashboard = Socket::agent(&app, &cookie, None).await;
+    let mut visitor = Visitor::new(&app, &inbox);
+    let first = visitor.say("My parcel never came").await;
+    let conversation = first["conversation_id"].as_str().expect("id").to_owned();
+    store
+        .assign_conversation(
+            org,
+            conversation.parse().expect("uuid"),
+            Some(grace),
+            Some(olivia),
+            app.clock_now(),
+        )
+        .await
+        .expect("assign");
+    notify().await.expect("notify");
+    app.clock.advance(chrono::Duration::seconds(30));
+    visitor.say("Hello? Anyone?").await;
+    notify().await.expect("notify");
+    app.run_jobs().await;
+    assert!(
+        emails_to("grace@acme.test").await.is_empty(),
+        "gathering for 3 minutes"
+    );
+
+    app.clock.advance(chrono::Duration::minutes(3));
+    app.run_jobs().await;
+    let emails = emails_to("grace@acme.test").await;
+    assert_eq!(emails.len(), 1, "one email for the conversation");
+    let email = &emails[0];
+    assert_eq!(email.subject, "Assigned to you and 1 more · KalTalk");
+    assert!(
+        email.text_body.contains("Hi Member agent,"),
+        "{}",
+        email.text_body
+    );
+    assert!(email.text_body.contains("- Assigned to you at "));
+    assert!(email.text_body.contains("- New message at "));
+    let newest = &store
+        .list_notifications(org, grace, 10)
+        .await
+        .expect("list")[0];
+    assert!(
+        email
+            .text_body
+            .contains(&format!("/notifications/{}/open", newest.notification.id)),
+        "links to the newest"
+    );
+    for words in ["parcel", "Anyone"] {
+        assert!(
+            !email.text_body.contains(words) && !email.html_body.contains(words),
+            "never the customer's words"
+        );
+    }
+    assert!(
+        emails_to("olivia@acme.test").await.is_empty(),
+        "Olivia was online: the bell told her"
+    );
+
+    // A mention starts a new email; read before it is due, it is not sent.
+    let noted = owner
+        .submit(
+            "/inbox?view=all",
+            &format!("/inbox/conversations/{conversation}/messages"),
+            &[
+                ("text", "@Member agent can you check the tracking?"),
+                ("kind", "note"),
+            ],
+        )
+        .await;
+    assert_eq!(noted.status(), StatusCode::SEE_OTHER);
+    notify().await.expect("notify");
+    let unread = store
+        .list_notifications(org, grace, 10)
+        .await
+        .expect("list");
+    agent
+        .get(&format!(
+            "/notifications/{}/open",
+            unread[0].notification.id
+        ))
+        .await;
+    app.clock.advance(chrono::Duration::minutes(3));
+    app.run_jobs().await;
+    assert_eq!(
+        emails_to("grace@acme.test").await.len(),
+        1,
+        "all read: no email"
+    );
+
+    // Email turned off for every kind: nothing more.
+    agent
+        .submit(
+            "/notifications",
+            "/notifications/preferences",
+            &[("in_app", "mentioned")],
+        )
+        .await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    visitor.say("Still waiting").await;
+    notify().await.expect("notify");
+    app.clock.advance(chrono::Duration::minutes(3));
+    app.run_jobs().await;
+    assert_eq!(emails_to("grace@acme.test").await.len(), 1);
 }

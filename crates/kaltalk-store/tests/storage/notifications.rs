@@ -239,7 +239,7 @@ async fn each_reason_reaches_the_right_members_and_never_its_causer() {
         // Linus turns off in-app notices of new conversations: he is not told any more.
         let off = Preference {
             in_app: false,
-            ..Preference::everything(NotificationReason::NewConversation)
+            ..Preference::default_for(NotificationReason::NewConversation)
         };
         store
             .save_notification_preferences(acme.id, linus, &[off])
@@ -252,7 +252,7 @@ async fn each_reason_reaches_the_right_members_and_never_its_causer() {
         assert_eq!(saved.len(), NotificationReason::ALL.len());
         assert!(
             saved.contains(&off)
-                && saved.contains(&Preference::everything(NotificationReason::Mentioned))
+                && saved.contains(&Preference::default_for(NotificationReason::Mentioned))
         );
         visitor_writes(&store, &inbox, "visitor-5", "Refund?").await;
         assert!(
