@@ -4,7 +4,9 @@
 // starts with it; the notifications page lists "The bot handed it over" with whom, and
 // following it opens the conversation and reads it. At 1440 the member allowed desktop
 // notifications: with the tab in the background the count that grew is also a system
-// notification. axe-core finds nothing serious.
+// notification. Below the list she chooses how she is told (in the app, by push, by
+// email; the customer's words in pushes; quiet hours in her zone), and Profile lists the
+// device that gets her pushes, with Remove. axe-core finds nothing serious.
 //
 // Run with: KALTALK_BIN=... node --test tests/browser/notifications.test.mjs
 
@@ -152,11 +154,26 @@ describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
       assert.equal(await item.locator('.what').innerText(), 'The bot handed it over');
       assert.match(await item.locator('.meta').innerText(), /Website/);
       assert.match(await item.locator('.who').innerText(), /^Visitor [0-9a-f]{6}$/, 'named as the inbox names the visitor');
-      // Below the list, what the bell tells her: every kind, ticked by default.
-      const handovers = grace.getByLabel('Conversations the bot hands over');
+      // Below the list, how she is told: every kind in the app and by push by default,
+      // by email what waits on her; names and words in pushes off; her browser's zone.
+      const handovers = grace.getByLabel('In the app: Conversations the bot hands over');
       await assertReadable(grace, handovers, null, `the handover choice at ${viewport.name}`);
       assert.equal(await handovers.isChecked(), true);
+      const pushed = grace.getByLabel('By push: Conversations the bot hands over');
+      await assertReadable(grace, pushed, null, `the handover's push choice at ${viewport.name}`);
+      assert.equal(await pushed.isChecked(), true);
+      await assertReadable(grace, grace.getByRole('columnheader', { name: 'Email' }), null, `the email column at ${viewport.name}`);
       assert.equal(await grace.locator('.notification-settings input[name=in_app]:checked').count(), 5);
+      assert.equal(await grace.locator('.notification-settings input[name=push]:checked').count(), 5);
+      assert.equal(await grace.locator('.notification-settings input[name=email]:checked').count(), 3);
+      const words = grace.getByLabel(/Show the customer's name and words in pushes/);
+      await assertReadable(grace, words, null, `the push text choice at ${viewport.name}`);
+      assert.equal(await words.isChecked(), false, 'no customer words in pushes by default');
+      await assertReadable(grace, grace.getByLabel('From'), null, `quiet hours at ${viewport.name}`);
+      const zone = await grace.evaluate(() => Intl.DateTimeFormat().resolvedOptions().timeZone);
+      assert.equal(await grace.locator('#time_zone').inputValue(), zone, 'the zone starts as the browser\'s');
+      const getPushes = grace.getByRole('button', { name: 'Get pushes on this device' });
+      await assertReadable(grace, getPushes, null, `the push button at ${viewport.name}`);
       const desktop = grace.getByRole('button', { name: 'Show desktop notifications' });
       if (allowed) {
         assert.equal(await desktop.isVisible(), false, 'already allowed: nothing to ask');
@@ -179,6 +196,42 @@ describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
       assert.equal(await after.locator('.bell-count').isVisible(), false, 'read: the count is gone');
       assert.doesNotMatch(await grace.title(), /^\(\d+\)/);
       await grace.screenshot({ path: path.join(artifactsDir, `notifications-opened-${viewport.name}.png`) });
+    });
+
+    step(`at ${viewport.name} Profile lists the device that gets her pushes, and removes it`, async () => {
+      // What "Get pushes on this device" registers after the browser subscribed (headless
+      // Chromium's push service is Google's, unreachable here): a subscription with a
+      // key and auth secret this page makes.
+      const status = await grace.evaluate(async () => {
+        const pair = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits']);
+        const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
+        const b64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+        const response = await fetch('/notifications/push-subscriptions', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': document.querySelector('meta[name="csrf-token"]').content },
+          body: JSON.stringify({
+            endpoint: 'https://fcm.googleapis.com/fcm/send/browser-test',
+            expirationTime: null,
+            keys: { p256dh: b64url(raw), auth: b64url(crypto.getRandomValues(new Uint8Array(16))) },
+          }),
+        });
+        return response.status;
+      });
+      assert.equal(status, 201);
+      await grace.goto(`${server.baseUrl}/settings/profile#devices`);
+      const device = grace.locator('#devices li', { hasText: "Google's push service" });
+      await assertReadable(grace, device.locator('.what'), null, `the device at ${viewport.name}`);
+      const remove = device.getByRole('button', { name: /^Remove/ });
+      await assertReadable(grace, remove, null, `its Remove button at ${viewport.name}`);
+      await grace.locator('#devices').scrollIntoViewIfNeeded();
+      await grace.screenshot({ path: path.join(artifactsDir, `notifications-devices-${viewport.name}.png`) });
+      const found = await axeViolations(grace);
+      assert.deepEqual(found, [], `axe-core found on the profile page:\n${found.join('\n')}`);
+      if (viewport.hasTouch) await remove.tap();
+      else await remove.click();
+      await grace.waitForURL(/notice=device-removed/);
+      await assertReadable(grace, grace.getByText('That device gets no more pushes.'), null, `the removal notice at ${viewport.name}`);
+      assert.equal(await grace.locator('#devices li').count(), 0);
       for (const page of [grace, visitor]) await page.context().close();
       seen = 0;
     });
