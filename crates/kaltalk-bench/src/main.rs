@@ -7,6 +7,7 @@
 mod ai_turn;
 mod chat;
 mod knowledge;
+mod push;
 mod report;
 mod server;
 
@@ -33,6 +34,9 @@ enum Command {
     Retrieval(knowledge::RetrievalArgs),
     /// Ingestion of a real site (crawl, extract, chunk, embed, swap), in process.
     Ingest(knowledge::IngestArgs),
+    /// Web Push: from a handover to the push reaching the loopback push service (p50 /
+    /// p95), and pushes per second in a burst.
+    Push(push::PushArgs),
 }
 
 #[tokio::main]
@@ -42,5 +46,6 @@ async fn main() -> anyhow::Result<()> {
         Command::AiTurn(args) => ai_turn::run(args).await,
         Command::Retrieval(args) => knowledge::retrieval(args),
         Command::Ingest(args) => knowledge::ingest(args).await,
+        Command::Push(args) => push::run(args).await,
     }
 }

@@ -159,6 +159,7 @@ pub async fn work(
         if idle {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = state.jobs_queued.notified() => {}
                 _ = shutdown.changed() => {}
             }
         }

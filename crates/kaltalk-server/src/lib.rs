@@ -187,6 +187,7 @@ impl Kaltalk {
             webhook_client,
             push_client,
             push_keys,
+            jobs_queued: Arc::new(tokio::sync::Notify::new()),
             blobs,
             knowledge: Arc::new(knowledge::Indexes::new(embeddings)),
             geoip,

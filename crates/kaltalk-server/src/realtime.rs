@@ -130,6 +130,9 @@ pub struct Hub {
     commands: mpsc::UnboundedSender<Command>,
     /// How often sockets are pinged; a socket that misses a pong is closed.
     ping_every: Duration,
+    /// Rung when events other than notifications are published: the notifier reads the
+    /// log then, instead of at its next second.
+    written: Arc<tokio::sync::Notify>,
 }
 
 impl Hub {
@@ -142,14 +145,24 @@ impl Hub {
         Self {
             ping_every,
             commands,
+            written: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
     /// Publishes events that have been committed.
     pub fn publish_events(&self, events: Vec<Event>) {
+        // The notifier's own (notification.*) do not wake it: it would only read them again.
+        if events.iter().any(|e| !e.kind.starts_with("notification.")) {
+            self.written.notify_one();
+        }
         for event in events {
             self.publish(Live::Event(Arc::new(event)));
         }
+    }
+
+    /// Resolves when events were published since the last call (at once if they were).
+    pub async fn events_written(&self) {
+        self.written.notified().await;
     }
 
     pub fn publish(&self, live: Live) {

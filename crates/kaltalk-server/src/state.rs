@@ -37,6 +37,9 @@ pub struct AppState {
     /// Pushes to browsers' push services (its switches: `[push]`), signed with `push_keys`.
     pub push_client: Arc<crate::outbound::GuardedClient>,
     pub push_keys: Arc<crate::notifications::push::Vapid>,
+    /// Rung when jobs due now were queued outside a request (the notifier's pushes): idle
+    /// workers look at once instead of at their next second.
+    pub jobs_queued: Arc<tokio::sync::Notify>,
     /// Fan-out of committed events to connected sockets.
     pub hub: Hub,
     /// The country database, loaded once when `visitors.geoip_database` names one.

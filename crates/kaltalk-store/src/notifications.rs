@@ -303,9 +303,9 @@ impl Store {
                     if !in_bell && !push && !email {
                         continue;
                     }
-                    // On their screen (or not for the bell): kept as read and never listed,
-                    // so that reading the event again (it may not have settled) does not
-                    // tell them later.
+                    // On their screen: kept as read and never listed, so that reading the
+                    // event again (it may not have settled) does not tell them later. Not
+                    // for the bell: never listed nor counted, but unread for push and email.
                     let hidden = on_screen || !in_bell;
                     let id = NotificationId::new();
                     let inserted = sqlx::query(
@@ -319,7 +319,7 @@ impl Store {
                     .bind(reason.as_str())
                     .bind(conversation)
                     .bind(now)
-                    .bind(hidden.then_some(now))
+                    .bind(on_screen.then_some(now))
                     .bind(on_screen)
                     .bind(in_bell)
                     .execute(&mut *tx)
@@ -431,7 +431,7 @@ impl Store {
     /// How many of a member's notifications are unread.
     pub async fn unread_notifications(&self, org: OrgId, user: UserId) -> Result<i64, StoreError> {
         let (count,): (i64,) = on_db!(self, pool => sqlx::query_as(
-            "SELECT COUNT(*) FROM notifications WHERE org_id = $1 AND user_id = $2 AND read_at IS NULL",
+            "SELECT COUNT(*) FROM notifications WHERE org_id = $1 AND user_id = $2 AND read_at IS NULL AND in_bell",
         )
         .bind(org)
         .bind(user)

@@ -63,6 +63,9 @@ pub async fn notify_pending(state: &AppState) -> anyhow::Result<usize> {
             .await?;
         made += pass.value.notifications;
         let more = pass.value.batch_full;
+        if pass.value.pushes > 0 {
+            state.jobs_queued.notify_waiters(); // the pushes are due now
+        }
         state.hub.publish_events(pass.events);
         if !more {
             break;
@@ -75,18 +78,19 @@ pub async fn notify_pending(state: &AppState) -> anyhow::Result<usize> {
     Ok(made)
 }
 
-/// Runs [`notify_pending`] every second until `stop`.
+/// Runs [`notify_pending`] every second, and as soon as this instance publishes events,
+/// until `stop`.
 pub async fn notify_forever(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut every_second = tokio::time::interval(StdDuration::from_secs(1));
     every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = every_second.tick() => {
-                if let Err(err) = notify_pending(&state).await {
-                    tracing::warn!(error = format!("{err:#}"), "notifying members failed");
-                }
-            }
+            _ = every_second.tick() => {}
+            () = state.hub.events_written() => {}
             _ = stop.changed() => return,
+        }
+        if let Err(err) = notify_pending(&state).await {
+            tracing::warn!(error = format!("{err:#}"), "notifying members failed");
         }
     }
 }

@@ -233,6 +233,16 @@ pub async fn deliver(state: &AppState, job: DeliverPush) -> anyhow::Result<()> {
         .await;
     let answer = match answer {
         Ok(answer) => answer,
+        // Not a push service anyone may reach from here (loopback, a private network):
+        // no retry will change that, and the subscription was never a browser's.
+        Err(crate::outbound::PostError::Refused(why)) => {
+            tracing::warn!(subscription = %subscription.id, reason = %why, "push endpoint refused; subscription forgotten");
+            state
+                .store
+                .forget_push_subscription(subscription.id)
+                .await?;
+            return Ok(());
+        }
         // No answer at all: retried like a 5xx.
         Err(err) => {
             tracing::warn!(subscription = %subscription.id, error = %err, "push not sent");

@@ -218,8 +218,22 @@ async fn two_organizations(app: &TestApp) -> (Browser, String, Ids, String) {
         .expect("a notification for Globex's agent")
         .notification
         .id;
+    // And has a browser that gets her pushes.
+    let browser = store
+        .save_push_subscription(
+            globex_org,
+            agent.user_id().await,
+            "https://push.example.com/send/globex-agent",
+            "BGlobexAgentsBrowserKey",
+            "GlobexAgentAuth",
+            app.clock_now(),
+        )
+        .await
+        .expect("a push subscription")
+        .id;
     let ids = Ids(BTreeMap::from([
         ("api-keys", api_key.to_string()),
+        ("push-subscriptions", browser.to_string()),
         ("contact-attributes", definition.to_string()),
         ("notes", note.to_string()),
         ("notifications", notification.to_string()),

@@ -3,7 +3,8 @@
 //! there with `http_ece`), signed (a VAPID JWT checked against `k=`), with `TTL`,
 //! `Urgency` and `Topic`; no customer words unless the member chose them; 410 forgets the
 //! browser; 429 with `Retry-After` is retried once, not sooner; quiet hours and the
-//! per-kind choice keep pushes back; Profile lists the browser and removes it.
+//! per-kind choice keep pushes back; an endpoint the SSRF guard refuses is forgotten;
+//! Profile lists the browser and removes it.
 
 use chrono::{Duration, Timelike};
 use kaltalk_core::chat::AiSettings;
@@ -327,10 +328,30 @@ async fn a_busy_push_service_is_retried_once_when_it_said_and_a_gone_browser_is_
         StatusCode::CREATED
     );
 
+    // A subscription whose push service sits on a private network is refused by the SSRF
+    // guard when pushed to, and forgotten (no retry would change it).
+    let mut private = push.subscription().await;
+    private["endpoint"] = json!("https://10.1.2.3/push/1");
+    assert_eq!(
+        register(&owner, &private, None).await.status(),
+        StatusCode::CREATED
+    );
+
     push.answer_next(json!([{ "status": 429, "retry_after": "120" }]))
         .await;
     Visitor::new(&app, &inbox).say("Hello?").await;
     assert_eq!(notify_and_send(&app, &push).await.len(), 1, "tried at once");
+    let left = app
+        .state
+        .store
+        .list_push_subscriptions(org, olivia)
+        .await
+        .expect("list");
+    assert_eq!(left.len(), 1, "the private one is forgotten");
+    assert_eq!(
+        left[0].endpoint,
+        subscription["endpoint"].as_str().expect("endpoint")
+    );
     app.clock.advance(Duration::seconds(119));
     assert_eq!(
         notify_and_send(&app, &push).await.len(),
@@ -447,6 +468,24 @@ async fn quiet_hours_and_the_per_kind_choice_keep_pushes_back_but_not_the_bell()
             .await
             .expect("count"),
         3
+    );
+
+    // The other way round: pushed but kept out of the bell.
+    let mut fields: Vec<(&str, &str)> = every_kind[1..].iter().map(|k| ("in_app", *k)).collect();
+    fields.extend(every_kind.iter().map(|k| ("push", *k)));
+    owner
+        .submit("/notifications", "/notifications/preferences", &fields)
+        .await;
+    Visitor::new(&app, &inbox).say("Hello once more").await;
+    assert_eq!(notify_and_send(&app, &push).await.len(), 2, "pushed");
+    assert_eq!(
+        app.state
+            .store
+            .unread_notifications(org, olivia)
+            .await
+            .expect("count"),
+        3,
+        "not counted"
     );
 
     // Half a range, or the same start and end, is explained, and nothing changes.

@@ -42,5 +42,5 @@ CREATE TABLE notification_settings (
 );
 
 -- A notification the member keeps out of the bell (in-app off for its reason) still
--- exists for push and email; it is stored read and never listed.
+-- exists for push and email; it is never listed nor counted.
 ALTER TABLE notifications ADD COLUMN in_bell BOOLEAN NOT NULL DEFAULT TRUE;
