@@ -170,6 +170,9 @@ impl Kaltalk {
             .await
             .map(Arc::new)
             .context("the Web Push (VAPID) keys")?;
+        let native_push = notifications::native::NativePush::from_config(&config.push)
+            .map(Arc::new)
+            .context("the native apps' push credentials (push.fcm_*, push.apns_*)")?;
         let state = AppState {
             chat,
             store,
@@ -187,6 +190,7 @@ impl Kaltalk {
             webhook_client,
             push_client,
             push_keys,
+            native_push,
             blobs,
             knowledge: Arc::new(knowledge::Indexes::new(embeddings)),
             geoip,

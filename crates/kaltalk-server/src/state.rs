@@ -37,6 +37,8 @@ pub struct AppState {
     /// Pushes to browsers' push services (its switches: `[push]`), signed with `push_keys`.
     pub push_client: Arc<crate::outbound::GuardedClient>,
     pub push_keys: Arc<crate::notifications::push::Vapid>,
+    /// Pushes to the operator's native apps (FCM, APNs), for the platforms configured.
+    pub native_push: Arc<crate::notifications::native::NativePush>,
     /// Fan-out of committed events to connected sockets.
     pub hub: Hub,
     /// The country database, loaded once when `visitors.geoip_database` names one.

@@ -3,6 +3,7 @@
 //! list, mark read / all read, each a link to its conversation) with the unread count
 //! that the dashboard refreshes live.
 
+pub mod native;
 pub mod push;
 
 use std::time::Duration as StdDuration;
