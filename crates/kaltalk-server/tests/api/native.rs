@@ -138,6 +138,23 @@ async fn an_app_signs_in_for_a_device_bound_token_that_the_api_and_socket_take_a
 
     let token = sign_in(&app, "olivia@acme.test").await;
     assert!(token.starts_with("kt_app_"), "{token}");
+    // An Idempotency-Key is no way to read a token again: a sign-in's answer is never kept.
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .api()
+            .post(app.url("/api/v1/sessions"))
+            .header("idempotency-key", "same-key")
+            .json(&json!({ "email": "olivia@acme.test", "password": PASSWORD }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert!(!response.headers().contains_key("idempotent-replayed"));
+        let body: Value = response.json().await.expect("json");
+        tokens.push(body["token"].as_str().expect("token").to_owned());
+    }
+    assert_ne!(tokens[0], tokens[1]);
     // Stored hashed only: the token itself finds nothing.
     let now = app.clock_now();
     let store = &app.state.store;
