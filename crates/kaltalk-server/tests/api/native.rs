@@ -540,8 +540,20 @@ async fn apns_gets_each_push_over_http2_with_its_headers_and_a_reused_provider_t
         "one provider token, reused"
     );
 
-    // After 50 minutes, a new one.
-    app.clock.advance(Duration::minutes(51));
+    // Still the same at 49 minutes; after 50, a new one.
+    app.clock.advance(Duration::minutes(49));
+    Visitor::new(&app, &inbox)
+        .say("A question at 49 minutes")
+        .await;
+    notify_and_run(&app).await;
+    notify_and_run(&app).await;
+    let pushes = apns.pushes().await;
+    assert!(pushes.len() >= 3, "{pushes:#?}");
+    assert!(
+        pushes.iter().all(|p| p.bearer == first.bearer),
+        "reused at 49 minutes"
+    );
+    app.clock.advance(Duration::minutes(2));
     Visitor::new(&app, &inbox).say("Later question").await;
     notify_and_run(&app).await;
     notify_and_run(&app).await;

@@ -186,7 +186,7 @@ async fn fcm_token(
 fn fcm_problems(body: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let message = &body["message"];
-    if !message["token"].as_str().is_some_and(|t| !t.is_empty()) {
+    if message["token"].as_str().is_none_or(str::is_empty) {
         problems.push("message.token is missing".to_owned());
     }
     for field in ["title", "body"] {
