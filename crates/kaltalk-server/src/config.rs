@@ -907,6 +907,15 @@ mod tests {
     }
 
     #[test]
+    fn apns_needs_all_four_settings_or_none() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("partial.toml");
+        std::fs::write(&file, "[push]\napns_key_id = \"ABC123DEFG\"\n").expect("write");
+        let err = Config::load_from(Some(&file), env(&[])).expect_err("partial APNs");
+        assert!(err.to_string().contains("apns_team_id"), "{err}");
+    }
+
+    #[test]
     fn the_example_file_parses() {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("example.toml");

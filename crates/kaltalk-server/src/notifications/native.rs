@@ -460,6 +460,24 @@ fn apns_body(push: &PushPayload, conversation: &str) -> Value {
 
 // ---- the job -----------------------------------------------------------------------------
 
+/// What an answer means for the device. Only the services' own word deletes it: FCM's
+/// `UNREGISTERED` (on a 404, sometimes a 400) and APNs' 410. Any other 404 or 410 (a
+/// wrong base URL or project) gives the push up and keeps the device, or one mistyped
+/// setting would forget every phone. The rest is decided as for Web Push.
+fn decide(platform: Platform, sent: &Sent, attempt: i32, now: DateTime<Utc>) -> Outcome {
+    let status = sent.answer.status;
+    match platform {
+        Platform::Fcm if sent.reason.as_deref() == Some("UNREGISTERED") => Outcome::Gone,
+        Platform::Apns if status == 410 => Outcome::Gone,
+        _ if matches!(status, 404 | 410) => Outcome::GiveUp(format!(
+            "{} answered HTTP {status} ({}): check its base URL and credentials",
+            platform.as_str(),
+            sent.reason.as_deref().unwrap_or("no reason given")
+        )),
+        _ => outcome(&sent.answer, attempt, now),
+    }
+}
+
 /// The `push.native` job: one attempt at one push to one device.
 pub async fn deliver(state: &AppState, job: DeliverNativePush) -> anyhow::Result<()> {
     let delivery = match state
@@ -522,14 +540,7 @@ pub async fn deliver(state: &AppState, job: DeliverNativePush) -> anyhow::Result
         "status" => sent.answer.status.to_string()
     )
     .increment(1);
-    // FCM says a token is gone with `UNREGISTERED` (on a 404, sometimes a 400).
-    let unregistered = sent.reason.as_deref() == Some("UNREGISTERED");
-    let decided = if unregistered {
-        Outcome::Gone
-    } else {
-        outcome(&sent.answer, job.attempt, now)
-    };
-    match decided {
+    match decide(device.platform, &sent, job.attempt, now) {
         Outcome::Delivered => state.store.record_device_push(device.id, now).await?,
         Outcome::Gone => state.store.forget_device(device.id).await?,
         Outcome::RetryAt(at) => {
@@ -548,4 +559,63 @@ pub async fn deliver(state: &AppState, job: DeliverNativePush) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(status: u16, reason: Option<&str>) -> Sent {
+        Sent {
+            answer: Answer {
+                status,
+                retry_after: None,
+            },
+            reason: reason.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn only_the_services_own_word_forgets_a_device() {
+        let now = Utc::now();
+        let fcm = |status, reason| decide(Platform::Fcm, &sent(status, reason), 1, now);
+        let apns = |status, reason| decide(Platform::Apns, &sent(status, reason), 1, now);
+        assert_eq!(fcm(404, Some("UNREGISTERED")), Outcome::Gone);
+        assert_eq!(fcm(400, Some("UNREGISTERED")), Outcome::Gone);
+        assert!(matches!(fcm(404, Some("NOT_FOUND")), Outcome::GiveUp(_)));
+        assert!(matches!(
+            fcm(400, Some("INVALID_ARGUMENT")),
+            Outcome::GiveUp(_)
+        ));
+        assert_eq!(apns(410, Some("Unregistered")), Outcome::Gone);
+        assert!(matches!(apns(404, Some("BadPath")), Outcome::GiveUp(_)));
+        assert_eq!(fcm(200, None), Outcome::Delivered);
+        assert!(matches!(apns(503, None), Outcome::RetryAt(_)));
+        assert!(matches!(
+            fcm(429, Some("QUOTA_EXCEEDED")),
+            Outcome::RetryAt(_)
+        ));
+    }
+
+    #[test]
+    fn error_reasons_are_read_where_each_service_puts_them() {
+        let fcm = json!({ "error": { "code": 404, "status": "NOT_FOUND", "details": [
+            { "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED" }
+        ] } });
+        assert_eq!(
+            error_reason(Platform::Fcm, &fcm).as_deref(),
+            Some("UNREGISTERED")
+        );
+        let plain = json!({ "error": { "code": 401, "status": "UNAUTHENTICATED" } });
+        assert_eq!(
+            error_reason(Platform::Fcm, &plain).as_deref(),
+            Some("UNAUTHENTICATED")
+        );
+        let apns = json!({ "reason": "ExpiredProviderToken" });
+        assert_eq!(
+            error_reason(Platform::Apns, &apns).as_deref(),
+            Some("ExpiredProviderToken")
+        );
+        assert_eq!(error_reason(Platform::Apns, &Value::Null), None);
+    }
 }
