@@ -35,8 +35,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// `POST /sessions`: the app's email and password (and organization, for someone in
-/// several).
-#[derive(ToSchema)]
+/// several). Unknown fields are refused.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // read by utoipa only: the handler reads the body field by field
 struct SignIn {
     email: String,
@@ -74,6 +75,7 @@ struct AppSessionView {
         (status = 401, description = "The email and password do not match an account.", body = super::spec::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or wrong, or `organization_id` is needed.", body = super::spec::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many sign-in attempts: wait `Retry-After` seconds.", body = super::spec::Problem, content_type = "application/problem+json"),
+        (status = "default", description = "Any other error (a body that is not JSON, or not a JSON object).", body = super::spec::Problem, content_type = "application/problem+json"),
     ))]
 async fn sign_in(
     State(state): State<AppState>,
@@ -199,8 +201,9 @@ async fn sign_out(
 }
 
 /// `POST /devices`: what the privacy policy lists, and nothing more (no device name, no
-/// hardware id).
-#[derive(ToSchema)]
+/// hardware id). Unknown fields are refused.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // read by utoipa only
 struct NewDeviceBody {
     /// `fcm` (Android, Firebase Cloud Messaging) or `apns` (iOS).
