@@ -85,4 +85,6 @@ id_type!(
     NotificationId,
     /// A browser's Web Push subscription, for the member signed in on it.
     PushSubscriptionId,
+    /// A native app's device (FCM or APNs push token), bound to its app session.
+    DeviceId,
 );

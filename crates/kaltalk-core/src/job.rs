@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::{
-    ConversationId, EmailId, EmailMessageId, MessageId, NotificationId, OrgId, PushSubscriptionId,
-    WebhookDeliveryId,
+    ConversationId, DeviceId, EmailId, EmailMessageId, MessageId, NotificationId, OrgId,
+    PushSubscriptionId, WebhookDeliveryId,
 };
 
 /// A job payload: what a job of kind `KIND` carries.
@@ -163,8 +163,21 @@ impl JobPayload for NotifyByEmail {
     const KIND: &'static str = "notification.email";
 }
 
+/// Pushes one notification to one native app's device through FCM or APNs; `attempt`
+/// counts from 1, as for [`DeliverPush`].
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct DeliverNativePush {
+    pub notification_id: NotificationId,
+    pub device_id: DeviceId,
+    pub attempt: i32,
+}
+
+impl JobPayload for DeliverNativePush {
+    const KIND: &'static str = "push.native";
+}
+
 /// Every job kind's name.
-pub const ALL_KINDS: [&str; 8] = [
+pub const ALL_KINDS: [&str; 9] = [
     DeliverEmail::KIND,
     SendEmailReply::KIND,
     AiTurn::KIND,
@@ -173,6 +186,7 @@ pub const ALL_KINDS: [&str; 8] = [
     DeliverWebhook::KIND,
     DeliverPush::KIND,
     NotifyByEmail::KIND,
+    DeliverNativePush::KIND,
 ];
 
 #[cfg(test)]

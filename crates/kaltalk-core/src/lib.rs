@@ -17,9 +17,9 @@ pub mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
-    ApiKeyId, AttachmentId, ContactId, ConversationId, EmailId, EmailMessageId, EventId, InboxId,
-    InvitationId, JobId, MessageId, NotificationId, OrgId, PushSubscriptionId, SessionId, TeamId,
-    UserId, VisitorSessionId, WebhookAttemptId, WebhookDeliveryId, WebhookId,
+    ApiKeyId, AttachmentId, ContactId, ConversationId, DeviceId, EmailId, EmailMessageId, EventId,
+    InboxId, InvitationId, JobId, MessageId, NotificationId, OrgId, PushSubscriptionId, SessionId,
+    TeamId, UserId, VisitorSessionId, WebhookAttemptId, WebhookDeliveryId, WebhookId,
 };
 pub use role::{Permission, Role};
 pub use values::{EmailAddress, MessageText, OrgName, Password, PersonName, Text, ValidationError};

@@ -105,8 +105,10 @@ pub struct WebhooksConfig {
 }
 
 /// Web Push to the members' browsers, with this instance's own VAPID keys (kept in the
-/// database) and no relay.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// database) and no relay; and pushes to the operator's own native apps through FCM and
+/// APNs with the operator's own credentials. A platform without its credentials refuses
+/// its apps' device registrations.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushConfig {
     /// Who the push services may contact about our pushes (the VAPID `sub`): a
@@ -115,6 +117,41 @@ pub struct PushConfig {
     /// Let pushes go to push services on loopback addresses (tests only: a real browser's
     /// push service is never on this machine).
     pub allow_loopback: bool,
+    /// The Firebase project's service-account JSON (its `project_id`, `client_email`,
+    /// `private_key` and `token_uri` are used): Android apps' pushes through FCM HTTP v1.
+    pub fcm_service_account: Option<PathBuf>,
+    /// Where FCM's `messages:send` is.
+    pub fcm_base_url: String,
+    /// The APNs auth key (`AuthKey_XXXXXXXXXX.p8`): iOS apps' pushes, token-based.
+    pub apns_key_path: Option<PathBuf>,
+    /// The key's id (the 10 characters in its file name).
+    pub apns_key_id: Option<String>,
+    /// The Apple developer team id.
+    pub apns_team_id: Option<String>,
+    /// The app's bundle id (`apns-topic`).
+    pub apns_topic: Option<String>,
+    /// `https://api.push.apple.com`, or `https://api.sandbox.push.apple.com` for
+    /// development builds of the app.
+    pub apns_base_url: String,
+    /// An extra root certificate (PEM) to trust for APNs (tests; a TLS-inspecting proxy).
+    pub apns_ca_path: Option<PathBuf>,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            contact: None,
+            allow_loopback: false,
+            fcm_service_account: None,
+            fcm_base_url: "https://fcm.googleapis.com".into(),
+            apns_key_path: None,
+            apns_key_id: None,
+            apns_team_id: None,
+            apns_topic: None,
+            apns_base_url: "https://api.push.apple.com".into(),
+            apns_ca_path: None,
+        }
+    }
 }
 
 /// Limits on the website widget's public API, per instance. A visitor's address is the
@@ -668,6 +705,22 @@ impl Config {
                 "push.contact = {contact:?} must be a mailto: or https:// address (e.g. mailto:ops@example.com): push services write there about our pushes"
             )));
         }
+        let apns = [
+            ("push.apns_key_path", self.push.apns_key_path.is_some()),
+            ("push.apns_key_id", self.push.apns_key_id.is_some()),
+            ("push.apns_team_id", self.push.apns_team_id.is_some()),
+            ("push.apns_topic", self.push.apns_topic.is_some()),
+        ];
+        if apns.iter().any(|(_, set)| *set) && !apns.iter().all(|(_, set)| *set) {
+            let missing: Vec<&str> = apns
+                .iter()
+                .filter_map(|(key, set)| (!set).then_some(*key))
+                .collect();
+            return Err(ConfigError::Invalid(format!(
+                "APNs needs all of push.apns_key_path, apns_key_id, apns_team_id and apns_topic; missing: {}",
+                missing.join(", ")
+            )));
+        }
         self.ai.validate()?;
         if self.embeddings.provider == EmbeddingProvider::Openai {
             let missing: Vec<&str> = [
@@ -851,6 +904,15 @@ mod tests {
         .expect("ok");
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn apns_needs_all_four_settings_or_none() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("partial.toml");
+        std::fs::write(&file, "[push]\napns_key_id = \"ABC123DEFG\"\n").expect("write");
+        let err = Config::load_from(Some(&file), env(&[])).expect_err("partial APNs");
+        assert!(err.to_string().contains("apns_team_id"), "{err}");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use kaltalk_core::job::{
-    AiTurn, DeliverEmail, DeliverPush, DeliverWebhook, IndexSource, JobPayload, NotifyByEmail,
-    Reembed, SendEmailReply,
+    AiTurn, DeliverEmail, DeliverNativePush, DeliverPush, DeliverWebhook, IndexSource, JobPayload,
+    NotifyByEmail, Reembed, SendEmailReply,
 };
 use kaltalk_mail::OutgoingEmail;
 use kaltalk_store::{Job, JobLane, JobState};
@@ -102,6 +102,9 @@ async fn handle(state: &AppState, job: &Job) -> anyhow::Result<()> {
         DeliverWebhook::KIND => crate::webhooks::deliver(state, job.payload()?).await,
         DeliverPush::KIND => crate::notifications::push::deliver(state, job.payload()?).await,
         NotifyByEmail::KIND => crate::notifications::email::send(state, job.payload()?).await,
+        DeliverNativePush::KIND => {
+            crate::notifications::native::deliver(state, job.payload()?).await
+        }
         other => Err(anyhow!("no handler for job kind {other:?}")),
     }
 }

@@ -170,6 +170,9 @@ impl Kaltalk {
             .await
             .map(Arc::new)
             .context("the Web Push (VAPID) keys")?;
+        let native_push = notifications::native::NativePush::from_config(&config.push)
+            .map(Arc::new)
+            .context("the native apps' push credentials (push.fcm_*, push.apns_*)")?;
         let state = AppState {
             chat,
             store,
@@ -188,6 +191,7 @@ impl Kaltalk {
             push_client,
             push_keys,
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
+            native_push,
             blobs,
             knowledge: Arc::new(knowledge::Indexes::new(embeddings)),
             geoip,

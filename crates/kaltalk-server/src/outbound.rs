@@ -102,7 +102,7 @@ impl GuardedClient {
 }
 
 /// `Retry-After: 120` or `Retry-After: Wed, 21 Oct 2015 07:28:00 GMT`, as an instant.
-fn retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u32>() {
         return Some(now + chrono::Duration::seconds(i64::from(seconds)));

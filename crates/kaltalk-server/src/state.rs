@@ -40,6 +40,8 @@ pub struct AppState {
     /// Rung when jobs due now were queued outside a request (the notifier's pushes): idle
     /// workers look at once instead of at their next second.
     pub jobs_queued: Arc<tokio::sync::Notify>,
+    /// Pushes to the operator's native apps (FCM, APNs), for the platforms configured.
+    pub native_push: Arc<crate::notifications::native::NativePush>,
     /// Fan-out of committed events to connected sockets.
     pub hub: Hub,
     /// The country database, loaded once when `visitors.geoip_database` names one.

@@ -11,6 +11,7 @@ mod accounts;
 pub mod ai;
 pub mod contacts;
 pub mod conversations;
+pub mod devices;
 mod dispatch;
 pub mod email;
 mod error;

@@ -7,9 +7,9 @@
 use chrono::{DateTime, Utc};
 use kaltalk_core::chat::{Handling, MessageKind, NotificationReason, SenderKind};
 use kaltalk_core::event::{EventPayload, NotificationCreated, NotificationsRead};
-use kaltalk_core::job::{DeliverPush, NotifyByEmail};
+use kaltalk_core::job::{DeliverNativePush, DeliverPush, NotifyByEmail};
 use kaltalk_core::{
-    ConversationId, EventId, NotificationId, OrgId, PushSubscriptionId, TeamId, UserId,
+    ConversationId, DeviceId, EventId, NotificationId, OrgId, PushSubscriptionId, TeamId, UserId,
 };
 
 use crate::events::{Event, NewEvent, Written, append_event};
@@ -53,7 +53,7 @@ pub struct Notified {
     pub notifications: usize,
     /// The read filled the batch: more events may be waiting.
     pub batch_full: bool,
-    /// `push.deliver` jobs queued.
+    /// `push.deliver` and `push.native` jobs queued.
     pub pushes: usize,
     /// Emails started (each gathers its conversation's next notifications).
     pub emails: usize,
@@ -348,6 +348,19 @@ impl Store {
                         .await?;
                         for (browser,) in browsers {
                             let job = NewJob::new(&DeliverPush { notification_id: id, subscription_id: browser, attempt: 1 });
+                            insert_job!(tx, job, now)?;
+                            notified.pushes += 1;
+                        }
+                        // And one per device the member's native apps registered.
+                        let devices: Vec<(DeviceId,)> = sqlx::query_as(
+                            "SELECT id FROM devices WHERE org_id = $1 AND user_id = $2 ORDER BY id",
+                        )
+                        .bind(org)
+                        .bind(user)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for (device,) in devices {
+                            let job = NewJob::new(&DeliverNativePush { notification_id: id, device_id: device, attempt: 1 });
                             insert_job!(tx, job, now)?;
                             notified.pushes += 1;
                         }

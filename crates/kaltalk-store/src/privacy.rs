@@ -75,6 +75,20 @@ pub struct AccountData {
     /// Browsers that get this person's pushes: where to (the browser's push service) and
     /// since when; the browser's keys are not theirs to read back.
     pub push_subscriptions: Vec<AccountPushSubscription>,
+    /// Phones and tablets whose native app gets this person's pushes: what the privacy
+    /// policy lists (platform, OS and app versions) and since when; the push token is
+    /// the push service's address for the app, not theirs to read back.
+    pub devices: Vec<AccountDevice>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AccountDevice {
+    pub organization_id: OrgId,
+    pub platform: String,
+    pub os_version: String,
+    pub app_version: String,
+    pub created_at: DateTime<Utc>,
+    pub last_pushed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -110,6 +124,8 @@ pub struct AccountMembership {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AccountSession {
     pub organization_id: OrgId,
+    /// `browser` (a dashboard sign-in) or `app` (a native app's).
+    pub kind: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -180,7 +196,7 @@ impl Store {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let sessions = sqlx::query_as::<_, AccountSession>(
-                "SELECT org_id AS organization_id, created_at, expires_at FROM sessions WHERE user_id = $1 ORDER BY created_at",
+                "SELECT org_id AS organization_id, kind, created_at, expires_at FROM sessions WHERE user_id = $1 ORDER BY created_at",
             )
             .bind(user)
             .fetch_all(pool)
@@ -197,7 +213,13 @@ impl Store {
             .bind(user)
             .fetch_all(pool)
             .await?;
-            Ok(AccountData { user: profile, organizations, sessions, emails, push_subscriptions })
+            let devices = sqlx::query_as::<_, AccountDevice>(
+                "SELECT org_id AS organization_id, platform, os_version, app_version, created_at, last_pushed_at FROM devices WHERE user_id = $1 ORDER BY created_at",
+            )
+            .bind(user)
+            .fetch_all(pool)
+            .await?;
+            Ok(AccountData { user: profile, organizations, sessions, emails, push_subscriptions, devices })
         })
     }
 

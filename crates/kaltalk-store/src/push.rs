@@ -82,10 +82,10 @@ impl NotificationSettings {
     }
 }
 
-/// What one `push.deliver` job needs: where to, for what, and what it may say.
+/// What a push says of one notification, whichever way it goes (a browser or a native
+/// app): what for, about which conversation, and what it may say.
 #[derive(Debug, Clone)]
-pub struct PushDelivery {
-    pub subscription: PushSubscription,
+pub struct PushMessage {
     pub notification_id: NotificationId,
     pub reason: NotificationReason,
     pub conversation_id: ConversationId,
@@ -95,6 +95,13 @@ pub struct PushDelivery {
     pub contact_name: Option<String>,
     /// The customer's newest message in the conversation.
     pub last_customer_text: Option<String>,
+}
+
+/// What one `push.deliver` job needs: where to, and the message.
+#[derive(Debug, Clone)]
+pub struct PushDelivery {
+    pub subscription: PushSubscription,
+    pub message: PushMessage,
 }
 
 /// A `notification_settings` row: zone, quiet from, quiet until, message text in pushes,
@@ -238,27 +245,45 @@ impl Store {
         subscription: PushSubscriptionId,
     ) -> Result<PushDelivery, StoreError> {
         let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM push_subscriptions WHERE id = $1");
+        let subscription =
+            on_db!(self, pool => sqlx::query_as::<_, PushSubscription>(sqlx::AssertSqlSafe(sql))
+            .bind(subscription)
+            .fetch_optional(pool)
+            .await)?
+            .ok_or(StoreError::NotFound)?;
+        let message = self
+            .push_message(notification, subscription.org_id, subscription.user_id)
+            .await?;
+        Ok(PushDelivery {
+            subscription,
+            message,
+        })
+    }
+
+    /// What a push about `notification` says to its member; `NotFound` when it is gone,
+    /// or is not theirs.
+    pub(crate) async fn push_message(
+        &self,
+        notification: NotificationId,
+        org: OrgId,
+        user: UserId,
+    ) -> Result<PushMessage, StoreError> {
         on_db!(self, pool => {
-            let subscription = sqlx::query_as::<_, PushSubscription>(sqlx::AssertSqlSafe(sql))
-                .bind(subscription)
-                .fetch_optional(pool)
-                .await?
-                .ok_or(StoreError::NotFound)?;
             let found: Option<NotificationFacts> = sqlx::query_as(
                 "SELECT n.reason, n.conversation_id, n.read_at, ct.name FROM notifications n \
                  JOIN conversations c ON c.id = n.conversation_id JOIN contacts ct ON ct.id = c.contact_id \
                  WHERE n.id = $1 AND n.org_id = $2 AND n.user_id = $3",
             )
             .bind(notification)
-            .bind(subscription.org_id)
-            .bind(subscription.user_id)
+            .bind(org)
+            .bind(user)
             .fetch_optional(pool)
             .await?;
             let (reason, conversation_id, read_at, contact_name) = found.ok_or(StoreError::NotFound)?;
             let reason: NotificationReason = reason.parse().map_err(|_| StoreError::NotFound)?;
             let settings: Option<SettingsRow> = sqlx::query_as(SETTINGS_SQL)
-                .bind(subscription.org_id)
-                .bind(subscription.user_id)
+                .bind(org)
+                .bind(user)
                 .fetch_optional(pool)
                 .await?;
             let push_text = settings.map(NotificationSettings::from_row).unwrap_or_default().push_text;
@@ -269,8 +294,7 @@ impl Store {
             .bind(conversation_id)
             .fetch_optional(pool)
             .await?;
-            Ok(PushDelivery {
-                subscription,
+            Ok(PushMessage {
                 notification_id: notification,
                 reason,
                 conversation_id,

@@ -59,12 +59,21 @@ fn replay(stored: StoredResponse) -> Response {
     response
 }
 
+/// POSTs whose answer is never kept: a native app's sign-in answers its bearer token,
+/// shown once and stored only hashed; a kept answer would store it readable (and the
+/// request has no organization to key it by before it succeeds). Its operation is public,
+/// so the document does not offer `Idempotency-Key` there.
+const NEVER_KEPT: &[&str] = &["/api/v1/sessions"];
+
 pub async fn honour_idempotency_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() != Method::POST || !request.headers().contains_key(IDEMPOTENCY_KEY) {
+    if request.method() != Method::POST
+        || !request.headers().contains_key(IDEMPOTENCY_KEY)
+        || NEVER_KEPT.contains(&request.uri().path())
+    {
         return next.run(request).await;
     }
     match keyed(&state, request, next).await {

@@ -9,6 +9,7 @@
 mod body;
 mod contacts;
 mod conversations;
+mod devices;
 mod docs;
 mod idempotency;
 mod inboxes;
@@ -52,6 +53,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(knowledge::routes())
         .merge(teams::routes())
         .merge(webhooks::routes())
+        .merge(devices::routes())
         .routes(routes!(spec::openapi_json))
 }
 

@@ -81,7 +81,9 @@ impl Modify for CommonParts {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key of the organization, `kt_…`."))
+                    .description(Some(
+                        "An API key of the organization, `kt_…`, or a native app's session token, `kt_app_…` (from `POST /sessions`).",
+                    ))
                     .build(),
             ),
         );

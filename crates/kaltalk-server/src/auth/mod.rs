@@ -7,4 +7,4 @@ pub mod password;
 pub mod session;
 
 pub use csrf::{SessionForm, SessionUpload, UploadCap, UploadedFile};
-pub use session::{AgentSession, ApiPrincipal, ClientIp};
+pub use session::{AgentOrApp, AgentSession, ApiPrincipal, ClientIp, SessionKind};

@@ -17,6 +17,16 @@ use crate::state::AppState;
 use crate::web::PageError;
 
 pub const SESSION_COOKIE: &str = "kaltalk_session";
+/// What a native app's bearer token starts with, so the API tells it from an API key
+/// before looking either up.
+pub const APP_TOKEN_PREFIX: &str = "kt_app_";
+
+/// How the person signed in: the dashboard's cookie, or a native app's bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Browser,
+    App,
+}
 
 /// The signed-in person, in the organization the session currently acts for.
 #[derive(Debug, Clone)]
@@ -26,6 +36,7 @@ pub struct AgentSession {
     pub user: User,
     pub org: Organization,
     pub member: Member,
+    pub kind: SessionKind,
 }
 
 impl AgentSession {
@@ -71,18 +82,72 @@ impl AgentSession {
             .get(SESSION_COOKIE)
             .map(|c| c.value().to_owned())
             .ok_or(AppError::Unauthorized)?;
-        let session = load(state, &token).await?;
+        let record = state
+            .store
+            .find_session(&token::hash(&token), state.now())
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        let session = load(state, record, SessionKind::Browser).await?;
         parts.extensions.insert(session.clone());
         Ok(session)
     }
+
+    /// The native app's session of a bearer token (`kt_app_…`); 401 for anything else.
+    pub async fn from_app_token(state: &AppState, token: &str) -> Result<Self, AppError> {
+        if !token.starts_with(APP_TOKEN_PREFIX) {
+            return Err(AppError::Unauthorized);
+        }
+        let record = state
+            .store
+            .find_app_session(&token::hash(token), state.now())
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        load(state, record, SessionKind::App).await
+    }
 }
 
-async fn load(state: &AppState, token: &str) -> Result<AgentSession, AppError> {
-    let record = state
-        .store
-        .find_session(&token::hash(token), state.now())
-        .await?
-        .ok_or(AppError::Unauthorized)?;
+/// The token of an `Authorization: Bearer <token>` header; a header of any other shape is
+/// a wrong credential (401), not none.
+pub fn bearer(parts: &Parts) -> Option<Result<&str, AppError>> {
+    let header = parts.headers.get(AUTHORIZATION)?;
+    Some(
+        header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(AppError::Unauthorized),
+    )
+}
+
+/// A signed-in person from the dashboard's cookie or, when the request has an
+/// `Authorization` header, a native app's bearer token (the agent's realtime socket takes
+/// both).
+#[derive(Debug, Clone)]
+pub struct AgentOrApp(pub AgentSession);
+
+impl FromRequestParts<AppState> for AgentOrApp {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match bearer(parts) {
+            Some(token) => Ok(AgentOrApp(
+                AgentSession::from_app_token(state, token?).await?,
+            )),
+            None => Ok(AgentOrApp(AgentSession::from_parts(parts, state).await?)),
+        }
+    }
+}
+
+async fn load(
+    state: &AppState,
+    record: kaltalk_store::SessionRecord,
+    kind: SessionKind,
+) -> Result<AgentSession, AppError> {
     let user = state.store.get_user(record.user_id).await?;
     // The session's organization may have removed this person since: fall back to another
     // of their organizations rather than signing them out.
@@ -111,7 +176,35 @@ async fn load(state: &AppState, token: &str) -> Result<AgentSession, AppError> {
         user,
         org,
         member,
+        kind,
     })
+}
+
+/// Starts a native app's session for `user` acting for `org`: the bearer token (shown
+/// this once) and when it stops working, as a dashboard session would.
+pub async fn start_app(
+    state: &AppState,
+    user: kaltalk_core::UserId,
+    org: OrgId,
+) -> Result<(String, chrono::DateTime<chrono::Utc>, SessionId), AppError> {
+    let token = token::generate(APP_TOKEN_PREFIX);
+    let expires_at = state.now() + Duration::hours(state.config.sessions.lifetime_hours);
+    let id = state
+        .store
+        .create_app_session(
+            &NewSession {
+                token_hash: token::hash(&token),
+                user_id: user,
+                org_id: org,
+                // Bearer tokens ride on no request by themselves: never asked for, but the
+                // column is kept secret all the same.
+                csrf_token: token::generate(""),
+                expires_at,
+            },
+            state.now(),
+        )
+        .await?;
+    Ok((token, expires_at, id))
 }
 
 /// Starts a session for `user` acting for `org`; returns the cookie to set.
@@ -199,14 +292,12 @@ impl FromRequestParts<AppState> for ApiPrincipal {
 
 impl ApiPrincipal {
     async fn identify(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        if let Some(header) = parts.headers.get(AUTHORIZATION) {
-            let key = header
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .ok_or(AppError::Unauthorized)?;
+        if let Some(key) = bearer(parts) {
+            let key = key?;
+            if key.starts_with(APP_TOKEN_PREFIX) {
+                let session = AgentSession::from_app_token(state, key).await?;
+                return Ok(ApiPrincipal::Session(Box::new(session)));
+            }
             let found = state
                 .store
                 .authenticate_api_key(&token::hash(key), state.now())

@@ -10,7 +10,7 @@ use kaltalk_store::Event;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::AgentSession;
+use crate::auth::AgentOrApp;
 use crate::error::AppError;
 use crate::realtime::{Feed, Live, REPLAY_BATCH, Topic, Typist, pump};
 use crate::state::AppState;
@@ -22,7 +22,8 @@ pub struct SocketQuery {
 
 pub async fn upgrade(
     State(state): State<AppState>,
-    session: AgentSession,
+    // The dashboard's cookie, or a native app's `Authorization: Bearer` token.
+    AgentOrApp(session): AgentOrApp,
     axum::extract::Query(query): axum::extract::Query<SocketQuery>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,

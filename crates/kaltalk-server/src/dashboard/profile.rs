@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/profile/email", post(change_email))
         .route("/settings/profile/password", post(change_password))
         .route("/settings/profile/export", get(export))
+        .route("/settings/profile/apps/{id}/sign-out", post(sign_out_app))
         .route("/settings/profile/delete", post(delete_account))
 }
 
@@ -52,6 +53,17 @@ struct ProfilePage {
     deletion: Vec<DeletionStep>,
     /// The browsers that get this person's pushes here.
     devices: Vec<Device>,
+    /// The native apps signed in as this person, with the device each registered.
+    apps: Vec<AppDevice>,
+}
+
+/// A signed-in native app, as Profile lists it.
+struct AppDevice {
+    session_id: kaltalk_core::SessionId,
+    /// "Android 14, app 2.3.0", or that it gets no pushes.
+    what: String,
+    since: String,
+    last_push: Option<String>,
 }
 
 /// A browser that gets the person's pushes, as Profile lists it.
@@ -112,8 +124,35 @@ async fn page(
                 .map(|at| crate::conversations::short_time(&at, &now)),
         })
         .collect();
+    let apps = state
+        .store
+        .list_app_sessions(session.user.id, now)
+        .await?
+        .into_iter()
+        .map(|app| AppDevice {
+            session_id: app.id,
+            what: match &app.device {
+                Some(device) => format!(
+                    "The app on {} {}, version {}",
+                    match device.platform {
+                        kaltalk_store::devices::Platform::Fcm => "Android",
+                        kaltalk_store::devices::Platform::Apns => "iOS",
+                    },
+                    device.os_version,
+                    device.app_version
+                ),
+                None => "The app, signed in (no pushes: it registered no device)".to_owned(),
+            },
+            since: crate::conversations::short_time(&app.created_at, &now),
+            last_push: app
+                .device
+                .and_then(|d| d.last_pushed_at)
+                .map(|at| crate::conversations::short_time(&at, &now)),
+        })
+        .collect();
     Ok(ProfilePage {
         devices,
+        apps,
         layout: Layout::signed_in(state, session, "profile").await?,
         notice,
         csrf: session.csrf_token.clone(),
@@ -167,11 +206,24 @@ async fn show(
         ),
         Some("password") => Some("Your password was changed. Every other session was signed out."),
         Some("device-removed") => Some("That device gets no more pushes."),
+        Some("app-signed-out") => {
+            Some("That app was signed out: its token no longer works and it gets no more pushes.")
+        }
         _ => None,
     };
     Ok(page(&state, &session, FieldErrors::default(), notice)
         .await?
         .into_response())
+}
+
+/// Signs one of the person's native apps out (its device goes with it).
+async fn sign_out_app(
+    State(state): State<AppState>,
+    crate::web::IdPath(id): crate::web::IdPath<kaltalk_core::SessionId>,
+    SessionForm { session, .. }: SessionForm<crate::web::forms::NoFields>,
+) -> PageResult {
+    state.store.revoke_app_session(session.user.id, id).await?;
+    Ok(see_other("/settings/profile?notice=app-signed-out#devices"))
 }
 
 #[derive(Deserialize)]

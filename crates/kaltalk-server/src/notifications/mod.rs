@@ -4,6 +4,7 @@
 //! that the dashboard refreshes live.
 
 pub mod email;
+pub mod native;
 pub mod push;
 
 use std::time::Duration as StdDuration;

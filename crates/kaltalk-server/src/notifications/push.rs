@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use kaltalk_core::chat::NotificationReason;
 use kaltalk_core::job::DeliverPush;
-use kaltalk_store::push::{PushDelivery, PushKeys};
+use kaltalk_store::push::{PushKeys, PushMessage};
 use kaltalk_store::{NewJob, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -114,9 +114,9 @@ pub struct PushPayload {
     pub reason: String,
 }
 
-/// The payload for one delivery; the customer's words and name only when the member
-/// chose message text in pushes.
-pub fn payload(delivery: &PushDelivery) -> PushPayload {
+/// The payload for one delivery (to a browser or a native app); the customer's words and
+/// name only when the member chose message text in pushes.
+pub fn payload(delivery: &PushMessage) -> PushPayload {
     let reason = delivery.reason;
     let (title, body) = if delivery.push_text {
         let who = delivery
@@ -160,9 +160,9 @@ fn urgency(reason: NotificationReason) -> &'static str {
     }
 }
 
-/// What one attempt's answer means.
+/// What one attempt's answer means (for a browser's push service, FCM or APNs alike).
 #[derive(Debug, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Delivered,
     /// The subscription is gone (the browser unsubscribed, or it expired).
     Gone,
@@ -170,7 +170,7 @@ enum Outcome {
     GiveUp(String),
 }
 
-fn outcome(answer: &Answer, attempt: i32, now: DateTime<Utc>) -> Outcome {
+pub(crate) fn outcome(answer: &Answer, attempt: i32, now: DateTime<Utc>) -> Outcome {
     match answer.status {
         200..=299 => Outcome::Delivered,
         404 | 410 => Outcome::Gone,
@@ -203,22 +203,27 @@ pub async fn deliver(state: &AppState, job: DeliverPush) -> anyhow::Result<()> {
         Err(StoreError::NotFound) => return Ok(()),
         Err(err) => return Err(err.into()),
     };
-    if delivery.already_read {
+    if delivery.message.already_read {
         return Ok(()); // opened from another device before this went out
     }
     let now = state.now();
     let subscription = &delivery.subscription;
     let endpoint = url::Url::parse(&subscription.endpoint)?;
-    let body = serde_json::to_vec(&payload(&delivery))?;
+    let body = serde_json::to_vec(&payload(&delivery.message))?;
     let encrypted = encrypt(subscription, body)?;
     let headers = [
         ("content-type", "application/octet-stream".to_owned()),
         ("content-encoding", "aes128gcm".to_owned()),
         ("ttl", TTL_SECONDS.to_string()),
-        ("urgency", urgency(delivery.reason).to_owned()),
+        ("urgency", urgency(delivery.message.reason).to_owned()),
         (
             "topic",
-            delivery.conversation_id.as_uuid().simple().to_string(),
+            delivery
+                .message
+                .conversation_id
+                .as_uuid()
+                .simple()
+                .to_string(),
         ),
         (
             "authorization",

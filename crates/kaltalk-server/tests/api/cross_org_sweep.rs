@@ -218,22 +218,37 @@ async fn two_organizations(app: &TestApp) -> (Browser, String, Ids, String) {
         .expect("a notification for Globex's agent")
         .notification
         .id;
-    // And has a browser that gets her pushes.
-    let browser = store
+    // Globex's agent gets pushes in a browser and in the app on her phone.
+    let agent_id = agent.user_id().await;
+    let subscription = store
         .save_push_subscription(
             globex_org,
-            agent.user_id().await,
+            agent_id,
             "https://push.example.com/send/globex-agent",
             "BGlobexAgentsBrowserKey",
-            "GlobexAgentAuth",
+            "GlobexAuthSecret",
             app.clock_now(),
         )
         .await
         .expect("a push subscription")
         .id;
+    let app_session = store
+        .create_app_session(
+            &kaltalk_store::NewSession {
+                token_hash: kaltalk_core::token::hash("kt_app_globex-agents-phone"),
+                user_id: agent_id,
+                org_id: globex_org,
+                csrf_token: "unused".into(),
+                expires_at: app.clock_now() + chrono::Duration::days(30),
+            },
+            app.clock_now(),
+        )
+        .await
+        .expect("an app session");
     let ids = Ids(BTreeMap::from([
         ("api-keys", api_key.to_string()),
-        ("push-subscriptions", browser.to_string()),
+        ("apps", app_session.to_string()),
+        ("push-subscriptions", subscription.to_string()),
         ("contact-attributes", definition.to_string()),
         ("notes", note.to_string()),
         ("notifications", notification.to_string()),
@@ -468,5 +483,30 @@ async fn every_dashboard_route_answers_another_organizations_ids_as_ids_that_do_
         response.status(),
         StatusCode::OK,
         "Globex's conversation is untouched"
+    );
+    // Its agent's browser and app still get her pushes.
+    let store = &app.state.store;
+    let email = kaltalk_core::EmailAddress::parse("email", "agent@globex.test").expect("email");
+    let user = store
+        .find_user_by_email(&email)
+        .await
+        .expect("find")
+        .expect("Globex's agent");
+    let agent = &store.memberships_of(user.id).await.expect("memberships")[0];
+    assert_eq!(
+        store
+            .list_push_subscriptions(agent.org_id, agent.user_id)
+            .await
+            .expect("subscriptions")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_app_sessions(agent.user_id, app.clock_now())
+            .await
+            .expect("apps")
+            .len(),
+        1
     );
 }

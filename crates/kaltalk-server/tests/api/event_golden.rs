@@ -74,7 +74,7 @@ const ORG_EVENT_KINDS: [&str; 32] = [
     "team.updated",
 ];
 
-const JOB_KINDS: [&str; 8] = [
+const JOB_KINDS: [&str; 9] = [
     "ai.turn",
     "email.deliver",
     "email.reply",
@@ -82,6 +82,7 @@ const JOB_KINDS: [&str; 8] = [
     "knowledge.reembed",
     "notification.email",
     "push.deliver",
+    "push.native",
     "webhook.deliver",
 ];
 
@@ -619,7 +620,7 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
     app.run_jobs().await;
 
     // A note mentions a teammate: the team hears it, the widget and webhooks do not; her
-    // browser is pushed to (the job stays queued: the story sends nothing).
+    // browser and her phone are pushed to (the jobs stay queued: the story sends nothing).
     let grace = store
         .create_member_user(
             &NewUser {
@@ -645,6 +646,35 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
         )
         .await
         .expect("push subscription");
+    // And her phone's app, signed in and registered (its job is queued the same way).
+    let app_session = store
+        .create_app_session(
+            &kaltalk_store::NewSession {
+                token_hash: kaltalk_core::token::hash("kt_app_graces-phone"),
+                user_id: grace,
+                org_id: org,
+                csrf_token: "unused".into(),
+                expires_at: now() + Duration::days(30),
+            },
+            now(),
+        )
+        .await
+        .expect("app session");
+    store
+        .register_device(
+            app_session,
+            org,
+            grace,
+            &kaltalk_store::devices::NewDevice {
+                platform: kaltalk_store::devices::Platform::Fcm,
+                push_token: "graces-phone-fcm-token",
+                os_version: "14",
+                app_version: "2.3.0",
+            },
+            now(),
+        )
+        .await
+        .expect("device");
     reply(&owner, conversation, "note", "@Grace Hopper can you look?").await;
 
     // The members are told of what needs them (each hears only their own), and the owner

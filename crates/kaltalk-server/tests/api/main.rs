@@ -30,6 +30,8 @@ mod intake;
 mod knowledge;
 mod mentions;
 mod model_download;
+mod native;
+mod native_fakes;
 mod notifications;
 mod openapi;
 mod operations;

@@ -25,14 +25,15 @@ impl Store {
         Ok(id)
     }
 
-    /// The unexpired session with this token hash.
+    /// The unexpired browser session with this token hash (an app's bearer token is not
+    /// a cookie: `find_app_session` reads those).
     pub async fn find_session(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<SessionRecord>, StoreError> {
         Ok(on_db!(self, pool => sqlx::query_as::<_, SessionRecord>(
-            "SELECT id, user_id, org_id, csrf_token, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+            "SELECT id, user_id, org_id, csrf_token, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2 AND kind = 'browser'",
         )
         .bind(token_hash)
         .bind(now)

@@ -7,6 +7,7 @@ mod accounts;
 mod api;
 mod chat;
 mod contacts;
+mod devices;
 mod email;
 mod events;
 mod hours;
