@@ -90,11 +90,22 @@ pub async fn notify_forever(state: AppState, mut stop: watch::Receiver<bool>) {
             () = state.hub.events_written() => {}
             _ = stop.changed() => return,
         }
+        let started = std::time::Instant::now();
         if let Err(err) = notify_pending(&state).await {
             tracing::warn!(error = format!("{err:#}"), "notifying members failed");
         }
+        // However busy the log (a chat at hundreds of messages a second wakes it on each),
+        // at most ten passes a second: each holds the write lock for a moment.
+        let rest = MIN_PASS_GAP.saturating_sub(started.elapsed());
+        tokio::select! {
+            _ = tokio::time::sleep(rest) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
+
+/// The shortest time between two notifier passes.
+const MIN_PASS_GAP: StdDuration = StdDuration::from_millis(100);
 
 #[derive(Template, WebTemplate)]
 #[template(path = "app/notifications.html")]
