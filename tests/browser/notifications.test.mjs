@@ -163,8 +163,8 @@ describe('the bell tells an agent of a handover', { timeout: 300_000 }, () => {
       await assertReadable(grace, pushed, null, `the handover's push choice at ${viewport.name}`);
       assert.equal(await pushed.isChecked(), true);
       await assertReadable(grace, grace.getByRole('columnheader', { name: 'Email' }), null, `the email column at ${viewport.name}`);
-      assert.equal(await grace.locator('.notification-settings input[name=in_app]:checked').count(), 5);
-      assert.equal(await grace.locator('.notification-settings input[name=push]:checked').count(), 5);
+      assert.equal(await grace.locator('.notification-settings input[name=in_app]:checked').count(), 6);
+      assert.equal(await grace.locator('.notification-settings input[name=push]:checked').count(), 6);
       assert.equal(await grace.locator('.notification-settings input[name=email]:checked').count(), 3);
       const words = grace.getByLabel(/Show the customer's name and words in pushes/);
       await assertReadable(grace, words, null, `the push text choice at ${viewport.name}`);

@@ -173,6 +173,11 @@ describe('teams and auto-assignment', { timeout: 300_000 }, () => {
     const section = ada.locator('#routing');
     await section.getByLabel('Team', { exact: true }).selectOption({ label: 'Support' });
     await section.getByLabel(/Auto-assign new conversations/).check();
+    // A customer left waiting: a quarter of an hour by default, ten minutes here.
+    const waiting = section.getByLabel(/Tell the team when a customer waits for a reply longer than/);
+    await assertReadable(ada, waiting, null, 'the waiting alert field');
+    assert.equal(await waiting.inputValue(), '15');
+    await waiting.fill('10');
     await section.getByRole('button', { name: 'Save routing' }).click();
     await ada.waitForURL(/notice=routing-saved/);
     // The page comes back at the section, and says so there, without scrolling.
@@ -181,6 +186,7 @@ describe('teams and auto-assignment', { timeout: 300_000 }, () => {
     assert.equal(await notice.innerText(), 'Routing saved.');
     assert.equal(await ada.locator('#routing-team').inputValue(), teamId);
     assert.equal(await ada.getByLabel(/Auto-assign new conversations/).isChecked(), true);
+    assert.equal(await ada.locator('#routing-waiting').inputValue(), '10');
     await assertReadable(ada, section.getByRole('heading', { name: 'Routing and auto-assignment' }), null, 'the routing section');
     await noSeriousViolations(ada, 'the inbox settings page');
     await section.screenshot({ path: path.join(artifactsDir, 'routing-inbox-settings-desktop-1440.png') });

@@ -94,13 +94,15 @@ impl Availability {
 text_enum!(
     /// Why a member is told about a conversation: it is new in their team (or, with no
     /// team, their organization), it was assigned to them, the bot handed it over to
-    /// them, its customer wrote again while it is theirs, or a teammate mentioned them.
+    /// them, its customer wrote again while it is theirs, a teammate mentioned them, or
+    /// its customer has waited longer for a reply than its inbox allows.
     NotificationReason {
         NewConversation => "new_conversation",
         Assigned => "assigned",
         HandedOver => "handed_over",
         NewMessage => "new_message",
         Mentioned => "mentioned",
+        Waiting => "waiting",
     }
 );
 
@@ -113,7 +115,14 @@ impl NotificationReason {
             Self::HandedOver => "The bot handed it over",
             Self::NewMessage => "New message",
             Self::Mentioned => "You were mentioned in a note",
+            Self::Waiting => "Waiting for a reply",
         }
+    }
+
+    /// Someone waits for a person right now (a handover, a wait past the inbox's limit):
+    /// pushes ask for high priority.
+    pub fn is_urgent(self) -> bool {
+        matches!(self, Self::HandedOver | Self::Waiting)
     }
 
     /// The choice in the member's settings: "tell me about …".
@@ -124,6 +133,7 @@ impl NotificationReason {
             Self::HandedOver => "Conversations the bot hands over",
             Self::NewMessage => "New messages in my conversations",
             Self::Mentioned => "Mentions of me in private notes",
+            Self::Waiting => "Conversations waiting too long for a reply (as each inbox sets)",
         }
     }
 }

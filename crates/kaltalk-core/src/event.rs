@@ -150,6 +150,8 @@ event_kinds! {
     ConversationSeen = CONVERSATION_SEEN = "conversation.seen",
     /// The bot handed the conversation to the team.
     ConversationEscalated = CONVERSATION_ESCALATED = "conversation.escalated",
+    /// The customer has waited for a reply longer than the inbox allows (once per wait).
+    ConversationWaiting = CONVERSATION_WAITING = "conversation.waiting",
     /// A teammate was @mentioned in a private note (one event per person mentioned).
     ConversationMentioned = CONVERSATION_MENTIONED = "conversation.mentioned",
     MessageCreated = MESSAGE_CREATED = "message.created",
@@ -476,6 +478,14 @@ pub struct ConversationSeen {
 pub struct ConversationEscalated {
     pub reason: String,
     pub handling: Handling,
+}
+
+/// The customer has waited since `since` (their first unanswered message, or the
+/// handover) for a reply, longer than the inbox's `minutes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationWaiting {
+    pub since: DateTime<Utc>,
+    pub minutes: i32,
 }
 
 /// `user_id` is told about `conversation_id` for `reason`. The subject is the

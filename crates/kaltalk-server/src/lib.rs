@@ -368,8 +368,8 @@ pub async fn wake_snoozed(state: &AppState) -> anyhow::Result<usize> {
 }
 
 /// Purges expired sessions, link tokens and old finished jobs hourly; every half minute
-/// wakes snoozed conversations, queues due knowledge re-syncs and takes offline members
-/// without a dashboard for too long; until `stop`.
+/// wakes snoozed conversations, queues due knowledge re-syncs, takes offline members
+/// without a dashboard for too long and tells of customers waiting too long; until `stop`.
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     let mut every_half_minute = tokio::time::interval(std::time::Duration::from_secs(30));
@@ -388,6 +388,9 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
                 }
                 if let Err(err) = availability::sweep(&state).await {
                     tracing::warn!(error = format!("{err:#}"), "the offline sweep failed");
+                }
+                if let Err(err) = notifications::alert_waiting(&state).await {
+                    tracing::warn!(error = format!("{err:#}"), "alerting of waiting conversations failed");
                 }
             }
             _ = stop.changed() => return,

@@ -80,6 +80,8 @@ macro_rules! hand_over_in_tx {
                 metadata: None,
             };
             events.push($crate::messages::insert_message!($tx, org, conversation, say, now).1);
+            // The customer now waits for a person (since their own message, if unanswered).
+            $crate::waiting::start_wait!($tx, conversation, now);
             let note_text = format!("Handed over to the team: {reason}");
             let note = $crate::messages::MessageDraft {
                 sender_kind: kaltalk_core::chat::SenderKind::System,

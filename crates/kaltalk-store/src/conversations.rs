@@ -249,7 +249,8 @@ impl Store {
         Ok(counts)
     }
 
-    /// Sets the status; `snoozed_until` only with `Snoozed`.
+    /// Sets the status; `snoozed_until` only with `Snoozed`. Anything but open ends the
+    /// customer's wait for a reply (see `crate::waiting`).
     pub async fn set_conversation_status(
         &self,
         org: OrgId,
@@ -263,7 +264,10 @@ impl Store {
         on_db!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let teams = crate::routing::lock_for_change!(tx, org, id);
-            let updated = sqlx::query("UPDATE conversations SET status = $3, snoozed_until = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
+            let updated = sqlx::query("UPDATE conversations SET status = $3, snoozed_until = $4, updated_at = $5, \
+                 waiting_since = CASE WHEN $3 = 'open' THEN waiting_since END, \
+                 waiting_due_at = CASE WHEN $3 = 'open' THEN waiting_due_at END \
+                 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
                 .bind(status.as_str())

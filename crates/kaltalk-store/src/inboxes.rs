@@ -64,7 +64,7 @@ pub struct NewInbox {
     pub email: Option<(String, EmailSettings)>,
 }
 
-pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings, business_hours, team_id, auto_assign, hand_back_on_offline";
+pub(crate) const INBOX_COLUMNS: &str = "id, org_id, kind, name, public_token, identity_secret, settings, created_at, email_address, email_settings, business_hours, team_id, auto_assign, hand_back_on_offline, waiting_alert_minutes";
 
 impl Store {
     pub async fn create_inbox(

@@ -34,6 +34,7 @@ pub mod routing;
 pub mod setup;
 pub mod teams;
 pub mod testing;
+pub mod waiting;
 pub mod webhooks;
 
 use std::path::Path;

@@ -285,6 +285,15 @@ macro_rules! insert_message {
             .execute(&mut *$tx)
             .await?;
         }
+        // What the customer sees starts their wait for a reply, or answers it.
+        if draft.kind == kaltalk_core::chat::MessageKind::Text {
+            match draft.sender_kind {
+                kaltalk_core::chat::SenderKind::Contact => $crate::waiting::start_wait!($tx, $conversation, $now),
+                kaltalk_core::chat::SenderKind::Agent => $crate::waiting::end_wait!($tx, $conversation, false),
+                kaltalk_core::chat::SenderKind::Bot => $crate::waiting::end_wait!($tx, $conversation, true),
+                kaltalk_core::chat::SenderKind::System => {}
+            }
+        }
         if draft.kind != kaltalk_core::chat::MessageKind::Note {
             sqlx::query("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
                 .bind($conversation)

@@ -157,6 +157,11 @@ pub fn audience(payload: &EventPayload) -> Option<(NotificationReason, Audience,
             Audience::AssigneeElseTeam,
             None,
         )),
+        EventPayload::ConversationWaiting(_) => Some((
+            NotificationReason::Waiting,
+            Audience::AssigneeElseTeam,
+            None,
+        )),
         EventPayload::MessageCreated(created)
             if created.message.sender == SenderKind::Contact
                 && created.message.kind == MessageKind::Text =>

@@ -27,7 +27,7 @@ pub const MAX_CAPACITY: i32 = 1000;
 pub const DEFAULT_OFFLINE_AFTER_MINUTES: i32 = 10;
 
 /// An inbox's routing settings (columns of the inbox row).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct InboxRouting {
     /// New conversations belong to this team.
     pub team_id: Option<TeamId>,
@@ -35,6 +35,21 @@ pub struct InboxRouting {
     pub auto_assign: bool,
     /// An agent going offline hands their unreplied conversations back to the queue.
     pub hand_back_on_offline: bool,
+    /// Minutes a customer may wait for a reply before the team is told (`None`: never;
+    /// see `crate::waiting`).
+    pub waiting_alert_minutes: Option<i32>,
+}
+
+/// A new inbox's: no team, nothing automatic, waits told of after a quarter of an hour.
+impl Default for InboxRouting {
+    fn default() -> Self {
+        Self {
+            team_id: None,
+            auto_assign: false,
+            hand_back_on_offline: false,
+            waiting_alert_minutes: Some(crate::waiting::DEFAULT_WAITING_ALERT_MINUTES),
+        }
+    }
 }
 
 /// The row lock a routing step takes on what it reads, by backend: SQLite's writer lock
@@ -329,7 +344,7 @@ impl Store {
                 found.ok_or(StoreError::NotFound)?;
             }
             let updated = sqlx::query(
-                "UPDATE inboxes SET team_id = $3, auto_assign = $4, hand_back_on_offline = $5, updated_at = $6 \
+                "UPDATE inboxes SET team_id = $3, auto_assign = $4, hand_back_on_offline = $5, waiting_alert_minutes = $6, updated_at = $7 \
                  WHERE org_id = $1 AND id = $2",
             )
             .bind(org)
@@ -337,6 +352,7 @@ impl Store {
             .bind(routing.team_id)
             .bind(routing.auto_assign)
             .bind(routing.hand_back_on_offline)
+            .bind(routing.waiting_alert_minutes)
             .bind(now)
             .execute(&mut *tx)
             .await?;

@@ -1,15 +1,16 @@
-//! An inbox's "Routing and auto-assignment" section: its team, auto-assignment and
-//! handing back on offline.
+//! An inbox's "Routing and auto-assignment" section: its team, auto-assignment, handing
+//! back on offline and how long a customer may wait for a reply before the team is told.
 
 use axum::extract::State;
 use kaltalk_core::{InboxId, Permission, TeamId};
 use kaltalk_store::routing::InboxRouting;
+use kaltalk_store::waiting::MAX_WAITING_ALERT_MINUTES;
 use serde::Deserialize;
 
 use crate::auth::SessionForm;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::forms::{see_other, ticked};
+use crate::web::forms::{see_other, ticked, whole_number};
 use crate::web::{IdPath, PageResult};
 
 #[derive(Deserialize)]
@@ -20,6 +21,9 @@ pub(super) struct RoutingForm {
     auto_assign: Option<String>,
     #[serde(default)]
     hand_back_on_offline: Option<String>,
+    /// Empty: never tell.
+    #[serde(default)]
+    waiting_alert_minutes: String,
 }
 
 pub(super) async fn save_routing(
@@ -43,10 +47,22 @@ pub(super) async fn save_routing(
         )
         .into());
     }
+    let waiting_alert_minutes = match form.waiting_alert_minutes.trim() {
+        "" => None,
+        minutes => Some(whole_number(
+            minutes,
+            1..=MAX_WAITING_ALERT_MINUTES,
+            "waiting_alert_minutes",
+            format!(
+                "Minutes of waiting are a whole number from 1 to {MAX_WAITING_ALERT_MINUTES} (a week); leave it empty never to be told."
+            ),
+        )?),
+    };
     let routing = InboxRouting {
         team_id,
         auto_assign,
         hand_back_on_offline: ticked(&form.hand_back_on_offline),
+        waiting_alert_minutes,
     };
     let written = state
         .store

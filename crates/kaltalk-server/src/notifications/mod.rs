@@ -79,6 +79,15 @@ pub async fn notify_pending(state: &AppState) -> anyhow::Result<usize> {
     Ok(made)
 }
 
+/// Tells of customers waiting longer for a reply than their inbox allows (a
+/// `conversation.waiting` event each, which the notifier turns into notifications). The
+/// server runs it every half minute; tests call it.
+pub async fn alert_waiting(state: &AppState) -> anyhow::Result<usize> {
+    let told = state.store.alert_waiting(state.now()).await?;
+    state.hub.publish_events(told.events);
+    Ok(told.value)
+}
+
 /// Runs [`notify_pending`] every second, and as soon as this instance publishes events,
 /// until `stop`.
 pub async fn notify_forever(state: AppState, mut stop: watch::Receiver<bool>) {

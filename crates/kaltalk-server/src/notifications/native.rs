@@ -279,10 +279,7 @@ fn fcm_message(
     reason: NotificationReason,
     conversation: &str,
 ) -> Value {
-    let priority = match reason {
-        NotificationReason::HandedOver => "high",
-        _ => "normal",
-    };
+    let priority = if reason.is_urgent() { "high" } else { "normal" };
     json!({
         "message": {
             "token": device.push_token,
@@ -423,10 +420,7 @@ impl Apns {
         token: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Sent> {
-        let priority = match reason {
-            NotificationReason::HandedOver => "10",
-            _ => "5",
-        };
+        let priority = if reason.is_urgent() { "10" } else { "5" };
         let expiration = (now + Duration::seconds(i64::from(TTL_SECONDS))).timestamp();
         let response = self
             .client

@@ -152,12 +152,9 @@ fn preview(text: &str, chars: usize) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// `Urgency`: a handover is someone waiting for a person now.
+/// `Urgency`: high for someone waiting for a person now.
 fn urgency(reason: NotificationReason) -> &'static str {
-    match reason {
-        NotificationReason::HandedOver => "high",
-        _ => "normal",
-    }
+    if reason.is_urgent() { "high" } else { "normal" }
 }
 
 /// What one attempt's answer means (for a browser's push service, FCM or APNs alike).

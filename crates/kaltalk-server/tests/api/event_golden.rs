@@ -39,7 +39,7 @@ const FROM_THE_START: &str = "00000000-0000-0000-0000-000000000000";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
 
 /// Every event kind the story must produce (each reaches the dashboard socket).
-const ORG_EVENT_KINDS: [&str; 32] = [
+const ORG_EVENT_KINDS: [&str; 33] = [
     "api_key.created",
     "api_key.revoked",
     "contact.created",
@@ -50,6 +50,7 @@ const ORG_EVENT_KINDS: [&str; 32] = [
     "conversation.mentioned",
     "conversation.seen",
     "conversation.updated",
+    "conversation.waiting",
     "email.queued",
     "inbox.created",
     "inbox.deleted",
@@ -686,6 +687,16 @@ async fn every_event_and_job_leaves_the_server_as_the_golden_files_say() {
         .read_all_notifications(org, olivia, now())
         .await
         .expect("read all");
+
+    // A customer left waiting past the inbox's quarter of an hour: the team is told.
+    app.clock.advance(Duration::minutes(16));
+    let waiting = kaltalk_server::notifications::alert_waiting(&app.state)
+        .await
+        .expect("alert waiting");
+    assert!(waiting > 0, "a customer waits");
+    kaltalk_server::notifications::notify_pending(&app.state)
+        .await
+        .expect("notify of the wait");
 
     // Capture: the receiver's bodies byte for byte, the dashboard's replay of every event
     // of the organization, the widget's replay of its conversation (up to its hello).

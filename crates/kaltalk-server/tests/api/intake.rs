@@ -392,6 +392,7 @@ async fn every_channel_routes_to_the_inboxs_team_and_auto_assigns_its_available_
         team_id: Some(team),
         auto_assign: true,
         hand_back_on_offline: false,
+        waiting_alert_minutes: Some(kaltalk_store::waiting::DEFAULT_WAITING_ALERT_MINUTES),
     };
     for inbox in [&org.web, &org.email, &org.api] {
         store

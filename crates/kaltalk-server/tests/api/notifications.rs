@@ -156,12 +156,12 @@ async fn a_member_turns_a_kind_off_and_the_bell_stops_telling_them() {
     let page = agent.get_html("/notifications").await;
     assert_eq!(
         page.matches(r#"name="in_app""#).count(),
-        5,
+        6,
         "one choice per kind"
     );
     assert_eq!(
         page.matches(" checked>").count(),
-        13,
+        15,
         "in the app and by push everything, by email what waits on the member, by default (names and words in pushes, and the sound, are off)"
     );
 

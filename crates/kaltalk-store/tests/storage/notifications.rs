@@ -224,6 +224,7 @@ async fn each_reason_reaches_the_right_members_and_never_its_causer() {
             team_id: Some(team),
             auto_assign: false,
             hand_back_on_offline: false,
+            waiting_alert_minutes: Some(kaltalk_store::waiting::DEFAULT_WAITING_ALERT_MINUTES),
         };
         store
             .set_inbox_routing(acme.id, inbox.id, routing, now())
@@ -415,6 +416,192 @@ async fn nobody_is_told_of_the_conversation_on_their_screen() {
             notify(&store).await,
             vec![(grace, NotificationReason::NewMessage, id)],
             "{backend}: closed"
+        );
+    }
+}
+
+/// One waiting sweep as if at `at`: the conversations told of, with the inbox's minutes.
+async fn waits_told(
+    store: &Store,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<(ConversationId, i32)> {
+    let written = store.alert_waiting(at).await.expect("alert waiting");
+    assert_eq!(written.value, written.events.len());
+    written
+        .events
+        .iter()
+        .map(|event| match event.payload() {
+            Ok(EventPayload::ConversationWaiting(w)) => (
+                event.conversation_id.expect("in its conversation"),
+                w.minutes,
+            ),
+            other => panic!("not a conversation.waiting: {other:?}"),
+        })
+        .collect()
+}
+
+async fn agent_replies(store: &Store, org: OrgId, conversation: ConversationId, agent: UserId) {
+    store
+        .agent_writes(
+            org,
+            conversation,
+            AgentWrite {
+                agent,
+                kind: MessageKind::Text,
+                text: &MessageText::parse("text", "On it.").expect("text"),
+                client_id: None,
+                attachments: &[],
+                email: None,
+                mentions: &[],
+            },
+            now(),
+        )
+        .await
+        .expect("reply");
+}
+
+#[tokio::test]
+async fn a_customer_waiting_too_long_tells_the_assignee_else_the_team_once_per_wait() {
+    let minutes = |m: i64| now() + chrono::Duration::minutes(m);
+    for (backend, store) in test_stores().await.stores {
+        let (olivia, acme) = sign_up(&store, "olivia@acme.test").await;
+        let grace = member(&store, acme.id, "Grace Hopper", "grace@acme.test").await;
+        let inbox = web_inbox(&store, acme.id, "wi_acme").await;
+        assert_eq!(
+            inbox.routing.waiting_alert_minutes,
+            Some(kaltalk_store::waiting::DEFAULT_WAITING_ALERT_MINUTES),
+            "{backend}: on by default"
+        );
+        let id = visitor_writes(&store, &inbox, "visitor-1", "Hello?").await;
+        notify(&store).await;
+
+        // Not yet at 14 minutes; at 16 once, to everyone (nobody assigned, no team).
+        assert!(
+            waits_told(&store, minutes(14)).await.is_empty(),
+            "{backend}"
+        );
+        assert_eq!(
+            waits_told(&store, minutes(16)).await,
+            vec![(id, 15)],
+            "{backend}"
+        );
+        let told = notify(&store).await;
+        assert_eq!(
+            sorted(told.iter().map(|t| t.0).collect()),
+            sorted(vec![olivia, grace]),
+            "{backend}"
+        );
+        assert!(
+            told.iter()
+                .all(|t| t.1 == NotificationReason::Waiting && t.2 == id),
+            "{backend}: {told:?}"
+        );
+        // Once per wait: later sweeps, and the customer writing again, tell nobody more.
+        assert!(
+            waits_told(&store, minutes(60)).await.is_empty(),
+            "{backend}"
+        );
+        visitor_writes(&store, &inbox, "visitor-1", "Anyone there?").await;
+        assert!(
+            waits_told(&store, minutes(120)).await.is_empty(),
+            "{backend}: still the same wait"
+        );
+
+        // Grace answers: the wait is over. The customer's next message starts a new one,
+        // which only Grace, the assignee now, hears of.
+        agent_replies(&store, acme.id, id, grace).await;
+        assert!(
+            waits_told(&store, minutes(120)).await.is_empty(),
+            "{backend}"
+        );
+        visitor_writes(&store, &inbox, "visitor-1", "Thanks, one more thing").await;
+        notify(&store).await;
+        assert_eq!(
+            waits_told(&store, minutes(16)).await,
+            vec![(id, 15)],
+            "{backend}"
+        );
+        assert_eq!(
+            notify(&store).await,
+            vec![(grace, NotificationReason::Waiting, id)],
+            "{backend}"
+        );
+
+        // Resolved, it waits no more.
+        agent_replies(&store, acme.id, id, grace).await;
+        visitor_writes(&store, &inbox, "visitor-1", "Bye").await;
+        store
+            .set_conversation_status(
+                acme.id,
+                id,
+                kaltalk_core::chat::ConversationStatus::Resolved,
+                None,
+                now(),
+            )
+            .await
+            .expect("resolve");
+        assert!(
+            waits_told(&store, minutes(30)).await.is_empty(),
+            "{backend}: resolved"
+        );
+
+        // The bot answering: its own wait is not told of; its handover starts the wait for
+        // a person (the bot's handover message does not end it).
+        let ai = AiSettings {
+            enabled: true,
+            ..AiSettings::default()
+        };
+        store
+            .save_ai_settings(acme.id, &ai, now())
+            .await
+            .expect("AI on");
+        let bots = visitor_writes(&store, &inbox, "visitor-2", "Where is my parcel?").await;
+        assert!(
+            waits_told(&store, minutes(16)).await.is_empty(),
+            "{backend}: the bot's to answer"
+        );
+        store
+            .escalate(acme.id, bots, "the visitor asked for a person.", now())
+            .await
+            .expect("hand over");
+        notify(&store).await;
+        assert_eq!(
+            waits_told(&store, minutes(16)).await,
+            vec![(bots, 15)],
+            "{backend}"
+        );
+        store
+            .save_ai_settings(acme.id, &AiSettings::default(), now())
+            .await
+            .expect("AI off");
+
+        // An inbox set to 5 minutes tells at 5; one set to never, never.
+        let five = InboxRouting {
+            waiting_alert_minutes: Some(5),
+            ..inbox.routing
+        };
+        store
+            .set_inbox_routing(acme.id, inbox.id, five, now())
+            .await
+            .expect("five minutes");
+        let quick = visitor_writes(&store, &inbox, "visitor-3", "Quick one").await;
+        assert_eq!(
+            waits_told(&store, minutes(6)).await,
+            vec![(quick, 5)],
+            "{backend}"
+        );
+        let never = InboxRouting {
+            waiting_alert_minutes: None,
+            ..inbox.routing
+        };
+        store
+            .set_inbox_routing(acme.id, inbox.id, never, now())
+            .await
+            .expect("never");
+        visitor_writes(&store, &inbox, "visitor-4", "Slow one").await;
+        assert!(
+            waits_told(&store, minutes(7 * 24 * 60)).await.is_empty(),
+            "{backend}: this inbox never tells"
         );
     }
 }

@@ -71,6 +71,7 @@ async fn routed_team(
         team_id: Some(team.id),
         auto_assign: true,
         hand_back_on_offline: hand_back,
+        waiting_alert_minutes: Some(kaltalk_store::waiting::DEFAULT_WAITING_ALERT_MINUTES),
     };
     store
         .set_inbox_routing(org, inbox.id, routing, at)
@@ -685,6 +686,7 @@ async fn teams_stay_in_their_organization_and_leave_nothing_dangling() {
             team_id: Some(team.id),
             auto_assign: true,
             hand_back_on_offline: false,
+            waiting_alert_minutes: Some(kaltalk_store::waiting::DEFAULT_WAITING_ALERT_MINUTES),
         };
         assert!(
             matches!(
