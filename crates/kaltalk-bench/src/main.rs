@@ -6,6 +6,7 @@
 
 mod ai_turn;
 mod chat;
+mod conversations;
 mod knowledge;
 mod push;
 mod report;
@@ -37,6 +38,10 @@ enum Command {
     /// Web Push: from a handover to the push reaching the loopback push service (p50 /
     /// p95), and pushes per second in a burst.
     Push(push::PushArgs),
+    /// Conversation data at scale: fills a realistic history (real sentences, a contact
+    /// per conversation) and measures every list view, search shape and the inbox page
+    /// over HTTP (p50 / p95 / max).
+    Conversations(conversations::ConversationsArgs),
 }
 
 #[tokio::main]
@@ -47,5 +52,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Retrieval(args) => knowledge::retrieval(args),
         Command::Ingest(args) => knowledge::ingest(args).await,
         Command::Push(args) => push::run(args).await,
+        Command::Conversations(args) => conversations::run(args).await,
     }
 }

@@ -47,6 +47,26 @@ impl PgDatabase {
         })
     }
 
+    /// The database `name` on the server of `admin_url`, created when missing and kept;
+    /// its URL.
+    pub async fn ensure(admin_url: &str, name: &str) -> anyhow::Result<String> {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            bail!("--keep-as on PostgreSQL is a database name: lower-case letters, digits and _");
+        }
+        let mut url = url::Url::parse(admin_url).context("--database-url is not a URL")?;
+        url.set_path(&format!("/{name}"));
+        // CREATE DATABASE has no IF NOT EXISTS: a failure because it exists is fine.
+        if let Err(err) = psql(admin_url, &format!("CREATE DATABASE {name}")).await {
+            if !err.to_string().contains("already exists") {
+                return Err(err);
+            }
+        }
+        Ok(url.into())
+    }
+
     pub async fn drop_database(&self) -> anyhow::Result<()> {
         psql(
             &self.admin_url,
