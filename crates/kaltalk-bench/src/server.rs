@@ -59,10 +59,10 @@ impl PgDatabase {
         let mut url = url::Url::parse(admin_url).context("--database-url is not a URL")?;
         url.set_path(&format!("/{name}"));
         // CREATE DATABASE has no IF NOT EXISTS: a failure because it exists is fine.
-        if let Err(err) = psql(admin_url, &format!("CREATE DATABASE {name}")).await {
-            if !err.to_string().contains("already exists") {
-                return Err(err);
-            }
+        if let Err(err) = psql(admin_url, &format!("CREATE DATABASE {name}")).await
+            && !err.to_string().contains("already exists")
+        {
+            return Err(err);
         }
         Ok(url.into())
     }

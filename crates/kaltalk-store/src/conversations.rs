@@ -99,9 +99,7 @@ pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.org_id, c.inbox_id, c.con
 pub(crate) const SUMMARY_SELECT: &str = "SELECT c.id, c.org_id, c.inbox_id, c.contact_id, c.status, c.snoozed_until, c.assignee_id, \
      c.last_message_at, c.agent_last_seen_at, c.contact_last_seen_at, c.created_at, c.handling, c.bot_turns, c.subject, c.team_id, \
      ct.name AS contact_name, ct.email AS contact_email, \
-     (SELECT m.text FROM messages m WHERE m.conversation_id = c.id AND m.kind <> 'note' ORDER BY m.id DESC LIMIT 1) AS last_message, \
-     (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.sender_kind = 'contact' \
-        AND (c.agent_last_seen_at IS NULL OR m.created_at > c.agent_last_seen_at)) AS unread \
+     c.last_message_text AS last_message, c.unread_count AS unread \
      FROM conversations c JOIN contacts ct ON ct.id = c.contact_id";
 
 macro_rules! fetch_conversation {
@@ -178,27 +176,46 @@ impl Store {
         org: OrgId,
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        let mut sql = format!("{SUMMARY_SELECT} WHERE c.org_id = $1");
-        // Placeholders are fixed; a filter that is off binds NULL and matches everything.
-        sql.push_str(" AND ($2 IS NULL OR c.status = $2) AND ($3 IS NULL OR c.inbox_id = $3)");
-        sql.push_str(match filter.assignee {
-            AssigneeFilter::Anyone => " AND ($4 IS NULL OR $4 IS NULL)",
-            AssigneeFilter::Unassigned => " AND ($4 IS NULL AND c.assignee_id IS NULL)",
-            AssigneeFilter::User(_) => " AND c.assignee_id = $4",
-        });
+        // Placeholders are fixed, every one bound; a filter that is off says only that its
+        // parameter is NULL (true, and no `OR` that would keep the planner from the index
+        // of the filters that are on).
         let at = match filter.order {
             ConversationOrder::LastActivity => "c.last_message_at",
             ConversationOrder::Created => "c.created_at",
         };
-        sql.push_str(&format!(
-            " AND ($5 IS NULL OR {at} < $5 OR ({at} = $5 AND c.id < $6))"
-        ));
-        sql.push_str(" AND ($8 IS NULL OR EXISTS (SELECT 1 FROM conversation_labels l WHERE l.conversation_id = c.id AND l.label = $8))");
-        sql.push_str(&format!(
-            " AND ($9 IS NULL OR {})",
-            crate::contacts::attribute_matches("ct", 9)
-        ));
-        sql.push_str(" AND ($12 IS NULL OR c.team_id = $12)");
+        let mut sql = format!("{SUMMARY_SELECT} WHERE c.org_id = $1");
+        sql.push_str(match filter.status {
+            Some(_) => " AND c.status = $2",
+            None => " AND $2 IS NULL",
+        });
+        sql.push_str(match filter.inbox {
+            Some(_) => " AND c.inbox_id = $3",
+            None => " AND $3 IS NULL",
+        });
+        sql.push_str(match filter.assignee {
+            AssigneeFilter::Anyone => " AND $4 IS NULL",
+            AssigneeFilter::Unassigned => " AND $4 IS NULL AND c.assignee_id IS NULL",
+            AssigneeFilter::User(_) => " AND c.assignee_id = $4",
+        });
+        match filter.before {
+            Some(_) => sql.push_str(&format!(" AND ({at}, c.id) < ($5, $6)")),
+            None => sql.push_str(" AND $5 IS NULL AND $6 IS NULL"),
+        }
+        sql.push_str(match filter.label {
+            Some(_) => " AND EXISTS (SELECT 1 FROM conversation_labels l WHERE l.conversation_id = c.id AND l.label = $8)",
+            None => " AND $8 IS NULL",
+        });
+        match filter.attribute {
+            Some(_) => sql.push_str(&format!(
+                " AND {}",
+                crate::contacts::attribute_matches("ct", 9)
+            )),
+            None => sql.push_str(" AND $9 IS NULL AND $10 IS NULL AND $11 IS NULL"),
+        }
+        sql.push_str(match filter.team {
+            Some(_) => " AND c.team_id = $12",
+            None => " AND $12 IS NULL",
+        });
         sql.push_str(&format!(" ORDER BY {at} DESC, c.id DESC LIMIT $7"));
         let assignee = match filter.assignee {
             AssigneeFilter::User(id) => Some(id),
@@ -352,7 +369,7 @@ impl Store {
             let Some((message_id,)) = last else {
                 return Ok(Written { value: (), events: Vec::new() }); // nothing new to mark
             };
-            sqlx::query("UPDATE conversations SET agent_last_seen_at = $3 WHERE org_id = $1 AND id = $2")
+            sqlx::query("UPDATE conversations SET agent_last_seen_at = $3, unread_count = 0 WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id)
                 .bind(now)

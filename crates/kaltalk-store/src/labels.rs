@@ -13,6 +13,11 @@ use crate::conversations::ConversationSummary;
 use crate::events::{NewEvent, Written, append_event};
 use crate::{BeginWrite, Conflict, Db, Store, StoreError, on_db};
 
+/// How many of the newest matching messages a search reads, widening while they hold
+/// fewer conversations than the page asks for (each read starts again from the newest:
+/// no cursor, at most the last window's worth).
+const SEARCH_WINDOWS: [i64; 3] = [500, 4_000, 20_000];
+
 /// The most labels one conversation can have: each is shown on every inbox row, so a
 /// conversation with thousands made every inbox page megabytes long.
 pub const MAX_LABELS: usize = 20;
@@ -369,6 +374,13 @@ impl Store {
 
     /// Conversations whose messages (notes included) or contact name or email match every
     /// word of `query` (as prefixes), newest activity first, across all history.
+    ///
+    /// It starts from the matches, never from the conversations: the newest matching
+    /// messages are read from the full-text index (newest first, in the
+    /// [`SEARCH_WINDOWS`]) until they hold `limit` conversations; the contacts whose name
+    /// or email match give theirs; only those candidates are then read and ordered. What
+    /// it costs grows with the page asked for, not with the history. A conversation whose
+    /// only match is older than the widest window is not found by that word.
     pub async fn search_conversations(
         &self,
         org: OrgId,
@@ -379,13 +391,16 @@ impl Store {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
+        let limit = limit.clamp(1, 200);
         // The dialects differ only in how a document is matched.
-        let (matches_messages, matches_contacts, pattern) = match self.db {
+        let (newest_matches, matching_contacts, pattern) = match self.db {
             Db::Sqlite(_) => (
-                "SELECT m.conversation_id FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
-                 WHERE messages_fts MATCH $2 AND m.org_id = $1",
-                "SELECT c2.id FROM contacts_fts JOIN contacts ct2 ON ct2.rowid = contacts_fts.rowid \
-                 JOIN conversations c2 ON c2.contact_id = ct2.id WHERE contacts_fts MATCH $2 AND ct2.org_id = $1",
+                // CROSS JOIN: the full-text index drives, the messages are looked up.
+                "SELECT m.conversation_id FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
+                 WHERE messages_fts MATCH $2 AND m.org_id = $1 ORDER BY messages_fts.rowid DESC LIMIT $3",
+                "SELECT c.id FROM contacts_fts CROSS JOIN contacts ct ON ct.rowid = contacts_fts.rowid \
+                 JOIN conversations c ON c.contact_id = ct.id WHERE contacts_fts MATCH $2 AND ct.org_id = $1 \
+                 ORDER BY contacts_fts.rowid DESC LIMIT $3",
                 terms
                     .iter()
                     .map(|t| format!("\"{t}\"*"))
@@ -394,9 +409,10 @@ impl Store {
             ),
             Db::Postgres(_) => (
                 "SELECT m.conversation_id FROM messages m WHERE m.org_id = $1 \
-                 AND to_tsvector('simple', m.text) @@ to_tsquery('simple', $2)",
-                "SELECT c2.id FROM contacts ct2 JOIN conversations c2 ON c2.contact_id = ct2.id WHERE ct2.org_id = $1 \
-                 AND to_tsvector('simple', coalesce(ct2.name, '') || ' ' || coalesce(ct2.email, '')) @@ to_tsquery('simple', $2)",
+                 AND to_tsvector('simple', m.text) @@ to_tsquery('simple', $2) ORDER BY m.id DESC LIMIT $3",
+                "SELECT c.id FROM contacts ct JOIN conversations c ON c.contact_id = ct.id WHERE ct.org_id = $1 \
+                 AND to_tsvector('simple', coalesce(ct.name, '') || ' ' || coalesce(ct.email, '')) @@ to_tsquery('simple', $2) \
+                 ORDER BY ct.created_at DESC, ct.id DESC LIMIT $3",
                 terms
                     .iter()
                     .map(|t| format!("'{}':*", t.replace('\'', "")))
@@ -404,19 +420,59 @@ impl Store {
                     .join(" & "),
             ),
         };
-        let sql = format!(
-            "{} WHERE c.org_id = $1 AND (c.id IN ({matches_messages}) OR c.id IN ({matches_contacts})) \
-             ORDER BY c.last_message_at DESC, c.id DESC LIMIT $3",
-            crate::conversations::SUMMARY_SELECT
-        );
-        Ok(
-            on_db!(self, pool => sqlx::query_as::<_, ConversationSummary>(sqlx::AssertSqlSafe(sql))
+        let mut candidates: Vec<ConversationId> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for window in SEARCH_WINDOWS {
+            let newest: Vec<(ConversationId,)> = on_db!(self, pool => sqlx::query_as(newest_matches)
+                .bind(org)
+                .bind(&pattern)
+                .bind(window)
+                .fetch_all(pool)
+                .await)?;
+            let all_read = (newest.len() as i64) < window;
+            candidates.clear();
+            seen.clear();
+            for (conversation,) in newest {
+                if (candidates.len() as i64) < limit && seen.insert(conversation) {
+                    candidates.push(conversation);
+                }
+            }
+            if all_read || candidates.len() as i64 >= limit {
+                break;
+            }
+        }
+        let by_contact: Vec<(ConversationId,)> = on_db!(self, pool => sqlx::query_as(matching_contacts)
             .bind(org)
             .bind(&pattern)
-            .bind(limit.clamp(1, 200))
+            .bind(limit)
             .fetch_all(pool)
-            .await)?,
-        )
+            .await)?;
+        candidates.extend(
+            by_contact
+                .into_iter()
+                .map(|(c,)| c)
+                .filter(|c| seen.insert(*c)),
+        );
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..candidates.len())
+            .map(|i| format!("${}", i + 3))
+            .collect();
+        let sql = format!(
+            "{} WHERE c.org_id = $1 AND c.id IN ({}) ORDER BY c.last_message_at DESC, c.id DESC LIMIT $2",
+            crate::conversations::SUMMARY_SELECT,
+            placeholders.join(", ")
+        );
+        Ok(on_db!(self, pool => {
+            let mut query = sqlx::query_as::<_, ConversationSummary>(sqlx::AssertSqlSafe(sql))
+                .bind(org)
+                .bind(limit);
+            for id in &candidates {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await
+        })?)
     }
 
     // ---- snoozes --------------------------------------------------------------------------

@@ -294,12 +294,18 @@ macro_rules! insert_message {
                 kaltalk_core::chat::SenderKind::System => {}
             }
         }
+        // The list shows the last message and counts what no agent has seen yet.
         if draft.kind != kaltalk_core::chat::MessageKind::Note {
-            sqlx::query("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
-                .bind($conversation)
-                .bind($now)
-                .execute(&mut *$tx)
-                .await?;
+            sqlx::query(
+                "UPDATE conversations SET last_message_at = $2, updated_at = $2, last_message_text = $3, \
+                 unread_count = unread_count + CASE WHEN $4 THEN 1 ELSE 0 END WHERE id = $1",
+            )
+            .bind($conversation)
+            .bind($now)
+            .bind(draft.text)
+            .bind(draft.sender_kind == kaltalk_core::chat::SenderKind::Contact)
+            .execute(&mut *$tx)
+            .await?;
         }
         // Read back for the sender's name and the stored timestamps; the files are the
         // ones just written, so they are read only when there are some.
@@ -397,7 +403,7 @@ impl Store {
                     now
                 )?);
             }
-            sqlx::query("UPDATE conversations SET agent_last_seen_at = $2 WHERE id = $1")
+            sqlx::query("UPDATE conversations SET agent_last_seen_at = $2, unread_count = 0 WHERE id = $1")
                 .bind(conversation)
                 .bind(now)
                 .execute(&mut *tx)

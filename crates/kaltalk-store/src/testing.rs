@@ -125,7 +125,7 @@ pub async fn fill_history(
                 .bind(created)
                 .execute(&mut *tx)
                 .await?;
-                if (seed >> 40) % 5 == 0 {
+                if (seed >> 40).is_multiple_of(5) {
                     sqlx::query("INSERT INTO conversation_labels (conversation_id, org_id, label, created_at) VALUES ($1, $2, $3, $4)")
                         .bind(conversation)
                         .bind(plan.org)
@@ -158,7 +158,7 @@ pub async fn fill_history(
                     crate::messages::insert_message!(tx, plan.org, conversation, draft, at);
                 }
                 // What the agents have seen: all but the newest conversations' last words.
-                sqlx::query("UPDATE conversations SET agent_last_seen_at = last_message_at WHERE id = $1 AND $2")
+                sqlx::query("UPDATE conversations SET agent_last_seen_at = last_message_at, unread_count = 0 WHERE id = $1 AND $2")
                     .bind(conversation)
                     .bind(status != ConversationStatus::Open)
                     .execute(&mut *tx)

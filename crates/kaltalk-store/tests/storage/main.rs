@@ -17,5 +17,6 @@ mod mentions;
 mod notifications;
 mod privacy;
 mod routing;
+mod search;
 mod setup;
 mod webhooks;
