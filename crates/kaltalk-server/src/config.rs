@@ -47,6 +47,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: `sqlite://<data_dir>/kaltalk.db`.
     pub database_url: Option<Secret>,
+    /// The longest one database statement may run, in milliseconds (0: unbounded); past
+    /// it the statement is stopped and its request answers 503 with `Retry-After`.
+    pub statement_timeout_ms: u64,
     /// The address people reach KalTalk at; used in emailed links and for the `Secure`
     /// cookie flag. Default: `http://<listen>`.
     pub public_url: Option<Url>,
@@ -514,6 +517,8 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             push: PushConfig::default(),
             shutdown_grace_seconds: 30,
+            statement_timeout_ms: u64::try_from(kaltalk_store::DEFAULT_STATEMENT_BOUND.as_millis())
+                .unwrap_or(10_000),
         }
     }
 }

@@ -30,12 +30,18 @@ pub enum AppError {
     Conflict(String),
     #[error("too many attempts; try again in {} minute(s)", retry_after_secs.div_ceil(60))]
     RateLimited { retry_after_secs: u64 },
+    /// A database statement ran past its bound and was stopped.
+    #[error("this took the database too long and was stopped; try again in a few seconds")]
+    Busy,
     /// The signed-in person belongs to no organization any more.
     #[error("you are not a member of any organization")]
     NoOrganization,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
+
+/// When a client may try again after a statement was stopped at its bound.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
 
 /// The error chain of a 500, carried to the logging middleware in the response.
 #[derive(Clone, Debug)]
@@ -58,6 +64,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +81,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::RateLimited { .. } => "rate_limited",
+            AppError::Busy => "database_busy",
             AppError::NoOrganization => "no_organization",
             AppError::Internal(_) => "internal",
         }
@@ -85,6 +93,12 @@ impl AppError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        if let AppError::Busy = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+            );
         }
         if let AppError::Internal(err) = self {
             response
@@ -104,6 +118,7 @@ impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => AppError::NotFound,
+            StoreError::Timeout => AppError::Busy,
             StoreError::Conflict(Conflict::EmailTaken) => AppError::invalid(
                 "email",
                 "An account with this email address already exists. Log in instead.",
@@ -167,5 +182,26 @@ impl IntoResponse for AppError {
         );
         self.decorate(&mut response);
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_stopped_at_its_bound_answers_503_with_retry_after() {
+        let error = AppError::from(StoreError::Timeout);
+        assert_eq!(error.code(), "database_busy");
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(BUSY_RETRY_AFTER_SECS))
+        );
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE),
+            Some(&HeaderValue::from_static(PROBLEM_JSON))
+        );
     }
 }

@@ -57,7 +57,9 @@ const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Opens the store named by `config` and applies its migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url())
+    let bound = (config.statement_timeout_ms > 0)
+        .then(|| std::time::Duration::from_millis(config.statement_timeout_ms));
+    let store = Store::connect_with_bound(&config.database_url(), bound)
         .await
         .context("opening the database (check database_url / KALTALK_DATABASE_URL)")?;
     store

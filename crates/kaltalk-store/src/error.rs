@@ -45,6 +45,10 @@ pub enum StoreError {
     Io(#[source] std::io::Error),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    /// A statement ran past the store's bound and was stopped (see
+    /// `Store::connect_with_bound`): nothing of it is left running.
+    #[error("a database statement took longer than its bound and was stopped")]
+    Timeout,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -52,11 +56,22 @@ impl From<sqlx::Error> for StoreError {
         if let sqlx::Error::RowNotFound = err {
             return StoreError::NotFound;
         }
+        if stopped_at_bound(&err) {
+            return StoreError::Timeout;
+        }
         match unique_violation(&err) {
             Some(conflict) => StoreError::Conflict(conflict),
             None => StoreError::Database(err),
         }
     }
+}
+
+/// A statement the bound stopped: PostgreSQL's `statement_timeout` (57014,
+/// query_canceled) or SQLite's progress handler interrupting it (SQLITE_INTERRUPT, 9).
+fn stopped_at_bound(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "57014" || code == "9")
 }
 
 /// PostgreSQL names the violated constraint; SQLite names the columns in its message

@@ -40,11 +40,12 @@ pub mod webhooks;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection, PgPool, SqlitePool};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use accounts::{
@@ -92,7 +93,10 @@ impl BeginWrite for PgPool {
     type Database = sqlx::Postgres;
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.begin().await
+        // A write runs to its end: the statement bound is for reads (see
+        // `Store::connect_with_bound`). One round trip, as a plain BEGIN.
+        self.begin_with("BEGIN; SET LOCAL statement_timeout = 0")
+            .await
     }
 }
 
@@ -114,14 +118,65 @@ pub struct Store {
     db: Db,
     /// Whose turn it is to write, on SQLite (see [`Store::write_turn`]).
     writer: Arc<Mutex<()>>,
+    /// The longest one statement may run, in milliseconds (0: unbounded), read by every
+    /// SQLite connection's progress handler; PostgreSQL's connections carry it as their
+    /// `statement_timeout`. Migrations run unbounded.
+    bound_ms: Arc<AtomicU64>,
+    /// Writers holding their turn now, on SQLite: while one does, no statement is
+    /// stopped (a write runs to its end; see [`Store::connect_with_bound`]).
+    writing: Arc<AtomicUsize>,
 }
+
+/// A writer's turn on SQLite (see [`Store::write_turn`]): while it is held, statements run
+/// past the bound.
+pub(crate) struct WriteTurn<'a> {
+    _turn: MutexGuard<'a, ()>,
+    writing: &'a AtomicUsize,
+}
+
+impl Drop for WriteTurn<'_> {
+    fn drop(&mut self) {
+        self.writing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long one statement may run unless the operator says otherwise: far beyond any
+/// query of a request path at a million messages, short enough that a runaway one cannot
+/// hold a core (and everything queued behind it) for long.
+pub const DEFAULT_STATEMENT_BOUND: Duration = Duration::from_secs(10);
+
+/// On SQLite, a pause this long between two calls of a connection's progress handler
+/// means a new statement began (the handler runs every few thousand steps of a running
+/// statement, microseconds apart).
+const SQLITE_STATEMENT_GAP: Duration = Duration::from_millis(50);
 
 impl Store {
     /// Opens the database at `url` (`sqlite://path` or `postgres://…`), creating an SQLite
-    /// file and its folder if missing. Does not migrate: call [`Store::migrate`].
+    /// file and its folder if missing, with the default statement bound. Does not migrate:
+    /// call [`Store::migrate`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_bound(url, Some(DEFAULT_STATEMENT_BOUND)).await
+    }
+
+    /// Like [`Store::connect`], each read (a page, a list, a search) stopped after
+    /// `bound` (`None`: never): it then fails with [`StoreError::Timeout`] and leaves
+    /// nothing running. Writes run to their end, short as they are, so that deleting a
+    /// large organization finishes. On PostgreSQL the bound is the server's own
+    /// `statement_timeout`, which a write transaction sets to 0 for itself; on SQLite a
+    /// progress handler interrupts a statement that ran longer (measured from the
+    /// handler's first call after a pause, see `SQLITE_STATEMENT_GAP`) unless a writer
+    /// holds its turn ([`Store::write_turn`]: then a read overlapping it may run until
+    /// that write is done).
+    pub async fn connect_with_bound(
+        url: &str,
+        bound: Option<Duration>,
+    ) -> Result<Self, StoreError> {
+        let bound_ms = bound.map_or(0, |b| {
+            u64::try_from(b.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?;
+            let options = PgConnectOptions::from_str(url)?
+                .options([("statement_timeout", bound_ms.to_string())]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
@@ -130,6 +185,8 @@ impl Store {
             return Ok(Self {
                 db: Db::Postgres(pool),
                 writer: Arc::default(),
+                bound_ms: Arc::new(AtomicU64::new(bound_ms)),
+                writing: Arc::default(),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -155,23 +212,64 @@ impl Store {
         if let Some(parent) = folder.filter(|p| !in_memory && !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(StoreError::Io)?;
         }
+        let bound = Arc::new(AtomicU64::new(bound_ms));
+        let writing = Arc::new(AtomicUsize::new(0));
+        let (handler_bound, handler_writing) = (bound.clone(), writing.clone());
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists once per connection.
             .max_connections(if in_memory { 1 } else { 8 })
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                let (bound, writing) = (handler_bound.clone(), handler_writing.clone());
+                Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    let mut last = Instant::now();
+                    let mut started = last;
+                    handle.set_progress_handler(10_000, move || {
+                        let now = Instant::now();
+                        if now.duration_since(last) > SQLITE_STATEMENT_GAP {
+                            started = now;
+                        }
+                        last = now;
+                        let ms = bound.load(Ordering::Relaxed);
+                        // false interrupts the statement (SQLITE_INTERRUPT).
+                        ms == 0
+                            || writing.load(Ordering::Relaxed) > 0
+                            || now.duration_since(started) < Duration::from_millis(ms)
+                    });
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Self {
             db: Db::Sqlite(pool),
             writer: Arc::default(),
+            bound_ms: bound,
+            writing,
         })
     }
 
-    /// Applies the backend's pending migrations.
+    /// Applies the backend's pending migrations, unbounded: one may rewrite or index a
+    /// table of millions of rows.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.db {
-            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
-            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Db::Sqlite(pool) => {
+                let bound = self.bound_ms.swap(0, Ordering::Relaxed);
+                let migrated = sqlx::migrate!("./migrations/sqlite").run(pool).await;
+                self.bound_ms.store(bound, Ordering::Relaxed);
+                migrated?;
+            }
+            Db::Postgres(pool) => {
+                // A connection of its own, without the pool's statement_timeout.
+                let options = (*pool.connect_options())
+                    .clone()
+                    .options([("statement_timeout", "0")]);
+                let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+                let migrated = sqlx::migrate!("./migrations/postgres").run(&mut conn).await;
+                conn.close().await?;
+                migrated?;
+            }
         }
         Ok(())
     }
@@ -192,9 +290,16 @@ impl Store {
     /// queue's, the webhook dispatcher's) hands the lock over at once, in arrival order.
     /// SQLite's own locking stays the authority; writers that do not queue (settings,
     /// accounts, knowledge indexing) still wait in the busy handler.
-    pub(crate) async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+    pub(crate) async fn write_turn(&self) -> Option<WriteTurn<'_>> {
         match self.db {
-            Db::Sqlite(_) => Some(self.writer.lock().await),
+            Db::Sqlite(_) => {
+                let turn = self.writer.lock().await;
+                self.writing.fetch_add(1, Ordering::Relaxed);
+                Some(WriteTurn {
+                    _turn: turn,
+                    writing: &self.writing,
+                })
+            }
             Db::Postgres(_) => None,
         }
     }

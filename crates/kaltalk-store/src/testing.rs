@@ -170,5 +170,44 @@ pub async fn fill_history(
         done = upto;
         progress(done);
     }
+    // A history is the past, not news: the notifier starts after it, as it does after an
+    // upgrade (its migration), instead of working through every message of it.
+    on_db!(store, pool => sqlx::query(
+        "UPDATE webhook_dispatch_cursor SET last_event_id = (SELECT id FROM events ORDER BY id DESC LIMIT 1) \
+         WHERE name = 'notifications' AND EXISTS (SELECT 1 FROM events)",
+    )
+    .execute(pool)
+    .await
+    .map(|_| ()))?;
     Ok(())
+}
+
+/// A statement that would run for hours (counting to ten billion), for the tests of the
+/// statement bound; evaluates to the count it never reaches.
+pub async fn run_a_runaway_statement(store: &Store) -> Result<i64, StoreError> {
+    let (count,): (i64,) = on_db!(store, pool => sqlx::query_as(
+        "WITH RECURSIVE n(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000) \
+         SELECT COUNT(*) FROM n",
+    )
+    .fetch_one(pool)
+    .await)?;
+    Ok(count)
+}
+
+/// Counts to `n` inside a write transaction holding the writer's turn, as a long write
+/// (a large deletion) would run: for the tests that writes are not stopped at the bound.
+pub async fn run_a_long_write(store: &Store, n: i64) -> Result<i64, StoreError> {
+    let _turn = store.write_turn().await;
+    on_db!(store, pool => {
+        let mut tx = pool.begin_write().await?;
+        let (count,): (i64,) = sqlx::query_as(
+            "WITH RECURSIVE n(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+             SELECT COUNT(*) FROM n",
+        )
+        .bind(n)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(count)
+    })
 }

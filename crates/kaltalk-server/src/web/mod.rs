@@ -213,6 +213,7 @@ impl IntoResponse for PageError {
             AppError::CsrfRejected => ("Form expired", error.to_string()),
             AppError::Forbidden(_) => ("Not allowed", error.to_string()),
             AppError::RateLimited { .. } => ("Slow down", error.to_string()),
+            AppError::Busy => ("Taking too long", "The database took too long with this page and stopped. Try again in a few seconds.".to_owned()),
             AppError::NoOrganization => (
                 "No organization",
                 "You are no longer a member of any organization. Ask an owner for a new invitation, or sign up to create one.".to_owned(),

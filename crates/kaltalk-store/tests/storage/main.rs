@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod api;
+mod bounds;
 mod chat;
 mod contacts;
 mod devices;
