@@ -409,11 +409,11 @@ impl Store {
             ),
             Db::Postgres(_) => (
                 "SELECT m.conversation_id FROM messages m WHERE m.org_id = $1 \
-                 AND to_tsvector('simple', m.text) @@ to_tsquery('simple', $2) ORDER BY m.id DESC LIMIT $3",
+                 AND m.search_words @@ to_tsquery('simple', $2) ORDER BY m.id DESC LIMIT $3",
                 // MATERIALIZED: the matching contacts come from the GIN index; with the
                 // LIMIT pushed down, the planner would walk every contact newest first.
                 "WITH hits AS MATERIALIZED (SELECT ct.id, ct.created_at FROM contacts ct WHERE ct.org_id = $1 \
-                 AND to_tsvector('simple', coalesce(ct.name, '') || ' ' || coalesce(ct.email, '')) @@ to_tsquery('simple', $2)) \
+                 AND ct.search_words @@ to_tsquery('simple', $2)) \
                  SELECT c.id FROM hits JOIN conversations c ON c.contact_id = hits.id \
                  ORDER BY hits.created_at DESC, hits.id DESC LIMIT $3",
                 terms

@@ -179,6 +179,11 @@ pub async fn fill_history(
     .execute(pool)
     .await
     .map(|_| ()))?;
+    // PostgreSQL plans from its statistics, which autovacuum keeps up as a history grows
+    // day by day; a history written at once has none yet.
+    if let crate::Db::Postgres(pool) = &store.db {
+        sqlx::query("ANALYZE").execute(pool).await?;
+    }
     Ok(())
 }
 
