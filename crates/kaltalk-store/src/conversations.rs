@@ -53,6 +53,11 @@ pub struct ConversationSummary {
     pub last_message: Option<String>,
     /// Customer messages since an agent last looked.
     pub unread: i64,
+    /// In a search's answer: the newest of its messages that matched (none when only the
+    /// customer's name or email did).
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_text: Option<String>,
 }
 
 /// Filters for the conversation list.

@@ -373,7 +373,8 @@ impl Store {
     // ---- search -------------------------------------------------------------------------
 
     /// Conversations whose messages (notes included) or contact name or email match every
-    /// word of `query` (as prefixes), newest activity first, across all history.
+    /// word of `query` (as prefixes), newest activity first, each with its newest matching
+    /// message as `matched_text`.
     ///
     /// It starts from the matches, never from the conversations: the newest matching
     /// messages are read from the full-text index (newest first, in the
@@ -396,7 +397,7 @@ impl Store {
         let (newest_matches, matching_contacts, pattern) = match self.db {
             Db::Sqlite(_) => (
                 // CROSS JOIN: the full-text index drives, the messages are looked up.
-                "SELECT m.conversation_id FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
+                "SELECT m.conversation_id, m.text FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid \
                  WHERE messages_fts MATCH $2 AND m.org_id = $1 ORDER BY messages_fts.rowid DESC LIMIT $3",
                 "SELECT c.id FROM contacts_fts CROSS JOIN contacts ct ON ct.rowid = contacts_fts.rowid \
                  JOIN conversations c ON c.contact_id = ct.id WHERE contacts_fts MATCH $2 AND ct.org_id = $1 \
@@ -408,7 +409,7 @@ impl Store {
                     .join(" "),
             ),
             Db::Postgres(_) => (
-                "SELECT m.conversation_id FROM messages m WHERE m.org_id = $1 \
+                "SELECT m.conversation_id, m.text FROM messages m WHERE m.org_id = $1 \
                  AND m.search_words @@ to_tsquery('simple', $2) ORDER BY m.id DESC LIMIT $3",
                 // MATERIALIZED: the matching contacts come from the GIN index; with the
                 // LIMIT pushed down, the planner would walk every contact newest first.
@@ -425,8 +426,10 @@ impl Store {
         };
         let mut candidates: Vec<ConversationId> = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        // Each candidate's newest matching message: the passage its result shows.
+        let mut matched: HashMap<ConversationId, String> = HashMap::new();
         for window in SEARCH_WINDOWS {
-            let newest: Vec<(ConversationId,)> = on_db!(self, pool => sqlx::query_as(newest_matches)
+            let newest: Vec<(ConversationId, String)> = on_db!(self, pool => sqlx::query_as(newest_matches)
                 .bind(org)
                 .bind(&pattern)
                 .bind(window)
@@ -435,9 +438,11 @@ impl Store {
             let all_read = (newest.len() as i64) < window;
             candidates.clear();
             seen.clear();
-            for (conversation,) in newest {
+            matched.clear();
+            for (conversation, text) in newest {
                 if (candidates.len() as i64) < limit && seen.insert(conversation) {
                     candidates.push(conversation);
+                    matched.insert(conversation, text);
                 }
             }
             if all_read || candidates.len() as i64 >= limit {
@@ -467,7 +472,7 @@ impl Store {
             crate::conversations::SUMMARY_SELECT,
             placeholders.join(", ")
         );
-        Ok(on_db!(self, pool => {
+        let mut found = on_db!(self, pool => {
             let mut query = sqlx::query_as::<_, ConversationSummary>(sqlx::AssertSqlSafe(sql))
                 .bind(org)
                 .bind(limit);
@@ -475,7 +480,11 @@ impl Store {
                 query = query.bind(*id);
             }
             query.fetch_all(pool).await
-        })?)
+        })?;
+        for summary in &mut found {
+            summary.matched_text = matched.remove(&summary.conversation.id);
+        }
+        Ok(found)
     }
 
     // ---- snoozes --------------------------------------------------------------------------

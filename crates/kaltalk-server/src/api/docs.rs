@@ -36,6 +36,9 @@ pub struct Conversation {
     last_message: Option<String>,
     /// Customer messages since an agent last looked.
     unread: i64,
+    /// Only in a search's answer (`q`): the newest of its messages that matched; absent
+    /// when only the contact's name or email did.
+    matched_text: Option<String>,
 }
 
 /// A page of conversations, newest first.

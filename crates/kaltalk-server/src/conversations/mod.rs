@@ -592,9 +592,15 @@ impl ListPartial {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// The preview's text in pieces, the searched words marked.
+    /// The preview's text in pieces, the searched words marked: in a search, the
+    /// message that matched, else the last one.
     fn preview(&self, summary: &ConversationSummary) -> Vec<(String, bool)> {
-        let text = summary.last_message.as_deref().unwrap_or("").trim();
+        let text = summary
+            .matched_text
+            .as_deref()
+            .or(summary.last_message.as_deref())
+            .unwrap_or("")
+            .trim();
         if text.is_empty() {
             return Vec::new();
         }

@@ -563,7 +563,9 @@ async fn labels_views_search_canned_responses_and_snoozes() {
             .contains("refund for order 77")
     );
 
-    // Search: message words and contact details, any status.
+    // Search: message words and contact details, any status. The customer wrote again
+    // since: the preview is still the message that matched, not the last one.
+    refund.say("Any news?").await;
     owner
         .submit(
             "/inbox",
@@ -589,6 +591,10 @@ async fn labels_views_search_canned_responses_and_snoozes() {
         .await
         .expect("json");
     assert_eq!(api["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        api["data"][0]["matched_text"], "When do you ship to Lisbon?",
+        "the message that matched"
+    );
 
     // Canned responses: managed in settings, expanded from /shortcut.
     let created = owner

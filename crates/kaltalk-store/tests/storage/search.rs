@@ -23,8 +23,14 @@ const SENTENCES: [&str; 8] = [
 ];
 
 /// What a backend answers, without its ids: each conversation by its customer's name
-/// and email, its last message and unread count.
-type Answer = Vec<(Option<String>, Option<String>, Option<String>, i64)>;
+/// and email, its last message, unread count and (in a search) the message that matched.
+type Answer = Vec<(
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+)>;
 
 async fn filled(store: &Store) -> (kaltalk_core::OrgId, Vec<kaltalk_core::UserId>) {
     let (_owner, org) = sign_up(store, "owner@search.test").await;
@@ -70,6 +76,7 @@ fn answer(found: &[kaltalk_store::conversations::ConversationSummary]) -> Answer
                 c.contact_email.clone(),
                 c.last_message.clone(),
                 c.unread,
+                c.matched_text.clone(),
             )
         })
         .collect()
@@ -119,10 +126,24 @@ async fn search_and_the_list_answer_alike_on_both_backends() {
             "{backend}: by name"
         );
         assert!(!mine[5].1.is_empty(), "{backend}: by email");
-        // The words of one message: the whole page is conversations where they were said.
-        for (_, _, last, _) in &mine[3].1 {
+        // The words of one message: each result shows the message that holds them both.
+        assert!(!mine[3].1.is_empty(), "{backend}");
+        for (_, _, last, _, matched) in &mine[3].1 {
             assert!(last.is_some(), "{backend}: each has a last message");
+            let matched = matched
+                .as_deref()
+                .expect("the message that matched")
+                .to_lowercase();
+            assert!(
+                matched.contains("march") && matched.contains("statement"),
+                "{backend}: {matched}"
+            );
         }
+        // Found by the name only: no message matched.
+        assert!(
+            mine[4].1.iter().all(|c| c.4.is_none()),
+            "{backend}: a name is not in the messages"
+        );
 
         // The list: each filter keeps what it names, newest activity first, and pages.
         let open = store
