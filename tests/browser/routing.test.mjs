@@ -190,6 +190,13 @@ describe('teams and auto-assignment', { timeout: 300_000 }, () => {
     await assertReadable(ada, section.getByRole('heading', { name: 'Routing and auto-assignment' }), null, 'the routing section');
     await noSeriousViolations(ada, 'the inbox settings page');
     await section.screenshot({ path: path.join(artifactsDir, 'routing-inbox-settings-desktop-1440.png') });
+    // The waiting field and its hint read at the smaller sizes too.
+    for (const viewport of VIEWPORTS.slice(1)) {
+      await ada.setViewportSize(viewport.viewport);
+      await assertReadable(ada, ada.locator('#routing-waiting'), null, `the waiting alert field at ${viewport.name}`);
+      await assertReadable(ada, ada.locator('#routing-waiting-hint'), null, `its hint at ${viewport.name}`);
+      await section.screenshot({ path: path.join(artifactsDir, `routing-inbox-settings-${viewport.name}.png`) });
+    }
     await ada.context().close();
   });
 

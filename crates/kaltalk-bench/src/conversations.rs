@@ -23,7 +23,7 @@ use kaltalk_core::{EmailAddress, OrgName, PersonName, Role, SystemClock, token};
 use kaltalk_server::{Config, Kaltalk};
 use kaltalk_store::inboxes::NewInbox;
 use kaltalk_store::testing::{HISTORY_LABELS, HistoryPlan, fill_history};
-use kaltalk_store::{NewApiKey, NewSession, NewUser, Store};
+use kaltalk_store::{NewUser, Store};
 use serde::Serialize;
 
 use crate::report::Latency;
@@ -176,34 +176,14 @@ async fn measure(
     let (history, fill_seconds) = history;
     let messages_per = args.messages / conversations;
 
-    // Credentials: an API key and a dashboard session for the owner, made here.
-    let now = state.now();
-    let key = token::generate("kt_");
-    store
-        .create_api_key(
-            &NewApiKey {
-                org_id: history.org,
-                name: format!("bench {}", now.timestamp()),
-                prefix: key.chars().take(9).collect(),
-                token_hash: token::hash(&key),
-                created_by: Some(history.owner),
-            },
-            now,
-        )
-        .await?;
-    let cookie = token::generate("");
-    store
-        .create_session(
-            &NewSession {
-                token_hash: token::hash(&cookie),
-                user_id: history.owner,
-                org_id: history.org,
-                csrf_token: token::generate(""),
-                expires_at: now + chrono::Duration::hours(1),
-            },
-            now,
-        )
-        .await?;
+    // Credentials: an API key for the organization and a dashboard session for the
+    // owner, made as the operator CLI and the login make them.
+    let key =
+        kaltalk_server::admin::create_api_key(store, history.org, "bench", state.now()).await?;
+    let cookie = kaltalk_server::auth::session::start(&state, history.owner, history.org)
+        .await
+        .map_err(|e| anyhow!("starting a session: {e}"))?;
+    let cookie = format!("{}={}", cookie.name(), cookie.value());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -280,35 +260,36 @@ async fn measure(
         ),
     ];
 
+    // One list of requests: what each is called, its path, and how its answer is asked.
+    let api_count = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["data"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    let page_count = |body: &str| body.matches("data-conversation-link=").count();
+    let shapes = api
+        .into_iter()
+        .map(|(name, query)| {
+            (
+                name,
+                format!("/api/v1/conversations?limit=25&{query}"),
+                true,
+            )
+        })
+        .chain(pages.into_iter().map(|(name, path)| (name, path, false)));
     let mut measured = Vec::new();
-    for (name, query) in api {
-        let url = format!("{base}/api/v1/conversations?limit=25&{query}");
-        let request = http.get(&url).bearer_auth(&key);
-        let (ms, results) = timed(request, args.repeat, |body| {
-            serde_json::from_str::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| v["data"].as_array().map(Vec::len))
-                .unwrap_or(0)
-        })
-        .await
-        .with_context(|| format!("GET {url}"))?;
-        measured.push(Measured {
-            name,
-            request: format!("GET /api/v1/conversations?limit=25&{query}"),
-            ms,
-            results,
-        });
-    }
-    for (name, path) in pages {
+    for (name, path, is_api) in shapes {
         let url = format!("{base}{path}");
-        let request = http
-            .get(&url)
-            .header("cookie", format!("kaltalk_session={cookie}"));
-        let (ms, results) = timed(request, args.repeat, |body| {
-            body.matches("data-conversation-link=").count()
-        })
-        .await
-        .with_context(|| format!("GET {url}"))?;
+        let request = if is_api {
+            http.get(&url).bearer_auth(&key)
+        } else {
+            http.get(&url).header("cookie", &cookie)
+        };
+        let count: &dyn Fn(&str) -> usize = if is_api { &api_count } else { &page_count };
+        let (ms, results) = timed(request, args.repeat, count)
+            .await
+            .with_context(|| format!("GET {url}"))?;
         measured.push(Measured {
             name,
             request: format!("GET {path}"),

@@ -425,7 +425,6 @@ impl Store {
             ),
         };
         let mut candidates: Vec<ConversationId> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         // Each candidate's newest matching message: the passage its result shows.
         let mut matched: HashMap<ConversationId, String> = HashMap::new();
         for window in SEARCH_WINDOWS {
@@ -437,10 +436,9 @@ impl Store {
                 .await)?;
             let all_read = (newest.len() as i64) < window;
             candidates.clear();
-            seen.clear();
             matched.clear();
             for (conversation, text) in newest {
-                if (candidates.len() as i64) < limit && seen.insert(conversation) {
+                if (candidates.len() as i64) < limit && !matched.contains_key(&conversation) {
                     candidates.push(conversation);
                     matched.insert(conversation, text);
                 }
@@ -459,7 +457,8 @@ impl Store {
             by_contact
                 .into_iter()
                 .map(|(c,)| c)
-                .filter(|c| seen.insert(*c)),
+                // A conversation matched by a message is there already.
+                .filter(|c| !matched.contains_key(c)),
         );
         if candidates.is_empty() {
             return Ok(Vec::new());

@@ -118,9 +118,9 @@ pub struct Store {
     db: Db,
     /// Whose turn it is to write, on SQLite (see [`Store::write_turn`]).
     writer: Arc<Mutex<()>>,
-    /// The longest one statement may run, in milliseconds (0: unbounded), read by every
-    /// SQLite connection's progress handler; PostgreSQL's connections carry it as their
-    /// `statement_timeout`. Migrations run unbounded.
+    /// The longest one read may run, in milliseconds (0: unbounded), read by every SQLite
+    /// connection's progress handler and lifted while migrations run. Unused on
+    /// PostgreSQL, whose connections carry the bound as their `statement_timeout`.
     bound_ms: Arc<AtomicU64>,
     /// Writers holding their turn now, on SQLite: while one does, no statement is
     /// stopped (a write runs to its end; see [`Store::connect_with_bound`]).

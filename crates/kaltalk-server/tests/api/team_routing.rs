@@ -638,45 +638,49 @@ async fn an_inbox_tells_its_team_of_a_customer_waiting_longer_than_it_allows() {
     let settings = format!("/settings/inboxes/{}", inbox.id);
     let routing = format!("/settings/inboxes/{}/routing", inbox.id);
     let store = &app.state.store;
-    let minutes = |app: &TestApp| {
-        let store = app.state.store.clone();
-        let id = inbox.id;
-        async move {
-            store
-                .get_inbox(org, id)
-                .await
-                .expect("inbox")
-                .routing
-                .waiting_alert_minutes
-        }
+    let minutes = || async move {
+        store
+            .get_inbox(org, inbox.id)
+            .await
+            .expect("inbox")
+            .routing
+            .waiting_alert_minutes
     };
-    assert_eq!(
-        minutes(&app).await,
-        Some(15),
-        "a quarter of an hour by default"
-    );
-    let page = owner.get_html(&settings).await;
+    let team_id = team.to_string();
+    let (owner_ref, settings, routing, team_id) = (&owner, &settings, &routing, &team_id);
+    let save = |minutes: &'static str| async move {
+        owner_ref
+            .submit(
+                settings,
+                routing,
+                &[("team_id", team_id), ("waiting_alert_minutes", minutes)],
+            )
+            .await
+    };
+    let sweep = || async {
+        kaltalk_server::notifications::alert_waiting(&app.state)
+            .await
+            .expect("sweep")
+    };
+    let notify = || async {
+        kaltalk_server::notifications::notify_pending(&app.state)
+            .await
+            .expect("notify")
+    };
+    assert_eq!(minutes().await, Some(15), "a quarter of an hour by default");
+    let page = owner.get_html(settings).await;
     assert!(page.contains(r#"name="waiting_alert_minutes" type="number" inputmode="numeric" min="1" max="10080" value="15" class="narrow""#));
 
     // Not a whole number of minutes from 1 to a week: refused with the reason, kept.
     for bad in ["0", "10081", "ten", "1.5"] {
-        let refused = owner
-            .submit(
-                &settings,
-                &routing,
-                &[
-                    ("team_id", &team.to_string()),
-                    ("waiting_alert_minutes", bad),
-                ],
-            )
-            .await;
+        let refused = save(bad).await;
         assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
         assert!(
             body(refused).await.contains("whole number from 1 to 10080"),
             "{bad}"
         );
     }
-    assert_eq!(minutes(&app).await, Some(15), "nothing saved");
+    assert_eq!(minutes().await, Some(15), "nothing saved");
     assert_eq!(
         store
             .get_inbox(org, inbox.id)
@@ -687,51 +691,20 @@ async fn an_inbox_tells_its_team_of_a_customer_waiting_longer_than_it_allows() {
         None,
         "not the team either"
     );
-    let saved = owner
-        .submit(
-            &settings,
-            &routing,
-            &[
-                ("team_id", &team.to_string()),
-                ("waiting_alert_minutes", " 5 "),
-            ],
-        )
-        .await;
-    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
-    assert_eq!(minutes(&app).await, Some(5));
+    assert_eq!(save(" 5 ").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(minutes().await, Some(5));
 
     // A visitor writes and nobody answers: after five minutes the team hears of it,
     // in the bell, once.
     let visitor = Visitor::new(&app, &inbox);
     visitor.send(json!({ "text": "Hello?" })).await;
-    kaltalk_server::notifications::notify_pending(&app.state)
-        .await
-        .expect("notify");
+    notify().await;
     app.clock.advance(chrono::Duration::minutes(4));
-    assert_eq!(
-        kaltalk_server::notifications::alert_waiting(&app.state)
-            .await
-            .expect("sweep"),
-        0,
-        "not yet"
-    );
+    assert_eq!(sweep().await, 0, "not yet");
     app.clock.advance(chrono::Duration::minutes(2));
-    assert_eq!(
-        kaltalk_server::notifications::alert_waiting(&app.state)
-            .await
-            .expect("sweep"),
-        1
-    );
-    kaltalk_server::notifications::notify_pending(&app.state)
-        .await
-        .expect("notify");
-    assert_eq!(
-        kaltalk_server::notifications::alert_waiting(&app.state)
-            .await
-            .expect("sweep"),
-        0,
-        "once per wait"
-    );
+    assert_eq!(sweep().await, 1);
+    notify().await;
+    assert_eq!(sweep().await, 0, "once per wait");
     for member in [&owner, &agent] {
         let bell = member.get_html("/notifications").await;
         assert!(bell.contains("Waiting for a reply"), "{bell}");
@@ -740,15 +713,6 @@ async fn an_inbox_tells_its_team_of_a_customer_waiting_longer_than_it_allows() {
     assert!(preferences.contains("Conversations waiting too long for a reply"));
 
     // Empty: never.
-    owner
-        .submit(
-            &settings,
-            &routing,
-            &[
-                ("team_id", &team.to_string()),
-                ("waiting_alert_minutes", ""),
-            ],
-        )
-        .await;
-    assert_eq!(minutes(&app).await, None);
+    save("").await;
+    assert_eq!(minutes().await, None);
 }

@@ -52,13 +52,25 @@ async fn visitor_writes(store: &Store, inbox: &Inbox, token: &str, text: &str) -
 }
 
 async fn note(store: &Store, org: OrgId, conversation: ConversationId, agent: UserId, text: &str) {
+    agent_writes(store, org, conversation, agent, MessageKind::Note, text).await;
+}
+
+/// `agent` writes `text` in `conversation`: a reply (`Text`) or a note.
+async fn agent_writes(
+    store: &Store,
+    org: OrgId,
+    conversation: ConversationId,
+    agent: UserId,
+    kind: MessageKind,
+    text: &str,
+) {
     store
         .agent_writes(
             org,
             conversation,
             AgentWrite {
                 agent,
-                kind: MessageKind::Note,
+                kind,
                 text: &MessageText::parse("text", text).expect("text"),
                 client_id: None,
                 attachments: &[],
@@ -68,7 +80,7 @@ async fn note(store: &Store, org: OrgId, conversation: ConversationId, agent: Us
             now(),
         )
         .await
-        .expect("note");
+        .expect("agent writes");
 }
 
 /// One notifier pass: who was told what, in the order told.
@@ -441,23 +453,7 @@ async fn waits_told(
 }
 
 async fn agent_replies(store: &Store, org: OrgId, conversation: ConversationId, agent: UserId) {
-    store
-        .agent_writes(
-            org,
-            conversation,
-            AgentWrite {
-                agent,
-                kind: MessageKind::Text,
-                text: &MessageText::parse("text", "On it.").expect("text"),
-                client_id: None,
-                attachments: &[],
-                email: None,
-                mentions: &[],
-            },
-            now(),
-        )
-        .await
-        .expect("reply");
+    agent_writes(store, org, conversation, agent, MessageKind::Text, "On it.").await;
 }
 
 #[tokio::test]
