@@ -179,10 +179,12 @@ pub async fn fill_history(
     .execute(pool)
     .await
     .map(|_| ()))?;
-    // PostgreSQL plans from its statistics, which autovacuum keeps up as a history grows
-    // day by day; a history written at once has none yet.
+    // PostgreSQL plans from its statistics and answers counts from the index alone only
+    // where its visibility map says so: autovacuum keeps both up as a history grows day
+    // by day; a history written at once (every conversation updated ten times) has
+    // neither yet.
     if let crate::Db::Postgres(pool) = &store.db {
-        sqlx::query("ANALYZE").execute(pool).await?;
+        sqlx::query("VACUUM ANALYZE").execute(pool).await?;
     }
     Ok(())
 }
